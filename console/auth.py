@@ -1,0 +1,111 @@
+"""Agents' accounts: argon2 password hashes, login with rate limits, finding an agent by reference."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from console.errors import Conflict, InvalidInput, TooManyAttempts
+from console.models import Agent, LoginAttempt, Role, utcnow
+
+_hasher = PasswordHasher()
+# Verifying against this when the account does not exist keeps the timing the same.
+_DUMMY_HASH = _hasher.hash("not a real password")
+LANGUAGES = ("en", "nl")
+MIN_PASSWORD = 8
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+async def create_agent(
+    session: AsyncSession,
+    *,
+    email: str,
+    name: str,
+    password: str,
+    role: str = "agent",
+    extension: str | None = None,
+    language: str = "en",
+) -> Agent:
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 254:
+        raise InvalidInput(f"{email!r} is not an email address", field="email")
+    if not name.strip():
+        raise InvalidInput("name is required", field="name")
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput(f"password must have at least {MIN_PASSWORD} characters", field="password")
+    try:
+        agent_role = Role(role)
+    except ValueError:
+        raise InvalidInput(f"role must be agent, supervisor or admin, not {role!r}", field="role") from None
+    if language not in LANGUAGES:
+        raise InvalidInput(f"language must be one of {', '.join(LANGUAGES)}", field="language")
+    extension = (extension or "").strip() or None
+    if await session.scalar(select(Agent.id).where(Agent.email == email)):
+        raise Conflict(f"an agent with email {email} exists already", field="email")
+    if extension and await session.scalar(select(Agent.id).where(Agent.extension == extension)):
+        raise Conflict(f"extension {extension} belongs to another agent", field="extension")
+    agent = Agent(email=email, name=name.strip(), password_hash=hash_password(password), role=agent_role,
+                  extension=extension, language=language)
+    session.add(agent)
+    await session.flush()
+    return agent
+
+
+async def authenticate(
+    session: AsyncSession,
+    email: str,
+    password: str,
+    address: str,
+    *,
+    max_account: int = 5,
+    max_address: int = 20,
+    window_seconds: int = 900,
+) -> Agent | None:
+    """The agent for these credentials, or None; raises TooManyAttempts when rate-limited.
+
+    Failures are counted per account and per client address over a sliding window, in the
+    database, so the limits hold across several app processes.
+    """
+    account = email.strip().lower()[:254]
+    since = utcnow() - timedelta(seconds=window_seconds)
+    failures = select(func.count()).select_from(LoginAttempt).where(
+        LoginAttempt.created_at >= since, LoginAttempt.succeeded.is_(False)
+    )
+    by_account = await session.scalar(failures.where(LoginAttempt.account == account)) or 0
+    by_address = await session.scalar(failures.where(LoginAttempt.address == address)) or 0
+    if by_account >= max_account or by_address >= max_address:
+        raise TooManyAttempts("Too many failed logins. Wait %(minutes)s minutes and try again.",
+                              retry_after=window_seconds, minutes=window_seconds // 60)
+    agent = await session.scalar(select(Agent).where(Agent.email == account))
+    ok = verify_password(agent.password_hash if agent else _DUMMY_HASH, password) and agent is not None
+    session.add(LoginAttempt(account=account, address=address[:64], succeeded=ok))
+    return agent if ok else None
+
+
+async def find_agent(session: AsyncSession, reference: str) -> Agent | None:
+    """An agent named by a phone system: extension, email, name or id, in that order."""
+    ref = reference.strip()
+    if not ref:
+        return None
+    agent = await session.scalar(select(Agent).where(Agent.extension == ref))
+    if agent is None:
+        agent = await session.scalar(
+            select(Agent).where(or_(Agent.email == ref.lower(), func.lower(Agent.name) == ref.lower())).limit(1)
+        )
+    if agent is None and ref.isdigit():
+        agent = await session.get(Agent, int(ref))
+    return agent

@@ -1,0 +1,59 @@
+"""python -m console: serve, demo, migrate, create-agent, import-customers, seed, simulate."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from console.errors import ConsoleError
+
+log = logging.getLogger("console")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m console", description="Real-time contact-center agent console")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the console")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    demo = sub.add_parser("demo", help="migrate, seed and serve with simulated traffic")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--customers", type=int, default=2000)
+    demo.add_argument("--interval", type=float, default=6.0, help="seconds between simulated calls")
+    sub.add_parser("migrate", help="bring the database schema up to date")
+    agent = sub.add_parser("create-agent", help="create an agent, supervisor or admin")
+    agent.add_argument("--email", required=True)
+    agent.add_argument("--name", required=True)
+    agent.add_argument("--password", required=True)
+    agent.add_argument("--role", default="agent", choices=["agent", "supervisor", "admin"])
+    agent.add_argument("--extension")
+    agent.add_argument("--language", default="en", choices=["en", "nl"])
+    imp = sub.add_parser("import-customers", help="import or update customers from a CSV file")
+    imp.add_argument("file")
+    seed = sub.add_parser("seed", help="add realistic customers with history")
+    seed.add_argument("--customers", type=int, default=2000)
+    sim = sub.add_parser("simulate", help="post realistic CTI calls to a running console")
+    sim.add_argument("--url", default="http://127.0.0.1:8000")
+    sim.add_argument("--interval", type=float, default=6.0)
+    sim.add_argument("--count", type=int, default=0, help="stop after this many calls (0: run until stopped)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args = _parser().parse_args(argv)
+    from console import commands
+
+    try:
+        return commands.run(args)
+    except ConsoleError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+

@@ -1,0 +1,201 @@
+"""What each CLI command does. Like console.web.app, this is a wiring point: it may name adapters."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from console import settings as settings_module
+from console.db import Database
+from console.errors import InvalidInput
+from console.settings import Settings
+
+DEMO_PASSWORD = "demo-password"
+DEMO_AGENTS = [
+    ("anna@demo.example", "Anna de Vries", "agent", "201", "nl"),
+    ("bram@demo.example", "Bram Jansen", "agent", "202", "nl"),
+    ("chloe@demo.example", "Chloe Smith", "agent", "203", "en"),
+    ("daan@demo.example", "Daan Bakker", "agent", "204", "nl"),
+    ("sophie@demo.example", "Sophie Visser", "supervisor", "300", "nl"),
+]
+
+
+def run(args: argparse.Namespace) -> int:
+    handler = {
+        "serve": serve,
+        "demo": demo,
+        "migrate": migrate,
+        "create-agent": create_agent,
+        "import-customers": import_customers,
+        "seed": seed,
+        "simulate": simulate,
+    }[args.command]
+    return handler(args)
+
+
+def _db_settings() -> Settings:
+    return settings_module.load(need_secret=False)
+
+
+def migrate(args: argparse.Namespace | None = None, settings: Settings | None = None) -> int:
+    from console.migrations import upgrade
+
+    settings = settings or _db_settings()
+    upgrade(settings.database_url)
+    print(f"database is up to date ({_safe_url(settings.database_url)})")
+    return 0
+
+
+def _safe_url(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "…@" + rest.split("@", 1)[1]
+    return scheme + sep + rest
+
+
+def _check_workers(settings: Settings, workers: int) -> None:
+    if workers > 1 and settings.is_sqlite:
+        raise InvalidInput(
+            "SQLite serves one process only; to run several workers or nodes set "
+            "CONSOLE_DATABASE_URL=postgresql+asyncpg://... (and CONSOLE_REDIS_URL=redis://...)",
+            field="workers",
+        )
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = settings_module.load()
+    _check_workers(settings, args.workers)
+    if settings.is_sqlite:
+        migrate(settings=settings)
+    uvicorn.run("console.web.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+                proxy_headers=True, log_level="info", ws="websockets-sansio")
+    return 0
+
+
+def create_agent(args: argparse.Namespace) -> int:
+    from console.auth import create_agent as create
+
+    async def go() -> int:
+        db = Database(_db_settings().database_url)
+        try:
+            async with db.transaction() as session:
+                agent = await create(session, email=args.email, name=args.name, password=args.password,
+                                     role=args.role, extension=args.extension, language=args.language)
+                print(f"created {agent.role.value} {agent.name} <{agent.email}> (id {agent.id})")
+        finally:
+            await db.close()
+        return 0
+
+    return asyncio.run(go())
+
+
+def import_customers(args: argparse.Namespace) -> int:
+    from console.importer import import_file
+
+    settings = _db_settings()
+
+    async def go() -> int:
+        db = Database(settings.database_url)
+        try:
+            report = await import_file(db, Path(args.file), region=settings.default_region)
+        finally:
+            await db.close()
+        for line, reason in report.errors:
+            print(f"line {line}: {reason}", file=sys.stderr)
+        print(f"{report.created} created, {report.updated} updated, {len(report.errors)} rows with errors")
+        return 1 if report.errors and not (report.created or report.updated) else 0
+
+    if not Path(args.file).is_file():
+        raise InvalidInput("no such file: %(path)s", field="file", path=args.file)
+    return asyncio.run(go())
+
+
+def seed(args: argparse.Namespace) -> int:
+    from console.seed import seed as make
+
+    settings = _db_settings()
+
+    async def go() -> int:
+        db = Database(settings.database_url)
+        try:
+            summary = await make(db, customers=args.customers, region=settings.default_region)
+        finally:
+            await db.close()
+        print(summary)
+        return 0
+
+    return asyncio.run(go())
+
+
+def simulate(args: argparse.Namespace) -> int:
+    from integrations.simulator import run_simulator
+
+    token = os.environ.get("CONSOLE_CTI_TOKEN") or settings_module.load(demo=True).cti_token
+    asyncio.run(run_simulator(args.url, token, interval=args.interval, count=args.count))
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    import uvicorn
+    from integrations.simulator import run_simulator
+
+    from console.auth import create_agent as create
+    from console.models import Agent
+    from console.seed import seed as make
+    from console.web.app import create_app
+
+    os.environ.setdefault("CONSOLE_DEMO", "1")
+    settings = settings_module.load(demo=True)
+    migrate(settings=settings)
+
+    async def prepare() -> bool:
+        from sqlalchemy import func, select
+
+        db = Database(settings.database_url)
+        try:
+            async with db.transaction() as session:
+                if await session.scalar(select(func.count()).select_from(Agent)):
+                    return False
+                for email, name, role, extension, language in DEMO_AGENTS:
+                    await create(session, email=email, name=name, password=DEMO_PASSWORD, role=role,
+                                 extension=extension, language=language)
+            print(await make(db, customers=args.customers, region=settings.default_region))
+            return True
+        finally:
+            await db.close()
+
+    async def go() -> None:
+        await prepare()
+        url = f"http://{args.host}:{args.port}"
+        config = uvicorn.Config(create_app(settings), host=args.host, port=args.port, log_level="warning",
+                                ws="websockets-sansio")
+        server = uvicorn.Server(config)
+        print(f"\n  The console runs at {url}/\n")
+        print(f"  Log in as one of these (password: {DEMO_PASSWORD}):")
+        for email, name, role, extension, language in DEMO_AGENTS:
+            print(f"    {email:24} {name:16} {role:11} ext. {extension}  ({language})")
+        print(f"\n  Simulated calls arrive every ~{args.interval:g} s; set yourself Available to get screen-pops.")
+        print("  Stop with Ctrl+C.\n")
+        simulator = asyncio.create_task(_after_start(server, run_simulator(url, settings.cti_token,
+                                                                            interval=args.interval)))
+        try:
+            await server.serve()
+        finally:
+            simulator.cancel()
+
+    asyncio.run(go())
+    return 0
+
+
+async def _after_start(server: object, job: object) -> None:
+    import uvicorn
+
+    assert isinstance(server, uvicorn.Server)
+    while not server.started:
+        await asyncio.sleep(0.1)
+    await job  # type: ignore[misc]

@@ -1,0 +1,300 @@
+"""The life of a conversation: arrive, answer, hang up, and linking it to a customer."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from console import customers
+from console.auth import find_agent
+from console.errors import Conflict, InvalidInput, NotFound
+from console.models import (
+    Agent,
+    AgentStatus,
+    Channel,
+    ContactKind,
+    ContactPoint,
+    Conversation,
+    Customer,
+    Direction,
+    Offer,
+    OfferState,
+    Queue,
+    State,
+    utcnow,
+)
+from console.ports import Context
+from console.routing import dispatch_to, offer, pick_agent
+
+log = logging.getLogger("console.conversations")
+
+ENDED = (State.CLOSED, State.ABANDONED, State.TRANSFERRED, State.WRAP_UP)
+CONTACT_KIND = {Channel.CALL: ContactKind.PHONE, Channel.MAIL: ContactKind.EMAIL, Channel.CHAT: ContactKind.VISITOR}
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """What `arrive` did: the conversation, whether it is new, and where the console routed it."""
+
+    conversation_id: int
+    state: State
+    created: bool
+    agent_id: int | None
+    target_extension: str | None
+
+
+async def _tell(ctx: Context, agent_ids: set[int]) -> None:
+    """After the commit: the agents whose live view changed get it pushed."""
+    if agent_ids:
+        await ctx.notify.agents_changed(agent_ids)
+
+
+def customer_address(conversation: Conversation) -> str:
+    """The customer's side of the conversation: the caller, or whom an agent calls."""
+    return conversation.to_address if conversation.direction is Direction.OUT else conversation.from_address
+
+
+async def _find(session: AsyncSession, channel: Channel, external_id: str) -> Conversation | None:
+    return await session.scalar(
+        select(Conversation).where(Conversation.channel == channel, Conversation.external_id == external_id)
+    )
+
+
+async def _routed_target(session: AsyncSession, conversation: Conversation) -> str | None:
+    if conversation.agent_id is None or conversation.state not in (State.OFFERED, State.ACTIVE):
+        return None
+    agent = await session.get(Agent, conversation.agent_id)
+    return agent.extension if agent else None
+
+
+async def arrive(
+    ctx: Context,
+    *,
+    channel: Channel,
+    external_id: str,
+    from_address: str,
+    to_address: str,
+    direction: Direction = Direction.IN,
+    ringing: list[str] | None = None,
+    queue: str | None = None,
+    subject: str | None = None,
+) -> Arrival:
+    """Store a new conversation, match its customer, and offer it; idempotent on external_id.
+
+    When `ringing` names agents the contact is already ringing them (the phone system routes),
+    so they get the offer; otherwise the console picks the longest-idle available agent, or the
+    conversation waits in state queued until one becomes available.
+    """
+    if not external_id or len(external_id) > 250:
+        raise InvalidInput("external id must have 1 to 250 characters", field="external_id")
+    try:
+        arrival, touched = await _arrive(ctx, channel, external_id, from_address, to_address, direction,
+                                         ringing or [], queue, subject)
+    except IntegrityError:
+        # Another request stored the same external id first: answer with that conversation.
+        async with ctx.db.transaction() as session:
+            existing = await _find(session, channel, external_id)
+            if existing is None:
+                raise
+            return Arrival(existing.id, existing.state, False, existing.agent_id,
+                           await _routed_target(session, existing))
+    await _tell(ctx, touched)
+    return arrival
+
+
+async def _arrive(
+    ctx: Context,
+    channel: Channel,
+    external_id: str,
+    from_address: str,
+    to_address: str,
+    direction: Direction,
+    ringing: list[str],
+    queue_name: str | None,
+    subject: str | None,
+) -> tuple[Arrival, set[int]]:
+    async with ctx.db.transaction() as session:
+        existing = await _find(session, channel, external_id)
+        if existing is not None:
+            routed_to = await _routed_target(session, existing)
+            return Arrival(existing.id, existing.state, False, existing.agent_id, routed_to), set()
+        address = to_address if direction is Direction.OUT else from_address
+        matches = await customers.match(session, CONTACT_KIND[channel], address, ctx.region)
+        queue_id = None
+        if queue_name:
+            queue_id = await session.scalar(select(Queue.id).where(Queue.name == queue_name))
+            if queue_id is None:
+                log.warning("conversation %s names unknown queue %r; kept without queue", external_id, queue_name)
+        conversation = Conversation(
+            channel=channel, direction=direction, external_id=external_id, state=State.QUEUED,
+            from_address=from_address[:320], to_address=to_address[:320], subject=subject,
+            customer_id=matches[0] if len(matches) == 1 else None, queue_id=queue_id, created_at=utcnow(),
+        )
+        session.add(conversation)
+        await session.flush()
+        touched: set[int] = set()
+        target: str | None = None
+        if ringing:
+            for reference in dict.fromkeys(ringing):
+                agent = await find_agent(session, reference)
+                if agent is None:
+                    log.warning("conversation %s rings unknown agent %r", external_id, reference)
+                elif agent.id not in touched:
+                    await offer(session, conversation, agent)
+                    touched.add(agent.id)
+            if len(touched) > 1:
+                conversation.agent_id = None
+        elif direction is Direction.IN:
+            agent = await pick_agent(session, channel)
+            if agent is not None:
+                await offer(session, conversation, agent)
+                touched.add(agent.id)
+                target = agent.extension
+        arrival = Arrival(conversation.id, conversation.state, True, conversation.agent_id, target)
+    return arrival, touched
+
+
+async def _end_offers(session: AsyncSession, conversation_id: int, keep_agent: int | None) -> set[int]:
+    """Withdraw the pending offers of a conversation except `keep_agent`'s; return whose ended."""
+    now = utcnow()
+    offers = await session.scalars(
+        select(Offer).where(Offer.conversation_id == conversation_id, Offer.state == OfferState.PENDING)
+    )
+    ended: set[int] = set()
+    for record in offers:
+        record.ended_at = now
+        if record.agent_id == keep_agent:
+            record.state = OfferState.ACCEPTED
+        else:
+            record.state = OfferState.WITHDRAWN
+            ended.add(record.agent_id)
+    return ended
+
+
+async def _give_freed_agents_work(session: AsyncSession, agent_ids: set[int]) -> set[int]:
+    """Agents whose offer or call just ended pick up waiting work; returns who got some."""
+    await session.flush()
+    served: set[int] = set()
+    now = utcnow()
+    for agent_id in sorted(agent_ids):
+        agent = await session.get(Agent, agent_id, with_for_update=True)
+        if agent is None or agent.status is not AgentStatus.AVAILABLE:
+            continue
+        agent.idle_since = now
+        if await dispatch_to(session, agent) is not None:
+            served.add(agent_id)
+    return served
+
+
+async def answer(ctx: Context, channel: Channel, external_id: str, answered_by: list[str]) -> Conversation:
+    """The contact was answered: active for the agent who answered, withdrawn from the others."""
+    async with ctx.db.transaction() as session:
+        conversation = await _find(session, channel, external_id)
+        if conversation is None:
+            raise NotFound(f"no {channel.value} with id {external_id!r}; send newCall first", field="callId")
+        if conversation.state in ENDED:
+            raise Conflict(f"{channel.value} {external_id!r} has ended already ({conversation.state.value})",
+                           field="callId")
+        agent = None
+        for reference in answered_by:
+            agent = await find_agent(session, reference)
+            if agent is not None:
+                break
+        pending = list(await session.scalars(
+            select(Offer.agent_id).where(Offer.conversation_id == conversation.id,
+                                         Offer.state == OfferState.PENDING)))
+        if agent is None and conversation.agent_id is not None:
+            agent = await session.get(Agent, conversation.agent_id)
+        if agent is None and len(pending) == 1:
+            agent = await session.get(Agent, pending[0])
+        if agent is None:
+            log.warning("%s %s answered by unknown agent %r", channel.value, external_id, answered_by)
+        touched = set(pending)
+        if conversation.state is not State.ACTIVE or (agent and conversation.agent_id != agent.id):
+            conversation.state = State.ACTIVE
+            conversation.answered_at = conversation.answered_at or utcnow()
+            conversation.agent_id = agent.id if agent else None
+        freed = await _end_offers(session, conversation.id, agent.id if agent else None)
+        if agent is not None:
+            touched.add(agent.id)
+        touched |= await _give_freed_agents_work(session, freed)
+    await _tell(ctx, touched)
+    return conversation
+
+
+async def hang_up(ctx: Context, channel: Channel, external_id: str, cause: str | None = None) -> Conversation:
+    """The contact ended: abandoned when nobody had answered (the pop is withdrawn), else closed."""
+    async with ctx.db.transaction() as session:
+        conversation = await _find(session, channel, external_id)
+        if conversation is None:
+            raise NotFound(f"no {channel.value} with id {external_id!r}", field="callId")
+        if conversation.state in ENDED:
+            return conversation
+        now = utcnow()
+        conversation.hangup_cause = (cause or "")[:100] or None
+        touched: set[int] = set()
+        if conversation.state is State.ACTIVE:
+            conversation.state = State.CLOSED
+            conversation.closed_at = now
+            if conversation.agent_id is not None:
+                touched.add(conversation.agent_id)
+        else:
+            conversation.state = State.ABANDONED
+            conversation.abandoned_at = now
+        touched |= await _end_offers(session, conversation.id, None)
+        touched |= await _give_freed_agents_work(session, set(touched))
+    await _tell(ctx, touched)
+    return conversation
+
+
+async def _held_by(session: AsyncSession, conversation_id: int, agent_id: int) -> tuple[Conversation, set[int]]:
+    """The conversation if `agent_id` has it offered or active, and every agent who sees it."""
+    conversation = await session.get(Conversation, conversation_id, with_for_update=True)
+    if conversation is None:
+        raise NotFound("This conversation does not exist.")
+    viewers = set(await session.scalars(
+        select(Offer.agent_id).where(Offer.conversation_id == conversation_id, Offer.state == OfferState.PENDING)))
+    if conversation.state is State.ACTIVE and conversation.agent_id is not None:
+        viewers.add(conversation.agent_id)
+    if agent_id not in viewers:
+        raise Conflict("This conversation is not yours (any more).")
+    return conversation, viewers
+
+
+async def link_customer(ctx: Context, agent_id: int, conversation_id: int, customer_id: int) -> None:
+    """Attach the conversation to an existing customer, adding the caller's address to them."""
+    async with ctx.db.transaction() as session:
+        conversation, viewers = await _held_by(session, conversation_id, agent_id)
+        customer = await session.get(Customer, customer_id)
+        if customer is None:
+            raise NotFound("That customer does not exist.", field="customer_id")
+        conversation.customer_id = customer.id
+        kind = CONTACT_KIND[conversation.channel]
+        address = customer_address(conversation)
+        normalized = customers.normalize(kind, address, ctx.region)
+        if normalized is not None:
+            known = await session.scalar(select(ContactPoint.id).where(
+                ContactPoint.customer_id == customer.id, ContactPoint.kind == kind,
+                ContactPoint.normalized == normalized))
+            if known is None:
+                session.add(ContactPoint(customer_id=customer.id, kind=kind, value=address, normalized=normalized))
+    await _tell(ctx, viewers)
+
+
+async def create_customer(
+    ctx: Context, agent_id: int, conversation_id: int, *, name: str, company: str = "", phone: str = "",
+    email: str = "",
+) -> int:
+    """Create the customer from the pop's form and attach the conversation to them."""
+    async with ctx.db.transaction() as session:
+        conversation, viewers = await _held_by(session, conversation_id, agent_id)
+        customer = await customers.create(session, name=name, company=company, phones=[phone], emails=[email],
+                                          region=ctx.region)
+        conversation.customer_id = customer.id
+        customer_id = customer.id
+    await _tell(ctx, viewers)
+    return customer_id

@@ -1,0 +1,228 @@
+"""Customers: normalising contact points, matching a caller, and the picture shown in a pop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+import phonenumbers
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from console.errors import InvalidInput
+from console.models import (
+    OPEN_TICKET_STATUSES,
+    Agent,
+    ContactKind,
+    ContactPoint,
+    Conversation,
+    Customer,
+    Note,
+    Ticket,
+    Tier,
+)
+
+ANONYMOUS = {"", "anonymous", "unknown", "private", "restricted", "unavailable"}
+HISTORY_LENGTH = 10
+BAD_CONTACT = {
+    ContactKind.PHONE: "%(value)s is not a phone number.",
+    ContactKind.EMAIL: "%(value)s is not an email address.",
+    ContactKind.VISITOR: "%(value)s is not a visitor id.",
+}
+NOTES_SHOWN = 5
+
+
+def normalize_phone(raw: str, region: str) -> str | None:
+    """E.164 form of `raw` read in `region`, or None when it is not a possible phone number."""
+    text = raw.strip()
+    if text.lower() in ANONYMOUS:
+        return None
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if text.isdigit() and not phonenumbers.is_valid_number(number):
+        # Phone systems often send international numbers without "+" (Zammad's 493055571600).
+        try:
+            international = phonenumbers.parse("+" + text)
+        except phonenumbers.NumberParseException:
+            international = None
+        if international is not None and phonenumbers.is_valid_number(international):
+            number = international
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_email(raw: str) -> str | None:
+    text = raw.strip().lower()
+    local, at, domain = text.partition("@")
+    if not at or not local or "." not in domain or " " in text or len(text) > 320:
+        return None
+    return text
+
+
+def normalize(kind: ContactKind, raw: str, region: str) -> str | None:
+    if kind is ContactKind.PHONE:
+        return normalize_phone(raw, region)
+    if kind is ContactKind.EMAIL:
+        return normalize_email(raw)
+    visitor = raw.strip()
+    return visitor[:320] or None
+
+
+def format_phone(e164: str) -> str:
+    try:
+        return phonenumbers.format_number(phonenumbers.parse(e164), phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    except phonenumbers.NumberParseException:
+        return e164
+
+
+async def match(session: AsyncSession, kind: ContactKind, raw: str, region: str) -> list[int]:
+    """Ids of the customers having this contact point, oldest first (empty when none or unusable)."""
+    normalized = normalize(kind, raw, region)
+    if normalized is None:
+        return []
+    rows = await session.execute(
+        select(ContactPoint.customer_id)
+        .where(ContactPoint.kind == kind, ContactPoint.normalized == normalized)
+        .distinct()
+        .order_by(ContactPoint.customer_id)
+        .limit(20)
+    )
+    return list(rows.scalars())
+
+
+def parse_tier(raw: str | None) -> Tier | None:
+    text = (raw or "").strip().upper()
+    if not text:
+        return None
+    try:
+        return Tier(text)
+    except ValueError:
+        raise InvalidInput("Tier must be A, B or C, not %(value)s.", field="tier", value=raw) from None
+
+
+def parse_money(raw: str | None) -> Decimal:
+    text = (raw or "").strip().replace("€", "").replace(" ", "")
+    if not text:
+        return Decimal("0")
+    if "," in text and "." in text:
+        text = text.replace(".", "").replace(",", ".") if text.rfind(",") > text.rfind(".") else text.replace(",", "")
+    elif "," in text:
+        text = text.replace(",", ".")
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        raise InvalidInput("Lifetime value must be a number, not %(value)s.", field="lifetime_value",
+                           value=raw) from None
+    if not value.is_finite() or value < 0 or value >= Decimal("1e12"):
+        raise InvalidInput("Lifetime value must be between 0 and 999,999,999,999, not %(value)s.",
+                           field="lifetime_value", value=raw)
+    return value.quantize(Decimal("0.01"))
+
+
+async def create(
+    session: AsyncSession,
+    *,
+    name: str,
+    region: str,
+    company: str = "",
+    phones: list[str] | None = None,
+    emails: list[str] | None = None,
+    tier: str | None = None,
+) -> Customer:
+    """A new customer with validated contact points; InvalidInput names the offending field."""
+    name = name.strip()
+    if not name:
+        raise InvalidInput("Name is required.", field="name")
+    if len(name) > 200:
+        raise InvalidInput("Name is longer than 200 characters.", field="name")
+    if len(company.strip()) > 200:
+        raise InvalidInput("Company is longer than 200 characters.", field="company")
+    points: list[ContactPoint] = []
+    for kind, values in ((ContactKind.PHONE, phones or []), (ContactKind.EMAIL, emails or [])):
+        for value in values:
+            if not value.strip():
+                continue
+            normalized = normalize(kind, value, region)
+            if normalized is None:
+                raise InvalidInput(BAD_CONTACT[kind], field=kind.value, value=value)
+            if all(p.normalized != normalized or p.kind != kind for p in points):
+                points.append(ContactPoint(kind=kind, value=value.strip(), normalized=normalized))
+    customer = Customer(name=name, company=company.strip() or None, tier=parse_tier(tier),
+                        lifetime_value=Decimal("0"), contact_points=points)
+    session.add(customer)
+    await session.flush()
+    return customer
+
+
+@dataclass
+class HistoryItem:
+    id: int
+    channel: str
+    direction: str
+    state: str
+    disposition: str | None
+    at: object
+
+
+@dataclass
+class Picture:
+    """Everything a screen-pop shows of one customer."""
+
+    customer: Customer
+    owner: Agent | None
+    history: list[Conversation]
+    open_tickets: list[Ticket]
+    notes: list[Note]
+    conversation_count: int
+
+
+async def picture(session: AsyncSession, customer_id: int) -> Picture | None:
+    customer = await session.scalar(
+        select(Customer).where(Customer.id == customer_id).options(
+            selectinload(Customer.contact_points), selectinload(Customer.owner)
+        )
+    )
+    if customer is None:
+        return None
+    history = list(
+        await session.scalars(
+            select(Conversation)
+            .where(Conversation.customer_id == customer_id)
+            .order_by(Conversation.created_at.desc(), Conversation.id.desc())
+            .limit(HISTORY_LENGTH)
+        )
+    )
+    tickets = list(
+        await session.scalars(
+            select(Ticket)
+            .where(Ticket.customer_id == customer_id, Ticket.status.in_(OPEN_TICKET_STATUSES))
+            .order_by(Ticket.created_at.desc())
+            .limit(10)
+        )
+    )
+    notes = list(
+        await session.scalars(
+            select(Note)
+            .where(Note.customer_id == customer_id)
+            .options(selectinload(Note.agent))
+            .order_by(Note.created_at.desc(), Note.id.desc())
+            .limit(NOTES_SHOWN)
+        )
+    )
+    count = await session.scalar(select(func.count()).where(Conversation.customer_id == customer_id))
+    return Picture(customer, customer.owner, history, tickets, notes, int(count or 0))
+
+
+async def brief(session: AsyncSession, ids: list[int]) -> list[Customer]:
+    """Customers by id with their contact points, for choosing among several matches."""
+    if not ids:
+        return []
+    rows = await session.scalars(
+        select(Customer).where(Customer.id.in_(ids)).options(selectinload(Customer.contact_points))
+        .order_by(Customer.name)
+    )
+    return list(rows)

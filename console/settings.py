@@ -1,0 +1,107 @@
+"""One Settings object, read from CONSOLE_* environment variables."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from console.errors import InvalidInput
+
+TRUE = {"1", "true", "yes", "on"}
+
+
+def _flag(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in TRUE
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    database_url: str
+    redis_url: str = ""
+    secret_key: str
+    default_region: str = "NL"
+    cti_token: str = ""
+    var_dir: Path = Path("var")
+    demo: bool = False
+    default_language: str = "en"
+    cookie_secure: bool = False
+    session_max_age: int = 12 * 3600
+    allowed_origins: tuple[str, ...] = field(default_factory=tuple)
+    stream_backlog: int = 1000
+    socket_queue_size: int = 256
+    login_max_failures_account: int = 5
+    login_max_failures_address: int = 20
+    login_window_seconds: int = 900
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _kept_secret(var_dir: Path, name: str) -> str:
+    """A random value generated once and kept under var/ (demo and embedded use)."""
+    path = var_dir / name
+    if path.exists():
+        return path.read_text().strip()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return value
+
+
+def load(
+    environ: dict[str, str] | None = None, *, demo: bool | None = None, need_secret: bool = True
+) -> Settings:
+    """Read settings from the environment; raise InvalidInput with the variable's name on error."""
+    env = dict(os.environ if environ is None else environ)
+    var_dir = Path(env.get("CONSOLE_VAR_DIR") or "var")
+    is_demo = _flag(env.get("CONSOLE_DEMO")) if demo is None else demo
+    database_url = env.get("CONSOLE_DATABASE_URL") or f"sqlite+aiosqlite:///{var_dir / 'console.db'}"
+    if database_url.startswith("postgresql://"):
+        database_url = "postgresql+asyncpg://" + database_url.removeprefix("postgresql://")
+    if not database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        raise InvalidInput(
+            "CONSOLE_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://",
+            field="CONSOLE_DATABASE_URL",
+        )
+    secret_key = env.get("CONSOLE_SECRET_KEY", "")
+    if not secret_key and need_secret:
+        if not is_demo:
+            raise InvalidInput(
+                "CONSOLE_SECRET_KEY is required outside demo mode "
+                "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')",
+                field="CONSOLE_SECRET_KEY",
+            )
+        secret_key = _kept_secret(var_dir, "secret_key")
+    cti_token = env.get("CONSOLE_CTI_TOKEN", "")
+    if not cti_token and is_demo:
+        cti_token = _kept_secret(var_dir, "cti_token")
+    region = (env.get("CONSOLE_DEFAULT_REGION") or "NL").upper()
+    import phonenumbers
+
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise InvalidInput(
+            f"CONSOLE_DEFAULT_REGION={region!r} is not a region code such as NL, BE, DE or GB",
+            field="CONSOLE_DEFAULT_REGION",
+        )
+    language = env.get("CONSOLE_DEFAULT_LANGUAGE") or "en"
+    if language not in ("en", "nl"):
+        raise InvalidInput("CONSOLE_DEFAULT_LANGUAGE must be en or nl", field="CONSOLE_DEFAULT_LANGUAGE")
+    origins = tuple(o.strip().rstrip("/") for o in env.get("CONSOLE_ALLOWED_ORIGINS", "").split(",") if o.strip())
+    return Settings(
+        database_url=database_url,
+        redis_url=env.get("CONSOLE_REDIS_URL", ""),
+        secret_key=secret_key,
+        default_region=region,
+        cti_token=cti_token,
+        var_dir=var_dir,
+        demo=is_demo,
+        default_language=language,
+        cookie_secure=_flag(env.get("CONSOLE_COOKIE_SECURE")),
+        allowed_origins=origins,
+    )

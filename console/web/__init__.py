@@ -1,0 +1,1 @@
+"""The one wiring point: pages, the socket, integrations' routes, templates and the bus."""

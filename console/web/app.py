@@ -1,0 +1,93 @@
+"""The app factory: the single place that names the concrete adapters."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from console import i18n
+from console.errors import Conflict, ConsoleError, InvalidInput, NotFound, TooManyAttempts, Unavailable
+from console.settings import Settings
+from console.settings import load as load_settings
+from console.web import health, live, pages
+from console.web.assets import asset_dir
+from console.web.security import CSRFMiddleware
+from console.web.wiring import Wiring, build
+from integrations.telephony import cti
+
+log = logging.getLogger("console.web")
+
+STATUS = {InvalidInput: 422, NotFound: 404, Conflict: 409, TooManyAttempts: 429, Unavailable: 503}
+
+
+async def console_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ConsoleError)
+    status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
+    headers = {"Retry-After": "5"} if isinstance(exc, Unavailable) else {}
+    if request.url.path.startswith("/integrations/"):
+        return JSONResponse({"error": exc.message, "field": exc.field}, status_code=status, headers=headers)
+    w: Wiring = request.app.state.wiring
+    language = w.settings.default_language
+    agent_id = pages.agent_id_of(request)
+    if agent_id is not None:
+        try:
+            async with w.ctx.db.transaction() as session:
+                from console.models import Agent
+
+                agent = await session.get(Agent, agent_id)
+                language = agent.language if agent else language
+        except ConsoleError:
+            pass
+    text = exc.translated(i18n.translations(language).gettext)
+    html = w.renderer.render("partials/flash.html", language, message=text)
+    return HTMLResponse(html, status_code=status, headers=headers)
+
+
+def make_routes(w: Wiring) -> list[BaseRoute]:
+    return [
+        Route("/", pages.agent_page, methods=["GET"]),
+        Route("/login", pages.login_form, methods=["GET"]),
+        Route("/login", pages.login, methods=["POST"]),
+        Route("/logout", pages.logout, methods=["POST"]),
+        Route("/agent/status", pages.set_status, methods=["POST"]),
+        Route("/conversations/{id:int}/customer", pages.link_customer, methods=["POST"]),
+        Route("/conversations/{id:int}/customers", pages.create_customer, methods=["POST"]),
+        Route("/healthz", health.healthz, methods=["GET"]),
+        Route("/readyz", health.readyz, methods=["GET"]),
+        WebSocketRoute("/ws", live.live_socket),
+        *cti.routes(w.ctx, w.settings.cti_token),
+        Mount("/static", StaticFiles(directory=asset_dir("static")), name="static"),
+    ]
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or load_settings()
+    w = build(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await w.bus.start()
+        try:
+            yield
+        finally:
+            await w.bus.close()
+            await w.ctx.db.close()
+
+    middleware = [
+        Middleware(SessionMiddleware, secret_key=settings.secret_key, session_cookie="console_session",
+                   max_age=settings.session_max_age, same_site="lax", https_only=settings.cookie_secure),
+        Middleware(CSRFMiddleware, allowed_origins=settings.allowed_origins, exempt_prefixes=("/integrations/",)),
+    ]
+    app = Starlette(routes=make_routes(w), middleware=middleware, lifespan=lifespan,
+                    exception_handlers={ConsoleError: console_error})
+    app.state.wiring = w
+    return app

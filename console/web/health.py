@@ -1,0 +1,30 @@
+"""Liveness and readiness for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from console.web.wiring import Wiring
+
+CHECK_TIMEOUT = 2.0
+
+
+async def healthz(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+async def readyz(request: Request) -> Response:
+    w: Wiring = request.app.state.wiring
+    checks: dict[str, str] = {}
+    for name, probe in (("database", w.ctx.db.ping), ("bus", w.bus.ping)):
+        try:
+            await asyncio.wait_for(probe(), CHECK_TIMEOUT)
+            checks[name] = "ok"
+        except Exception as exc:
+            checks[name] = f"unreachable: {exc.__class__.__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503,
+                        headers={} if ready else {"Retry-After": "5"})

@@ -1,0 +1,81 @@
+"""The websocket: a socket per agent page, carrying pushes of the agent's stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from console.models import Agent
+from console.screenpop import agent_view
+from console.web.render import agent_stream, cursor_frame
+from console.web.security import origin_allowed
+from console.web.wiring import Wiring
+from realtime import Overflow
+from realtime.hub import pump
+
+log = logging.getLogger("console.web.live")
+
+POLICY_VIOLATION = 1008
+TRY_AGAIN_LATER = 1013
+MAX_CURSOR = 100
+
+
+async def live_socket(websocket: WebSocket) -> None:
+    w: Wiring = websocket.app.state.wiring
+    agent_id = websocket.session.get("agent_id") if "session" in websocket.scope else None
+    if not origin_allowed(websocket, w.settings.allowed_origins):
+        await _refuse(websocket, "origin not allowed")
+        return
+    if not isinstance(agent_id, int):
+        await _refuse(websocket, "not signed in")
+        return
+    async with w.ctx.db.transaction() as session:
+        if await session.get(Agent, agent_id) is None:
+            await _refuse(websocket, "not signed in")
+            return
+    await websocket.accept()
+    since = websocket.query_params.get("since", "")[:MAX_CURSOR] or None
+
+    async def snapshot() -> str:
+        async with w.ctx.db.transaction() as session:
+            view = await agent_view(session, agent_id, w.ctx.region)
+        return w.renderer.live(view)
+
+    sender = asyncio.create_task(
+        pump(w.bus, agent_stream(agent_id), websocket.send_text, since=since, snapshot=snapshot,
+             wrap=cursor_frame, maxsize=w.settings.socket_queue_size)
+    )
+    receiver = asyncio.create_task(_drain(websocket))
+    done, pending = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    if sender in done:
+        exc = sender.exception()
+        if isinstance(exc, Overflow):
+            log.info("agent %s socket fell behind; closing it so it replays", agent_id)
+            with contextlib.suppress(Exception):
+                await websocket.close(TRY_AGAIN_LATER, "fell behind")
+        elif exc is not None and not isinstance(exc, WebSocketDisconnect | RuntimeError):
+            log.error("live socket of agent %s failed", agent_id, exc_info=exc)
+            with contextlib.suppress(Exception):
+                await websocket.close(1011, "server error")
+
+
+async def _drain(websocket: WebSocket) -> None:
+    """Read until the browser goes away; the console expects nothing on the socket."""
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+
+
+async def _refuse(websocket: WebSocket, reason: str) -> None:
+    # Accept first: a handshake refused with HTTP 403 reaches the browser as 1006, which htmx
+    # retries forever; 1008 tells it to stop and show "signed out".
+    await websocket.accept()
+    await websocket.close(POLICY_VIOLATION, reason)

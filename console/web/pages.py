@@ -1,0 +1,167 @@
+"""The pages: login, logout, the agent page and the agent's actions on it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from console import auth, conversations, i18n, routing
+from console.errors import InvalidInput, TooManyAttempts
+from console.models import AgentStatus
+from console.screenpop import agent_view
+from console.web.security import CSRF_FIELD, REFUSED, csrf_token, token_matches
+from console.web.wiring import Wiring
+
+MAX_FIELD = 1000
+
+
+def wiring(request: Request) -> Wiring:
+    w: Wiring = request.app.state.wiring
+    return w
+
+
+def agent_id_of(request: Request) -> int | None:
+    value = request.session.get("agent_id")
+    return value if isinstance(value, int) else None
+
+
+def login_language(request: Request) -> str:
+    return i18n.pick_language(request.headers.get("accept-language", ""), wiring(request).settings.default_language)
+
+
+def form_csrf_ok(request: Request, form: FormData) -> bool:
+    given = form.get(CSRF_FIELD)
+    if request.scope.get("csrf_ok"):
+        return True
+    return token_matches(request.session, given if isinstance(given, str) else None)
+
+
+def field(form: FormData, name: str, limit: int = MAX_FIELD) -> str:
+    value = form.get(name)
+    if not isinstance(value, str):
+        return ""
+    if len(value) > limit:
+        raise InvalidInput("%(field)s is longer than %(limit)s characters.", field=name, limit=limit)
+    return value
+
+
+def login_page(request: Request, *, error: str = "", email: str = "", status_code: int = 200) -> Response:
+    w = wiring(request)
+    html = w.renderer.render("login.html", login_language(request), csrf=csrf_token(request.session),
+                             error=error, email=email)
+    return HTMLResponse(html, status_code=status_code)
+
+
+async def login_form(request: Request) -> Response:
+    if agent_id_of(request) is not None:
+        return RedirectResponse("/", status_code=303)
+    return login_page(request)
+
+
+async def login(request: Request) -> Response:
+    w = wiring(request)
+    form = await request.form()
+    if not form_csrf_ok(request, form):
+        return HTMLResponse(REFUSED, status_code=403)
+    _ = i18n.translations(login_language(request)).gettext
+    email, password = field(form, "email", 254).strip(), field(form, "password")
+    if not email or not password:
+        return login_page(request, error=_("Enter your email address and password."), email=email, status_code=400)
+    address = request.client.host if request.client else "unknown"
+    try:
+        async with w.ctx.db.transaction() as session:
+            agent = await auth.authenticate(
+                session, email, password, address,
+                max_account=w.settings.login_max_failures_account,
+                max_address=w.settings.login_max_failures_address,
+                window_seconds=w.settings.login_window_seconds,
+            )
+    except TooManyAttempts as exc:
+        response = login_page(request, error=exc.translated(_), email=email, status_code=429)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    if agent is None:
+        return login_page(request, error=_("Email address or password is wrong."), email=email, status_code=400)
+    request.session.clear()
+    request.session["agent_id"] = agent.id
+    csrf_token(request.session)
+    return RedirectResponse("/", status_code=303)
+
+
+async def logout(request: Request) -> Response:
+    form = await request.form()
+    if not form_csrf_ok(request, form):
+        return HTMLResponse(REFUSED, status_code=403)
+    agent_id = agent_id_of(request)
+    if agent_id is not None:
+        await routing.set_status(wiring(request).ctx, agent_id, AgentStatus.OFFLINE)
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)
+
+
+async def agent_page(request: Request) -> Response:
+    agent_id = agent_id_of(request)
+    if agent_id is None:
+        return RedirectResponse("/login", status_code=303)
+    w = wiring(request)
+    async with w.ctx.db.transaction() as session:
+        view = await agent_view(session, agent_id, w.ctx.region)
+    html = w.renderer.render("agent.html", view.agent.language, view=view, oob=False,
+                             csrf=csrf_token(request.session))
+    return HTMLResponse(html)
+
+
+async def live_response(request: Request, agent_id: int, status_code: int = 200) -> Response:
+    """Every live component as out-of-band swaps: the answer to an action on the agent page."""
+    w = wiring(request)
+    async with w.ctx.db.transaction() as session:
+        view = await agent_view(session, agent_id, w.ctx.region)
+    return HTMLResponse(w.renderer.live(view), status_code=status_code)
+
+
+def signed_out() -> Response:
+    return HTMLResponse("Your session has ended. Log in again.", status_code=401, headers={"HX-Redirect": "/login"})
+
+
+async def set_status(request: Request) -> Response:
+    agent_id = agent_id_of(request)
+    if agent_id is None:
+        return signed_out()
+    form = await request.form()
+    await routing.set_status(wiring(request).ctx, agent_id, field(form, "status", 20))
+    return await live_response(request, agent_id)
+
+
+async def link_customer(request: Request) -> Response:
+    agent_id = agent_id_of(request)
+    if agent_id is None:
+        return signed_out()
+    form = await request.form()
+    raw = field(form, "customer_id", 20)
+    if not raw.isdigit():
+        raise InvalidInput("Choose a customer.", field="customer_id")
+    await conversations.link_customer(wiring(request).ctx, agent_id, request.path_params["id"], int(raw))
+    return await live_response(request, agent_id)
+
+
+async def create_customer(request: Request) -> Response:
+    agent_id = agent_id_of(request)
+    if agent_id is None:
+        return signed_out()
+    w = wiring(request)
+    form = await request.form()
+    conversation_id: int = request.path_params["id"]
+    values: dict[str, Any] = {name: field(form, name, 320) for name in ("name", "company", "phone", "email")}
+    try:
+        await conversations.create_customer(w.ctx, agent_id, conversation_id, **values)
+    except InvalidInput as exc:
+        async with w.ctx.db.transaction() as session:
+            view = await agent_view(session, agent_id, w.ctx.region)
+        _ = i18n.translations(view.agent.language).gettext
+        html = w.renderer.render("partials/new_customer.html", view.agent.language, conversation_id=conversation_id,
+                                 values=values, error=exc.translated(_), error_field=exc.field)
+        return HTMLResponse(html, status_code=422)
+    return await live_response(request, agent_id)

@@ -1,0 +1,29 @@
+"""The concrete pieces the app runs with, built once from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from console.db import Database
+from console.ports import Context
+from console.settings import Settings
+from console.web.render import Renderer, WebNotifier
+from realtime import Bus, make_bus
+
+
+@dataclass
+class Wiring:
+    settings: Settings
+    ctx: Context
+    bus: Bus
+    renderer: Renderer
+    notifier: WebNotifier
+
+
+def build(settings: Settings) -> Wiring:
+    db = Database(settings.database_url)
+    bus = make_bus(settings.redis_url, backlog=settings.stream_backlog)
+    renderer = Renderer()
+    notifier = WebNotifier(db, bus, renderer, settings.default_region)
+    ctx = Context(db=db, notify=notifier, region=settings.default_region)
+    return Wiring(settings=settings, ctx=ctx, bus=bus, renderer=renderer, notifier=notifier)

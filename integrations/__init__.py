@@ -1,0 +1,1 @@
+"""Adapters that turn outside events into calls of the console's services."""

@@ -1,0 +1,169 @@
+"""Generic CTI, compatible with Zammad's: the phone system posts newCall, answer and hangup.
+
+    POST /integrations/cti/{token}   JSON or form data
+    event=newCall|answer|hangup  from  to  direction=in|out  callId  user (or user[])  queue
+    cause  answeringNumber
+
+A newCall that names ringing agents in `user` shows them the offer; one that names nobody is
+routed by the console, and the response tells the phone system where to send the call:
+{"action": "transfer", "target": "<extension>"}. While nobody is free the response has no
+action; posting the same newCall again later returns the target once an agent took the call.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from console import conversations
+from console.errors import ConsoleError, NotFound, Unavailable
+from console.models import Channel, Direction
+from console.ports import Context
+
+log = logging.getLogger("integrations.cti")
+
+EVENTS = ("newCall", "answer", "hangup")
+MAX_BODY = 64 * 1024
+MAX_VALUE = 250
+
+
+class CTIError(Exception):
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    event: str
+    call_id: str
+    from_: str
+    to: str
+    direction: Direction
+    users: list[str]
+    queue: str | None
+    cause: str | None
+    answering_number: str | None
+
+
+def _text(data: dict[str, Any], name: str, *, required: bool = False) -> str:
+    value = data.get(name)
+    if value is None or value == "":
+        if required:
+            raise CTIError(f"field '{name}' is required", name)
+        return ""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise CTIError(f"field '{name}' must be a string", name)
+    if len(value) > MAX_VALUE:
+        raise CTIError(f"field '{name}' is longer than {MAX_VALUE} characters", name)
+    return value.strip()
+
+
+def _users(data: dict[str, Any]) -> list[str]:
+    raw = data.get("user", data.get("user[]"))
+    if raw is None or raw == "":
+        return []
+    values = raw if isinstance(raw, list) else [raw]
+    if not all(isinstance(v, str) for v in values) or len(values) > 100:
+        raise CTIError("field 'user' must be a name or a list of at most 100 names", "user")
+    return [v.strip() for v in values if v.strip()]
+
+
+def parse(data: dict[str, Any]) -> CallEvent:
+    """Validate a CTI event; CTIError names the first field that is missing or malformed."""
+    event = _text(data, "event", required=True)
+    if event not in EVENTS:
+        raise CTIError(f"field 'event' must be one of {', '.join(EVENTS)}, not '{event}'", "event")
+    call_id = _text(data, "callId", required=True)
+    is_new = event == "newCall"
+    direction_text = _text(data, "direction", required=is_new) or "in"
+    if direction_text not in ("in", "out"):
+        raise CTIError(f"field 'direction' must be 'in' or 'out', not '{direction_text}'", "direction")
+    return CallEvent(
+        event=event,
+        call_id=call_id,
+        from_=_text(data, "from", required=is_new),
+        to=_text(data, "to", required=is_new),
+        direction=Direction(direction_text),
+        users=_users(data),
+        queue=_text(data, "queue") or None,
+        cause=_text(data, "cause") or None,
+        answering_number=_text(data, "answeringNumber") or None,
+    )
+
+
+async def read_body(request: Request) -> dict[str, Any]:
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise CTIError(f"request body is larger than {MAX_BODY} bytes", "body")
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("application/json"):
+        try:
+            data = json.loads(body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            raise CTIError("body is not valid JSON", "body") from None
+        if not isinstance(data, dict):
+            raise CTIError("JSON body must be an object", "body")
+        return data
+    form = await request.form()
+    data = {}
+    for key in form:
+        values = form.getlist(key)
+        data[key] = values if key in ("user", "user[]") else values[-1]
+    return data
+
+
+async def handle(ctx: Context, call: CallEvent) -> dict[str, Any]:
+    if call.event == "newCall":
+        arrival = await conversations.arrive(
+            ctx, channel=Channel.CALL, external_id=call.call_id, from_address=call.from_, to_address=call.to,
+            direction=call.direction, ringing=call.users, queue=call.queue,
+        )
+        reply: dict[str, Any] = {"conversation": arrival.conversation_id, "state": arrival.state.value}
+        if arrival.target_extension:
+            reply |= {"action": "transfer", "target": arrival.target_extension}
+        return reply
+    if call.event == "answer":
+        answered_by = [r for r in (call.answering_number, *call.users) if r]
+        conversation = await conversations.answer(ctx, Channel.CALL, call.call_id, answered_by)
+    else:
+        conversation = await conversations.hang_up(ctx, Channel.CALL, call.call_id, call.cause)
+    return {"conversation": conversation.id, "state": conversation.state.value}
+
+
+def routes(ctx: Context, token: str) -> list[Route]:
+    """The CTI endpoint; with an empty token it refuses everything (CONSOLE_CTI_TOKEN unset)."""
+
+    async def endpoint(request: Request) -> Response:
+        given = request.path_params["token"]
+        if not token or not hmac.compare_digest(given.encode(), token.encode()):
+            log.warning("CTI request with a wrong token from %s", request.client.host if request.client else "?")
+            return JSONResponse({"error": "wrong or missing CTI token"}, status_code=401)
+        try:
+            call = parse(await read_body(request))
+            reply = await handle(ctx, call)
+        except CTIError as exc:
+            log.warning("CTI request refused: %s", exc.message)
+            return JSONResponse({"error": exc.message, "field": exc.field}, status_code=422)
+        except NotFound as exc:
+            return JSONResponse({"error": exc.message, "field": exc.field}, status_code=404)
+        except Unavailable as exc:
+            log.error("CTI event not stored, phone system told to retry: %s", exc.message)
+            return JSONResponse({"error": "temporarily unavailable, retry"}, status_code=503,
+                                headers={"Retry-After": "2"})
+        except ConsoleError as exc:
+            return JSONResponse({"error": exc.message, "field": exc.field}, status_code=409)
+        return JSONResponse(reply)
+
+    return [Route("/integrations/cti/{token}", endpoint, methods=["POST"])]
+

@@ -1,0 +1,8 @@
+"""Transport only: per-recipient streams of HTML frames with cursors, and pumping them to sockets.
+
+Nothing here knows about agents or customers; it moves strings.
+"""
+
+from realtime.bus import Bus, Frame, Overflow, Subscription, make_bus
+
+__all__ = ["Bus", "Frame", "Overflow", "Subscription", "make_bus"]

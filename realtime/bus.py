@@ -1,0 +1,85 @@
+"""The bus: publish a frame to a stream, replay a stream from a cursor, subscribe to new frames."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One published payload; `id` is the opaque cursor, `order` sorts frames of one stream."""
+
+    stream: str
+    id: str
+    order: tuple[int, ...]
+    payload: str
+
+
+class Overflow(Exception):
+    """The subscriber fell behind and frames were dropped; it must reconnect and replay."""
+
+
+@dataclass(eq=False)
+class Subscription:
+    """Frames of one stream for one socket, bounded; overflowing marks it broken, never blocks."""
+
+    stream: str
+    maxsize: int
+    _queue: asyncio.Queue[Frame] = field(init=False)
+    overflowed: bool = False
+
+    def __post_init__(self) -> None:
+        self._queue = asyncio.Queue(self.maxsize)
+
+    def deliver(self, frame: Frame) -> None:
+        if self.overflowed:
+            return
+        try:
+            self._queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            # Wake the reader so it notices at once.
+            self._queue.get_nowait()
+            self._queue.put_nowait(frame)
+
+    async def get(self) -> Frame:
+        frame = await self._queue.get()
+        if self.overflowed:
+            raise Overflow(self.stream)
+        return frame
+
+
+class Bus(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise when the bus cannot be reached."""
+
+    async def publish(self, stream: str, payload: str) -> str:
+        """Append `payload` to `stream`; return its cursor."""
+
+    async def replay(self, stream: str, since: str) -> list[Frame] | None:
+        """Frames after cursor `since`, or None when the cursor is unknown or too old."""
+
+    async def last_id(self, stream: str) -> str:
+        """The cursor of the newest frame of `stream` (a valid cursor also when it is empty)."""
+
+    def order(self, cursor: str) -> tuple[int, ...] | None:
+        """The sort key of a cursor of this bus, or None when it is not one."""
+
+    def subscribe(self, stream: str, maxsize: int) -> AbstractAsyncContextManager[Subscription]: ...
+
+
+def make_bus(url: str, *, backlog: int = 1000) -> Bus:
+    """A bus chosen by URL: '' or memory:// in-process; redis:// arrives with the Redis backend."""
+    if url in ("", "memory://"):
+        from realtime.backends.memory import MemoryBus
+
+        return MemoryBus(backlog=backlog)
+    raise ValueError(f"unsupported bus URL {url!r}; use memory:// (redis:// is not available yet)")
+

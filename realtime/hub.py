@@ -1,0 +1,46 @@
+"""Pumping one stream to one socket: snapshot or replay first, then live frames, never twice."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from realtime.bus import Bus
+
+Send = Callable[[str], Awaitable[None]]
+Wrap = Callable[[str, str], str]
+
+
+async def pump(
+    bus: Bus,
+    stream: str,
+    send: Send,
+    *,
+    since: str | None,
+    snapshot: Callable[[], Awaitable[str]],
+    wrap: Wrap,
+    maxsize: int = 256,
+) -> None:
+    """Send what the socket missed, then every new frame of `stream`, until cancelled.
+
+    Subscribing happens before the replay or snapshot is read, so a frame published meanwhile is
+    queued, and frames at or before what was already sent are skipped. Raises realtime.Overflow
+    when the socket cannot keep up (the caller closes it with 1013 so the browser replays).
+    """
+    async with bus.subscribe(stream, maxsize) as subscription:
+        frames = await bus.replay(stream, since) if since else None
+        if frames is None:
+            cursor = await bus.last_id(stream)
+            html = await snapshot()
+            await send(wrap(html, cursor))
+            last = bus.order(cursor) or ()
+        else:
+            last = bus.order(since or "") or ()
+            for frame in frames:
+                await send(wrap(frame.payload, frame.id))
+                last = frame.order
+        while True:
+            frame = await subscription.get()
+            if frame.order <= last:
+                continue
+            await send(wrap(frame.payload, frame.id))
+            last = frame.order

@@ -1,0 +1,143 @@
+"""Shared test plumbing: databases on SQLite and PostgreSQL, app settings, a real uvicorn server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from console.db import Database
+from console.migrations import upgrade
+from console.ports import Context, RecordingNotifier
+from console.settings import Settings
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+POSTGRES_URL = os.environ.get("CONSOLE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+CTI_TOKEN = "test-cti-token"
+
+
+def missing(what: str) -> None:
+    """Outside CI a test whose service is missing is skipped; in CI that is a failure."""
+    message = f"{what} is not available; start it (see README, 'Running the tests')"
+    if IN_CI:
+        pytest.fail(f"CI=true: {message}")
+    pytest.skip(message)
+
+
+def _dsn(url: str, database: str | None = None) -> str:
+    base = url.replace("postgresql+asyncpg://", "postgresql://")
+    if database is None:
+        return base
+    return base.rsplit("/", 1)[0] + "/" + database
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(_dsn(POSTGRES_URL), timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def create_pg_database() -> str:
+    name = f"console_test_{secrets.token_hex(6)}"
+    try:
+        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    except (TimeoutError, OSError) as exc:
+        missing(f"PostgreSQL at {POSTGRES_URL} ({exc.__class__.__name__})")
+    return name
+
+
+def drop_pg_database(name: str) -> None:
+    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database: a SQLite file, and a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'console.db'}"
+        upgrade(url)
+        yield url
+        return
+    name = create_pg_database()
+    url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        drop_pg_database(name)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'console.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+async def ctx(database_url: str) -> AsyncIterator[Context]:
+    """Services wired with a recording notifier, on each database."""
+    db = Database(database_url)
+    try:
+        yield Context(db=db, notify=RecordingNotifier(), region="NL")
+    finally:
+        await db.close()
+
+
+def make_settings(database_url: str, tmp_path: Path, **overrides: object) -> Settings:
+    settings = Settings(database_url=database_url, secret_key="test-secret-" + "x" * 20, cti_token=CTI_TOKEN,
+                        var_dir=tmp_path, default_region="NL")
+    return replace(settings, **overrides)  # type: ignore[arg-type]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LiveServer:
+    """A real uvicorn serving the app in a thread of its own, on a free port."""
+
+    def __init__(self, settings: Settings) -> None:
+        from console.web.app import create_app
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning",
+                                lifespan="on", ws="websockets-sansio")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture
+def live_server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    with LiveServer(make_settings(database_url, tmp_path)) as server:
+        yield server

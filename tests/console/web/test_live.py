@@ -1,0 +1,146 @@
+"""The websocket against a real uvicorn: pops arrive, refusals close with 1008, missed frames replay."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from console.db import Database
+from console.models import Tier
+from tests.conftest import CTI_TOKEN, LiveServer
+from tests.helpers import add_agent, add_customer, log_in
+
+CURSOR = re.compile(r'<meta id="ws-cursor" name="ws-cursor" content="([^"]+)"')
+
+
+async def prepare(server: LiveServer, database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        owner = await add_agent(db, "anna@x.nl", "Anna de Vries", extension="201")
+        await add_customer(db, "Jan <b>Jansen</b>", phones=("0612345678",), company="Jansen & Zonen", tier=Tier.A,
+                           owner_id=owner, lifetime_value="125000")
+    finally:
+        await db.close()
+
+
+@asynccontextmanager
+async def agent_session(server: LiveServer) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        token = await log_in(client, "anna@x.nl")
+        yield client, token
+
+
+def cookie_header(client: httpx.AsyncClient) -> str:
+    return "; ".join(f"{c.name}={c.value}" for c in client.cookies.jar)
+
+
+@asynccontextmanager
+async def socket(server: LiveServer, client: httpx.AsyncClient, since: str | None = None
+                 ) -> AsyncIterator[ClientConnection]:
+    url = server.ws_url + "/ws" + (f"?since={since}" if since else "")
+    async with connect(url, origin=server.url, additional_headers={"Cookie": cookie_header(client)}) as ws:  # type: ignore[arg-type]
+        yield ws
+
+
+async def frame_with(ws: ClientConnection, text: str, timeout: float = 10) -> str:
+    """Wait for the frame that contains `text`, with a deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"no frame with {text!r} within {timeout} s")
+        frame = await asyncio.wait_for(ws.recv(), remaining)
+        assert isinstance(frame, str)
+        if text in frame:
+            return frame
+
+
+async def post_call(client: httpx.AsyncClient, call_id: str, number: str = "06-12345678", **extra: str) -> dict:
+    response = await client.post(f"/integrations/cti/{CTI_TOKEN}", data={
+        "event": "newCall", "from": number, "to": "0201234567", "direction": "in", "callId": call_id, **extra})
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def test_an_available_agent_receives_the_screen_pop(live_server: LiveServer, database_url: str) -> None:
+    await prepare(live_server, database_url)
+    async with agent_session(live_server) as (client, token), socket(live_server, client) as ws:
+        snapshot = await frame_with(ws, 'id="agent-status"')
+        assert CURSOR.search(snapshot), "every frame carries the stream cursor"
+        await client.post("/agent/status", data={"status": "available"}, headers={"X-CSRF-Token": token})
+        await frame_with(ws, "status-available")
+        reply = await post_call(client, "ws-1")
+        assert reply["action"] == "transfer" and reply["target"] == "201"
+        pop = await frame_with(ws, "pop-")
+        assert "Jan &lt;b&gt;Jansen&lt;/b&gt;" in pop and "<b>Jansen" not in pop, "names are escaped"
+        assert "Jansen &amp; Zonen" in pop and "Anna de Vries" in pop and "125,000.00" in pop
+        assert 'hx-swap-oob' in pop and CURSOR.search(pop)
+
+
+async def test_hangup_before_answer_withdraws_the_pop(live_server: LiveServer, database_url: str) -> None:
+    await prepare(live_server, database_url)
+    async with agent_session(live_server) as (client, _), socket(live_server, client) as ws:
+        await frame_with(ws, 'id="agent-status"')
+        await post_call(client, "ws-2", user="201")
+        await frame_with(ws, "pop-")
+        await client.post(f"/integrations/cti/{CTI_TOKEN}", data={"event": "hangup", "callId": "ws-2",
+                                                                  "cause": "cancel"})
+        withdrawn = await frame_with(ws, 'id="screen-pop"')
+        assert "pop-" not in withdrawn
+
+
+async def test_frames_missed_while_disconnected_arrive_after_reconnect(live_server: LiveServer,
+                                                                       database_url: str) -> None:
+    await prepare(live_server, database_url)
+    async with agent_session(live_server) as (client, _):
+        async with socket(live_server, client) as ws:
+            snapshot = await frame_with(ws, 'id="agent-status"')
+            match = CURSOR.search(snapshot)
+            assert match
+            cursor = match.group(1)
+        # While the socket is down two calls ring Anna.
+        await post_call(client, "missed-1", user="201")
+        await post_call(client, "missed-2", "0687654321", user="201")
+        async with socket(live_server, client, since=cursor) as ws:
+            first = await frame_with(ws, "pop-")
+            second = await frame_with(ws, "pop-")
+            assert first.count('class="pop ringing"') == 1 and second.count('class="pop ringing"') == 2
+            # Replay, not a snapshot: the cursors continue from the one we had.
+            cursors = [CURSOR.search(f).group(1) for f in (first, second)]  # type: ignore[union-attr]
+            assert cursors[0] != cursor and cursors[0] != cursors[1]
+
+
+async def test_an_unknown_cursor_gets_a_full_snapshot(live_server: LiveServer, database_url: str) -> None:
+    await prepare(live_server, database_url)
+    async with agent_session(live_server) as (client, _):
+        await post_call(client, "snap", user="201")
+        async with socket(live_server, client, since="bogus-99") as ws:
+            frame = await frame_with(ws, 'id="agent-status"')
+            assert "pop-" in frame and 'id="current-conversation"' in frame
+
+
+async def test_a_socket_without_a_session_is_closed_with_1008(live_server: LiveServer) -> None:
+    async with connect(live_server.ws_url + "/ws", origin=live_server.url) as ws:  # type: ignore[arg-type]
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+async def test_a_socket_from_another_origin_is_closed_with_1008(live_server: LiveServer,
+                                                                database_url: str) -> None:
+    await prepare(live_server, database_url)
+    async with agent_session(live_server) as (client, _):
+        url = live_server.ws_url + "/ws"
+        async with connect(url, origin="https://evil.example",  # type: ignore[arg-type]
+                           additional_headers={"Cookie": cookie_header(client)}) as ws:
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008

@@ -1,0 +1,118 @@
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from console.db import Database
+from console.web.app import create_app
+from tests.conftest import make_settings
+from tests.helpers import PASSWORD, add_agent, form_token, log_in
+
+BASE = "http://console.test"
+
+
+@pytest.fixture
+async def client(sqlite_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    db = Database(sqlite_url)
+    await add_agent(db, "anna@x.nl", "Anna", extension="201", language="nl")
+    await db.close()
+    app = create_app(make_settings(sqlite_url, tmp_path, login_max_failures_account=3))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
+        yield client
+    await app.state.wiring.ctx.db.close()
+
+
+async def test_the_agent_page_sends_strangers_to_the_login_form(client: httpx.AsyncClient) -> None:
+    response = await client.get("/")
+    assert response.status_code == 303 and response.headers["location"] == "/login"
+
+
+async def test_login_opens_the_agent_page_in_the_agents_language(client: httpx.AsyncClient) -> None:
+    await log_in(client, "anna@x.nl")
+    page = await client.get("/")
+    assert "Anna" in page.text and 'lang="nl"' in page.text and "Beschikbaar" in page.text
+
+
+async def test_session_cookie_is_httponly_and_samesite(client: httpx.AsyncClient) -> None:
+    page = await client.get("/login")
+    response = await client.post("/login", data={"email": "anna@x.nl", "password": PASSWORD,
+                                                 "csrf_token": form_token(page.text)})
+    header = response.headers["set-cookie"].lower()
+    assert "httponly" in header and "samesite=lax" in header
+
+
+async def test_a_wrong_password_shows_an_error_in_the_form(client: httpx.AsyncClient) -> None:
+    page = await client.get("/login")
+    response = await client.post("/login", data={"email": "anna@x.nl", "password": "wrong",
+                                                 "csrf_token": form_token(page.text)})
+    assert response.status_code == 400
+    assert "Email address or password is wrong." in response.text
+    assert 'value="anna@x.nl"' in response.text
+
+
+async def test_repeated_failures_lock_the_account_with_a_clear_message(client: httpx.AsyncClient) -> None:
+    page = await client.get("/login")
+    token = form_token(page.text)
+    for _ in range(3):
+        await client.post("/login", data={"email": "anna@x.nl", "password": "wrong", "csrf_token": token})
+    response = await client.post("/login", data={"email": "anna@x.nl", "password": PASSWORD, "csrf_token": token})
+    assert response.status_code == 429
+    assert "Too many failed logins. Wait 15 minutes" in response.text
+    assert response.headers["retry-after"] == "900"
+
+
+async def test_login_without_the_form_token_is_refused(client: httpx.AsyncClient) -> None:
+    await client.get("/login")
+    response = await client.post("/login", data={"email": "anna@x.nl", "password": PASSWORD})
+    assert response.status_code == 403 and "CSRF" in response.text
+
+
+async def test_actions_need_the_csrf_header(client: httpx.AsyncClient) -> None:
+    token = await log_in(client, "anna@x.nl")
+    refused = await client.post("/agent/status", data={"status": "available"})
+    assert refused.status_code == 403 and "CSRF" in refused.text
+    wrong = await client.post("/agent/status", data={"status": "available"}, headers={"X-CSRF-Token": "forged"})
+    assert wrong.status_code == 403
+    ok = await client.post("/agent/status", data={"status": "available"}, headers={"X-CSRF-Token": token})
+    assert ok.status_code == 200 and 'id="agent-status"' in ok.text and 'hx-swap-oob="true"' in ok.text
+
+
+async def test_requests_from_another_site_are_refused_even_with_the_token(client: httpx.AsyncClient) -> None:
+    token = await log_in(client, "anna@x.nl")
+    for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Origin": "https://evil.example"}):
+        response = await client.post("/agent/status", data={"status": "available"},
+                                     headers={"X-CSRF-Token": token, **headers})
+        assert response.status_code == 403, headers
+    same = await client.post("/agent/status", data={"status": "away"},
+                             headers={"X-CSRF-Token": token, "Origin": BASE, "Sec-Fetch-Site": "same-origin"})
+    assert same.status_code == 200
+
+
+async def test_a_bad_status_is_a_clear_error(client: httpx.AsyncClient) -> None:
+    token = await log_in(client, "anna@x.nl")
+    response = await client.post("/agent/status", data={"status": "dancing"}, headers={"X-CSRF-Token": token})
+    assert response.status_code == 422
+    assert "dancing" in response.text and 'role="alert"' in response.text
+
+
+async def test_logout_ends_the_session(client: httpx.AsyncClient) -> None:
+    token = await log_in(client, "anna@x.nl")
+    response = await client.post("/logout", headers={"X-CSRF-Token": token})
+    assert response.status_code == 303 and response.headers["location"] == "/login"
+    assert (await client.get("/")).status_code == 303
+
+
+async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).text == "ok"
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200 and ready.json() == {"ready": True, "database": "ok", "bus": "ok"}
+
+
+async def test_readiness_says_not_ready_when_the_database_is_unreachable(tmp_path: Path) -> None:
+    settings = make_settings("postgresql+asyncpg://postgres@127.0.0.1:1/nothing", tmp_path)
+    app = create_app(settings)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
+        ready = await client.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["ready"] is False
+    assert ready.json()["database"].startswith("unreachable") and ready.headers["retry-after"]
