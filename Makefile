@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export CONSOLE_TEST_POSTGRES_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
 export CONSOLE_TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: demo test lint unit bench messages wheel clean
+.PHONY: demo test lint unit messages wheel clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/python -m console demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check console realtime integrations tests benchmarks
+	$(BIN)/ruff check console realtime integrations tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -26,9 +26,6 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 test: lint unit
-
-bench: $(STAMP)
-	$(BIN)/python -m benchmarks
 
 messages: $(STAMP)
 	bash scripts/messages.sh

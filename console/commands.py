@@ -10,7 +10,7 @@ from pathlib import Path
 
 from console import settings as settings_module
 from console.db import Database
-from console.errors import InvalidInput
+from console.errors import ConsoleError, InvalidInput
 from console.settings import Settings
 
 DEMO_PASSWORD = "demo-password"
@@ -59,7 +59,7 @@ def _safe_url(url: str) -> str:
 def _check_workers(settings: Settings, workers: int) -> None:
     if workers > 1 and settings.is_sqlite:
         raise InvalidInput(
-            "SQLite serves one process only; to run several workers or nodes set "
+            "SQLite serves one process only; to run several workers or nodes use PostgreSQL: set "
             "CONSOLE_DATABASE_URL=postgresql+asyncpg://... (and CONSOLE_REDIS_URL=redis://...)",
             field="workers",
         )
@@ -133,44 +133,60 @@ def seed(args: argparse.Namespace) -> int:
 
 
 def simulate(args: argparse.Namespace) -> int:
-    from integrations.simulator import run_simulator
+    from integrations.simulator import demo_numbers, run_simulator
 
-    token = os.environ.get("CONSOLE_CTI_TOKEN") or settings_module.load(demo=True).cti_token
-    asyncio.run(run_simulator(args.url, token, interval=args.interval, count=args.count))
+    settings = settings_module.load(demo=True)
+    token = os.environ.get("CONSOLE_CTI_TOKEN") or settings.cti_token
+
+    async def go() -> None:
+        db = Database(settings.database_url)
+        try:
+            numbers = await demo_numbers(db)
+        except ConsoleError as exc:
+            print(f"no customers' numbers to call from ({exc.message}); every caller will be unknown",
+                  file=sys.stderr)
+            numbers = []
+        finally:
+            await db.close()
+        await run_simulator(args.url, token, interval=args.interval, count=args.count, numbers=numbers)
+
+    asyncio.run(go())
     return 0
 
 
 def demo(args: argparse.Namespace) -> int:
     import uvicorn
-    from integrations.simulator import run_simulator
 
     from console.auth import create_agent as create
     from console.models import Agent
     from console.seed import seed as make
     from console.web.app import create_app
+    from integrations.simulator import demo_numbers, run_simulator
 
     os.environ.setdefault("CONSOLE_DEMO", "1")
     settings = settings_module.load(demo=True)
     migrate(settings=settings)
 
-    async def prepare() -> bool:
+    async def prepare() -> list[str]:
+        """Seed an empty database; return customers' numbers for the simulated callers."""
         from sqlalchemy import func, select
 
         db = Database(settings.database_url)
         try:
             async with db.transaction() as session:
-                if await session.scalar(select(func.count()).select_from(Agent)):
-                    return False
-                for email, name, role, extension, language in DEMO_AGENTS:
-                    await create(session, email=email, name=name, password=DEMO_PASSWORD, role=role,
-                                 extension=extension, language=language)
-            print(await make(db, customers=args.customers, region=settings.default_region))
-            return True
+                empty = not await session.scalar(select(func.count()).select_from(Agent))
+                if empty:
+                    for email, name, role, extension, language in DEMO_AGENTS:
+                        await create(session, email=email, name=name, password=DEMO_PASSWORD, role=role,
+                                     extension=extension, language=language)
+            if empty:
+                print(await make(db, customers=args.customers, region=settings.default_region))
+            return await demo_numbers(db)
         finally:
             await db.close()
 
     async def go() -> None:
-        await prepare()
+        numbers = await prepare()
         url = f"http://{args.host}:{args.port}"
         config = uvicorn.Config(create_app(settings), host=args.host, port=args.port, log_level="warning",
                                 ws="websockets-sansio")
@@ -182,7 +198,8 @@ def demo(args: argparse.Namespace) -> int:
         print(f"\n  Simulated calls arrive every ~{args.interval:g} s; set yourself Available to get screen-pops.")
         print("  Stop with Ctrl+C.\n")
         simulator = asyncio.create_task(_after_start(server, run_simulator(url, settings.cti_token,
-                                                                            interval=args.interval)))
+                                                                            interval=args.interval,
+                                                                            numbers=numbers)))
         try:
             await server.serve()
         finally:

@@ -179,12 +179,10 @@ async def _give_freed_agents_work(session: AsyncSession, agent_ids: set[int]) ->
     """Agents whose offer or call just ended pick up waiting work; returns who got some."""
     await session.flush()
     served: set[int] = set()
-    now = utcnow()
     for agent_id in sorted(agent_ids):
         agent = await session.get(Agent, agent_id, with_for_update=True)
         if agent is None or agent.status is not AgentStatus.AVAILABLE:
             continue
-        agent.idle_since = now
         if await dispatch_to(session, agent) is not None:
             served.add(agent_id)
     return served
@@ -242,6 +240,10 @@ async def hang_up(ctx: Context, channel: Channel, external_id: str, cause: str |
             conversation.closed_at = now
             if conversation.agent_id is not None:
                 touched.add(conversation.agent_id)
+                agent = await session.get(Agent, conversation.agent_id, with_for_update=True)
+                if agent is not None:
+                    # Idle time, for longest-idle routing, counts from the end of the last contact.
+                    agent.idle_since = now
         else:
             conversation.state = State.ABANDONED
             conversation.abandoned_at = now

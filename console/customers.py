@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from console.errors import InvalidInput
+from console.i18n import N_
 from console.models import (
     OPEN_TICKET_STATUSES,
     Agent,
@@ -26,9 +27,9 @@ from console.models import (
 ANONYMOUS = {"", "anonymous", "unknown", "private", "restricted", "unavailable"}
 HISTORY_LENGTH = 10
 BAD_CONTACT = {
-    ContactKind.PHONE: "%(value)s is not a phone number.",
-    ContactKind.EMAIL: "%(value)s is not an email address.",
-    ContactKind.VISITOR: "%(value)s is not a visitor id.",
+    ContactKind.PHONE: N_("%(value)s is not a phone number."),
+    ContactKind.EMAIL: N_("%(value)s is not an email address."),
+    ContactKind.VISITOR: N_("%(value)s is not a visitor id."),
 }
 NOTES_SHOWN = 5
 

@@ -131,8 +131,8 @@ async def _store(session: AsyncSession, row: Row, owner_id: int | None) -> bool:
     """Create or update the customer of `row`; True when created."""
     ids = await _match(session, row)
     if len(ids) > 1:
-        raise InvalidInput(f"matches several customers (ids {', '.join(map(str, sorted(ids)))}); "
-                           "give a phone or email that belongs to one", field="phones")
+        raise InvalidInput("matches several customers (ids %(ids)s); give a phone or email that belongs to one",
+                           field="phones", ids=", ".join(map(str, sorted(ids))))
     if ids:
         customer = await session.get(Customer, ids[0])
         assert customer is not None

@@ -6,6 +6,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from console.errors import InvalidInput
 
@@ -28,6 +29,7 @@ class Settings:
     var_dir: Path = Path("var")
     demo: bool = False
     default_language: str = "en"
+    timezone: str = "Europe/Amsterdam"
     cookie_secure: bool = False
     session_max_age: int = 12 * 3600
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
@@ -92,6 +94,12 @@ def load(
     language = env.get("CONSOLE_DEFAULT_LANGUAGE") or "en"
     if language not in ("en", "nl"):
         raise InvalidInput("CONSOLE_DEFAULT_LANGUAGE must be en or nl", field="CONSOLE_DEFAULT_LANGUAGE")
+    timezone = env.get("CONSOLE_TIMEZONE") or "Europe/Amsterdam"
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"CONSOLE_TIMEZONE={timezone!r} is not a time zone such as Europe/Amsterdam",
+                           field="CONSOLE_TIMEZONE") from None
     origins = tuple(o.strip().rstrip("/") for o in env.get("CONSOLE_ALLOWED_ORIGINS", "").split(",") if o.strip())
     return Settings(
         database_url=database_url,
@@ -102,6 +110,7 @@ def load(
         var_dir=var_dir,
         demo=is_demo,
         default_language=language,
+        timezone=timezone,
         cookie_secure=_flag(env.get("CONSOLE_COOKIE_SECURE")),
         allowed_origins=origins,
     )

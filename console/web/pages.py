@@ -44,7 +44,7 @@ def field(form: FormData, name: str, limit: int = MAX_FIELD) -> str:
     if not isinstance(value, str):
         return ""
     if len(value) > limit:
-        raise InvalidInput("%(field)s is longer than %(limit)s characters.", field=name, limit=limit)
+        raise InvalidInput("This text is longer than %(limit)s characters.", field=name, limit=limit)
     return value
 
 

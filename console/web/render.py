@@ -13,6 +13,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from console import i18n
 from console.customers import format_phone
 from console.db import Database
+from console.i18n import N_
 from console.screenpop import AgentView, agent_view
 from console.web.assets import asset_dir
 from realtime import Bus
@@ -20,11 +21,6 @@ from realtime import Bus
 log = logging.getLogger("console.web")
 
 LIVE_PARTIALS = ("partials/status.html", "partials/screen_pop.html", "partials/conversation.html")
-
-
-def N_(message: str) -> str:
-    """Marks a message for extraction; translated where it is shown."""
-    return message
 
 
 # Values stored in the database that are shown to people, translated through these entries.
@@ -60,7 +56,7 @@ class Renderer:
         def when(value: datetime | None, fmt: str = "short") -> str:
             if value is None:
                 return ""
-            return i18n.when(value, language, fmt)
+            return i18n.when(value, language, fmt, self.timezone)
 
         def money(value: Decimal | float) -> str:
             return i18n.money(value, language)

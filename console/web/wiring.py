@@ -23,7 +23,7 @@ class Wiring:
 def build(settings: Settings) -> Wiring:
     db = Database(settings.database_url)
     bus = make_bus(settings.redis_url, backlog=settings.stream_backlog)
-    renderer = Renderer()
+    renderer = Renderer(timezone=settings.timezone)
     notifier = WebNotifier(db, bus, renderer, settings.default_region)
     ctx = Context(db=db, notify=notifier, region=settings.default_region)
     return Wiring(settings=settings, ctx=ctx, bus=bus, renderer=renderer, notifier=notifier)

@@ -87,6 +87,14 @@ async def test_several_matches_let_the_agent_choose_and_an_unknown_caller_gets_a
                callId="stranger", user="201")
     form = page.locator("form.new-customer")
     await expect(form.locator("input[name=phone]")).to_have_value("0655555555", timeout=10_000)
+    # A push while the agent types (a second call rings) keeps what was typed.
+    await form.locator("input[name=company]").fill("Typed But Not Sent")
+    await post(server, event="newCall", **{"from": "0612345678"}, to="0201234567", direction="in",
+               callId="second", user="201")
+    await expect(page.locator(".pop")).to_have_count(2, timeout=10_000)
+    await expect(form.locator("input[name=company]")).to_have_value("Typed But Not Sent")
+    await post(server, event="hangup", callId="second")
+    await expect(page.locator(".pop")).to_have_count(1, timeout=10_000)
     await form.locator("input[name=name]").fill("   ")
     await form.locator("button[type=submit]").click()
     await expect(page.locator("form.new-customer .error")).to_contain_text("Name is required.")

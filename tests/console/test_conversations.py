@@ -179,3 +179,16 @@ async def test_status_must_be_one_an_agent_can_choose(ctx: Context) -> None:
     agent = await add_agent(ctx.db, "a@x.nl", "A")
     with pytest.raises(InvalidInput, match="available, away or offline"):
         await routing.set_status(ctx, agent, "dancing")
+
+
+async def test_idle_time_counts_from_the_end_of_the_last_call(ctx: Context) -> None:
+    anna = await add_agent(ctx.db, "anna@x.nl", "Anna", extension="201")
+    bram = await add_agent(ctx.db, "bram@x.nl", "Bram", extension="202")
+    await routing.set_status(ctx, anna, "available")
+    await asyncio.sleep(0.01)
+    await routing.set_status(ctx, bram, "available")
+    assert (await call(ctx, "first")).agent_id == anna
+    await conversations.answer(ctx, Channel.CALL, "first", ["201"])
+    await conversations.hang_up(ctx, Channel.CALL, "first")
+    # Anna just finished a call; Bram has waited longer, so he gets the next one.
+    assert (await call(ctx, "second", "0687654321")).agent_id == bram

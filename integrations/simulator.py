@@ -1,0 +1,235 @@
+"""Demo traffic: a pretend phone system posting realistic inbound calls to the console's CTI endpoint.
+
+Every call is its own task and behaves like a PBX that lets the console route (see
+integrations.telephony.cti): newCall without `user`; when the reply names a target extension the
+call rings there and is answered a few seconds later, talked over and hung up; when nobody is free
+the caller waits on hold while the PBX re-posts the same newCall until a target appears or the
+caller gives up. Some callers hang up while it rings. Errors are logged and retried, never raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+
+from console.customers import normalize_phone
+from console.db import Database
+from console.models import ContactKind, ContactPoint
+from console.seed import SERVICE_NUMBERS
+
+log = logging.getLogger("integrations.simulator")
+
+SERVICE_LINES = tuple(number.replace(" ", "") for numbers in SERVICE_NUMBERS.values() for number in numbers)
+NL_AREAS = ("10", "20", "30", "33", "40", "50", "70", "71", "76", "172", "318", "492")
+
+
+class _Retry(Exception):
+    """The console could not be reached or failed (5xx): try again later."""
+
+
+@dataclass(frozen=True)
+class _Timing:
+    ring: tuple[float, float]
+    talk: tuple[float, float]
+    hold_retry: float
+    hold_max: float
+    retry_delay: float
+    retry_for: float
+    hang_up_ringing: float
+
+
+class _Phone:
+    """One pretend phone system talking to one console."""
+
+    def __init__(self, client: httpx.AsyncClient, endpoint: str, timing: _Timing, rng: random.Random) -> None:
+        self.client = client
+        self.endpoint = endpoint
+        self.timing = timing
+        self.rng = rng
+
+    def _seconds(self, bounds: tuple[float, float]) -> float:
+        return self.rng.uniform(*bounds)
+
+    async def _post_once(self, data: dict[str, str]) -> dict[str, Any] | None:
+        """The reply, or None when the console refused the event (4xx): retrying would not help."""
+        try:
+            response = await self.client.post(self.endpoint, data=data)
+        except httpx.HTTPError as exc:
+            raise _Retry(f"{exc.__class__.__name__}: {exc}") from exc
+        if response.status_code >= 500:
+            raise _Retry(f"HTTP {response.status_code}")
+        if response.status_code >= 400:
+            log.warning("console refused %s for call %s: HTTP %s %s", data["event"], data["callId"],
+                        response.status_code, response.text[:200])
+            return None
+        try:
+            reply = response.json()
+        except ValueError:
+            return {}
+        return reply if isinstance(reply, dict) else {}
+
+    async def post(self, data: dict[str, str], *, patience: float | None = None) -> dict[str, Any] | None:
+        """Post an event, retrying transient failures for up to `patience` seconds; None if it never got through."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.timing.retry_for if patience is None else patience)
+        while True:
+            try:
+                return await self._post_once(data)
+            except _Retry as exc:
+                if loop.time() + self.timing.retry_delay > deadline:
+                    log.warning("gave up sending %s for call %s: %s", data["event"], data["callId"], exc)
+                    return None
+                log.warning("could not send %s for call %s (%s); retrying in %g s", data["event"], data["callId"],
+                            exc, self.timing.retry_delay)
+                await asyncio.sleep(self.timing.retry_delay)
+
+    async def call(self, caller: str, callee: str) -> str:
+        """Play one inbound call from start to end; return how it ended, for the log."""
+        timing, loop = self.timing, asyncio.get_running_loop()
+        call_id = f"sim-{uuid.uuid4().hex[:20]}"
+        new_call = {"event": "newCall", "from": caller, "to": callee, "direction": "in", "callId": call_id}
+        hangs_up_ringing = self.rng.random() < timing.hang_up_ringing
+        reply = await self.post(new_call)
+        if reply is None:
+            return "not delivered"
+        target = _target(reply)
+        gives_up = loop.time() + timing.hold_max
+        while target is None:
+            if _ended(reply):
+                return f"ended by the console ({reply.get('state')})"
+            if loop.time() + timing.hold_retry > gives_up:
+                await self.post({"event": "hangup", "callId": call_id, "cause": "cancel"})
+                return "caller gave up on hold"
+            await asyncio.sleep(timing.hold_retry)
+            # Re-posting the same newCall is how the phone system learns a target later.
+            reply = await self.post(new_call, patience=0) or {}
+            target = _target(reply)
+        ring = self._seconds(timing.ring)
+        if hangs_up_ringing:
+            await asyncio.sleep(ring * self.rng.uniform(0.2, 0.9))
+            await self.post({"event": "hangup", "callId": call_id, "cause": "cancel"})
+            return f"caller hung up while {target} rang"
+        await asyncio.sleep(ring)
+        answered = await self.post({"event": "answer", "callId": call_id, "answeringNumber": target})
+        if answered is None:
+            await self.post({"event": "hangup", "callId": call_id, "cause": "cancel"})
+            return f"answer by {target} refused"
+        await asyncio.sleep(self._seconds(timing.talk))
+        await self.post({"event": "hangup", "callId": call_id, "cause": "normalClearing"})
+        return f"answered by {target}"
+
+
+def _target(reply: dict[str, Any]) -> str | None:
+    target = reply.get("target")
+    if reply.get("action") == "transfer" and isinstance(target, str) and target:
+        return target
+    return None
+
+
+def _ended(reply: dict[str, Any]) -> bool:
+    return reply.get("state") in ("closed", "abandoned", "transferred", "wrap_up")
+
+
+def _unknown_number(rng: random.Random, known: set[str]) -> str:
+    """A valid Dutch number that is none of the customers' (an unknown caller)."""
+    while True:
+        if rng.random() < 0.7:
+            number = "+316" + rng.choice("123458") + f"{rng.randrange(10**7):07d}"
+        else:
+            area = rng.choice(NL_AREAS)
+            number = f"+31{area}{rng.choice('23456789')}{rng.randrange(10 ** (8 - len(area))):0{8 - len(area)}d}"
+        if number not in known:
+            return number
+
+
+async def run_simulator(
+    url: str,
+    token: str,
+    *,
+    interval: float = 6.0,
+    count: int = 0,
+    numbers: Sequence[str] = (),
+    rng: random.Random | None = None,
+    known_share: float = 0.75,
+    hang_up_ringing: float = 0.1,
+    ring_seconds: tuple[float, float] = (2.0, 5.0),
+    talk_seconds: tuple[float, float] = (15.0, 60.0),
+    hold_retry: float = 2.0,
+    hold_max: float = 45.0,
+    retry_delay: float = 2.0,
+    retry_for: float = 30.0,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> None:
+    """Start a call every ~`interval` seconds; after `count` calls (0: never) wait for them and return.
+
+    `numbers` are the callers most calls come from (customers' numbers); the rest are unknown
+    Dutch numbers. Cancelling stops at once and cancels the calls in progress.
+    """
+    rng = rng or random.Random()
+    endpoint = f"{url.rstrip('/')}/integrations/cti/{token}"
+    timing = _Timing(ring_seconds, talk_seconds, hold_retry, hold_max, retry_delay, retry_for, hang_up_ringing)
+    known = list(numbers)
+    known_normalized = {normalize_phone(n, "NL") or n for n in known}
+    calls: set[asyncio.Task[None]] = set()
+    async with httpx.AsyncClient(transport=transport, timeout=10.0) as client:
+        phone = _Phone(client, endpoint, timing, rng)
+
+        async def one_call(caller: str, callee: str) -> None:
+            try:
+                outcome = await phone.call(caller, callee)
+            except Exception:  # a bug in one call must not stop the traffic
+                log.exception("simulated call from %s failed", caller)
+            else:
+                log.info("simulated call from %s to %s: %s", caller, callee, outcome)
+
+        try:
+            started = 0
+            while count <= 0 or started < count:
+                if started and interval > 0:
+                    await asyncio.sleep(interval * rng.uniform(0.6, 1.4))
+                if known and rng.random() < known_share:
+                    caller = rng.choice(known)
+                else:
+                    caller = _unknown_number(rng, known_normalized)
+                task = asyncio.create_task(one_call(caller, rng.choice(SERVICE_LINES)))
+                calls.add(task)
+                task.add_done_callback(calls.discard)
+                started += 1
+            await asyncio.gather(*calls)
+        finally:
+            for task in calls:
+                task.cancel()
+            await asyncio.gather(*calls, return_exceptions=True)
+
+
+async def demo_numbers(db: Database, limit: int = 500) -> list[str]:
+    """Customers' phone numbers (E.164) for simulated callers, the shared switchboard numbers among them.
+
+    A fifth of the sample are numbers several customers have, so some calls match more than one.
+    """
+    if limit <= 0:
+        return []
+    async with db.transaction() as session:
+        shared = list(await session.scalars(
+            select(ContactPoint.normalized)
+            .where(ContactPoint.kind == ContactKind.PHONE)
+            .group_by(ContactPoint.normalized)
+            .having(func.count(func.distinct(ContactPoint.customer_id)) > 1)
+            .order_by(func.random())
+            .limit(max(1, limit // 5))
+        ))
+        sample = list(await session.scalars(
+            select(ContactPoint.normalized)
+            .where(ContactPoint.kind == ContactKind.PHONE)
+            .order_by(func.random())
+            .limit(limit)
+        ))
+    return list(dict.fromkeys(shared + sample))[:limit]

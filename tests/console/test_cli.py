@@ -1,0 +1,42 @@
+"""The command line as an admin uses it: python -m console ..."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def console(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CONSOLE_VAR_DIR": str(tmp_path / "var"), "CONSOLE_DATABASE_URL": "",
+           "CONSOLE_SECRET_KEY": "", "CONSOLE_DEMO": "", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "console", *args], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_migrate_create_agent_and_import_customers(tmp_path: Path) -> None:
+    assert console(tmp_path, "migrate").returncode == 0
+    assert (tmp_path / "var" / "console.db").exists()
+    created = console(tmp_path, "create-agent", "--email", "Anna@X.nl", "--name", "Anna", "--password",
+                      "long enough", "--extension", "201")
+    assert created.returncode == 0 and "anna@x.nl" in created.stdout
+    again = console(tmp_path, "create-agent", "--email", "anna@x.nl", "--name", "Anna", "--password", "long enough")
+    assert again.returncode == 2 and "exists already" in again.stderr
+    short = console(tmp_path, "create-agent", "--email", "b@x.nl", "--name", "B", "--password", "short")
+    assert short.returncode == 2 and "at least 8 characters" in short.stderr
+
+    csv = tmp_path / "customers.csv"
+    csv.write_text("name,phones,emails,owner\nJan,0612345678,jan@x.nl,anna@x.nl\nPiet,12,,\n", encoding="utf-8")
+    imported = console(tmp_path, "import-customers", str(csv))
+    assert imported.returncode == 0, imported.stderr
+    assert "1 created, 0 updated, 1 rows with errors" in imported.stdout
+    assert "line 3: '12' is not a valid phone" in imported.stderr
+    missing = console(tmp_path, "import-customers", str(tmp_path / "nope.csv"))
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_serve_needs_a_secret_key_and_refuses_several_workers_on_sqlite(tmp_path: Path) -> None:
+    no_key = console(tmp_path, "serve")
+    assert no_key.returncode == 2 and "CONSOLE_SECRET_KEY is required" in no_key.stderr
+    workers = console(tmp_path, "serve", "--workers", "2", env={"CONSOLE_SECRET_KEY": "k" * 40})
+    assert workers.returncode == 2
+    assert "SQLite serves one process only" in workers.stderr and "use PostgreSQL" in workers.stderr

@@ -1,0 +1,36 @@
+from pathlib import Path
+
+import pytest
+
+from console.errors import InvalidInput
+from console.settings import load
+
+
+def test_embedded_default_is_sqlite_under_var_and_the_memory_bus(tmp_path: Path) -> None:
+    settings = load({"CONSOLE_VAR_DIR": str(tmp_path), "CONSOLE_SECRET_KEY": "s" * 32})
+    assert settings.database_url == f"sqlite+aiosqlite:///{tmp_path / 'console.db'}"
+    assert settings.redis_url == "" and settings.default_region == "NL" and not settings.demo
+
+
+def test_a_secret_key_is_required_outside_demo_mode(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="CONSOLE_SECRET_KEY is required"):
+        load({"CONSOLE_VAR_DIR": str(tmp_path)})
+
+
+def test_demo_mode_generates_and_keeps_a_secret_key_and_cti_token(tmp_path: Path) -> None:
+    first = load({"CONSOLE_VAR_DIR": str(tmp_path), "CONSOLE_DEMO": "1"})
+    second = load({"CONSOLE_VAR_DIR": str(tmp_path), "CONSOLE_DEMO": "true"})
+    assert len(first.secret_key) >= 32 and first.secret_key == second.secret_key
+    assert first.cti_token and first.cti_token == second.cti_token
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_region_and_database_url_are_checked(tmp_path: Path) -> None:
+    base = {"CONSOLE_VAR_DIR": str(tmp_path), "CONSOLE_SECRET_KEY": "k" * 32}
+    assert load({**base, "CONSOLE_DEFAULT_REGION": "be"}).default_region == "BE"
+    with pytest.raises(InvalidInput, match="CONSOLE_DEFAULT_REGION"):
+        load({**base, "CONSOLE_DEFAULT_REGION": "XX"})
+    with pytest.raises(InvalidInput, match="CONSOLE_DATABASE_URL"):
+        load({**base, "CONSOLE_DATABASE_URL": "mysql://x"})
+    url = load({**base, "CONSOLE_DATABASE_URL": "postgresql://u@h/db"}).database_url
+    assert url == "postgresql+asyncpg://u@h/db"

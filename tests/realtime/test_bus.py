@@ -1,0 +1,88 @@
+"""The bus contract; each backend runs the same tests (Redis joins with its backend)."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from realtime import Bus, Overflow, make_bus
+from realtime.hub import pump
+
+
+@pytest.fixture(params=["memory://"])
+async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
+    bus = make_bus(request.param, backlog=5)
+    await bus.start()
+    yield bus
+    await bus.close()
+
+
+async def test_replay_returns_the_frames_after_the_cursor_in_order(bus: Bus) -> None:
+    first = await bus.publish("agent:1", "a")
+    await bus.publish("agent:2", "other stream")
+    await bus.publish("agent:1", "b")
+    await bus.publish("agent:1", "c")
+    frames = await bus.replay("agent:1", first)
+    assert frames is not None and [f.payload for f in frames] == ["b", "c"]
+    assert await bus.replay("agent:1", await bus.last_id("agent:1")) == []
+
+
+async def test_an_unknown_or_too_old_cursor_asks_for_a_snapshot(bus: Bus) -> None:
+    first = await bus.publish("agent:1", "0")
+    for i in range(1, 8):
+        await bus.publish("agent:1", str(i))
+    assert await bus.replay("agent:1", first) is None, "frames after it fell out of the backlog"
+    assert await bus.replay("agent:1", "not-a-cursor") is None
+    assert await bus.replay("agent:1", "deadbeef-3") is None
+
+
+async def test_a_subscriber_gets_new_frames_and_overflow_is_reported(bus: Bus) -> None:
+    async with bus.subscribe("agent:1", maxsize=2) as subscription:
+        await bus.publish("agent:1", "x")
+        assert (await asyncio.wait_for(subscription.get(), 1)).payload == "x"
+        for i in range(3):
+            await bus.publish("agent:1", str(i))
+        with pytest.raises(Overflow):
+            await asyncio.wait_for(subscription.get(), 1)
+
+
+async def test_pump_sends_a_snapshot_then_live_frames_each_once(bus: Bus) -> None:
+    sent: list[str] = []
+
+    async def send(text: str) -> None:
+        sent.append(text)
+
+    async def snapshot() -> str:
+        await bus.publish("agent:1", "raced")  # published while the snapshot is built
+        return "snapshot"
+
+    task = asyncio.create_task(pump(bus, "agent:1", send, since=None, snapshot=snapshot,
+                                    wrap=lambda payload, cursor: f"{payload}@{cursor}"))
+    while len(sent) < 2:
+        await asyncio.sleep(0.01)
+    await bus.publish("agent:1", "live")
+    while len(sent) < 3:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    assert [s.split("@")[0] for s in sent] == ["snapshot", "raced", "live"]
+    cursors = [s.split("@")[1] for s in sent]
+    assert len(set(cursors)) == 3
+
+
+async def test_pump_replays_from_a_cursor_without_a_snapshot(bus: Bus) -> None:
+    cursor = await bus.publish("agent:1", "seen")
+    await bus.publish("agent:1", "missed")
+    sent: list[str] = []
+
+    async def send(text: str) -> None:
+        sent.append(text)
+
+    async def snapshot() -> str:
+        raise AssertionError("no snapshot when the cursor is known")
+
+    task = asyncio.create_task(pump(bus, "agent:1", send, since=cursor, snapshot=snapshot,
+                                    wrap=lambda payload, cursor: payload))
+    while not sent:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    assert sent == ["missed"]
