@@ -181,6 +181,8 @@ def demo(args: argparse.Namespace) -> int:
                                      extension=extension, language=language)
             if empty:
                 print(await make(db, customers=args.customers, region=settings.default_region))
+            else:
+                await _reset_earlier_run(db, settings.default_region)
             return await demo_numbers(db)
         finally:
             await db.close()
@@ -207,6 +209,32 @@ def demo(args: argparse.Namespace) -> int:
 
     asyncio.run(go())
     return 0
+
+
+async def _reset_earlier_run(db: Database, region: str) -> None:
+    """A demo stopped earlier left its simulated calls open and agents available with no page open.
+
+    The simulated phone system is gone, so its calls are hung up; nobody is connected yet, so
+    every agent starts offline (presence from sockets arrives with routing, issue 3).
+    """
+    from sqlalchemy import select
+
+    from console.conversations import hang_up
+    from console.models import OPEN_STATES, Agent, AgentStatus, Channel, Conversation
+    from console.ports import Context, NullNotifier
+    from console.routing import set_status
+
+    async with db.transaction() as session:
+        leftovers = list(await session.scalars(select(Conversation.external_id).where(
+            Conversation.channel == Channel.CALL, Conversation.state.in_(OPEN_STATES))))
+        present = list(await session.scalars(select(Agent.id).where(Agent.status != AgentStatus.OFFLINE)))
+    ctx = Context(db=db, notify=NullNotifier(), region=region)
+    for external_id in leftovers:
+        await hang_up(ctx, Channel.CALL, external_id, "demo restarted")
+    for agent_id in present:
+        await set_status(ctx, agent_id, AgentStatus.OFFLINE)
+    if leftovers:
+        print(f"ended {len(leftovers)} calls left open by an earlier demo run")
 
 
 async def _after_start(server: object, job: object) -> None:

@@ -181,7 +181,8 @@ class Picture:
     conversation_count: int
 
 
-async def picture(session: AsyncSession, customer_id: int) -> Picture | None:
+async def picture(session: AsyncSession, customer_id: int, *, exclude: int | None = None) -> Picture | None:
+    """The customer's picture; `exclude` leaves the contact being popped out of its own history."""
     customer = await session.scalar(
         select(Customer).where(Customer.id == customer_id).options(
             selectinload(Customer.contact_points), selectinload(Customer.owner)
@@ -192,7 +193,7 @@ async def picture(session: AsyncSession, customer_id: int) -> Picture | None:
     history = list(
         await session.scalars(
             select(Conversation)
-            .where(Conversation.customer_id == customer_id)
+            .where(Conversation.customer_id == customer_id, Conversation.id != (exclude or 0))
             .order_by(Conversation.created_at.desc(), Conversation.id.desc())
             .limit(HISTORY_LENGTH)
         )
@@ -214,7 +215,8 @@ async def picture(session: AsyncSession, customer_id: int) -> Picture | None:
             .limit(NOTES_SHOWN)
         )
     )
-    count = await session.scalar(select(func.count()).where(Conversation.customer_id == customer_id))
+    count = await session.scalar(
+        select(func.count()).where(Conversation.customer_id == customer_id, Conversation.id != (exclude or 0)))
     return Picture(customer, customer.owner, history, tickets, notes, int(count or 0))
 
 

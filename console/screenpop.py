@@ -44,7 +44,7 @@ class AgentView:
 async def build_pop(session: AsyncSession, conversation: Conversation, offered: bool, region: str) -> Pop:
     pop = Pop(conversation=conversation, offered=offered, address=customer_address(conversation))
     if conversation.customer_id is not None:
-        pop.picture = await customers.picture(session, conversation.customer_id)
+        pop.picture = await customers.picture(session, conversation.customer_id, exclude=conversation.id)
     else:
         kind = CONTACT_KIND[conversation.channel]
         ids = await customers.match(session, kind, pop.address, region)

@@ -64,6 +64,8 @@ async def test_email_match_ignores_case(ctx: Context) -> None:
 
 
 async def test_picture_has_history_tickets_and_notes(ctx: Context) -> None:
+    from sqlalchemy import select
+
     from console.models import Channel, Conversation, Note, State, Ticket, utcnow
 
     jan = await add_customer(ctx.db, "Jan", phones=("0612345678",))
@@ -77,5 +79,10 @@ async def test_picture_has_history_tickets_and_notes(ctx: Context) -> None:
         picture = await customers.picture(session, jan)
     assert picture is not None
     assert len(picture.history) == 10 and picture.conversation_count == 12
+    async with ctx.db.transaction() as session:
+        current = await session.scalar(select(Conversation.id).where(Conversation.external_id == "h11"))
+        without = await customers.picture(session, jan, exclude=current)
+    assert without is not None and without.conversation_count == 11
+    assert current not in [h.id for h in without.history]
     assert [t.subject for t in picture.open_tickets] == ["Broken router"]
     assert [n.body for n in picture.notes] == ["Prefers mornings"]
