@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.errors import Conflict, InvalidInput, TooManyAttempts
@@ -81,6 +82,12 @@ async def authenticate(
     database, so the limits hold across several app processes.
     """
     account = email.strip().lower()[:254]
+    address = address[:64]
+    if session.get_bind().dialect.name == "postgresql":
+        # Concurrent tries for one account or address would all count the same failures;
+        # these locks make them count one after the other (SQLite has one writer anyway).
+        for key in ("login-account:" + account, "login-address:" + address):
+            await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
     since = utcnow() - timedelta(seconds=window_seconds)
     failures = select(func.count()).select_from(LoginAttempt).where(
         LoginAttempt.created_at >= since, LoginAttempt.succeeded.is_(False)
@@ -91,13 +98,28 @@ async def authenticate(
         raise TooManyAttempts("Too many failed logins. Wait %(minutes)s minutes and try again.",
                               retry_after=window_seconds, minutes=window_seconds // 60)
     agent = await session.scalar(select(Agent).where(Agent.email == account))
-    ok = verify_password(agent.password_hash if agent else _DUMMY_HASH, password) and agent is not None
-    session.add(LoginAttempt(account=account, address=address[:64], succeeded=ok))
+    # argon2 takes a good part of a second of CPU: off the event loop, so sockets keep flowing.
+    verified = await asyncio.to_thread(verify_password, agent.password_hash if agent else _DUMMY_HASH, password)
+    ok = verified and agent is not None
+    session.add(LoginAttempt(account=account, address=address, succeeded=ok))
     return agent if ok else None
 
 
+async def session_is_current(session: AsyncSession, agent_id: int, version: object) -> bool:
+    """Whether a login session of `agent_id` made at `version` is still valid (not logged out since)."""
+    current = await session.scalar(select(Agent.session_version).where(Agent.id == agent_id))
+    return current is not None and current == version
+
+
+async def end_sessions(session: AsyncSession, agent_id: int) -> None:
+    """Log the agent out everywhere: every session made before now stops being accepted."""
+    agent = await session.get(Agent, agent_id, with_for_update=True)
+    if agent is not None:
+        agent.session_version += 1
+
+
 async def find_agent(session: AsyncSession, reference: str) -> Agent | None:
-    """An agent named by a phone system: extension, email, name or id, in that order."""
+    """An agent named by a phone system: extension, email or name, in that order."""
     ref = reference.strip()
     if not ref:
         return None
@@ -106,6 +128,4 @@ async def find_agent(session: AsyncSession, reference: str) -> Agent | None:
         agent = await session.scalar(
             select(Agent).where(or_(Agent.email == ref.lower(), func.lower(Agent.name) == ref.lower())).limit(1)
         )
-    if agent is None and ref.isdigit():
-        agent = await session.get(Agent, int(ref))
     return agent

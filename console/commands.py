@@ -63,6 +63,13 @@ def _check_workers(settings: Settings, workers: int) -> None:
             "CONSOLE_DATABASE_URL=postgresql+asyncpg://... (and CONSOLE_REDIS_URL=redis://...)",
             field="workers",
         )
+    if workers > 1 and not settings.redis_url:
+        # Each worker would have its own in-process bus: a pop published by one never reaches
+        # a socket held by another.
+        raise InvalidInput(
+            "several workers need a shared bus: set CONSOLE_REDIS_URL=redis://... (or run one worker)",
+            field="workers",
+        )
 
 
 def serve(args: argparse.Namespace) -> int:

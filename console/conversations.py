@@ -58,10 +58,13 @@ def customer_address(conversation: Conversation) -> str:
     return conversation.to_address if conversation.direction is Direction.OUT else conversation.from_address
 
 
-async def _find(session: AsyncSession, channel: Channel, external_id: str) -> Conversation | None:
-    return await session.scalar(
-        select(Conversation).where(Conversation.channel == channel, Conversation.external_id == external_id)
-    )
+async def _find(session: AsyncSession, channel: Channel, external_id: str, *, lock: bool = False
+                ) -> Conversation | None:
+    query = select(Conversation).where(Conversation.channel == channel, Conversation.external_id == external_id)
+    if lock:
+        # answer and hangup of one call may race; the row lock makes the second see the first.
+        query = query.with_for_update()
+    return await session.scalar(query)
 
 
 async def _routed_target(session: AsyncSession, conversation: Conversation) -> str | None:
@@ -133,6 +136,7 @@ async def _arrive(
             channel=channel, direction=direction, external_id=external_id, state=State.QUEUED,
             from_address=from_address[:320], to_address=to_address[:320], subject=subject,
             customer_id=matches[0] if len(matches) == 1 else None, queue_id=queue_id, created_at=utcnow(),
+            routed_by_console=not ringing and direction is Direction.IN,
         )
         session.add(conversation)
         await session.flush()
@@ -191,7 +195,7 @@ async def _give_freed_agents_work(session: AsyncSession, agent_ids: set[int]) ->
 async def answer(ctx: Context, channel: Channel, external_id: str, answered_by: list[str]) -> Conversation:
     """The contact was answered: active for the agent who answered, withdrawn from the others."""
     async with ctx.db.transaction() as session:
-        conversation = await _find(session, channel, external_id)
+        conversation = await _find(session, channel, external_id, lock=True)
         if conversation is None:
             raise NotFound(f"no {channel.value} with id {external_id!r}; send newCall first", field="callId")
         if conversation.state in ENDED:
@@ -212,11 +216,17 @@ async def answer(ctx: Context, channel: Channel, external_id: str, answered_by: 
         if agent is None:
             log.warning("%s %s answered by unknown agent %r", channel.value, external_id, answered_by)
         touched = set(pending)
+        freed: set[int] = set()
+        previous = conversation.agent_id if conversation.state is State.ACTIVE else None
+        if previous is not None and agent is not None and previous != agent.id:
+            # Answered again elsewhere (a pickup): the first agent's view and capacity change too.
+            touched.add(previous)
+            freed.add(previous)
         if conversation.state is not State.ACTIVE or (agent and conversation.agent_id != agent.id):
             conversation.state = State.ACTIVE
             conversation.answered_at = conversation.answered_at or utcnow()
             conversation.agent_id = agent.id if agent else None
-        freed = await _end_offers(session, conversation.id, agent.id if agent else None)
+        freed |= await _end_offers(session, conversation.id, agent.id if agent else None)
         if agent is not None:
             touched.add(agent.id)
         touched |= await _give_freed_agents_work(session, freed)
@@ -227,7 +237,7 @@ async def answer(ctx: Context, channel: Channel, external_id: str, answered_by: 
 async def hang_up(ctx: Context, channel: Channel, external_id: str, cause: str | None = None) -> Conversation:
     """The contact ended: abandoned when nobody had answered (the pop is withdrawn), else closed."""
     async with ctx.db.transaction() as session:
-        conversation = await _find(session, channel, external_id)
+        conversation = await _find(session, channel, external_id, lock=True)
         if conversation is None:
             raise NotFound(f"no {channel.value} with id {external_id!r}", field="callId")
         if conversation.state in ENDED:

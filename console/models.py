@@ -155,6 +155,8 @@ class Agent(Base):
     status: Mapped[AgentStatus] = mapped_column(_enum(AgentStatus, "agent_status"), default=AgentStatus.OFFLINE)
     status_since: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     idle_since: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Bumped on logout: sessions and sockets carrying an older version are no longer accepted.
+    session_version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     __table_args__ = (Index("ix_agents_status_idle", "status", "idle_since"),)
@@ -217,6 +219,8 @@ class Conversation(Base):
     channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
     direction: Mapped[Direction] = mapped_column(_enum(Direction, "direction"), default=Direction.IN)
     state: Mapped[State] = mapped_column(_enum(State, "conversation_state"), default=State.QUEUED)
+    # True when the console picks the agent; False when the phone system rings agents itself.
+    routed_by_console: Mapped[bool] = mapped_column(default=True)
     external_id: Mapped[str] = mapped_column(String(250))
     from_address: Mapped[str] = mapped_column(String(320), default="")
     to_address: Mapped[str] = mapped_column(String(320), default="")

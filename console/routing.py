@@ -72,7 +72,7 @@ async def dispatch_to(session: AsyncSession, agent: Agent) -> Conversation | Non
         return None
     query = (
         select(Conversation)
-        .where(Conversation.state == State.QUEUED, Conversation.direction == "in")
+        .where(Conversation.state == State.QUEUED, Conversation.routed_by_console.is_(True))
         .order_by(Conversation.created_at, Conversation.id)
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -106,8 +106,37 @@ async def set_status(ctx: Context, agent_id: int, status: str) -> AgentStatus:
             agent.status_since = now
             if new is AgentStatus.AVAILABLE:
                 agent.idle_since = now
+        touched = {agent_id}
+        await session.flush()
         if new is AgentStatus.AVAILABLE:
-            await session.flush()
             await dispatch_to(session, agent)
-    await ctx.notify.agents_changed([agent_id])
+        else:
+            touched |= await release_offers(session, agent_id)
+    await ctx.notify.agents_changed(touched)
     return new
+
+
+async def release_offers(session: AsyncSession, agent_id: int) -> set[int]:
+    """An agent who leaves gives back what the console offered them: it goes to the next agent.
+
+    Rings the phone system placed itself are only withdrawn from the agent's screen; the phone
+    system decides where those calls go. Returns the agents who got an offer instead.
+    """
+    now = utcnow()
+    offers = list(await session.scalars(
+        select(Offer).where(Offer.agent_id == agent_id, Offer.state == OfferState.PENDING).with_for_update()))
+    served: set[int] = set()
+    for record in offers:
+        record.state = OfferState.WITHDRAWN
+        record.ended_at = now
+        conversation = await session.get(Conversation, record.conversation_id, with_for_update=True)
+        if conversation is None or not conversation.routed_by_console or conversation.state is not State.OFFERED:
+            continue
+        await session.flush()
+        conversation.state = State.QUEUED
+        conversation.agent_id = None
+        other = await pick_agent(session, conversation.channel, exclude={agent_id})
+        if other is not None:
+            await offer(session, conversation, other)
+            served.add(other.id)
+    return served

@@ -111,6 +111,6 @@ def load(
         demo=is_demo,
         default_language=language,
         timezone=timezone,
-        cookie_secure=_flag(env.get("CONSOLE_COOKIE_SECURE")),
+        cookie_secure=_flag(env.get("CONSOLE_COOKIE_SECURE"), default=not is_demo),
         allowed_origins=origins,
     )

@@ -3,6 +3,6 @@
 Nothing here knows about agents or customers; it moves strings.
 """
 
-from realtime.bus import Bus, Frame, Overflow, Subscription, make_bus
+from realtime.bus import Bus, Frame, Overflow, StreamClosed, Subscription, close_frame, make_bus
 
-__all__ = ["Bus", "Frame", "Overflow", "Subscription", "make_bus"]
+__all__ = ["Bus", "Frame", "Overflow", "StreamClosed", "Subscription", "close_frame", "make_bus"]

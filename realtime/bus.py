@@ -18,6 +18,21 @@ class Frame:
     payload: str
 
 
+CLOSE_PREFIX = "\x00close:"
+
+
+def close_frame(code: int, reason: str) -> str:
+    """A payload that makes every socket pumping the stream close with `code` (e.g. on logout)."""
+    return f"{CLOSE_PREFIX}{code}:{reason}"
+
+
+class StreamClosed(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"{code} {reason}")
+        self.code = code
+        self.reason = reason
+
+
 class Overflow(Exception):
     """The subscriber fell behind and frames were dropped; it must reconnect and replay."""
 

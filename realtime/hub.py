@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from realtime.bus import Bus
+from realtime.bus import CLOSE_PREFIX, Bus, Frame, StreamClosed
 
 Send = Callable[[str], Awaitable[None]]
 Wrap = Callable[[str, str], str]
@@ -24,7 +24,8 @@ async def pump(
 
     Subscribing happens before the replay or snapshot is read, so a frame published meanwhile is
     queued, and frames at or before what was already sent are skipped. Raises realtime.Overflow
-    when the socket cannot keep up (the caller closes it with 1013 so the browser replays).
+    when the socket cannot keep up (the caller closes it with 1013 so the browser replays), and
+    realtime.StreamClosed when a close frame was published (the caller closes with its code).
     """
     async with bus.subscribe(stream, maxsize) as subscription:
         frames = await bus.replay(stream, since) if since else None
@@ -36,11 +37,18 @@ async def pump(
         else:
             last = bus.order(since or "") or ()
             for frame in frames:
-                await send(wrap(frame.payload, frame.id))
+                await _deliver(frame, send, wrap)
                 last = frame.order
         while True:
             frame = await subscription.get()
             if frame.order <= last:
                 continue
-            await send(wrap(frame.payload, frame.id))
+            await _deliver(frame, send, wrap)
             last = frame.order
+
+
+async def _deliver(frame: Frame, send: Send, wrap: Wrap) -> None:
+    if frame.payload.startswith(CLOSE_PREFIX):
+        code, _, reason = frame.payload.removeprefix(CLOSE_PREFIX).partition(":")
+        raise StreamClosed(int(code), reason)
+    await send(wrap(frame.payload, frame.id))

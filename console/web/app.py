@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -25,6 +26,7 @@ from console.web.wiring import Wiring, build
 from integrations.telephony import cti
 
 log = logging.getLogger("console.web")
+CTI_PATH = re.compile(r"(/integrations/cti/)[^/?\s]+")
 
 STATUS = {InvalidInput: 422, NotFound: 404, Conflict: 409, TooManyAttempts: 429, Unavailable: 503}
 
@@ -37,8 +39,8 @@ async def console_error(request: Request, exc: Exception) -> Response:
         return JSONResponse({"error": exc.message, "field": exc.field}, status_code=status, headers=headers)
     w: Wiring = request.app.state.wiring
     language = w.settings.default_language
-    agent_id = pages.agent_id_of(request)
-    if agent_id is not None:
+    agent_id = request.session.get("agent_id")
+    if isinstance(agent_id, int):
         try:
             async with w.ctx.db.transaction() as session:
                 from console.models import Agent
@@ -50,6 +52,21 @@ async def console_error(request: Request, exc: Exception) -> Response:
     text = exc.translated(i18n.translations(language).gettext)
     html = w.renderer.render("partials/flash.html", language, message=text)
     return HTMLResponse(html, status_code=status, headers=headers)
+
+
+class HideCTIToken(logging.Filter):
+    """Access logs print request paths, and the CTI path carries the secret token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(CTI_PATH.sub(r"\1***", arg) if isinstance(arg, str) else arg for arg in record.args)
+        return True
+
+
+def hide_cti_token_in_access_logs() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, HideCTIToken) for f in access.filters):
+        access.addFilter(HideCTIToken())
 
 
 def make_routes(w: Wiring) -> list[BaseRoute]:
@@ -72,6 +89,7 @@ def make_routes(w: Wiring) -> list[BaseRoute]:
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     w = build(settings)
+    hide_cti_token_in_access_logs()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -8,36 +8,37 @@ import logging
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from console.models import Agent
 from console.screenpop import agent_view
 from console.web.render import agent_stream, cursor_frame
-from console.web.security import origin_allowed
+from console.web.security import origin_allowed, signed_in
 from console.web.wiring import Wiring
-from realtime import Overflow
+from realtime import Overflow, StreamClosed
 from realtime.hub import pump
 
 log = logging.getLogger("console.web.live")
 
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
-MAX_CURSOR = 100
+MAX_CURSOR = 120
+CURSOR_SEPARATOR = "."
 
 
 async def live_socket(websocket: WebSocket) -> None:
     w: Wiring = websocket.app.state.wiring
-    agent_id = websocket.session.get("agent_id") if "session" in websocket.scope else None
     if not origin_allowed(websocket, w.settings.allowed_origins):
         await _refuse(websocket, "origin not allowed")
         return
-    if not isinstance(agent_id, int):
+    agent_id = await signed_in(websocket, w.ctx.db)
+    if agent_id is None:
         await _refuse(websocket, "not signed in")
         return
-    async with w.ctx.db.transaction() as session:
-        if await session.get(Agent, agent_id) is None:
-            await _refuse(websocket, "not signed in")
-            return
+    # Cursors name the agent whose stream they count: a page left open from another login
+    # must not be fed this agent's frames.
+    owner, _, since = websocket.query_params.get("since", "")[:MAX_CURSOR].partition(CURSOR_SEPARATOR)
+    if since and owner != str(agent_id):
+        await _refuse(websocket, "signed in as someone else")
+        return
     await websocket.accept()
-    since = websocket.query_params.get("since", "")[:MAX_CURSOR] or None
 
     async def snapshot() -> str:
         async with w.ctx.db.transaction() as session:
@@ -45,8 +46,9 @@ async def live_socket(websocket: WebSocket) -> None:
         return w.renderer.live(view)
 
     sender = asyncio.create_task(
-        pump(w.bus, agent_stream(agent_id), websocket.send_text, since=since, snapshot=snapshot,
-             wrap=cursor_frame, maxsize=w.settings.socket_queue_size)
+        pump(w.bus, agent_stream(agent_id), websocket.send_text, since=since or None, snapshot=snapshot,
+             wrap=lambda payload, cursor: cursor_frame(payload, f"{agent_id}{CURSOR_SEPARATOR}{cursor}"),
+             maxsize=w.settings.socket_queue_size)
     )
     receiver = asyncio.create_task(_drain(websocket))
     done, pending = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
@@ -56,7 +58,10 @@ async def live_socket(websocket: WebSocket) -> None:
             await task
     if sender in done:
         exc = sender.exception()
-        if isinstance(exc, Overflow):
+        if isinstance(exc, StreamClosed):
+            with contextlib.suppress(Exception):
+                await websocket.close(exc.code, exc.reason)
+        elif isinstance(exc, Overflow):
             log.info("agent %s socket fell behind; closing it so it replays", agent_id)
             with contextlib.suppress(Exception):
                 await websocket.close(TRY_AGAIN_LATER, "fell behind")

@@ -9,13 +9,32 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from console import auth, conversations, i18n, routing
-from console.errors import InvalidInput, TooManyAttempts
+from console.errors import InvalidInput, NotFound, TooManyAttempts
 from console.models import AgentStatus
 from console.screenpop import agent_view
-from console.web.security import CSRF_FIELD, REFUSED, csrf_token, token_matches
+from console.web.render import agent_stream
+from console.web.security import CSRF_FIELD, REFUSED, csrf_token, sign_in, signed_in, token_matches
 from console.web.wiring import Wiring
+from realtime import close_frame
 
 MAX_FIELD = 1000
+MAX_ID = 2**31 - 1
+
+
+def record_id(raw: object, missing: NotFound) -> int:
+    """A database id from a path or form value; anything else is the `missing` error (a 404)."""
+    value = -1
+    if isinstance(raw, int):
+        value = raw
+    elif isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 10:
+        value = int(raw)
+    if not 0 < value <= MAX_ID:
+        raise missing
+    return value
+
+
+NO_CONVERSATION = NotFound("This conversation does not exist.")
+NO_CUSTOMER = NotFound("That customer does not exist.", field="customer_id")
 
 
 def wiring(request: Request) -> Wiring:
@@ -23,9 +42,8 @@ def wiring(request: Request) -> Wiring:
     return w
 
 
-def agent_id_of(request: Request) -> int | None:
-    value = request.session.get("agent_id")
-    return value if isinstance(value, int) else None
+async def agent_id_of(request: Request) -> int | None:
+    return await signed_in(request, wiring(request).ctx.db)
 
 
 def login_language(request: Request) -> str:
@@ -56,7 +74,7 @@ def login_page(request: Request, *, error: str = "", email: str = "", status_cod
 
 
 async def login_form(request: Request) -> Response:
-    if agent_id_of(request) is not None:
+    if await agent_id_of(request) is not None:
         return RedirectResponse("/", status_code=303)
     return login_page(request)
 
@@ -85,9 +103,7 @@ async def login(request: Request) -> Response:
         return response
     if agent is None:
         return login_page(request, error=_("Email address or password is wrong."), email=email, status_code=400)
-    request.session.clear()
-    request.session["agent_id"] = agent.id
-    csrf_token(request.session)
+    sign_in(request.session, agent.id, agent.session_version)
     return RedirectResponse("/", status_code=303)
 
 
@@ -95,15 +111,20 @@ async def logout(request: Request) -> Response:
     form = await request.form()
     if not form_csrf_ok(request, form):
         return HTMLResponse(REFUSED, status_code=403)
-    agent_id = agent_id_of(request)
+    agent_id = await agent_id_of(request)
     if agent_id is not None:
-        await routing.set_status(wiring(request).ctx, agent_id, AgentStatus.OFFLINE)
+        w = wiring(request)
+        async with w.ctx.db.transaction() as session:
+            await auth.end_sessions(session, agent_id)
+        await routing.set_status(w.ctx, agent_id, AgentStatus.OFFLINE)
+        # Pages of this agent still open elsewhere close their socket and say "signed out".
+        await w.bus.publish(agent_stream(agent_id), close_frame(1008, "signed out"))
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 
 
 async def agent_page(request: Request) -> Response:
-    agent_id = agent_id_of(request)
+    agent_id = await agent_id_of(request)
     if agent_id is None:
         return RedirectResponse("/login", status_code=303)
     w = wiring(request)
@@ -111,7 +132,8 @@ async def agent_page(request: Request) -> Response:
         view = await agent_view(session, agent_id, w.ctx.region)
     html = w.renderer.render("agent.html", view.agent.language, view=view, oob=False,
                              csrf=csrf_token(request.session))
-    return HTMLResponse(html)
+    # Never from the back/forward cache: a restored page would hold a closed socket.
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
 async def live_response(request: Request, agent_id: int, status_code: int = 200) -> Response:
@@ -127,7 +149,7 @@ def signed_out() -> Response:
 
 
 async def set_status(request: Request) -> Response:
-    agent_id = agent_id_of(request)
+    agent_id = await agent_id_of(request)
     if agent_id is None:
         return signed_out()
     form = await request.form()
@@ -136,24 +158,25 @@ async def set_status(request: Request) -> Response:
 
 
 async def link_customer(request: Request) -> Response:
-    agent_id = agent_id_of(request)
+    agent_id = await agent_id_of(request)
     if agent_id is None:
         return signed_out()
     form = await request.form()
     raw = field(form, "customer_id", 20)
-    if not raw.isdigit():
+    if not raw:
         raise InvalidInput("Choose a customer.", field="customer_id")
-    await conversations.link_customer(wiring(request).ctx, agent_id, request.path_params["id"], int(raw))
+    conversation_id = record_id(request.path_params["id"], NO_CONVERSATION)
+    await conversations.link_customer(wiring(request).ctx, agent_id, conversation_id, record_id(raw, NO_CUSTOMER))
     return await live_response(request, agent_id)
 
 
 async def create_customer(request: Request) -> Response:
-    agent_id = agent_id_of(request)
+    agent_id = await agent_id_of(request)
     if agent_id is None:
         return signed_out()
     w = wiring(request)
     form = await request.form()
-    conversation_id: int = request.path_params["id"]
+    conversation_id = record_id(request.path_params["id"], NO_CONVERSATION)
     values: dict[str, Any] = {name: field(form, name, 320) for name in ("name", "company", "phone", "email")}
     try:
         await conversations.create_customer(w.ctx, agent_id, conversation_id, **values)

@@ -74,13 +74,21 @@ class Renderer:
 
 
 class WebNotifier:
-    """The domain's notify port: render each agent's live view once and publish it to their stream."""
+    """The domain's notify port: render each agent's live view once and publish it to their stream.
+
+    Two changes for one agent can commit in one order and finish rendering in the other, which
+    would leave the older view on screen. So one render at a time runs per agent, and a change
+    arriving meanwhile makes it render once more after it publishes: the last frame published
+    was read after the last commit. (Across several nodes this needs the shared bus; issue 4.)
+    """
 
     def __init__(self, db: Database, bus: Bus, renderer: Renderer, region: str) -> None:
         self.db = db
         self.bus = bus
         self.renderer = renderer
         self.region = region
+        self._rendering: set[int] = set()
+        self._stale: set[int] = set()
 
     async def live_html(self, agent_id: int) -> str:
         async with self.db.transaction() as session:
@@ -89,9 +97,21 @@ class WebNotifier:
 
     async def agents_changed(self, agent_ids: Iterable[int]) -> None:
         for agent_id in sorted(set(agent_ids)):
+            self._stale.add(agent_id)
+            if agent_id in self._rendering:
+                continue  # the render under way goes round once more
+            self._rendering.add(agent_id)
             try:
-                html = await self.live_html(agent_id)
-                await self.bus.publish(agent_stream(agent_id), html)
-            except Exception:
-                # The change is committed; a lost push is healed by the snapshot on reconnect.
-                log.exception("could not push the live view of agent %s", agent_id)
+                while agent_id in self._stale:
+                    self._stale.discard(agent_id)
+                    await self._push(agent_id)
+            finally:
+                self._rendering.discard(agent_id)
+
+    async def _push(self, agent_id: int) -> None:
+        try:
+            html = await self.live_html(agent_id)
+            await self.bus.publish(agent_stream(agent_id), html)
+        except Exception:
+            # The change is committed; a lost push is healed by the snapshot on reconnect.
+            log.exception("could not push the live view of agent %s", agent_id)

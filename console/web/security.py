@@ -12,6 +12,9 @@ from starlette.requests import HTTPConnection
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from console import auth
+from console.db import Database
+
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
@@ -31,7 +34,32 @@ def csrf_token(session: dict[str, Any]) -> str:
 
 def token_matches(session: dict[str, Any], given: str | None) -> bool:
     expected = session.get("csrf")
-    return isinstance(expected, str) and bool(given) and hmac.compare_digest(expected, given or "")
+    if not isinstance(expected, str) or not given:
+        return False
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace"))
+
+
+SESSION_AGENT = "agent_id"
+SESSION_VERSION = "v"
+
+
+def sign_in(session: dict[str, Any], agent_id: int, version: int) -> None:
+    session.clear()
+    session[SESSION_AGENT] = agent_id
+    session[SESSION_VERSION] = version
+    csrf_token(session)
+
+
+async def signed_in(conn: HTTPConnection, db: Database) -> int | None:
+    """The agent whose session this is, when it has not been logged out since."""
+    if "session" not in conn.scope:
+        return None
+    agent_id = conn.session.get(SESSION_AGENT)
+    if not isinstance(agent_id, int):
+        return None
+    async with db.transaction() as session:
+        current = await auth.session_is_current(session, agent_id, conn.session.get(SESSION_VERSION))
+    return agent_id if current else None
 
 
 def own_origin(conn: HTTPConnection) -> str:

@@ -40,3 +40,6 @@ def test_serve_needs_a_secret_key_and_refuses_several_workers_on_sqlite(tmp_path
     workers = console(tmp_path, "serve", "--workers", "2", env={"CONSOLE_SECRET_KEY": "k" * 40})
     assert workers.returncode == 2
     assert "SQLite serves one process only" in workers.stderr and "use PostgreSQL" in workers.stderr
+    no_bus = console(tmp_path, "serve", "--workers", "2", env={
+        "CONSOLE_SECRET_KEY": "k" * 40, "CONSOLE_DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1/none"})
+    assert no_bus.returncode == 2 and "CONSOLE_REDIS_URL" in no_bus.stderr

@@ -192,3 +192,51 @@ async def test_idle_time_counts_from_the_end_of_the_last_call(ctx: Context) -> N
     await conversations.hang_up(ctx, Channel.CALL, "first")
     # Anna just finished a call; Bram has waited longer, so he gets the next one.
     assert (await call(ctx, "second", "0687654321")).agent_id == bram
+
+
+async def test_an_agent_who_goes_away_gives_the_offered_call_to_the_next_agent(ctx: Context) -> None:
+    anna = await add_agent(ctx.db, "anna@x.nl", "Anna", extension="201")
+    bram = await add_agent(ctx.db, "bram@x.nl", "Bram", extension="202")
+    await routing.set_status(ctx, anna, "available")
+    await asyncio.sleep(0.01)
+    await routing.set_status(ctx, bram, "available")
+    arrival = await call(ctx, "handed-on")
+    assert arrival.agent_id == anna
+    await routing.set_status(ctx, anna, "away")
+    assert await offers_of(ctx, arrival.conversation_id) == {anna: OfferState.WITHDRAWN, bram: OfferState.PENDING}
+    again = await call(ctx, "handed-on")
+    assert again.target_extension == "202", "the phone system learns the new target"
+    assert {anna, bram} <= told(ctx)
+
+
+async def test_a_call_the_phone_system_rings_is_never_routed_by_the_console(ctx: Context) -> None:
+    await add_agent(ctx.db, "anna@x.nl", "Anna", extension="201")
+    rung = await call(ctx, "pbx-routed", ringing=["Somebody Unknown"])
+    assert rung.state is State.QUEUED
+    bram = await add_agent(ctx.db, "bram@x.nl", "Bram", extension="202")
+    await routing.set_status(ctx, bram, "available")
+    assert await offers_of(ctx, rung.conversation_id) == {}
+
+
+async def test_a_call_picked_up_by_another_agent_leaves_the_first_agents_screen(ctx: Context) -> None:
+    anna = await add_agent(ctx.db, "anna@x.nl", "Anna", extension="201")
+    bram = await add_agent(ctx.db, "bram@x.nl", "Bram", extension="202")
+    await call(ctx, "pickup", ringing=["201"])
+    await conversations.answer(ctx, Channel.CALL, "pickup", ["201"])
+    assert isinstance(ctx.notify, RecordingNotifier)
+    ctx.notify.calls.clear()
+    moved = await conversations.answer(ctx, Channel.CALL, "pickup", ["202"])
+    assert moved.agent_id == bram and {anna, bram} <= told(ctx)
+
+
+async def test_answer_and_hangup_racing_end_with_the_call_ended(ctx: Context) -> None:
+    await add_agent(ctx.db, "anna@x.nl", "Anna", extension="201")
+    for round_ in range(10):
+        call_id = f"race-{round_}"
+        await call(ctx, call_id, ringing=["201"])
+        results = await asyncio.gather(conversations.answer(ctx, Channel.CALL, call_id, ["201"]),
+                                       conversations.hang_up(ctx, Channel.CALL, call_id),
+                                       return_exceptions=True)
+        async with ctx.db.transaction() as session:
+            state = await session.scalar(select(Conversation.state).where(Conversation.external_id == call_id))
+        assert state in (State.CLOSED, State.ABANDONED), (round_, state, results)

@@ -144,3 +144,31 @@ async def test_a_socket_from_another_origin_is_closed_with_1008(live_server: Liv
             with pytest.raises(ConnectionClosed) as closed:
                 await asyncio.wait_for(ws.recv(), 5)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+async def test_logout_closes_open_sockets_and_the_old_cookie_stops_working(live_server: LiveServer,
+                                                                           database_url: str) -> None:
+    await prepare(live_server, database_url)
+    async with agent_session(live_server) as (client, token):
+        stolen = cookie_header(client)
+        async with socket(live_server, client) as ws:
+            await frame_with(ws, 'id="agent-status"')
+            await client.post("/logout", headers={"X-CSRF-Token": token})
+            with pytest.raises(ConnectionClosed) as closed:
+                await frame_with(ws, "never")
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+        async with httpx.AsyncClient(base_url=live_server.url, headers={"Cookie": stolen}) as thief:
+            assert (await thief.get("/")).status_code == 303
+        async with connect(live_server.ws_url + "/ws", origin=live_server.url,  # type: ignore[arg-type]
+                           additional_headers={"Cookie": stolen}) as ws:
+            with pytest.raises(ConnectionClosed) as refused:
+                await asyncio.wait_for(ws.recv(), 5)
+            assert refused.value.rcvd is not None and refused.value.rcvd.code == 1008
+
+
+async def test_a_cursor_from_another_agents_page_is_refused(live_server: LiveServer, database_url: str) -> None:
+    await prepare(live_server, database_url)
+    async with agent_session(live_server) as (client, _), socket(live_server, client, since="999.x-1") as ws:
+        with pytest.raises(ConnectionClosed) as refused:
+            await asyncio.wait_for(ws.recv(), 5)
+    assert refused.value.rcvd is not None and refused.value.rcvd.code == 1008

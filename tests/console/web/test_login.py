@@ -116,3 +116,52 @@ async def test_readiness_says_not_ready_when_the_database_is_unreachable(tmp_pat
         ready = await client.get("/readyz")
     assert ready.status_code == 503 and ready.json()["ready"] is False
     assert ready.json()["database"].startswith("unreachable") and ready.headers["retry-after"]
+
+
+async def test_concurrent_wrong_passwords_cannot_exceed_the_limit(ctx: object) -> None:
+    import asyncio
+
+    from console import auth
+    from console.errors import TooManyAttempts
+    from console.ports import Context
+
+    assert isinstance(ctx, Context)
+    await add_agent(ctx.db, "anna@x.nl", "Anna")
+
+    async def attempt() -> str:
+        try:
+            async with ctx.db.transaction() as session:
+                await auth.authenticate(session, "anna@x.nl", "wrong", "10.0.0.1", max_account=5)
+            return "checked"
+        except TooManyAttempts:
+            return "refused"
+
+    results = await asyncio.gather(*(attempt() for _ in range(12)))
+    assert results.count("checked") == 5 and results.count("refused") == 7
+
+
+async def test_odd_ids_and_tokens_are_clear_errors_not_crashes(client: httpx.AsyncClient) -> None:
+    token = await log_in(client, "anna@x.nl")
+    headers = {"X-CSRF-Token": token}
+    for path, data in (("/conversations/99999999999999999999/customer", {"customer_id": "1"}),
+                       ("/conversations/1/customer", {"customer_id": "²"}),
+                       ("/conversations/1/customer", {"customer_id": "99999999999999999999"}),
+                       ("/conversations/5/customers", {"name": "X"})):
+        response = await client.post(path, data=data, headers=headers)
+        assert response.status_code == 404, (path, data, response.text)
+        assert "bestaat niet" in response.text  # Anna reads Dutch
+    odd = await client.post("/agent/status", data={"status": "away"}, headers={"X-CSRF-Token": "é".encode()})
+    assert odd.status_code == 403
+    page = await client.get("/login")
+    assert page.status_code in (200, 303)
+
+
+def test_access_logs_do_not_show_the_cti_token() -> None:
+    import logging
+
+    from console.web.app import HideCTIToken
+
+    record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d', (
+        "127.0.0.1:5000", "POST", "/integrations/cti/s3cr3t-token?x=1", "1.1", 200), None)
+    HideCTIToken().filter(record)
+    assert "s3cr3t" not in record.getMessage() and "/integrations/cti/***?x=1" in record.getMessage()

@@ -1,0 +1,38 @@
+import asyncio
+
+from console import routing
+from console.ports import Context
+from console.web.render import Renderer, WebNotifier, agent_stream
+from realtime import make_bus
+from tests.helpers import add_agent
+
+
+async def test_concurrent_changes_end_with_the_newest_view_published(ctx: Context) -> None:
+    bus = make_bus("")
+    notifier = WebNotifier(ctx.db, bus, Renderer(), "NL")
+    ctx.notify = notifier
+    agent = await add_agent(ctx.db, "anna@x.nl", "Anna")
+    start = await bus.last_id(agent_stream(agent))
+    for status in ("available", "away", "available", "away"):
+        await routing.set_status(ctx, agent, status)
+    await asyncio.gather(*(notifier.agents_changed([agent]) for _ in range(5)))
+    frames = await bus.replay(agent_stream(agent), start)
+    assert frames and "status-away" in frames[-1].payload
+    # Concurrent notifications for one agent coalesce instead of rendering once each.
+    assert len(frames) < 4 + 5
+
+
+def test_untrusted_names_are_escaped_in_the_pop() -> None:
+    from console.models import Agent, AgentStatus, Channel, Conversation, Customer, Direction, State, utcnow
+    from console.screenpop import AgentView, Pop
+
+    agent = Agent(id=1, name="<script>x</script>", language="en", status=AgentStatus.AVAILABLE,
+                  status_since=utcnow(), email="a@x.nl")
+    conversation = Conversation(id=7, channel=Channel.CALL, direction=Direction.IN, state=State.OFFERED,
+                                from_address="<img src=x onerror=alert(1)>", to_address="", created_at=utcnow())
+    candidate = Customer(id=3, name="<b>Bold</b>", company="A&B")
+    candidate.contact_points = []
+    html = Renderer().live(AgentView(agent, [Pop(conversation, True, conversation.from_address,
+                                                 candidates=[candidate])]))
+    assert "<script>" not in html and "<img" not in html and "<b>Bold" not in html
+    assert "&lt;b&gt;Bold&lt;/b&gt;" in html and "A&amp;B" in html
