@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 from console import settings as settings_module
 from console.db import Database
@@ -84,59 +86,60 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+T = TypeVar("T")
+
+
+def _with_database(job: Callable[[Database, Settings], Awaitable[T]]) -> T:
+    """Run `job` against the configured database (no secret key needed), closing it after."""
+    settings = _db_settings()
+
+    async def go() -> T:
+        db = Database(settings.database_url)
+        try:
+            return await job(db, settings)
+        finally:
+            await db.close()
+
+    return asyncio.run(go())
+
+
 def create_agent(args: argparse.Namespace) -> int:
     from console.auth import create_agent as create
 
-    async def go() -> int:
-        db = Database(_db_settings().database_url)
-        try:
-            async with db.transaction() as session:
-                agent = await create(session, email=args.email, name=args.name, password=args.password,
-                                     role=args.role, extension=args.extension, language=args.language)
-                print(f"created {agent.role.value} {agent.name} <{agent.email}> (id {agent.id})")
-        finally:
-            await db.close()
+    async def job(db: Database, settings: Settings) -> int:
+        async with db.transaction() as session:
+            agent = await create(session, email=args.email, name=args.name, password=args.password,
+                                 role=args.role, extension=args.extension, language=args.language)
+            print(f"created {agent.role.value} {agent.name} <{agent.email}> (id {agent.id})")
         return 0
 
-    return asyncio.run(go())
+    return _with_database(job)
 
 
 def import_customers(args: argparse.Namespace) -> int:
     from console.importer import import_file
 
-    settings = _db_settings()
+    if not Path(args.file).is_file():
+        raise InvalidInput("no such file: %(path)s", field="file", path=args.file)
 
-    async def go() -> int:
-        db = Database(settings.database_url)
-        try:
-            report = await import_file(db, Path(args.file), region=settings.default_region)
-        finally:
-            await db.close()
+    async def job(db: Database, settings: Settings) -> int:
+        report = await import_file(db, Path(args.file), region=settings.default_region)
         for line, reason in report.errors:
             print(f"line {line}: {reason}", file=sys.stderr)
         print(f"{report.created} created, {report.updated} updated, {len(report.errors)} rows with errors")
         return 1 if report.errors and not (report.created or report.updated) else 0
 
-    if not Path(args.file).is_file():
-        raise InvalidInput("no such file: %(path)s", field="file", path=args.file)
-    return asyncio.run(go())
+    return _with_database(job)
 
 
 def seed(args: argparse.Namespace) -> int:
     from console.seed import seed as make
 
-    settings = _db_settings()
-
-    async def go() -> int:
-        db = Database(settings.database_url)
-        try:
-            summary = await make(db, customers=args.customers, region=settings.default_region)
-        finally:
-            await db.close()
-        print(summary)
+    async def job(db: Database, settings: Settings) -> int:
+        print(await make(db, customers=args.customers, region=settings.default_region))
         return 0
 
-    return asyncio.run(go())
+    return _with_database(job)
 
 
 def simulate(args: argparse.Namespace) -> int:
