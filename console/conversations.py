@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from console import customers
 from console.auth import find_agent
 from console.errors import Conflict, InvalidInput, NotFound
+from console.lifecycle import ENDED, move, record_arrival, set_presence
 from console.models import (
     Agent,
     AgentStatus,
@@ -28,11 +29,11 @@ from console.models import (
     utcnow,
 )
 from console.ports import Context
-from console.routing import dispatch_to, offer, pick_agent
+from console.routing import dispatch_to, offer, route
+from console.wrapup import begin_wrap_up, end_handling
 
 log = logging.getLogger("console.conversations")
 
-ENDED = (State.CLOSED, State.ABANDONED, State.TRANSFERRED, State.WRAP_UP)
 CONTACT_KIND = {Channel.CALL: ContactKind.PHONE, Channel.MAIL: ContactKind.EMAIL, Channel.CHAT: ContactKind.VISITOR}
 
 
@@ -140,6 +141,7 @@ async def _arrive(
         )
         session.add(conversation)
         await session.flush()
+        record_arrival(session, conversation)
         touched: set[int] = set()
         target: str | None = None
         if ringing:
@@ -153,9 +155,8 @@ async def _arrive(
             if len(touched) > 1:
                 conversation.agent_id = None
         elif direction is Direction.IN:
-            agent = await pick_agent(session, channel)
+            agent = await route(session, conversation)
             if agent is not None:
-                await offer(session, conversation, agent)
                 touched.add(agent.id)
                 target = agent.extension
         arrival = Arrival(conversation.id, conversation.state, True, conversation.agent_id, target)
@@ -179,8 +180,8 @@ async def _end_offers(session: AsyncSession, conversation_id: int, keep_agent: i
     return ended
 
 
-async def _give_freed_agents_work(session: AsyncSession, agent_ids: set[int]) -> set[int]:
-    """Agents whose offer or call just ended pick up waiting work; returns who got some."""
+async def give_freed_agents_work(session: AsyncSession, agent_ids: set[int]) -> set[int]:
+    """Agents whose offer or contact just ended pick up waiting work; returns who got some."""
     await session.flush()
     served: set[int] = set()
     for agent_id in sorted(agent_ids):
@@ -192,6 +193,17 @@ async def _give_freed_agents_work(session: AsyncSession, agent_ids: set[int]) ->
     return served
 
 
+async def start_handling(session: AsyncSession, conversation: Conversation, agent: Agent | None,
+                         detail: str) -> None:
+    """The conversation is active with `agent`, who is busy from now on."""
+    move(conversation, State.ACTIVE, session, agent_id=agent.id if agent else None, detail=detail)
+    conversation.agent_id = agent.id if agent else None
+    if agent is not None:
+        agent.missed_offers = 0
+        if agent.status is AgentStatus.AVAILABLE:
+            await set_presence(session, agent, AgentStatus.BUSY)
+
+
 async def answer(ctx: Context, channel: Channel, external_id: str, answered_by: list[str]) -> Conversation:
     """The contact was answered: active for the agent who answered, withdrawn from the others."""
     async with ctx.db.transaction() as session:
@@ -199,8 +211,8 @@ async def answer(ctx: Context, channel: Channel, external_id: str, answered_by: 
         if conversation is None:
             raise NotFound(f"no {channel.value} with id {external_id!r}; send newCall first", field="callId")
         if conversation.state in ENDED:
-            raise Conflict(f"{channel.value} {external_id!r} has ended already ({conversation.state.value})",
-                           field="callId")
+            raise Conflict("%(channel)s %(id)s has ended already (%(state)s)", field="callId",
+                           channel=channel.value, id=external_id, state=conversation.state.value)
         agent = None
         for reference in answered_by:
             agent = await find_agent(session, reference)
@@ -223,42 +235,33 @@ async def answer(ctx: Context, channel: Channel, external_id: str, answered_by: 
             touched.add(previous)
             freed.add(previous)
         if conversation.state is not State.ACTIVE or (agent and conversation.agent_id != agent.id):
-            conversation.state = State.ACTIVE
-            conversation.answered_at = conversation.answered_at or utcnow()
-            conversation.agent_id = agent.id if agent else None
+            await start_handling(session, conversation, agent, "answered")
+        if previous in freed:
+            await end_handling(session, previous)
         freed |= await _end_offers(session, conversation.id, agent.id if agent else None)
         if agent is not None:
             touched.add(agent.id)
-        touched |= await _give_freed_agents_work(session, freed)
+        touched |= await give_freed_agents_work(session, freed)
     await _tell(ctx, touched)
     return conversation
 
 
 async def hang_up(ctx: Context, channel: Channel, external_id: str, cause: str | None = None) -> Conversation:
-    """The contact ended: abandoned when nobody had answered (the pop is withdrawn), else closed."""
+    """The contact ended: abandoned when nobody had answered (the pop is withdrawn), else wrap-up."""
     async with ctx.db.transaction() as session:
         conversation = await _find(session, channel, external_id, lock=True)
         if conversation is None:
             raise NotFound(f"no {channel.value} with id {external_id!r}", field="callId")
         if conversation.state in ENDED:
             return conversation
-        now = utcnow()
         conversation.hangup_cause = (cause or "")[:100] or None
         touched: set[int] = set()
         if conversation.state is State.ACTIVE:
-            conversation.state = State.CLOSED
-            conversation.closed_at = now
-            if conversation.agent_id is not None:
-                touched.add(conversation.agent_id)
-                agent = await session.get(Agent, conversation.agent_id, with_for_update=True)
-                if agent is not None:
-                    # Idle time, for longest-idle routing, counts from the end of the last contact.
-                    agent.idle_since = now
+            touched |= await begin_wrap_up(session, conversation, detail=f"hangup {cause or ''}".strip())
         else:
-            conversation.state = State.ABANDONED
-            conversation.abandoned_at = now
+            move(conversation, State.ABANDONED, session, detail=cause)
         touched |= await _end_offers(session, conversation.id, None)
-        touched |= await _give_freed_agents_work(session, set(touched))
+        touched |= await give_freed_agents_work(session, set(touched))
     await _tell(ctx, touched)
     return conversation
 

@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from console.errors import Unavailable
 
+RETRYABLE = {"40P01", "40001"}  # deadlock detected, serialization failure
+
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if url.startswith("sqlite"):
@@ -68,6 +70,9 @@ class Database:
         except DBAPIError as exc:
             if exc.connection_invalidated:
                 raise Unavailable("database connection lost") from exc
+            if getattr(exc.orig, "sqlstate", None) in RETRYABLE:
+                # A deadlock or serialization failure: nothing was written; the caller may retry.
+                raise Unavailable("the database was busy; try again") from exc
             raise
 
     async def ping(self) -> None:

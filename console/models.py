@@ -71,6 +71,8 @@ class Role(enum.StrEnum):
 class AgentStatus(enum.StrEnum):
     OFFLINE = "offline"
     AVAILABLE = "available"
+    BUSY = "busy"
+    WRAP_UP = "wrap_up"
     AWAY = "away"
 
 
@@ -157,6 +159,9 @@ class Agent(Base):
     idle_since: Mapped[datetime | None] = mapped_column(UtcDateTime())
     # Bumped on logout: sessions and sockets carrying an older version are no longer accepted.
     session_version: Mapped[int] = mapped_column(default=1)
+    away_reason: Mapped[str | None] = mapped_column(String(100))
+    # Offers in a row that rang out or were declined without a word; two set the agent away.
+    missed_offers: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     __table_args__ = (Index("ix_agents_status_idle", "status", "idle_since"),)
@@ -209,7 +214,48 @@ class Queue(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
+    offer_seconds: Mapped[int] = mapped_column(default=20)
+    wrap_up_seconds: Mapped[int] = mapped_column(default=60)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class Disposition(Base):
+    """A code an agent may end a contact of the queue with."""
+
+    __tablename__ = "dispositions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(100))
+
+    __table_args__ = (UniqueConstraint("queue_id", "code", name="uq_dispositions_queue_code"),)
+
+
+class StatusPeriod(Base):
+    """A stretch of time an agent spent in one presence state."""
+
+    __tablename__ = "status_periods"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    status: Mapped[AgentStatus] = mapped_column(_enum(AgentStatus, "agent_status"))
+    reason: Mapped[str | None] = mapped_column(String(100))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+    __table_args__ = (Index("ix_status_periods_agent_started", "agent_id", "started_at"),)
+
+
+class LiveSocket(Base):
+    """An open agent socket, kept fresh by its node; presence is derived from these rows."""
+
+    __tablename__ = "live_sockets"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    connected_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class Conversation(Base):
@@ -229,6 +275,8 @@ class Conversation(Base):
     queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id", ondelete="SET NULL"))
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"), index=True)
     disposition: Mapped[str | None] = mapped_column(String(100))
+    disposition_note: Mapped[str | None] = mapped_column(Text)
+    wrap_up_deadline: Mapped[datetime | None] = mapped_column(UtcDateTime())
     hangup_cause: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     offered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
@@ -263,6 +311,22 @@ class Offer(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     __table_args__ = (Index("ix_offers_agent_state", "agent_id", "state"),)
+
+
+class ConversationEvent(Base):
+    """One transition in a conversation's life, kept so wait, talk and wrap-up times can be computed."""
+
+    __tablename__ = "conversation_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    from_state: Mapped[State | None] = mapped_column(_enum(State, "conversation_state"))
+    to_state: Mapped[State] = mapped_column(_enum(State, "conversation_state"))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    detail: Mapped[str | None] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+    __table_args__ = (Index("ix_conversation_events_conversation_at", "conversation_id", "at"),)
 
 
 class Message(Base):

@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from console.db import Database
+from console.i18n import N_
+
+DEFAULT_AWAY_REASONS = (N_("Break"), N_("Lunch"), N_("Meeting"), N_("Training"), N_("Coaching"),
+                        N_("Missed offers"))
 
 
 class Notifier(Protocol):
@@ -37,3 +41,4 @@ class Context:
     db: Database
     notify: Notifier
     region: str = "NL"
+    away_reasons: tuple[str, ...] = DEFAULT_AWAY_REASONS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,6 +12,7 @@ from console import customers
 from console.conversations import CONTACT_KIND, customer_address
 from console.errors import NotFound
 from console.models import Agent, Conversation, Customer, Offer, OfferState, State
+from console.wrapup import dispositions
 
 
 @dataclass
@@ -20,6 +22,7 @@ class Pop:
     conversation: Conversation
     offered: bool
     address: str
+    deadline: datetime | None = None  # when a console offer rings out; None for phone rings
     picture: customers.Picture | None = None
     candidates: list[Customer] = field(default_factory=list)
 
@@ -29,9 +32,17 @@ class Pop:
 
 
 @dataclass
+class WrapUp:
+    conversation: Conversation
+    codes: list[str]
+
+
+@dataclass
 class AgentView:
     agent: Agent
     pops: list[Pop]
+    wrap_ups: list[WrapUp] = field(default_factory=list)
+    away_reasons: tuple[str, ...] = ()
 
     @property
     def current(self) -> Conversation | None:
@@ -52,16 +63,27 @@ async def build_pop(session: AsyncSession, conversation: Conversation, offered: 
     return pop
 
 
-async def agent_view(session: AsyncSession, agent_id: int, region: str) -> AgentView:
+async def agent_view(session: AsyncSession, agent_id: int, region: str,
+                     away_reasons: tuple[str, ...] = ()) -> AgentView:
     agent = await session.get(Agent, agent_id)
     if agent is None:
         raise NotFound("agent not found")
-    offered_ids = select(Offer.conversation_id).where(Offer.agent_id == agent_id, Offer.state == OfferState.PENDING)
+    deadlines = dict((await session.execute(
+        select(Offer.conversation_id, Offer.deadline).where(Offer.agent_id == agent_id,
+                                                            Offer.state == OfferState.PENDING))).all())
     rows = await session.scalars(
         select(Conversation)
-        .where(or_(Conversation.id.in_(offered_ids),
-                   (Conversation.agent_id == agent_id) & (Conversation.state == State.ACTIVE)))
+        .where(or_(Conversation.id.in_(list(deadlines)),
+                   (Conversation.agent_id == agent_id) & Conversation.state.in_((State.ACTIVE, State.WRAP_UP))))
         .order_by(Conversation.created_at, Conversation.id)
     )
-    pops = [await build_pop(session, c, c.state is not State.ACTIVE, region) for c in rows]
-    return AgentView(agent, pops)
+    pops: list[Pop] = []
+    wrap_ups: list[WrapUp] = []
+    for c in rows:
+        if c.state is State.WRAP_UP:
+            wrap_ups.append(WrapUp(c, await dispositions(session, c.queue_id)))
+        else:
+            pop = await build_pop(session, c, c.id in deadlines and c.state is not State.ACTIVE, region)
+            pop.deadline = deadlines.get(c.id)
+            pops.append(pop)
+    return AgentView(agent, pops, wrap_ups, away_reasons)

@@ -9,6 +9,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from console.errors import InvalidInput
+from console.ports import DEFAULT_AWAY_REASONS
 
 TRUE = {"1", "true", "yes", "on"}
 
@@ -38,10 +39,26 @@ class Settings:
     login_max_failures_account: int = 5
     login_max_failures_address: int = 20
     login_window_seconds: int = 900
+    presence_grace: float = 30.0
+    sweep_interval: float = 1.0
+    away_reasons: tuple[str, ...] = DEFAULT_AWAY_REASONS
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def _seconds(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 86400:
+        raise InvalidInput(f"{name}={raw!r} must be a number of seconds between 0 and 86400", field=name)
+    return value
 
 
 def _kept_secret(var_dir: Path, name: str) -> str:
@@ -100,6 +117,10 @@ def load(
     except (ZoneInfoNotFoundError, ValueError):
         raise InvalidInput(f"CONSOLE_TIMEZONE={timezone!r} is not a time zone such as Europe/Amsterdam",
                            field="CONSOLE_TIMEZONE") from None
+    grace = _seconds(env, "CONSOLE_PRESENCE_GRACE", 30.0)
+    interval = _seconds(env, "CONSOLE_SWEEP_INTERVAL", 1.0)
+    reasons = tuple(r.strip()[:100] for r in env.get("CONSOLE_AWAY_REASONS", "").split(",") if r.strip())
+    reasons = tuple(dict.fromkeys((*(reasons or DEFAULT_AWAY_REASONS), "Missed offers")))
     origins = tuple(o.strip().rstrip("/") for o in env.get("CONSOLE_ALLOWED_ORIGINS", "").split(",") if o.strip())
     return Settings(
         database_url=database_url,
@@ -111,6 +132,9 @@ def load(
         demo=is_demo,
         default_language=language,
         timezone=timezone,
+        presence_grace=grace,
+        sweep_interval=interval,
+        away_reasons=reasons,
         cookie_secure=_flag(env.get("CONSOLE_COOKIE_SECURE"), default=not is_demo),
         allowed_origins=origins,
     )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -15,7 +18,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from console import i18n
+from console import i18n, offers, presence, wrapup
 from console.errors import Conflict, ConsoleError, InvalidInput, NotFound, TooManyAttempts, Unavailable
 from console.settings import Settings
 from console.settings import load as load_settings
@@ -69,6 +72,31 @@ def hide_cti_token_in_access_logs() -> None:
         access.addFilter(HideCTIToken())
 
 
+SOCKET_REFRESH_SECONDS = 10.0
+
+
+async def sweep_forever(w: Wiring) -> None:
+    """Deadlines fire here: offers ring out, wrap-ups time out, absent agents go offline.
+
+    Every node runs this; the sweeps lock what they take with SKIP LOCKED, so nodes share the
+    work instead of doing it twice. A failing sweep is logged and tried again next round.
+    """
+    grace = timedelta(seconds=w.settings.presence_grace)
+    last_refresh = 0.0
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(w.settings.sweep_interval)
+        try:
+            if loop.time() - last_refresh >= min(SOCKET_REFRESH_SECONDS, w.settings.presence_grace / 3):
+                await presence.refresh(w.ctx, w.sockets)
+                last_refresh = loop.time()
+            await offers.sweep(w.ctx)
+            await wrapup.sweep(w.ctx)
+            await presence.sweep(w.ctx, grace)
+        except Exception:
+            log.exception("a sweep failed; trying again next round")
+
+
 def make_routes(w: Wiring) -> list[BaseRoute]:
     return [
         Route("/", pages.agent_page, methods=["GET"]),
@@ -77,6 +105,9 @@ def make_routes(w: Wiring) -> list[BaseRoute]:
         Route("/logout", pages.logout, methods=["POST"]),
         Route("/agent/status", pages.set_status, methods=["POST"]),
         Route("/conversations/{id:int}/customer", pages.link_customer, methods=["POST"]),
+        Route("/conversations/{id:int}/accept", pages.accept_offer, methods=["POST"]),
+        Route("/conversations/{id:int}/decline", pages.decline_offer, methods=["POST"]),
+        Route("/conversations/{id:int}/wrap-up", pages.wrap_up, methods=["POST"]),
         Route("/conversations/{id:int}/customers", pages.create_customer, methods=["POST"]),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
@@ -94,9 +125,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await w.bus.start()
+        sweeper = asyncio.create_task(sweep_forever(w), name="sweeps")
         try:
             yield
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             await w.bus.close()
             await w.ctx.db.close()
 

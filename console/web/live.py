@@ -8,7 +8,7 @@ import logging
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from console.screenpop import agent_view
+from console import presence
 from console.web.render import agent_stream, cursor_frame
 from console.web.security import origin_allowed, signed_in
 from console.web.wiring import Wiring
@@ -39,11 +39,19 @@ async def live_socket(websocket: WebSocket) -> None:
         await _refuse(websocket, "signed in as someone else")
         return
     await websocket.accept()
+    socket_id = await presence.opened(w.ctx, agent_id)
+    w.sockets.add(socket_id)
+    try:
+        await _serve(websocket, w, agent_id, since)
+    finally:
+        w.sockets.discard(socket_id)
+        with contextlib.suppress(Exception):
+            await presence.closed(w.ctx, socket_id)
 
+
+async def _serve(websocket: WebSocket, w: Wiring, agent_id: int, since: str) -> None:
     async def snapshot() -> str:
-        async with w.ctx.db.transaction() as session:
-            view = await agent_view(session, agent_id, w.ctx.region)
-        return w.renderer.live(view)
+        return await w.notifier.live_html(agent_id)
 
     sender = asyncio.create_task(
         pump(w.bus, agent_stream(agent_id), websocket.send_text, since=since or None, snapshot=snapshot,

@@ -8,10 +8,9 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from console import auth, conversations, i18n, routing
+from console import auth, conversations, i18n, offers, routing, wrapup
 from console.errors import InvalidInput, NotFound, TooManyAttempts
 from console.models import AgentStatus
-from console.screenpop import agent_view
 from console.web.render import agent_stream
 from console.web.security import CSRF_FIELD, REFUSED, csrf_token, sign_in, signed_in, token_matches
 from console.web.wiring import Wiring
@@ -128,8 +127,7 @@ async def agent_page(request: Request) -> Response:
     if agent_id is None:
         return RedirectResponse("/login", status_code=303)
     w = wiring(request)
-    async with w.ctx.db.transaction() as session:
-        view = await agent_view(session, agent_id, w.ctx.region)
+    view = await w.notifier.view(agent_id)
     html = w.renderer.render("agent.html", view.agent.language, view=view, oob=False,
                              csrf=csrf_token(request.session))
     # Never from the back/forward cache: a restored page would hold a closed socket.
@@ -139,8 +137,7 @@ async def agent_page(request: Request) -> Response:
 async def live_response(request: Request, agent_id: int, status_code: int = 200) -> Response:
     """Every live component as out-of-band swaps: the answer to an action on the agent page."""
     w = wiring(request)
-    async with w.ctx.db.transaction() as session:
-        view = await agent_view(session, agent_id, w.ctx.region)
+    view = await w.notifier.view(agent_id)
     return HTMLResponse(w.renderer.live(view), status_code=status_code)
 
 
@@ -153,7 +150,34 @@ async def set_status(request: Request) -> Response:
     if agent_id is None:
         return signed_out()
     form = await request.form()
-    await routing.set_status(wiring(request).ctx, agent_id, field(form, "status", 20))
+    await routing.set_status(wiring(request).ctx, agent_id, field(form, "status", 20), field(form, "reason", 100))
+    return await live_response(request, agent_id)
+
+
+async def accept_offer(request: Request) -> Response:
+    agent_id = await agent_id_of(request)
+    if agent_id is None:
+        return signed_out()
+    await offers.accept(wiring(request).ctx, agent_id, record_id(request.path_params["id"], NO_CONVERSATION))
+    return await live_response(request, agent_id)
+
+
+async def decline_offer(request: Request) -> Response:
+    agent_id = await agent_id_of(request)
+    if agent_id is None:
+        return signed_out()
+    await offers.decline(wiring(request).ctx, agent_id, record_id(request.path_params["id"], NO_CONVERSATION))
+    return await live_response(request, agent_id)
+
+
+async def wrap_up(request: Request) -> Response:
+    agent_id = await agent_id_of(request)
+    if agent_id is None:
+        return signed_out()
+    form = await request.form()
+    conversation_id = record_id(request.path_params["id"], NO_CONVERSATION)
+    await wrapup.finish(wiring(request).ctx, agent_id, conversation_id, field(form, "disposition", 100),
+                        field(form, "note", wrapup.MAX_NOTE + 1))
     return await live_response(request, agent_id)
 
 
@@ -181,8 +205,7 @@ async def create_customer(request: Request) -> Response:
     try:
         await conversations.create_customer(w.ctx, agent_id, conversation_id, **values)
     except InvalidInput as exc:
-        async with w.ctx.db.transaction() as session:
-            view = await agent_view(session, agent_id, w.ctx.region)
+        view = await w.notifier.view(agent_id)
         _ = i18n.translations(view.agent.language).gettext
         html = w.renderer.render("partials/new_customer.html", view.agent.language, conversation_id=conversation_id,
                                  values=values, error=exc.translated(_), error_field=exc.field)

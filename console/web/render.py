@@ -82,18 +82,23 @@ class WebNotifier:
     was read after the last commit. (Across several nodes this needs the shared bus; issue 4.)
     """
 
-    def __init__(self, db: Database, bus: Bus, renderer: Renderer, region: str) -> None:
+    def __init__(self, db: Database, bus: Bus, renderer: Renderer, region: str,
+                 away_reasons: tuple[str, ...] = ()) -> None:
         self.db = db
         self.bus = bus
         self.renderer = renderer
         self.region = region
+        self.away_reasons = away_reasons
         self._rendering: set[int] = set()
         self._stale: set[int] = set()
 
-    async def live_html(self, agent_id: int) -> str:
+    async def view(self, agent_id: int) -> AgentView:
+        """What the agent's page shows now, read in one transaction."""
         async with self.db.transaction() as session:
-            view = await agent_view(session, agent_id, self.region)
-        return self.renderer.live(view)
+            return await agent_view(session, agent_id, self.region, self.away_reasons)
+
+    async def live_html(self, agent_id: int) -> str:
+        return self.renderer.live(await self.view(agent_id))
 
     async def agents_changed(self, agent_ids: Iterable[int]) -> None:
         for agent_id in sorted(set(agent_ids)):

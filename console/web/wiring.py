@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from console.db import Database
 from console.ports import Context
@@ -18,12 +18,14 @@ class Wiring:
     bus: Bus
     renderer: Renderer
     notifier: WebNotifier
+    # The ids of the agent sockets this process holds, refreshed in the database while open.
+    sockets: set[str] = field(default_factory=set)
 
 
 def build(settings: Settings) -> Wiring:
     db = Database(settings.database_url)
     bus = make_bus(settings.redis_url, backlog=settings.stream_backlog)
     renderer = Renderer(timezone=settings.timezone)
-    notifier = WebNotifier(db, bus, renderer, settings.default_region)
-    ctx = Context(db=db, notify=notifier, region=settings.default_region)
+    notifier = WebNotifier(db, bus, renderer, settings.default_region, settings.away_reasons)
+    ctx = Context(db=db, notify=notifier, region=settings.default_region, away_reasons=settings.away_reasons)
     return Wiring(settings=settings, ctx=ctx, bus=bus, renderer=renderer, notifier=notifier)

@@ -65,6 +65,20 @@ async def test_a_call_pops_the_customer_in_the_agents_page(browser: Browser, ser
     await expect(page.locator("#current-conversation")).to_contain_text("+31 6 12345678")
     await post(server, event="hangup", callId="browser-1", cause="normalClearing")
     await expect(page.locator("#screen-pop .pop")).to_have_count(0)
+    wrap_up = page.locator("form.wrap-up")
+    await expect(page.locator("#agent-status")).to_have_class("status status-wrap_up")
+    await wrap_up.locator("select[name=disposition]").select_option("resolved")
+    await wrap_up.locator("textarea[name=note]").fill("Explained the invoice")
+    await wrap_up.locator("button[type=submit]").click()
+    await expect(page.locator("form.wrap-up")).to_have_count(0)
+    await expect(page.locator("#agent-status")).to_have_class("status status-available")
+
+    # The next call is accepted from the keyboard, then the other way round: declined.
+    await new_call(server, "browser-2", "+31 6 1234 5678")
+    await expect(page.locator(".pop.ringing .countdown")).to_contain_text(" s", timeout=10_000)
+    await page.keyboard.press("a")
+    await expect(page.locator("#agent-status")).to_have_class("status status-busy")
+    await expect(page.locator(".pop.active")).to_have_count(1)
     assert errors == []
 
 

@@ -96,19 +96,27 @@ async def test_hangup_before_answer_abandons_the_call_and_withdraws_the_pop(ctx:
     assert (await conversations.hang_up(ctx, Channel.CALL, "gone")).state is State.ABANDONED
 
 
-async def test_hangup_after_answer_closes_the_call_and_frees_the_agent_for_waiting_work(ctx: Context) -> None:
+async def test_hangup_after_answer_starts_wrap_up_and_the_disposition_frees_the_agent(ctx: Context) -> None:
+    from console import wrapup
+    from console.models import Agent, AgentStatus
+
     anna = await add_agent(ctx.db, "anna@x.nl", "Anna", extension="201")
     await routing.set_status(ctx, anna, "available")
-    first = await call(ctx, "talk")
+    await call(ctx, "talk")
     await conversations.answer(ctx, Channel.CALL, "talk", ["201"])
     waiting = await call(ctx, "waiting", "0687654321")
     assert waiting.state is State.QUEUED
-    closed = await conversations.hang_up(ctx, Channel.CALL, "talk", "normalClearing")
-    assert closed.state is State.CLOSED and closed.closed_at is not None
+    ended = await conversations.hang_up(ctx, Channel.CALL, "talk", "normalClearing")
+    assert ended.state is State.WRAP_UP and ended.wrap_up_deadline is not None
     async with ctx.db.transaction() as session:
+        assert (await session.get(Agent, anna)).status is AgentStatus.WRAP_UP  # type: ignore[union-attr]
+    await wrapup.finish(ctx, anna, ended.id, "resolved", "Explained the invoice")
+    async with ctx.db.transaction() as session:
+        closed = await session.get(Conversation, ended.id)
+        assert closed is not None and closed.state is State.CLOSED and closed.disposition == "resolved"
+        assert closed.disposition_note == "Explained the invoice"
         now_offered = await session.get(Conversation, waiting.conversation_id)
         assert now_offered is not None and now_offered.state is State.OFFERED and now_offered.agent_id == anna
-        assert first.conversation_id != waiting.conversation_id
 
 
 async def test_answer_or_hangup_of_an_unknown_call_is_not_found(ctx: Context) -> None:
@@ -189,7 +197,10 @@ async def test_idle_time_counts_from_the_end_of_the_last_call(ctx: Context) -> N
     await routing.set_status(ctx, bram, "available")
     assert (await call(ctx, "first")).agent_id == anna
     await conversations.answer(ctx, Channel.CALL, "first", ["201"])
-    await conversations.hang_up(ctx, Channel.CALL, "first")
+    first = await conversations.hang_up(ctx, Channel.CALL, "first")
+    from console import wrapup
+
+    await wrapup.finish(ctx, anna, first.id, "resolved")
     # Anna just finished a call; Bram has waited longer, so he gets the next one.
     assert (await call(ctx, "second", "0687654321")).agent_id == bram
 
@@ -239,4 +250,4 @@ async def test_answer_and_hangup_racing_end_with_the_call_ended(ctx: Context) ->
                                        return_exceptions=True)
         async with ctx.db.transaction() as session:
             state = await session.scalar(select(Conversation.state).where(Conversation.external_id == call_id))
-        assert state in (State.CLOSED, State.ABANDONED), (round_, state, results)
+        assert state in (State.WRAP_UP, State.ABANDONED), (round_, state, results)

@@ -96,7 +96,7 @@ async def test_answer_and_hangup_follow_the_call(client: httpx.AsyncClient) -> N
     answered = await client.post(URL, json={"event": "answer", "callId": "life", "answeringNumber": "201"})
     assert answered.json()["state"] == "active"
     ended = await client.post(URL, json={"event": "hangup", "callId": "life", "cause": "normalClearing"})
-    assert ended.json()["state"] == "closed"
+    assert ended.json()["state"] == "wrap_up"
 
 
 async def test_hangup_before_answer_is_abandoned(client: httpx.AsyncClient) -> None:

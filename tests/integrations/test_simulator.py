@@ -186,7 +186,7 @@ async def test_demo_numbers_include_shared_switchboards(sqlite_url: str) -> None
 
 
 async def test_against_the_console(database_url: str, tmp_path: Path) -> None:
-    """A simulated call from a known customer reaches a free agent and ends closed."""
+    """A simulated call from a known customer reaches a free agent and ends in their wrap-up."""
     db = Database(database_url)
     try:
         agent_id = await add_agent(db, "anna@sim.example", "Anna de Vries", "201")
@@ -197,7 +197,7 @@ async def test_against_the_console(database_url: str, tmp_path: Path) -> None:
                                                  known_share=1.0, hang_up_ringing=0.0, **FAST), timeout=20)
         async with db.transaction() as session:
             [conversation] = list(await session.scalars(select(Conversation)))
-        assert conversation.state is State.CLOSED
+        assert conversation.state is State.WRAP_UP
         assert conversation.agent_id == agent_id and conversation.customer_id == customer_id
         assert conversation.hangup_cause == "normalClearing"
     finally:

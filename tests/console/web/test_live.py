@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,7 +16,7 @@ from websockets.exceptions import ConnectionClosed
 
 from console.db import Database
 from console.models import Tier
-from tests.conftest import CTI_TOKEN, LiveServer
+from tests.conftest import CTI_TOKEN, LiveServer, make_settings
 from tests.helpers import add_agent, add_customer, log_in
 
 CURSOR = re.compile(r'<meta id="ws-cursor" name="ws-cursor" content="([^"]+)"')
@@ -169,3 +170,30 @@ async def test_a_cursor_from_another_agents_page_is_refused(live_server: LiveSer
     await prepare(live_server, database_url)
     async with agent_session(live_server) as (client, _), socket(live_server, client, since="999.x-1") as ws:
         assert await close_code(ws) == 1008
+
+
+async def test_an_agent_whose_socket_is_gone_for_the_grace_period_goes_offline(database_url: str,
+                                                                               tmp_path: Path) -> None:
+    from console.models import Agent, AgentStatus
+
+    settings = make_settings(database_url, tmp_path, presence_grace=1.0, sweep_interval=0.1)
+    with LiveServer(settings) as server:
+        await prepare(server, database_url)
+        async with agent_session(server) as (client, token):
+            async with socket(server, client) as ws:
+                await frame_with(ws, 'id="agent-status"')
+                await client.post("/agent/status", data={"status": "available"}, headers={"X-CSRF-Token": token})
+                await frame_with(ws, "status-available")
+                await asyncio.sleep(1.5)  # longer than the grace period, socket open: still present
+                db = Database(database_url)
+                async with db.transaction() as session:
+                    assert (await session.get(Agent, 1)).status is AgentStatus.AVAILABLE  # type: ignore[union-attr]
+            deadline = time.monotonic() + 10
+            while True:
+                async with db.transaction() as session:
+                    status = (await session.get(Agent, 1)).status  # type: ignore[union-attr]
+                if status is AgentStatus.OFFLINE:
+                    break
+                assert time.monotonic() < deadline, f"still {status} 10 s after the socket closed"
+                await asyncio.sleep(0.1)
+            await db.close()

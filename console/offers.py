@@ -1,0 +1,93 @@
+"""An agent's answer to an offer: accept, decline, or letting it ring out."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from console.conversations import start_handling
+from console.errors import Conflict, NotFound
+from console.lifecycle import set_presence
+from console.models import Agent, AgentStatus, Conversation, Offer, OfferState, utcnow
+from console.ports import Context
+from console.routing import release_offers, requeue
+
+MISSED_IN_A_ROW = 2
+MISSED_REASON = "Missed offers"
+
+
+async def _pending(session: AsyncSession, agent_id: int, conversation_id: int) -> tuple[Conversation, Offer]:
+    conversation = await session.get(Conversation, conversation_id, with_for_update=True)
+    if conversation is None:
+        raise NotFound("This conversation does not exist.")
+    record = await session.scalar(select(Offer).where(
+        Offer.conversation_id == conversation_id, Offer.agent_id == agent_id, Offer.state == OfferState.PENDING))
+    if record is None or (record.deadline is not None and record.deadline <= utcnow()):
+        raise Conflict("This offer has expired or was made to someone else.", field="conversation")
+    return conversation, record
+
+
+async def accept(ctx: Context, agent_id: int, conversation_id: int) -> None:
+    async with ctx.db.transaction() as session:
+        conversation, record = await _pending(session, agent_id, conversation_id)
+        now = utcnow()
+        others = list(await session.scalars(select(Offer).where(
+            Offer.conversation_id == conversation_id, Offer.state == OfferState.PENDING, Offer.id != record.id)))
+        record.state, record.ended_at = OfferState.ACCEPTED, now
+        for other in others:
+            other.state, other.ended_at = OfferState.WITHDRAWN, now
+        agent = await session.get(Agent, agent_id, with_for_update=True)
+        await start_handling(session, conversation, agent, "accepted")
+        touched = {agent_id, *(o.agent_id for o in others)}
+    await ctx.notify.agents_changed(touched)
+
+
+async def decline(ctx: Context, agent_id: int, conversation_id: int) -> None:
+    """The agent says no: the conversation goes to the next agent, never straight back to them."""
+    async with ctx.db.transaction() as session:
+        conversation, record = await _pending(session, agent_id, conversation_id)
+        record.state, record.ended_at = OfferState.DECLINED, utcnow()
+        await session.flush()
+        touched = {agent_id} | await requeue(session, conversation, leaving=agent_id, detail="declined")
+    await ctx.notify.agents_changed(touched)
+
+
+async def _rang_out(session: AsyncSession, record: Offer) -> set[int]:
+    record.state, record.ended_at = OfferState.EXPIRED, utcnow()
+    touched = {record.agent_id}
+    agent = await session.get(Agent, record.agent_id, with_for_update=True)
+    if agent is not None:
+        agent.missed_offers += 1
+        if agent.missed_offers >= MISSED_IN_A_ROW and agent.status is AgentStatus.AVAILABLE:
+            # Ring-no-answer twice: the agent is evidently not at the desk.
+            await set_presence(session, agent, AgentStatus.AWAY, MISSED_REASON)
+            agent.missed_offers = 0
+            touched |= await release_offers(session, agent.id)
+    await session.flush()
+    conversation = await session.get(Conversation, record.conversation_id, with_for_update=True)
+    if conversation is not None:
+        touched |= await requeue(session, conversation, leaving=record.agent_id, detail="rang out")
+    return touched
+
+
+async def sweep(ctx: Context, limit: int = 100) -> int:
+    """Offers past their deadline ring out and move on. Safe to run on every node at once."""
+    async with ctx.db.transaction() as session:
+        candidates = (await session.execute(
+            select(Offer.id, Offer.conversation_id).where(Offer.state == OfferState.PENDING,
+                                                          Offer.deadline < utcnow())
+            .order_by(Offer.deadline).limit(limit))).all()
+        touched: set[int] = set()
+        expired = 0
+        for offer_id, conversation_id in candidates:
+            # Conversation first, like accept and decline, so the two never wait on each other.
+            locked = await session.scalar(select(Conversation.id).where(Conversation.id == conversation_id)
+                                          .with_for_update(skip_locked=True))
+            record = await session.scalar(select(Offer).where(
+                Offer.id == offer_id, Offer.state == OfferState.PENDING).with_for_update()) if locked else None
+            if record is not None:
+                touched |= await _rang_out(session, record)
+                expired += 1
+    if touched:
+        await ctx.notify.agents_changed(touched)
+    return expired

@@ -1,0 +1,113 @@
+"""Wrap-up: the time-boxed after-contact work that ends with a disposition code."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from console.errors import Conflict, InvalidInput, NotFound
+from console.lifecycle import move, set_presence
+from console.models import Agent, AgentStatus, Conversation, Disposition, Queue, State, utcnow
+from console.ports import Context
+from console.routing import dispatch_to
+
+DEFAULT_WRAP_UP_SECONDS = 60
+TIMEOUT_CODE = "wrap-up timeout"
+DEFAULT_DISPOSITIONS = ("resolved", "callback agreed", "sale", "complaint", "information given", "escalated")
+MAX_NOTE = 2000
+
+
+async def dispositions(session: AsyncSession, queue_id: int | None) -> list[str]:
+    """The codes the queue allows; queues without a list of their own share the general one."""
+    for owner in ([queue_id] if queue_id is not None else []) + [None]:
+        codes = list(await session.scalars(
+            select(Disposition.code).where(Disposition.queue_id.is_(None) if owner is None
+                                           else Disposition.queue_id == owner).order_by(Disposition.id)))
+        if codes:
+            return codes
+    return list(DEFAULT_DISPOSITIONS)
+
+
+async def begin_wrap_up(session: AsyncSession, conversation: Conversation, detail: str) -> set[int]:
+    """The contact ended: its agent starts the queue's wrap-up time box. Returns whose view changed."""
+    now = utcnow()
+    move(conversation, State.WRAP_UP, session, agent_id=conversation.agent_id, detail=detail, at=now)
+    if conversation.agent_id is None:
+        move(conversation, State.CLOSED, session, detail="nobody to wrap up", at=now)
+        return set()
+    seconds = DEFAULT_WRAP_UP_SECONDS
+    if conversation.queue_id is not None:
+        seconds = await session.scalar(select(Queue.wrap_up_seconds).where(Queue.id == conversation.queue_id)) \
+            or DEFAULT_WRAP_UP_SECONDS
+    conversation.wrap_up_deadline = now + timedelta(seconds=seconds)
+    agent = await session.get(Agent, conversation.agent_id, with_for_update=True)
+    if agent is not None and agent.status is AgentStatus.BUSY:
+        await set_presence(session, agent, AgentStatus.WRAP_UP, at=now)
+    return {conversation.agent_id}
+
+
+async def end_handling(session: AsyncSession, agent_id: int) -> None:
+    """The agent's contact is over: available again unless other work is still going on."""
+    await session.flush()
+    agent = await session.get(Agent, agent_id, with_for_update=True)
+    if agent is None or agent.status not in (AgentStatus.BUSY, AgentStatus.WRAP_UP):
+        return
+    still = await session.scalar(select(exists().where(
+        Conversation.agent_id == agent_id, Conversation.state.in_((State.ACTIVE, State.WRAP_UP)))))
+    if not still:
+        await set_presence(session, agent, AgentStatus.AVAILABLE)
+
+
+async def _close(session: AsyncSession, conversation: Conversation, code: str, note: str | None,
+                 detail: str) -> int | None:
+    conversation.disposition = code
+    conversation.disposition_note = note
+    conversation.wrap_up_deadline = None
+    move(conversation, State.CLOSED, session, agent_id=conversation.agent_id, detail=detail)
+    if conversation.agent_id is None:
+        return None
+    await end_handling(session, conversation.agent_id)
+    agent = await session.get(Agent, conversation.agent_id)
+    if agent is not None:
+        await dispatch_to(session, agent)
+    return conversation.agent_id
+
+
+async def finish(ctx: Context, agent_id: int, conversation_id: int, code: str, note: str = "") -> None:
+    """The agent ends wrap-up with a disposition code from the queue's list and an optional note."""
+    note = note.strip()
+    if len(note) > MAX_NOTE:
+        raise InvalidInput("The note is longer than %(limit)s characters.", field="note", limit=MAX_NOTE)
+    async with ctx.db.transaction() as session:
+        conversation = await session.get(Conversation, conversation_id, with_for_update=True)
+        if conversation is None:
+            raise NotFound("This conversation does not exist.")
+        if conversation.agent_id != agent_id:
+            raise Conflict("This conversation is not yours (any more).")
+        if conversation.state is not State.WRAP_UP:
+            raise Conflict("This conversation is not in wrap-up.", field="state")
+        allowed = await dispositions(session, conversation.queue_id)
+        if code not in allowed:
+            raise InvalidInput("Choose a disposition from the list: %(codes)s.", field="disposition",
+                               codes=", ".join(allowed))
+        await _close(session, conversation, code, note or None, "wrapped up")
+    await ctx.notify.agents_changed([agent_id])
+
+
+async def sweep(ctx: Context, limit: int = 100) -> int:
+    """Close wrap-ups whose time box ended with the disposition 'wrap-up timeout'. Safe on every node."""
+    async with ctx.db.transaction() as session:
+        overdue = list(await session.scalars(
+            select(Conversation).where(Conversation.state == State.WRAP_UP,
+                                       Conversation.wrap_up_deadline < utcnow())
+            .order_by(Conversation.wrap_up_deadline).limit(limit).with_for_update(skip_locked=True)))
+        touched = set()
+        for conversation in overdue:
+            agent_id = await _close(session, conversation, TIMEOUT_CODE, None, "wrap-up time box ended")
+            if agent_id is not None:
+                touched.add(agent_id)
+    if touched:
+        await ctx.notify.agents_changed(touched)
+    return len(overdue)
