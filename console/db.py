@@ -66,7 +66,9 @@ class Database:
             async with self.sessions() as session, session.begin():
                 yield session
         except (OperationalError, OSError, ConnectionError) as exc:
-            raise Unavailable(f"database unreachable: {exc.__class__.__name__}") from exc
+            cause = getattr(exc, "orig", None) or exc
+            detail = (str(cause).splitlines() or [""])[0][:200]
+            raise Unavailable(f"database unreachable or failing ({exc.__class__.__name__}: {detail})") from exc
         except DBAPIError as exc:
             if exc.connection_invalidated:
                 raise Unavailable("database connection lost") from exc

@@ -35,6 +35,7 @@ class Pop:
 class WrapUp:
     conversation: Conversation
     codes: list[str]
+    customer_name: str | None = None
 
 
 @dataclass
@@ -81,7 +82,9 @@ async def agent_view(session: AsyncSession, agent_id: int, region: str,
     wrap_ups: list[WrapUp] = []
     for c in rows:
         if c.state is State.WRAP_UP:
-            wrap_ups.append(WrapUp(c, await dispositions(session, c.queue_id)))
+            name = await session.scalar(select(Customer.name).where(Customer.id == c.customer_id)) \
+                if c.customer_id is not None else None
+            wrap_ups.append(WrapUp(c, await dispositions(session, c.queue_id), name))
         else:
             pop = await build_pop(session, c, c.id in deadlines and c.state is not State.ACTIVE, region)
             pop.deadline = deadlines.get(c.id)
