@@ -29,7 +29,7 @@ from console.models import (
     utcnow,
 )
 from console.ports import Context
-from console.routing import dispatch_to, offer, route
+from console.routing import ELIGIBLE, fill, offer, offer_to_owner, route
 from console.wrapup import begin_wrap_up, end_handling
 
 log = logging.getLogger("console.conversations")
@@ -155,7 +155,7 @@ async def _arrive(
             if len(touched) > 1:
                 conversation.agent_id = None
         elif direction is Direction.IN:
-            agent = await route(session, conversation)
+            agent = await offer_to_owner(session, conversation) or await route(session, conversation)
             if agent is not None:
                 touched.add(agent.id)
                 target = agent.extension
@@ -186,9 +186,9 @@ async def give_freed_agents_work(session: AsyncSession, agent_ids: set[int]) -> 
     served: set[int] = set()
     for agent_id in sorted(agent_ids):
         agent = await session.get(Agent, agent_id, with_for_update=True)
-        if agent is None or agent.status is not AgentStatus.AVAILABLE:
+        if agent is None or agent.status not in ELIGIBLE:
             continue
-        if await dispatch_to(session, agent) is not None:
+        if await fill(session, agent):
             served.add(agent_id)
     return served
 

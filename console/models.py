@@ -160,6 +160,10 @@ class Agent(Base):
     # Bumped on logout: sessions and sockets carrying an older version are no longer accepted.
     session_version: Mapped[int] = mapped_column(default=1)
     away_reason: Mapped[str | None] = mapped_column(String(100))
+    # How many contacts of each channel the agent handles at once (offers included).
+    capacity_call: Mapped[int] = mapped_column(default=1)
+    capacity_chat: Mapped[int] = mapped_column(default=3)
+    capacity_mail: Mapped[int] = mapped_column(default=5)
     # Offers in a row that rang out or were declined without a word; two set the agent away.
     missed_offers: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
@@ -216,7 +220,37 @@ class Queue(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     offer_seconds: Mapped[int] = mapped_column(default=20)
     wrap_up_seconds: Mapped[int] = mapped_column(default=60)
+    owner_first_seconds: Mapped[int] = mapped_column(default=15)
+    # Waiting time counts this many times over for customers of each tier: A before B before C.
+    weight_a: Mapped[float] = mapped_column(default=3.0)
+    weight_b: Mapped[float] = mapped_column(default=2.0)
+    weight_c: Mapped[float] = mapped_column(default=1.0)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class Skill(Base):
+    __tablename__ = "skills"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+
+
+class AgentSkill(Base):
+    __tablename__ = "agent_skills"
+
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True)
+    skill_id: Mapped[int] = mapped_column(ForeignKey("skills.id", ondelete="CASCADE"), primary_key=True)
+    level: Mapped[int] = mapped_column(default=1)
+
+
+class QueueSkill(Base):
+    """A skill the queue requires, at least at `level`."""
+
+    __tablename__ = "queue_skills"
+
+    queue_id: Mapped[int] = mapped_column(ForeignKey("queues.id", ondelete="CASCADE"), primary_key=True)
+    skill_id: Mapped[int] = mapped_column(ForeignKey("skills.id", ondelete="CASCADE"), primary_key=True)
+    level: Mapped[int] = mapped_column(default=1)
 
 
 class Disposition(Base):

@@ -13,32 +13,84 @@ from datetime import timedelta
 
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.elements import SQLCoreOperations
 
 from console.errors import InvalidInput, NotFound
 from console.lifecycle import move, set_presence
-from console.models import Agent, AgentStatus, Channel, Conversation, Offer, OfferState, Queue, State, utcnow
+from console.models import (
+    Agent,
+    AgentSkill,
+    AgentStatus,
+    Channel,
+    Conversation,
+    Customer,
+    Offer,
+    OfferState,
+    Queue,
+    QueueSkill,
+    State,
+    Tier,
+    utcnow,
+)
 from console.ports import Context
 
 SETTABLE = (AgentStatus.AVAILABLE, AgentStatus.AWAY, AgentStatus.OFFLINE)
 HANDLING = (AgentStatus.BUSY, AgentStatus.WRAP_UP)
 DEFAULT_OFFER_SECONDS = 20
+DEFAULT_OWNER_FIRST = 15
 # An agent who declined or let an offer ring out is not offered the same conversation again
 # for this long, unless nobody else can take it.
 COOL_DOWN = timedelta(seconds=60)
 
 
-def _has_work(agent_id: SQLCoreOperations[int] | int) -> ColumnElement[bool]:
-    pending = exists().where(Offer.agent_id == agent_id, Offer.state == OfferState.PENDING)
-    active = exists().where(Conversation.agent_id == agent_id,
-                            Conversation.state.in_((State.ACTIVE, State.WRAP_UP)))
-    return pending | active
+OPEN = (State.ACTIVE, State.WRAP_UP)
+ELIGIBLE = (AgentStatus.AVAILABLE, AgentStatus.BUSY)
 
 
-async def is_free(session: AsyncSession, agent_id: int) -> bool:
-    busy = await session.scalar(select(_has_work(agent_id)))
-    return not busy
+def capacity_of(channel: Channel) -> InstrumentedAttribute[int]:
+    return {Channel.CALL: Agent.capacity_call, Channel.CHAT: Agent.capacity_chat,
+            Channel.MAIL: Agent.capacity_mail}[channel]
+
+
+def _open_count(agent_id: SQLCoreOperations[int] | int, channel: Channel) -> ColumnElement[int]:
+    """Contacts of `channel` the agent has: ringing offers, and handled or in wrap-up."""
+    offered = (select(func.count()).select_from(Offer).join(Conversation, Conversation.id == Offer.conversation_id)
+               .where(Offer.agent_id == agent_id, Offer.state == OfferState.PENDING, Conversation.channel == channel)
+               .scalar_subquery())
+    handling = (select(func.count()).select_from(Conversation)
+                .where(Conversation.agent_id == agent_id, Conversation.state.in_(OPEN),
+                       Conversation.channel == channel).scalar_subquery())
+    return offered + handling
+
+
+def _eligible(channel: Channel, required: list[tuple[int, int]]) -> list[ColumnElement[bool]]:
+    """Who may get new work of `channel` needing these skills: present, with room, never on a call."""
+    conditions = [
+        Agent.status.in_(ELIGIBLE),
+        _open_count(Agent.id, Channel.CALL) == 0,  # a call excludes other new work
+        _open_count(Agent.id, channel) < capacity_of(channel),
+    ]
+    if channel is Channel.CALL:
+        conditions.append(Agent.extension.is_not(None))
+    for skill_id, level in required:
+        conditions.append(exists().where(AgentSkill.agent_id == Agent.id, AgentSkill.skill_id == skill_id,
+                                         AgentSkill.level >= level))
+    return conditions
+
+
+async def required_skills(session: AsyncSession, queue_id: int | None) -> list[tuple[int, int]]:
+    if queue_id is None:
+        return []
+    rows = await session.execute(select(QueueSkill.skill_id, QueueSkill.level).where(QueueSkill.queue_id == queue_id))
+    return [(skill_id, level) for skill_id, level in rows.all()]
+
+
+async def can_take(session: AsyncSession, agent_id: int, channel: Channel, required: list[tuple[int, int]]) -> bool:
+    """Checked with a fresh statement after locking the agent, so it sees work committed meanwhile."""
+    found = await session.scalar(select(Agent.id).where(Agent.id == agent_id, *_eligible(channel, required)))
+    return found is not None
 
 
 async def recently_missed(session: AsyncSession, conversation_id: int) -> set[int]:
@@ -50,14 +102,14 @@ async def recently_missed(session: AsyncSession, conversation_id: int) -> set[in
     return set(rows)
 
 
-async def pick_agent(session: AsyncSession, channel: Channel, exclude: Iterable[int] = ()) -> Agent | None:
-    """Lock and return the longest-idle available agent with no work, or None."""
+async def pick_agent(session: AsyncSession, channel: Channel, exclude: Iterable[int] = (),
+                     required: list[tuple[int, int]] | None = None) -> Agent | None:
+    """Lock and return the longest-idle eligible agent, or None."""
+    needed = required or []
     skipped = set(exclude)
     idle_order = func.coalesce(Agent.idle_since, Agent.status_since)
     for _ in range(50):
-        conditions = [Agent.status == AgentStatus.AVAILABLE, ~_has_work(Agent.id)]
-        if channel is Channel.CALL:
-            conditions.append(Agent.extension.is_not(None))
+        conditions = _eligible(channel, needed)
         if skipped:
             conditions.append(Agent.id.not_in(skipped))
         agent = await session.scalar(
@@ -66,25 +118,27 @@ async def pick_agent(session: AsyncSession, channel: Channel, exclude: Iterable[
         )
         if agent is None:
             return None
-        if agent.status is AgentStatus.AVAILABLE and await is_free(session, agent.id):
+        if await can_take(session, agent.id, channel, needed):
             return agent
         skipped.add(agent.id)
     return None
 
 
-async def offer_seconds(session: AsyncSession, conversation: Conversation) -> int:
+async def _queue(session: AsyncSession, conversation: Conversation) -> Queue | None:
     if conversation.queue_id is None:
-        return DEFAULT_OFFER_SECONDS
-    seconds = await session.scalar(select(Queue.offer_seconds).where(Queue.id == conversation.queue_id))
-    return seconds or DEFAULT_OFFER_SECONDS
+        return None
+    return await session.get(Queue, conversation.queue_id)
 
 
-async def offer(session: AsyncSession, conversation: Conversation, agent: Agent) -> Offer:
+async def offer(session: AsyncSession, conversation: Conversation, agent: Agent, *,
+                seconds: int | None = None) -> Offer:
     """Propose the conversation to `agent`; console-routed offers ring out after the queue's time."""
     now = utcnow()
     deadline = None
     if conversation.routed_by_console:
-        deadline = now + timedelta(seconds=await offer_seconds(session, conversation))
+        queue = await _queue(session, conversation)
+        seconds = seconds or (queue.offer_seconds if queue else DEFAULT_OFFER_SECONDS)
+        deadline = now + timedelta(seconds=seconds)
     record = Offer(conversation_id=conversation.id, agent_id=agent.id, state=OfferState.PENDING, created_at=now,
                    deadline=deadline)
     session.add(record)
@@ -94,37 +148,93 @@ async def offer(session: AsyncSession, conversation: Conversation, agent: Agent)
     return record
 
 
+async def offer_to_owner(session: AsyncSession, conversation: Conversation) -> Agent | None:
+    """Owner first: the customer's owner, when present and free, gets the conversation for a while."""
+    if conversation.customer_id is None:
+        return None
+    owner_id = await session.scalar(select(Customer.owner_id).where(Customer.id == conversation.customer_id))
+    if owner_id is None:
+        return None
+    owner = await session.scalar(select(Agent).where(Agent.id == owner_id).with_for_update(skip_locked=True))
+    required = await required_skills(session, conversation.queue_id)
+    if owner is None or not await can_take(session, owner.id, conversation.channel, required):
+        return None
+    queue = await _queue(session, conversation)
+    await offer(session, conversation, owner, seconds=queue.owner_first_seconds if queue else DEFAULT_OWNER_FIRST)
+    return owner
+
+
 async def route(session: AsyncSession, conversation: Conversation, exclude: Iterable[int] = ()) -> Agent | None:
     """Offer a queued conversation to the best agent who did not just miss it; None leaves it queued."""
     missed = await recently_missed(session, conversation.id)
-    agent = await pick_agent(session, conversation.channel, {*exclude, *missed})
+    required = await required_skills(session, conversation.queue_id)
+    agent = await pick_agent(session, conversation.channel, {*exclude, *missed}, required)
     if agent is not None:
         await offer(session, conversation, agent)
     return agent
 
 
-async def dispatch_to(session: AsyncSession, agent: Agent) -> Conversation | None:
-    """Offer the longest-waiting queued conversation to `agent` if it is free; return it."""
-    if agent.status is not AgentStatus.AVAILABLE or not await is_free(session, agent.id):
+async def _agent_skills(session: AsyncSession, agent_id: int) -> dict[int, int]:
+    rows = await session.execute(select(AgentSkill.skill_id, AgentSkill.level).where(AgentSkill.agent_id == agent_id))
+    return {skill: level for skill, level in rows.all()}
+
+
+def _weight(queue: Queue | None, tier: Tier | None) -> float:
+    if queue is None:
+        return {Tier.A: 3.0, Tier.B: 2.0}.get(tier, 1.0) if tier else 1.0
+    return {Tier.A: queue.weight_a, Tier.B: queue.weight_b, Tier.C: queue.weight_c}.get(tier, queue.weight_c) \
+        if tier else queue.weight_c
+
+
+async def dispatch_to(session: AsyncSession, agent: Agent, candidates: int = 200) -> Conversation | None:
+    """Offer the waiting conversation with the highest priority that `agent` may take; return it.
+
+    Priority is waiting time weighted by the customer's tier (per queue), so at equal wait an A
+    customer goes before B before C, and a long wait still wins over a better tier.
+    """
+    channels = [ch for ch in Channel if await can_take(session, agent.id, ch, [])]
+    if not channels:
         return None
     missed_by_agent = select(Offer.conversation_id).where(
         Offer.agent_id == agent.id, Offer.state.in_((OfferState.DECLINED, OfferState.EXPIRED)),
         Offer.ended_at >= utcnow() - COOL_DOWN)
-    query = (
-        select(Conversation)
+    rows = (await session.execute(
+        select(Conversation.id, Conversation.created_at, Conversation.queue_id, Customer.tier)
+        .outerjoin(Customer, Customer.id == Conversation.customer_id)
         .where(Conversation.state == State.QUEUED, Conversation.routed_by_console.is_(True),
-               Conversation.id.not_in(missed_by_agent))
-        .order_by(Conversation.created_at, Conversation.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
-    if agent.extension is None:
-        query = query.where(Conversation.channel != Channel.CALL)
-    conversation = await session.scalar(query)
-    if conversation is None:
+               Conversation.channel.in_(channels), Conversation.id.not_in(missed_by_agent))
+        .order_by(Conversation.created_at, Conversation.id).limit(candidates))).all()
+    if not rows:
         return None
-    await offer(session, conversation, agent)
-    return conversation
+    skills = await _agent_skills(session, agent.id)
+    queues: dict[int, Queue | None] = {}
+    needs: dict[int, list[tuple[int, int]]] = {}
+    now = utcnow()
+    scored: list[tuple[float, int]] = []
+    for conversation_id, created_at, queue_id, tier in rows:
+        if queue_id is not None and queue_id not in queues:
+            queues[queue_id] = await session.get(Queue, queue_id)
+            needs[queue_id] = await required_skills(session, queue_id)
+        required = needs.get(queue_id, []) if queue_id is not None else []
+        if any(skills.get(skill, 0) < level for skill, level in required):
+            continue
+        wait = max((now - created_at).total_seconds(), 0.001)
+        scored.append((wait * _weight(queues.get(queue_id) if queue_id else None, tier), conversation_id))
+    for _, conversation_id in sorted(scored, reverse=True):
+        conversation = await session.scalar(select(Conversation).where(
+            Conversation.id == conversation_id, Conversation.state == State.QUEUED).with_for_update(skip_locked=True))
+        if conversation is not None and await can_take(session, agent.id, conversation.channel, []):
+            await offer(session, conversation, agent)
+            return conversation
+    return None
+
+
+async def fill(session: AsyncSession, agent: Agent, limit: int = 20) -> int:
+    """Offer waiting work to `agent` until their capacity is used; returns how many offers."""
+    count = 0
+    while count < limit and await dispatch_to(session, agent) is not None:
+        count += 1
+    return count
 
 
 def check_status(status: str, reason: str | None, reasons: tuple[str, ...]) -> tuple[AgentStatus, str | None]:
@@ -162,7 +272,7 @@ async def set_status(ctx: Context, agent_id: int, status: str, reason: str | Non
             await set_presence(session, agent, new, reason)
         await session.flush()
         if new is AgentStatus.AVAILABLE:
-            await dispatch_to(session, agent)
+            await fill(session, agent)
         status_now = agent.status
     await ctx.notify.agents_changed(touched)
     return status_now

@@ -11,7 +11,7 @@ from console.errors import Conflict, InvalidInput, NotFound
 from console.lifecycle import move, set_presence
 from console.models import Agent, AgentStatus, Conversation, Disposition, Queue, State, utcnow
 from console.ports import Context
-from console.routing import dispatch_to
+from console.routing import fill
 
 DEFAULT_WRAP_UP_SECONDS = 60
 TIMEOUT_CODE = "wrap-up timeout"
@@ -71,7 +71,7 @@ async def _close(session: AsyncSession, conversation: Conversation, code: str, n
     await end_handling(session, conversation.agent_id)
     agent = await session.get(Agent, conversation.agent_id)
     if agent is not None:
-        await dispatch_to(session, agent)
+        await fill(session, agent)
     return conversation.agent_id
 
 

@@ -1,8 +1,8 @@
-"""presence offers and wrap-up
+"""presence offers wrap-up and skills
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-22 23:22:51.544544
+Create Date: 2026-11-22 23:36:57.204653
 """
 
 from collections.abc import Sequence
@@ -17,6 +17,20 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table('skills',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_skills')),
+    sa.UniqueConstraint('name', name=op.f('uq_skills_name'))
+    )
+    op.create_table('agent_skills',
+    sa.Column('agent_id', sa.Integer(), nullable=False),
+    sa.Column('skill_id', sa.Integer(), nullable=False),
+    sa.Column('level', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['agent_id'], ['agents.id'], name=op.f('fk_agent_skills_agent_id_agents'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['skill_id'], ['skills.id'], name=op.f('fk_agent_skills_skill_id_skills'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('agent_id', 'skill_id', name=op.f('pk_agent_skills'))
+    )
     op.create_table('dispositions',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('queue_id', sa.Integer(), nullable=True),
@@ -37,6 +51,14 @@ def upgrade() -> None:
     with op.batch_alter_table('live_sockets', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_live_sockets_agent_id'), ['agent_id'], unique=False)
 
+    op.create_table('queue_skills',
+    sa.Column('queue_id', sa.Integer(), nullable=False),
+    sa.Column('skill_id', sa.Integer(), nullable=False),
+    sa.Column('level', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['queue_id'], ['queues.id'], name=op.f('fk_queue_skills_queue_id_queues'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['skill_id'], ['skills.id'], name=op.f('fk_queue_skills_skill_id_skills'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('queue_id', 'skill_id', name=op.f('pk_queue_skills'))
+    )
     op.create_table('status_periods',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('agent_id', sa.Integer(), nullable=False),
@@ -67,6 +89,9 @@ def upgrade() -> None:
 
     with op.batch_alter_table('agents', schema=None) as batch_op:
         batch_op.add_column(sa.Column('away_reason', sa.String(length=100), nullable=True))
+        batch_op.add_column(sa.Column('capacity_call', sa.Integer(), nullable=False, server_default='1'))
+        batch_op.add_column(sa.Column('capacity_chat', sa.Integer(), nullable=False, server_default='3'))
+        batch_op.add_column(sa.Column('capacity_mail', sa.Integer(), nullable=False, server_default='5'))
         batch_op.add_column(sa.Column('missed_offers', sa.Integer(), nullable=False, server_default='0'))
 
     with op.batch_alter_table('conversations', schema=None) as batch_op:
@@ -76,10 +101,18 @@ def upgrade() -> None:
     with op.batch_alter_table('queues', schema=None) as batch_op:
         batch_op.add_column(sa.Column('offer_seconds', sa.Integer(), nullable=False, server_default='20'))
         batch_op.add_column(sa.Column('wrap_up_seconds', sa.Integer(), nullable=False, server_default='60'))
+        batch_op.add_column(sa.Column('owner_first_seconds', sa.Integer(), nullable=False, server_default='15'))
+        batch_op.add_column(sa.Column('weight_a', sa.Double(), nullable=False, server_default='3'))
+        batch_op.add_column(sa.Column('weight_b', sa.Double(), nullable=False, server_default='2'))
+        batch_op.add_column(sa.Column('weight_c', sa.Double(), nullable=False, server_default='1'))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('queues', schema=None) as batch_op:
+        batch_op.drop_column('weight_c')
+        batch_op.drop_column('weight_b')
+        batch_op.drop_column('weight_a')
+        batch_op.drop_column('owner_first_seconds')
         batch_op.drop_column('wrap_up_seconds')
         batch_op.drop_column('offer_seconds')
 
@@ -89,6 +122,9 @@ def downgrade() -> None:
 
     with op.batch_alter_table('agents', schema=None) as batch_op:
         batch_op.drop_column('missed_offers')
+        batch_op.drop_column('capacity_mail')
+        batch_op.drop_column('capacity_chat')
+        batch_op.drop_column('capacity_call')
         batch_op.drop_column('away_reason')
 
     with op.batch_alter_table('conversation_events', schema=None) as batch_op:
@@ -99,8 +135,11 @@ def downgrade() -> None:
         batch_op.drop_index('ix_status_periods_agent_started')
 
     op.drop_table('status_periods')
+    op.drop_table('queue_skills')
     with op.batch_alter_table('live_sockets', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_live_sockets_agent_id'))
 
     op.drop_table('live_sockets')
     op.drop_table('dispositions')
+    op.drop_table('agent_skills')
+    op.drop_table('skills')

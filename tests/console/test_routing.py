@@ -1,0 +1,113 @@
+"""Routing rules one at a time: capacity, skills, tier priority, owner first."""
+
+import asyncio
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from console import conversations, offers, routing
+from console.models import (
+    AgentSkill,
+    Channel,
+    Conversation,
+    Offer,
+    Queue,
+    QueueSkill,
+    Skill,
+    State,
+    Tier,
+    utcnow,
+)
+from console.ports import Context
+from tests.helpers import add_agent, add_customer
+
+
+async def arrive(ctx: Context, external_id: str, channel: Channel = Channel.CHAT, address: str = "visitor-1",
+                 queue: str | None = None) -> conversations.Arrival:
+    return await conversations.arrive(ctx, channel=channel, external_id=external_id, from_address=address,
+                                      to_address="", queue=queue)
+
+
+async def test_an_agent_takes_up_to_three_chats_but_a_call_excludes_other_work(ctx: Context) -> None:
+    anna = await add_agent(ctx.db, "anna@x.nl", "Anna", extension="201")
+    await routing.set_status(ctx, anna, "available")
+    chats = [await arrive(ctx, f"chat-{i}", address=f"v{i}") for i in range(4)]
+    assert [c.agent_id for c in chats] == [anna, anna, anna, None], "the fourth chat waits"
+    for chat in chats[:3]:
+        await offers.accept(ctx, anna, chat.conversation_id)
+    call = await arrive(ctx, "call-1", Channel.CALL, "0612345678")
+    assert call.agent_id == anna, "chats leave room for a call"
+    await offers.accept(ctx, anna, call.conversation_id)
+    assert (await arrive(ctx, "mail-1", Channel.MAIL, "a@b.nl")).agent_id is None, "nothing new during a call"
+
+
+async def test_only_agents_with_the_queues_skills_get_its_contacts(ctx: Context) -> None:
+    anna = await add_agent(ctx.db, "anna@x.nl", "Anna")
+    bram = await add_agent(ctx.db, "bram@x.nl", "Bram")
+    async with ctx.db.transaction() as session:
+        german, queue = Skill(name="german"), Queue(name="de-support")
+        session.add_all([german, queue])
+        await session.flush()
+        session.add_all([QueueSkill(queue_id=queue.id, skill_id=german.id, level=3),
+                         AgentSkill(agent_id=anna, skill_id=german.id, level=2),
+                         AgentSkill(agent_id=bram, skill_id=german.id, level=4)])
+    await routing.set_status(ctx, anna, "available")
+    await asyncio.sleep(0.01)
+    await routing.set_status(ctx, bram, "available")
+    arrival = await arrive(ctx, "c1", queue="de-support")
+    assert arrival.agent_id == bram, "Anna has German, but below the level the queue needs"
+
+
+async def test_at_equal_wait_tier_a_goes_before_b_before_c_and_a_long_wait_still_wins(ctx: Context) -> None:
+    tiers = {}
+    for tier in (Tier.C, Tier.B, Tier.A):
+        tiers[tier] = await add_customer(ctx.db, f"Customer {tier.value}", tier=tier)
+    waiting = {}
+    for tier, customer_id in tiers.items():
+        arrival = await arrive(ctx, f"chat-{tier.value}", address=f"v-{tier.value}")
+        waiting[tier] = arrival.conversation_id
+        async with ctx.db.transaction() as session:
+            await session.execute(update(Conversation).where(Conversation.id == arrival.conversation_id)
+                                  .values(customer_id=customer_id, created_at=utcnow() - timedelta(seconds=60)))
+    old_c = await arrive(ctx, "chat-old-c", address="v-old")
+    async with ctx.db.transaction() as session:
+        await session.execute(update(Conversation).where(Conversation.id == old_c.conversation_id)
+                              .values(customer_id=tiers[Tier.C], created_at=utcnow() - timedelta(seconds=600)))
+    anna = await add_agent(ctx.db, "anna@x.nl", "Anna")
+    await routing.set_status(ctx, anna, "available")
+    async with ctx.db.transaction() as session:
+        offered = list(await session.scalars(select(Offer.conversation_id).where(Offer.agent_id == anna)
+                                             .order_by(Offer.id)))
+    # One at a time as capacity frees up: the ten-minute C first (600 s x 1 beats 60 s x 3), then A, B.
+    assert offered[:3] == [old_c.conversation_id, waiting[Tier.A], waiting[Tier.B]]
+
+
+async def test_the_owner_gets_their_customer_first_for_a_while_then_the_queue(ctx: Context) -> None:
+    owner = await add_agent(ctx.db, "owner@x.nl", "Olga", extension="201")
+    other = await add_agent(ctx.db, "other@x.nl", "Otto", extension="202")
+    await routing.set_status(ctx, other, "available")
+    await asyncio.sleep(0.01)
+    await routing.set_status(ctx, owner, "available")
+    await add_customer(ctx.db, "Jan", phones=("0612345678",), owner_id=owner, tier=Tier.A)
+    arrival = await arrive(ctx, "c1", Channel.CALL, "0612345678")
+    assert arrival.agent_id == owner, "Otto is longer idle, but Jan is Olga's customer"
+    async with ctx.db.transaction() as session:
+        record = await session.scalar(select(Offer).where(Offer.conversation_id == arrival.conversation_id))
+        assert record is not None and record.deadline is not None
+        assert 10 < (record.deadline - utcnow()).total_seconds() <= 15
+        await session.execute(update(Offer).values(deadline=utcnow() - timedelta(seconds=1)))
+    await offers.sweep(ctx)
+    async with ctx.db.transaction() as session:
+        conversation = await session.get(Conversation, arrival.conversation_id)
+    assert conversation is not None and conversation.state is State.OFFERED and conversation.agent_id == other
+
+
+async def test_an_owner_who_is_away_does_not_hold_the_customer_up(ctx: Context) -> None:
+    owner = await add_agent(ctx.db, "owner@x.nl", "Olga", extension="201")
+    other = await add_agent(ctx.db, "other@x.nl", "Otto", extension="202")
+    await routing.set_status(ctx, other, "available")
+    await add_customer(ctx.db, "Jan", phones=("0612345678",), owner_id=owner)
+    arrival = await arrive(ctx, "c1", Channel.CALL, "0612345678")
+    assert arrival.agent_id == other
+    async with ctx.db.transaction() as session:
+        assert await session.scalar(select(Offer.id).where(Offer.agent_id == owner)) is None
