@@ -34,6 +34,10 @@ def run(args: argparse.Namespace) -> int:
         "import-customers": import_customers,
         "seed": seed,
         "simulate": simulate,
+        "skill": skill,
+        "queue": queue,
+        "agent": agent,
+        "dispositions": dispositions,
     }[args.command]
     return handler(args)
 
@@ -142,6 +146,80 @@ def seed(args: argparse.Namespace) -> int:
     return _with_database(job)
 
 
+def skill(args: argparse.Namespace) -> int:
+    from console import config
+
+    async def job(db: Database, settings: Settings) -> int:
+        async with db.transaction() as session:
+            created = await config.add_skill(session, args.name)
+        print(f"added skill {created.name}")
+        return 0
+
+    return _with_database(job)
+
+
+def _weights(text: str | None) -> tuple[float, float, float] | None:
+    if text is None:
+        return None
+    try:
+        a, b, c = (float(part) for part in text.split(","))
+    except ValueError:
+        raise InvalidInput("--weights takes three numbers for tiers A,B,C, like 3,2,1", field="weights") from None
+    return a, b, c
+
+
+def queue(args: argparse.Namespace) -> int:
+    from console import config
+
+    values = config.QueueSettings(offer_seconds=args.offer_seconds, wrap_up_seconds=args.wrap_up_seconds,
+                                  owner_first_seconds=args.owner_first_seconds, weights=_weights(args.weights),
+                                  skills=args.skill, dispositions=args.disposition)
+
+    async def job(db: Database, settings: Settings) -> int:
+        async with db.transaction() as session:
+            found, created = await config.configure_queue(session, args.name, values)
+            print(f"{'created' if created else 'updated'} queue {found.name}: offers ring {found.offer_seconds} s, "
+                  f"wrap-up {found.wrap_up_seconds} s, owner first {found.owner_first_seconds} s, "
+                  f"weights A/B/C {found.weight_a:g}/{found.weight_b:g}/{found.weight_c:g}")
+        return 0
+
+    return _with_database(job)
+
+
+def agent(args: argparse.Namespace) -> int:
+    from console import config
+
+    capacity: dict[str, int] = {}
+    for part in (args.capacity or "").split(","):
+        if part.strip():
+            channel, _, value = part.partition("=")
+            if not value.strip().lstrip("-").isdigit():
+                raise InvalidInput("--capacity takes channel=number pairs, like call=1,chat=3,mail=5",
+                                   field="capacity")
+            capacity[channel.strip()] = int(value)
+
+    async def job(db: Database, settings: Settings) -> int:
+        async with db.transaction() as session:
+            found = await config.configure_agent(session, args.email, skills=args.skill, capacity=capacity)
+            print(f"{found.name}: capacity call {found.capacity_call}, chat {found.capacity_chat}, "
+                  f"mail {found.capacity_mail}")
+        return 0
+
+    return _with_database(job)
+
+
+def dispositions(args: argparse.Namespace) -> int:
+    from console import config
+
+    async def job(db: Database, settings: Settings) -> int:
+        async with db.transaction() as session:
+            await config.set_general_dispositions(session, args.codes)
+        print(f"general dispositions: {', '.join(args.codes)}")
+        return 0
+
+    return _with_database(job)
+
+
 def simulate(args: argparse.Namespace) -> int:
     from integrations.simulator import demo_numbers, run_simulator
 
@@ -189,6 +267,7 @@ def demo(args: argparse.Namespace) -> int:
                     for email, name, role, extension, language in DEMO_AGENTS:
                         await create(session, email=email, name=name, password=DEMO_PASSWORD, role=role,
                                      extension=extension, language=language)
+                    await _demo_routing(session)
             if empty:
                 print(await make(db, customers=args.customers, region=settings.default_region))
             else:
@@ -219,6 +298,32 @@ def demo(args: argparse.Namespace) -> int:
 
     asyncio.run(go())
     return 0
+
+
+DEMO_SKILLS = {"anna@demo.example": ["dutch:5", "english:3", "sales:2"],
+               "bram@demo.example": ["dutch:5", "english:2"],
+               "chloe@demo.example": ["english:5", "dutch:1", "sales:4"],
+               "daan@demo.example": ["dutch:4", "english:4", "sales:3"],
+               "sophie@demo.example": ["dutch:5", "english:5", "sales:5"]}
+
+
+async def _demo_routing(session: object) -> None:
+    """Skills, queues and dispositions of the demo contact center."""
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from console import config
+
+    assert isinstance(session, AsyncSession)
+    for name in ("dutch", "english", "sales"):
+        await config.add_skill(session, name)
+    await config.configure_queue(session, "service", config.QueueSettings(dispositions=[
+        "resolved", "information given", "callback agreed", "complaint", "escalated"]))
+    await config.configure_queue(session, "sales", config.QueueSettings(
+        skills=["sales:2"], weights=(4.0, 2.0, 1.0), dispositions=["sale", "quote sent", "no sale", "callback agreed"]))
+    await config.set_general_dispositions(session, ["resolved", "information given", "callback agreed",
+                                                    "complaint", "sale", "escalated"])
+    for email, skills in DEMO_SKILLS.items():
+        await config.configure_agent(session, email, skills=skills)
 
 
 async def _reset_earlier_run(db: Database, region: str) -> None:

@@ -43,3 +43,19 @@ def test_serve_needs_a_secret_key_and_refuses_several_workers_on_sqlite(tmp_path
     no_bus = console(tmp_path, "serve", "--workers", "2", env={
         "CONSOLE_SECRET_KEY": "k" * 40, "CONSOLE_DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1/none"})
     assert no_bus.returncode == 2 and "CONSOLE_REDIS_URL" in no_bus.stderr
+
+
+def test_routing_is_configured_from_the_command_line(tmp_path: Path) -> None:
+    assert console(tmp_path, "migrate").returncode == 0
+    assert console(tmp_path, "create-agent", "--email", "anna@x.nl", "--name", "Anna", "--password",
+                   "long enough").returncode == 0
+    assert console(tmp_path, "skill", "german").returncode == 0
+    made = console(tmp_path, "queue", "de", "--skill", "german:3", "--offer-seconds", "30", "--weights", "4,2,1",
+                   "--disposition", "gelöst", "--disposition", "Rückruf")
+    assert made.returncode == 0 and "created queue de: offers ring 30 s" in made.stdout
+    unknown = console(tmp_path, "queue", "fr", "--skill", "french")
+    assert unknown.returncode == 2 and "unknown skill french (known: german)" in unknown.stderr
+    negative = console(tmp_path, "agent", "anna@x.nl", "--capacity", "chat=-1")
+    assert negative.returncode == 2 and "chat capacity must be between 0 and 50" in negative.stderr
+    ok = console(tmp_path, "agent", "anna@x.nl", "--skill", "german:4", "--capacity", "chat=2,mail=4")
+    assert ok.returncode == 0 and "chat 2, mail 4" in ok.stdout

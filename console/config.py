@@ -1,0 +1,138 @@
+"""Configuring routing: skills, queues (time-outs, weights, required skills, dispositions) and agents.
+
+Used by the command line now and by the admin pages later; every bad value is an error that
+names it, and nothing is changed then.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from console.errors import Conflict, InvalidInput, NotFound
+from console.models import Agent, AgentSkill, Disposition, Queue, QueueSkill, Skill
+
+MAX_LEVEL = 10
+MAX_SECONDS = 3600
+MAX_CAPACITY = 50
+
+
+def parse_skill(text: str) -> tuple[str, int]:
+    """'german:3' -> ('german', 3); a plain name means level 1."""
+    name, _, level = text.partition(":")
+    name = name.strip().lower()
+    if not name or len(name) > 100:
+        raise InvalidInput("a skill needs a name of 1 to 100 characters, not %(text)s", field="skill", text=text)
+    if not level:
+        return name, 1
+    if not level.strip().isdigit() or not 1 <= int(level) <= MAX_LEVEL:
+        raise InvalidInput("the level of skill %(name)s must be a whole number from 1 to %(max)s, not %(level)s",
+                           field="skill", name=name, max=MAX_LEVEL, level=level)
+    return name, int(level)
+
+
+def _bounded(value: int | None, name: str, low: int, high: int) -> int | None:
+    if value is not None and not low <= value <= high:
+        raise InvalidInput("%(name)s must be between %(low)s and %(high)s, not %(value)s", field=name, name=name,
+                           low=low, high=high, value=value)
+    return value
+
+
+async def add_skill(session: AsyncSession, name: str) -> Skill:
+    skill_name, _ = parse_skill(name)
+    if await session.scalar(select(Skill.id).where(Skill.name == skill_name)):
+        raise Conflict("skill %(name)s exists already", field="skill", name=skill_name)
+    skill = Skill(name=skill_name)
+    session.add(skill)
+    await session.flush()
+    return skill
+
+
+async def _skills(session: AsyncSession, specs: list[str]) -> list[tuple[int, int]]:
+    resolved = []
+    for spec in specs:
+        name, level = parse_skill(spec)
+        skill_id = await session.scalar(select(Skill.id).where(Skill.name == name))
+        if skill_id is None:
+            known = ", ".join(await session.scalars(select(Skill.name).order_by(Skill.name))) or "none yet"
+            raise NotFound("unknown skill %(name)s (known: %(known)s); add it with: python -m console skill %(name)s",
+                           field="skill", name=name, known=known)
+        resolved.append((skill_id, level))
+    return resolved
+
+
+@dataclass(kw_only=True)
+class QueueSettings:
+    offer_seconds: int | None = None
+    wrap_up_seconds: int | None = None
+    owner_first_seconds: int | None = None
+    weights: tuple[float, float, float] | None = None
+    skills: list[str] | None = None
+    dispositions: list[str] | None = None
+
+
+async def configure_queue(session: AsyncSession, name: str, values: QueueSettings) -> tuple[Queue, bool]:
+    """Create the queue or change what is given; returns it and whether it is new."""
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise InvalidInput("a queue needs a name of 1 to 100 characters", field="name")
+    _bounded(values.offer_seconds, "offer seconds", 5, MAX_SECONDS)
+    _bounded(values.wrap_up_seconds, "wrap-up seconds", 0, MAX_SECONDS)
+    _bounded(values.owner_first_seconds, "owner-first seconds", 0, MAX_SECONDS)
+    if values.weights is not None and (len(values.weights) != 3 or any(not 0 < w <= 100 for w in values.weights)):
+        raise InvalidInput("weights are three numbers above 0 for tiers A, B and C, like 3,2,1", field="weights")
+    codes = [c.strip() for c in values.dispositions or [] if c.strip()]
+    if values.dispositions is not None and (not codes or any(len(c) > 100 for c in codes)):
+        raise InvalidInput("give at least one disposition code, each at most 100 characters", field="dispositions")
+    skills = await _skills(session, values.skills or [])
+    queue = await session.scalar(select(Queue).where(Queue.name == name))
+    created = queue is None
+    if queue is None:
+        queue = Queue(name=name)
+        session.add(queue)
+    for field_name in ("offer_seconds", "wrap_up_seconds", "owner_first_seconds"):
+        value = getattr(values, field_name)
+        if value is not None:
+            setattr(queue, field_name, value)
+    if values.weights is not None:
+        queue.weight_a, queue.weight_b, queue.weight_c = values.weights
+    await session.flush()
+    if values.skills is not None:
+        await session.execute(delete(QueueSkill).where(QueueSkill.queue_id == queue.id))
+        session.add_all(QueueSkill(queue_id=queue.id, skill_id=s, level=level) for s, level in skills)
+    if values.dispositions is not None:
+        await session.execute(delete(Disposition).where(Disposition.queue_id == queue.id))
+        session.add_all(Disposition(queue_id=queue.id, code=code) for code in dict.fromkeys(codes))
+    await session.flush()
+    return queue, created
+
+
+async def configure_agent(session: AsyncSession, email: str, *, skills: list[str] | None = None,
+                          capacity: dict[str, int] | None = None) -> Agent:
+    agent = await session.scalar(select(Agent).where(Agent.email == email.strip().lower()))
+    if agent is None:
+        raise NotFound("no agent with email %(email)s", field="email", email=email)
+    for channel, value in (capacity or {}).items():
+        if channel not in ("call", "chat", "mail"):
+            raise InvalidInput("capacity is for call, chat or mail, not %(channel)s", field="capacity",
+                               channel=channel)
+        _bounded(value, f"{channel} capacity", 0, MAX_CAPACITY)
+    resolved = await _skills(session, skills or [])
+    for channel, value in (capacity or {}).items():
+        setattr(agent, f"capacity_{channel}", value)
+    if skills is not None:
+        await session.execute(delete(AgentSkill).where(AgentSkill.agent_id == agent.id))
+        session.add_all(AgentSkill(agent_id=agent.id, skill_id=s, level=level) for s, level in resolved)
+    await session.flush()
+    return agent
+
+
+async def set_general_dispositions(session: AsyncSession, codes: list[str]) -> None:
+    """The disposition list for contacts without a queue, or of queues without a list of their own."""
+    cleaned = [c.strip() for c in codes if c.strip()]
+    if not cleaned or any(len(c) > 100 for c in cleaned):
+        raise InvalidInput("give at least one disposition code, each at most 100 characters", field="dispositions")
+    await session.execute(delete(Disposition).where(Disposition.queue_id.is_(None)))
+    session.add_all(Disposition(queue_id=None, code=code) for code in dict.fromkeys(cleaned))
