@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.datastructures import FormData
@@ -11,6 +12,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from console import auth, conversations, i18n, offers, routing, wrapup
 from console.errors import InvalidInput, NotFound, TooManyAttempts
 from console.models import AgentStatus
+from console.ports import Context
 from console.web.render import agent_stream
 from console.web.security import CSRF_FIELD, REFUSED, csrf_token, sign_in, signed_in, token_matches
 from console.web.wiring import Wiring
@@ -145,53 +147,50 @@ def signed_out() -> Response:
     return HTMLResponse("Your session has ended. Log in again.", status_code=401, headers={"HX-Redirect": "/login"})
 
 
-async def set_status(request: Request) -> Response:
+Action = Callable[[Context, int, FormData], Awaitable[object]]
+
+
+async def act(request: Request, action: Action) -> Response:
+    """An agent's action on the page: check the session, call one service, answer with the live view."""
     agent_id = await agent_id_of(request)
     if agent_id is None:
         return signed_out()
-    form = await request.form()
-    await routing.set_status(wiring(request).ctx, agent_id, field(form, "status", 20), field(form, "reason", 100))
+    await action(wiring(request).ctx, agent_id, await request.form())
     return await live_response(request, agent_id)
+
+
+def conversation_of(request: Request) -> int:
+    return record_id(request.path_params["id"], NO_CONVERSATION)
+
+
+async def set_status(request: Request) -> Response:
+    return await act(request, lambda ctx, agent_id, form: routing.set_status(
+        ctx, agent_id, field(form, "status", 20), field(form, "reason", 100)))
 
 
 async def accept_offer(request: Request) -> Response:
-    agent_id = await agent_id_of(request)
-    if agent_id is None:
-        return signed_out()
-    await offers.accept(wiring(request).ctx, agent_id, record_id(request.path_params["id"], NO_CONVERSATION))
-    return await live_response(request, agent_id)
+    return await act(request, lambda ctx, agent_id, _: offers.accept(ctx, agent_id, conversation_of(request)))
 
 
 async def decline_offer(request: Request) -> Response:
-    agent_id = await agent_id_of(request)
-    if agent_id is None:
-        return signed_out()
-    await offers.decline(wiring(request).ctx, agent_id, record_id(request.path_params["id"], NO_CONVERSATION))
-    return await live_response(request, agent_id)
+    return await act(request, lambda ctx, agent_id, _: offers.decline(ctx, agent_id, conversation_of(request)))
 
 
 async def wrap_up(request: Request) -> Response:
-    agent_id = await agent_id_of(request)
-    if agent_id is None:
-        return signed_out()
-    form = await request.form()
-    conversation_id = record_id(request.path_params["id"], NO_CONVERSATION)
-    await wrapup.finish(wiring(request).ctx, agent_id, conversation_id, field(form, "disposition", 100),
-                        field(form, "note", wrapup.MAX_NOTE + 1))
-    return await live_response(request, agent_id)
+    return await act(request, lambda ctx, agent_id, form: wrapup.finish(
+        ctx, agent_id, conversation_of(request), field(form, "disposition", 100),
+        field(form, "note", wrapup.MAX_NOTE + 1)))
 
 
 async def link_customer(request: Request) -> Response:
-    agent_id = await agent_id_of(request)
-    if agent_id is None:
-        return signed_out()
-    form = await request.form()
-    raw = field(form, "customer_id", 20)
-    if not raw:
-        raise InvalidInput("Choose a customer.", field="customer_id")
-    conversation_id = record_id(request.path_params["id"], NO_CONVERSATION)
-    await conversations.link_customer(wiring(request).ctx, agent_id, conversation_id, record_id(raw, NO_CUSTOMER))
-    return await live_response(request, agent_id)
+    def chosen(form: FormData) -> int:
+        raw = field(form, "customer_id", 20)
+        if not raw:
+            raise InvalidInput("Choose a customer.", field="customer_id")
+        return record_id(raw, NO_CUSTOMER)
+
+    return await act(request, lambda ctx, agent_id, form: conversations.link_customer(
+        ctx, agent_id, conversation_of(request), chosen(form)))
 
 
 async def create_customer(request: Request) -> Response:
@@ -200,7 +199,7 @@ async def create_customer(request: Request) -> Response:
         return signed_out()
     w = wiring(request)
     form = await request.form()
-    conversation_id = record_id(request.path_params["id"], NO_CONVERSATION)
+    conversation_id = conversation_of(request)
     values: dict[str, Any] = {name: field(form, name, 320) for name in ("name", "company", "phone", "email")}
     try:
         await conversations.create_customer(w.ctx, agent_id, conversation_id, **values)

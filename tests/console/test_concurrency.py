@@ -24,7 +24,7 @@ from websockets.asyncio.client import connect
 from console.auth import hash_password
 from console.db import Database
 from console.models import Agent, Conversation, Offer, OfferState, State
-from tests.conftest import CTI_TOKEN, POSTGRES_URL, create_pg_database, drop_pg_database, free_port
+from tests.conftest import CTI_TOKEN, free_port, pg_database
 from tests.helpers import PASSWORD, log_in
 
 AGENTS = 20
@@ -34,15 +34,8 @@ DEADLINE = 240.0
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    from console.migrations import upgrade
-
-    name = create_pg_database()
-    url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
-    try:
-        upgrade(url)
+    with pg_database() as url:
         yield url
-    finally:
-        drop_pg_database(name)
 
 
 def start_node(url: str, port: int, tmp: str) -> subprocess.Popen[bytes]:
