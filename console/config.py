@@ -27,7 +27,7 @@ def parse_skill(text: str) -> tuple[str, int]:
         raise InvalidInput("a skill needs a name of 1 to 100 characters, not %(text)s", field="skill", text=text)
     if not level:
         return name, 1
-    if not level.strip().isdigit() or not 1 <= int(level) <= MAX_LEVEL:
+    if not level.strip().isdecimal() or not 1 <= int(level) <= MAX_LEVEL:
         raise InvalidInput("the level of skill %(name)s must be a whole number from 1 to %(max)s, not %(level)s",
                            field="skill", name=name, max=MAX_LEVEL, level=level)
     return name, int(level)
@@ -79,7 +79,7 @@ async def configure_queue(session: AsyncSession, name: str, values: QueueSetting
     if not name or len(name) > 100:
         raise InvalidInput("a queue needs a name of 1 to 100 characters", field="name")
     _bounded(values.offer_seconds, "offer seconds", 5, MAX_SECONDS)
-    _bounded(values.wrap_up_seconds, "wrap-up seconds", 0, MAX_SECONDS)
+    _bounded(values.wrap_up_seconds, "wrap-up seconds", 5, MAX_SECONDS)
     _bounded(values.owner_first_seconds, "owner-first seconds", 0, MAX_SECONDS)
     if values.weights is not None and (len(values.weights) != 3 or any(not 0 < w <= 100 for w in values.weights)):
         raise InvalidInput("weights are three numbers above 0 for tiers A, B and C, like 3,2,1", field="weights")

@@ -200,7 +200,7 @@ async def start_handling(session: AsyncSession, conversation: Conversation, agen
     conversation.agent_id = agent.id if agent else None
     if agent is not None:
         agent.missed_offers = 0
-        if agent.status is AgentStatus.AVAILABLE:
+        if agent.status in (AgentStatus.AVAILABLE, AgentStatus.WRAP_UP):
             await set_presence(session, agent, AgentStatus.BUSY)
 
 
@@ -227,6 +227,9 @@ async def answer(ctx: Context, channel: Channel, external_id: str, answered_by: 
             agent = await session.get(Agent, pending[0])
         if agent is None:
             log.warning("%s %s answered by unknown agent %r", channel.value, external_id, answered_by)
+        else:
+            # Locked after the conversation, like everywhere: presence periods must not interleave.
+            agent = await session.get(Agent, agent.id, with_for_update=True, populate_existing=True)
         touched = set(pending)
         freed: set[int] = set()
         previous = conversation.agent_id if conversation.state is State.ACTIVE else None
@@ -313,3 +316,17 @@ async def create_customer(
         customer_id = customer.id
     await _tell(ctx, viewers)
     return customer_id
+
+
+async def end(ctx: Context, agent_id: int, conversation_id: int) -> None:
+    """The agent closes a chat or mail they handle: it goes to wrap-up. Calls end by hanging up."""
+    async with ctx.db.transaction() as session:
+        conversation = await session.get(Conversation, conversation_id, with_for_update=True)
+        if conversation is None:
+            raise NotFound("This conversation does not exist.")
+        if conversation.agent_id != agent_id or conversation.state is not State.ACTIVE:
+            raise Conflict("This conversation is not yours (any more).")
+        if conversation.channel is Channel.CALL:
+            raise Conflict("A call ends when it is hung up.", field="channel")
+        touched = await begin_wrap_up(session, conversation, detail="closed by the agent")
+    await _tell(ctx, touched)

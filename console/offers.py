@@ -10,7 +10,7 @@ from console.errors import Conflict, NotFound
 from console.lifecycle import set_presence
 from console.models import Agent, AgentStatus, Conversation, Offer, OfferState, utcnow
 from console.ports import Context
-from console.routing import release_offers, requeue
+from console.routing import ELIGIBLE, fill, release_offers, requeue
 
 MISSED_IN_A_ROW = 2
 MISSED_REASON = "Missed offers"
@@ -49,45 +49,58 @@ async def decline(ctx: Context, agent_id: int, conversation_id: int) -> None:
         record.state, record.ended_at = OfferState.DECLINED, utcnow()
         await session.flush()
         touched = {agent_id} | await requeue(session, conversation, leaving=agent_id, detail="declined")
+        agent = await session.get(Agent, agent_id, with_for_update=True)
+        if agent is not None and agent.status in ELIGIBLE:
+            await fill(session, agent)  # room for other waiting work, not this conversation
     await ctx.notify.agents_changed(touched)
 
 
-async def _rang_out(session: AsyncSession, record: Offer) -> set[int]:
+async def _rang_out(session: AsyncSession, record: Offer, agent: Agent) -> tuple[set[int], bool]:
+    """Expire the offer and move the conversation on; True when the agent must now be set away."""
     record.state, record.ended_at = OfferState.EXPIRED, utcnow()
-    touched = {record.agent_id}
-    agent = await session.get(Agent, record.agent_id, with_for_update=True)
-    if agent is not None:
-        agent.missed_offers += 1
-        if agent.missed_offers >= MISSED_IN_A_ROW and agent.status is AgentStatus.AVAILABLE:
-            # Ring-no-answer twice: the agent is evidently not at the desk.
-            await set_presence(session, agent, AgentStatus.AWAY, MISSED_REASON)
-            agent.missed_offers = 0
-            touched |= await release_offers(session, agent.id)
+    agent.missed_offers += 1
+    away = agent.missed_offers >= MISSED_IN_A_ROW and agent.status in ELIGIBLE
+    if away:
+        # Ring-no-answer twice: the agent is evidently not at the desk.
+        await set_presence(session, agent, AgentStatus.AWAY, MISSED_REASON)
+        agent.missed_offers = 0
     await session.flush()
-    conversation = await session.get(Conversation, record.conversation_id, with_for_update=True)
+    conversation = await session.get(Conversation, record.conversation_id)
+    touched = {agent.id}
     if conversation is not None:
-        touched |= await requeue(session, conversation, leaving=record.agent_id, detail="rang out")
-    return touched
+        touched |= await requeue(session, conversation, leaving=agent.id, detail="rang out")
+    return touched, away
 
 
 async def sweep(ctx: Context, limit: int = 100) -> int:
-    """Offers past their deadline ring out and move on. Safe to run on every node at once."""
+    """Offers past their deadline ring out and move on. Safe to run on every node at once.
+
+    One transaction per offer, locking conversation, offer and agent in the order accept and
+    decline use, and skipping what another transaction holds: it is taken next round.
+    """
     async with ctx.db.transaction() as session:
         candidates = (await session.execute(
-            select(Offer.id, Offer.conversation_id).where(Offer.state == OfferState.PENDING,
-                                                          Offer.deadline < utcnow())
+            select(Offer.id, Offer.conversation_id, Offer.agent_id).where(
+                Offer.state == OfferState.PENDING, Offer.deadline < utcnow())
             .order_by(Offer.deadline).limit(limit))).all()
+    expired = 0
+    for offer_id, conversation_id, agent_id in candidates:
         touched: set[int] = set()
-        expired = 0
-        for offer_id, conversation_id in candidates:
-            # Conversation first, like accept and decline, so the two never wait on each other.
+        away = False
+        async with ctx.db.transaction() as session:
             locked = await session.scalar(select(Conversation.id).where(Conversation.id == conversation_id)
                                           .with_for_update(skip_locked=True))
             record = await session.scalar(select(Offer).where(
-                Offer.id == offer_id, Offer.state == OfferState.PENDING).with_for_update()) if locked else None
-            if record is not None:
-                touched |= await _rang_out(session, record)
+                Offer.id == offer_id, Offer.state == OfferState.PENDING, Offer.deadline < utcnow())
+                .with_for_update(skip_locked=True)) if locked else None
+            agent = await session.scalar(select(Agent).where(Agent.id == agent_id)
+                                         .with_for_update(skip_locked=True)) if record else None
+            if record is not None and agent is not None:
+                touched, away = await _rang_out(session, record, agent)
                 expired += 1
-    if touched:
-        await ctx.notify.agents_changed(touched)
+        if away:
+            async with ctx.db.transaction() as session:
+                touched |= await release_offers(session, agent_id)
+        if touched:
+            await ctx.notify.agents_changed(touched)
     return expired

@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, exists, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
 from console.lifecycle import set_presence
@@ -59,22 +58,20 @@ async def sweep(ctx: Context, grace: timedelta = DEFAULT_GRACE, limit: int = 100
     cutoff = utcnow() - grace
     async with ctx.db.transaction() as session:
         gone = list(await session.scalars(select(Agent.id).where(_gone(cutoff)).limit(limit)))
-        touched: set[int] = set()
-        for agent_id in gone:
-            touched |= await _go_offline(session, agent_id, cutoff)
         await session.execute(delete(LiveSocket).where(LiveSocket.closed_at < utcnow() - KEEP_CLOSED))
-    if touched:
+    offline = 0
+    for agent_id in gone:
+        async with ctx.db.transaction() as session:
+            agent = await session.scalar(select(Agent).where(Agent.id == agent_id, _gone(cutoff))
+                                         .with_for_update(skip_locked=True))
+            if agent is None:
+                continue  # came back meanwhile, or another node is on it
+            await set_presence(session, agent, AgentStatus.OFFLINE, "no connection")
+        offline += 1
+        # A transaction of its own: conversations are locked before agents everywhere else.
+        async with ctx.db.transaction() as session:
+            touched = {agent_id} | await release_offers(session, agent_id)
         await ctx.notify.agents_changed(touched)
-    return len(gone)
-
-
-async def _go_offline(session: AsyncSession, agent_id: int, cutoff: datetime) -> set[int]:
-    agent = await session.scalar(select(Agent).where(Agent.id == agent_id, _gone(cutoff))
-                                 .with_for_update(skip_locked=True))
-    if agent is None:
-        return set()  # came back meanwhile, or another node is on it
-    await set_presence(session, agent, AgentStatus.OFFLINE, "no connection")
-    await session.flush()
-    return {agent_id} | await release_offers(session, agent_id)
+    return offline
 
 

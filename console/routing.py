@@ -41,7 +41,7 @@ HANDLING = (AgentStatus.BUSY, AgentStatus.WRAP_UP)
 DEFAULT_OFFER_SECONDS = 20
 DEFAULT_OWNER_FIRST = 15
 # An agent who declined or let an offer ring out is not offered the same conversation again
-# for this long, unless nobody else can take it.
+# for this long; the queue sweep offers it to them again afterwards if nobody took it.
 COOL_DOWN = timedelta(seconds=60)
 
 
@@ -137,7 +137,8 @@ async def offer(session: AsyncSession, conversation: Conversation, agent: Agent,
     deadline = None
     if conversation.routed_by_console:
         queue = await _queue(session, conversation)
-        seconds = seconds or (queue.offer_seconds if queue else DEFAULT_OFFER_SECONDS)
+        if seconds is None:
+            seconds = queue.offer_seconds if queue else DEFAULT_OFFER_SECONDS
         deadline = now + timedelta(seconds=seconds)
     record = Offer(conversation_id=conversation.id, agent_id=agent.id, state=OfferState.PENDING, created_at=now,
                    deadline=deadline)
@@ -160,7 +161,10 @@ async def offer_to_owner(session: AsyncSession, conversation: Conversation) -> A
     if owner is None or not await can_take(session, owner.id, conversation.channel, required):
         return None
     queue = await _queue(session, conversation)
-    await offer(session, conversation, owner, seconds=queue.owner_first_seconds if queue else DEFAULT_OWNER_FIRST)
+    seconds = queue.owner_first_seconds if queue else DEFAULT_OWNER_FIRST
+    if seconds <= 0:
+        return None  # the queue does without owner first
+    await offer(session, conversation, owner, seconds=seconds)
     return owner
 
 
@@ -172,11 +176,6 @@ async def route(session: AsyncSession, conversation: Conversation, exclude: Iter
     if agent is not None:
         await offer(session, conversation, agent)
     return agent
-
-
-async def _agent_skills(session: AsyncSession, agent_id: int) -> dict[int, int]:
-    rows = await session.execute(select(AgentSkill.skill_id, AgentSkill.level).where(AgentSkill.agent_id == agent_id))
-    return {skill: level for skill, level in rows.all()}
 
 
 def _weight(queue: Queue | None, tier: Tier | None) -> float:
@@ -198,26 +197,24 @@ async def dispatch_to(session: AsyncSession, agent: Agent, candidates: int = 200
     missed_by_agent = select(Offer.conversation_id).where(
         Offer.agent_id == agent.id, Offer.state.in_((OfferState.DECLINED, OfferState.EXPIRED)),
         Offer.ended_at >= utcnow() - COOL_DOWN)
+    lacking = exists().where(
+        QueueSkill.queue_id == Conversation.queue_id,
+        ~exists().where(AgentSkill.agent_id == agent.id, AgentSkill.skill_id == QueueSkill.skill_id,
+                        AgentSkill.level >= QueueSkill.level))
     rows = (await session.execute(
         select(Conversation.id, Conversation.created_at, Conversation.queue_id, Customer.tier)
         .outerjoin(Customer, Customer.id == Conversation.customer_id)
         .where(Conversation.state == State.QUEUED, Conversation.routed_by_console.is_(True),
-               Conversation.channel.in_(channels), Conversation.id.not_in(missed_by_agent))
+               Conversation.channel.in_(channels), Conversation.id.not_in(missed_by_agent), ~lacking)
         .order_by(Conversation.created_at, Conversation.id).limit(candidates))).all()
     if not rows:
         return None
-    skills = await _agent_skills(session, agent.id)
     queues: dict[int, Queue | None] = {}
-    needs: dict[int, list[tuple[int, int]]] = {}
     now = utcnow()
     scored: list[tuple[float, int]] = []
     for conversation_id, created_at, queue_id, tier in rows:
         if queue_id is not None and queue_id not in queues:
             queues[queue_id] = await session.get(Queue, queue_id)
-            needs[queue_id] = await required_skills(session, queue_id)
-        required = needs.get(queue_id, []) if queue_id is not None else []
-        if any(skills.get(skill, 0) < level for skill, level in required):
-            continue
         wait = max((now - created_at).total_seconds(), 0.001)
         scored.append((wait * _weight(queues.get(queue_id) if queue_id else None, tier), conversation_id))
     for _, conversation_id in sorted(scored, reverse=True):
@@ -227,6 +224,28 @@ async def dispatch_to(session: AsyncSession, agent: Agent, candidates: int = 200
             await offer(session, conversation, agent)
             return conversation
     return None
+
+
+async def sweep_queue(ctx: Context, limit: int = 50) -> int:
+    """Route waiting conversations that no event picked up: after a cool-down ended, or when an
+    agent became free in a transaction that raced with the arrival. Safe on every node."""
+    async with ctx.db.transaction() as session:
+        waiting = list(await session.scalars(
+            select(Conversation.id).where(Conversation.state == State.QUEUED,
+                                          Conversation.routed_by_console.is_(True))
+            .order_by(Conversation.created_at, Conversation.id).limit(limit)))
+    routed = 0
+    for conversation_id in waiting:
+        async with ctx.db.transaction() as session:
+            conversation = await session.scalar(select(Conversation).where(
+                Conversation.id == conversation_id, Conversation.state == State.QUEUED)
+                .with_for_update(skip_locked=True))
+            agent = await route(session, conversation) if conversation is not None else None
+        if agent is None:
+            continue
+        routed += 1
+        await ctx.notify.agents_changed([agent.id])
+    return routed
 
 
 async def fill(session: AsyncSession, agent: Agent, limit: int = 20) -> int:

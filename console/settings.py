@@ -119,6 +119,9 @@ def load(
                            field="CONSOLE_TIMEZONE") from None
     grace = _seconds(env, "CONSOLE_PRESENCE_GRACE", 30.0)
     interval = _seconds(env, "CONSOLE_SWEEP_INTERVAL", 1.0)
+    if interval > grace / 3:
+        raise InvalidInput("CONSOLE_SWEEP_INTERVAL must be at most a third of CONSOLE_PRESENCE_GRACE",
+                           field="CONSOLE_SWEEP_INTERVAL")
     reasons = tuple(r.strip()[:100] for r in env.get("CONSOLE_AWAY_REASONS", "").split(",") if r.strip())
     reasons = tuple(dict.fromkeys((*(reasons or DEFAULT_AWAY_REASONS), "Missed offers")))
     origins = tuple(o.strip().rstrip("/") for o in env.get("CONSOLE_ALLOWED_ORIGINS", "").split(",") if o.strip())

@@ -39,12 +39,10 @@ async def begin_wrap_up(session: AsyncSession, conversation: Conversation, detai
         return set()
     seconds = DEFAULT_WRAP_UP_SECONDS
     if conversation.queue_id is not None:
-        seconds = await session.scalar(select(Queue.wrap_up_seconds).where(Queue.id == conversation.queue_id)) \
-            or DEFAULT_WRAP_UP_SECONDS
+        queued = await session.scalar(select(Queue.wrap_up_seconds).where(Queue.id == conversation.queue_id))
+        seconds = DEFAULT_WRAP_UP_SECONDS if queued is None else queued
     conversation.wrap_up_deadline = now + timedelta(seconds=seconds)
-    agent = await session.get(Agent, conversation.agent_id, with_for_update=True)
-    if agent is not None and agent.status is AgentStatus.BUSY:
-        await set_presence(session, agent, AgentStatus.WRAP_UP, at=now)
+    await end_handling(session, conversation.agent_id)
     return {conversation.agent_id}
 
 
@@ -54,10 +52,12 @@ async def end_handling(session: AsyncSession, agent_id: int) -> None:
     agent = await session.get(Agent, agent_id, with_for_update=True)
     if agent is None or agent.status not in (AgentStatus.BUSY, AgentStatus.WRAP_UP):
         return
-    still = await session.scalar(select(exists().where(
-        Conversation.agent_id == agent_id, Conversation.state.in_((State.ACTIVE, State.WRAP_UP)))))
-    if not still:
-        await set_presence(session, agent, AgentStatus.AVAILABLE)
+    active = await session.scalar(select(exists().where(
+        Conversation.agent_id == agent_id, Conversation.state == State.ACTIVE)))
+    wrapping = await session.scalar(select(exists().where(
+        Conversation.agent_id == agent_id, Conversation.state == State.WRAP_UP)))
+    status = AgentStatus.BUSY if active else AgentStatus.WRAP_UP if wrapping else AgentStatus.AVAILABLE
+    await set_presence(session, agent, status)
 
 
 async def _close(session: AsyncSession, conversation: Conversation, code: str, note: str | None,
@@ -100,14 +100,20 @@ async def sweep(ctx: Context, limit: int = 100) -> int:
     """Close wrap-ups whose time box ended with the disposition 'wrap-up timeout'. Safe on every node."""
     async with ctx.db.transaction() as session:
         overdue = list(await session.scalars(
-            select(Conversation).where(Conversation.state == State.WRAP_UP,
-                                       Conversation.wrap_up_deadline < utcnow())
-            .order_by(Conversation.wrap_up_deadline).limit(limit).with_for_update(skip_locked=True)))
-        touched = set()
-        for conversation in overdue:
-            agent_id = await _close(session, conversation, TIMEOUT_CODE, None, "wrap-up time box ended")
-            if agent_id is not None:
-                touched.add(agent_id)
-    if touched:
-        await ctx.notify.agents_changed(touched)
-    return len(overdue)
+            select(Conversation.id).where(Conversation.state == State.WRAP_UP,
+                                          Conversation.wrap_up_deadline < utcnow())
+            .order_by(Conversation.wrap_up_deadline).limit(limit)))
+    closed = 0
+    for conversation_id in overdue:
+        # One transaction each: a lock conflict costs one item a round, not the whole batch.
+        async with ctx.db.transaction() as session:
+            conversation = await session.scalar(select(Conversation).where(
+                Conversation.id == conversation_id, Conversation.state == State.WRAP_UP,
+                Conversation.wrap_up_deadline < utcnow()).with_for_update(skip_locked=True))
+            agent_id = None
+            if conversation is not None:
+                agent_id = await _close(session, conversation, TIMEOUT_CODE, None, "wrap-up time box ended")
+                closed += 1
+        if agent_id is not None:
+            await ctx.notify.agents_changed([agent_id])
+    return closed

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
@@ -18,7 +18,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from console import i18n, offers, presence, wrapup
+from console import i18n, offers, presence, routing, wrapup
 from console.errors import Conflict, ConsoleError, InvalidInput, NotFound, TooManyAttempts, Unavailable
 from console.settings import Settings
 from console.settings import load as load_settings
@@ -82,19 +82,31 @@ async def sweep_forever(w: Wiring) -> None:
     work instead of doing it twice. A failing sweep is logged and tried again next round.
     """
     grace = timedelta(seconds=w.settings.presence_grace)
-    last_refresh = 0.0
-    loop = asyncio.get_running_loop()
+    sweeps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+        ("offers", lambda: offers.sweep(w.ctx)),
+        ("wrap-up", lambda: wrapup.sweep(w.ctx)),
+        ("presence", lambda: presence.sweep(w.ctx, grace)),
+        ("queue", lambda: routing.sweep_queue(w.ctx)),
+    ]
     while True:
         await asyncio.sleep(w.settings.sweep_interval)
+        for name, sweep in sweeps:
+            try:
+                await sweep()
+            except Exception:
+                log.exception("the %s sweep failed; trying again next round", name)
+
+
+async def refresh_sockets_forever(w: Wiring) -> None:
+    """Tell the database this node still holds its sockets; separate from the sweeps, so a slow
+    sweep never makes present agents look gone."""
+    interval = min(SOCKET_REFRESH_SECONDS, w.settings.presence_grace / 3)
+    while True:
+        await asyncio.sleep(interval)
         try:
-            if loop.time() - last_refresh >= min(SOCKET_REFRESH_SECONDS, w.settings.presence_grace / 3):
-                await presence.refresh(w.ctx, w.sockets)
-                last_refresh = loop.time()
-            await offers.sweep(w.ctx)
-            await wrapup.sweep(w.ctx)
-            await presence.sweep(w.ctx, grace)
+            await presence.refresh(w.ctx, w.sockets)
         except Exception:
-            log.exception("a sweep failed; trying again next round")
+            log.exception("could not refresh this node's sockets; trying again")
 
 
 def make_routes(w: Wiring) -> list[BaseRoute]:
@@ -108,6 +120,7 @@ def make_routes(w: Wiring) -> list[BaseRoute]:
         Route("/conversations/{id:int}/accept", pages.accept_offer, methods=["POST"]),
         Route("/conversations/{id:int}/decline", pages.decline_offer, methods=["POST"]),
         Route("/conversations/{id:int}/wrap-up", pages.wrap_up, methods=["POST"]),
+        Route("/conversations/{id:int}/end", pages.end_conversation, methods=["POST"]),
         Route("/conversations/{id:int}/customers", pages.create_customer, methods=["POST"]),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
@@ -125,13 +138,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await w.bus.start()
-        sweeper = asyncio.create_task(sweep_forever(w), name="sweeps")
+        tasks = [asyncio.create_task(sweep_forever(w), name="sweeps"),
+                 asyncio.create_task(refresh_sockets_forever(w), name="socket refresh")]
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await w.bus.close()
             await w.ctx.db.close()
 

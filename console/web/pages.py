@@ -182,6 +182,10 @@ async def wrap_up(request: Request) -> Response:
         field(form, "note", wrapup.MAX_NOTE + 1)))
 
 
+async def end_conversation(request: Request) -> Response:
+    return await act(request, lambda ctx, agent_id, _: conversations.end(ctx, agent_id, conversation_of(request)))
+
+
 async def link_customer(request: Request) -> Response:
     def chosen(form: FormData) -> int:
         raw = field(form, "customer_id", 20)

@@ -31,6 +31,8 @@ async def test_queues_skills_capacities_and_dispositions_can_be_set(ctx: Context
     (lambda s: config.configure_queue(s, "q", config.QueueSettings(weights=(1, 0, 1))), InvalidInput),
     (lambda s: config.configure_queue(s, "q", config.QueueSettings(dispositions=[" "])), InvalidInput),
     (lambda s: config.configure_queue(s, "q", config.QueueSettings(skills=["german:11"])), InvalidInput),
+    (lambda s: config.configure_queue(s, "q", config.QueueSettings(skills=["german:³"])), InvalidInput),
+    (lambda s: config.configure_queue(s, "q", config.QueueSettings(wrap_up_seconds=0)), InvalidInput),
     (lambda s: config.configure_agent(s, "anna@x.nl", capacity={"chat": -1}), InvalidInput),
     (lambda s: config.configure_agent(s, "anna@x.nl", capacity={"fax": 1}), InvalidInput),
     (lambda s: config.configure_agent(s, "nobody@x.nl", skills=[]), NotFound),

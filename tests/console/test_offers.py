@@ -4,7 +4,7 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from console import conversations, offers, routing
 from console.errors import Conflict
@@ -123,3 +123,20 @@ async def test_accepting_resets_the_missed_count(ctx: Context) -> None:
     second = await call(ctx, "c2")
     await offers.accept(ctx, anna, second.conversation_id)
     assert (await agent(ctx, anna)).missed_offers == 0
+
+
+async def test_sweeps_running_on_several_nodes_at_once_neither_fail_nor_double_up(ctx: Context) -> None:
+    agents = [await add_agent(ctx.db, f"a{i}@x.nl", f"A{i}", extension=str(200 + i)) for i in range(12)]
+    for agent_id in agents:
+        await routing.set_status(ctx, agent_id, "available")
+    calls = [await call(ctx, f"c{i}") for i in range(12)]
+    assert all(c.agent_id is not None for c in calls)
+    async with ctx.db.transaction() as session:
+        await session.execute(update(Offer).values(deadline=utcnow() - timedelta(seconds=1)))
+    results = await asyncio.gather(*(offers.sweep(ctx) for _ in range(3)), return_exceptions=True)
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    assert sum(r for r in results if isinstance(r, int)) == 12, "each offer rang out exactly once"
+    async with ctx.db.transaction() as session:
+        expired = await session.scalar(select(func.count()).select_from(Offer)
+                                       .where(Offer.state == OfferState.EXPIRED))
+    assert expired == 12

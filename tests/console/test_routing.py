@@ -111,3 +111,60 @@ async def test_an_owner_who_is_away_does_not_hold_the_customer_up(ctx: Context) 
     assert arrival.agent_id == other
     async with ctx.db.transaction() as session:
         assert await session.scalar(select(Offer.id).where(Offer.agent_id == owner)) is None
+
+
+async def test_the_queue_sweep_offers_waiting_work_again_after_the_cool_down(ctx: Context) -> None:
+    anna = await add_agent(ctx.db, "anna@x.nl", "Anna")
+    await routing.set_status(ctx, anna, "available")
+    arrival = await arrive(ctx, "c1")
+    await offers.decline(ctx, anna, arrival.conversation_id)
+    assert await routing.sweep_queue(ctx) == 0, "not straight back to the agent who declined"
+    async with ctx.db.transaction() as session:
+        await session.execute(update(Offer).values(ended_at=utcnow() - routing.COOL_DOWN - timedelta(seconds=1)))
+    assert await routing.sweep_queue(ctx) == 1
+    async with ctx.db.transaction() as session:
+        conversation = await session.get(Conversation, arrival.conversation_id)
+    assert conversation is not None and conversation.state is State.OFFERED and conversation.agent_id == anna
+
+
+async def test_wrapping_up_one_chat_while_others_go_on_keeps_the_agent_busy_and_routable(ctx: Context) -> None:
+    from console.models import Agent, AgentStatus
+
+    anna = await add_agent(ctx.db, "anna@x.nl", "Anna")
+    await routing.set_status(ctx, anna, "available")
+    first, second = await arrive(ctx, "c1", address="v1"), await arrive(ctx, "c2", address="v2")
+    for chat in (first, second):
+        await offers.accept(ctx, anna, chat.conversation_id)
+    await conversations.end(ctx, anna, first.conversation_id)
+    async with ctx.db.transaction() as session:
+        assert (await session.get(Agent, anna)).status is AgentStatus.BUSY  # type: ignore[union-attr]
+    third = await arrive(ctx, "c3", address="v3")
+    assert third.agent_id == anna, "one chat in wrap-up and one active leave room for a third"
+
+
+async def test_owner_first_can_be_switched_off_per_queue(ctx: Context) -> None:
+    from console import config
+
+    owner = await add_agent(ctx.db, "owner@x.nl", "Olga", extension="201")
+    other = await add_agent(ctx.db, "other@x.nl", "Otto", extension="202")
+    await routing.set_status(ctx, other, "available")
+    await asyncio.sleep(0.01)
+    await routing.set_status(ctx, owner, "available")
+    async with ctx.db.transaction() as session:
+        await config.configure_queue(session, "no-owner", config.QueueSettings(owner_first_seconds=0))
+    await add_customer(ctx.db, "Jan", phones=("0612345678",), owner_id=owner)
+    arrival = await arrive(ctx, "c1", Channel.CALL, "0612345678", queue="no-owner")
+    assert arrival.agent_id == other
+
+
+async def test_calls_end_by_hanging_up_not_from_the_page(ctx: Context) -> None:
+    import pytest
+
+    from console.errors import Conflict
+
+    anna = await add_agent(ctx.db, "anna@x.nl", "Anna", extension="201")
+    await routing.set_status(ctx, anna, "available")
+    call = await arrive(ctx, "call", Channel.CALL, "0612345678")
+    await offers.accept(ctx, anna, call.conversation_id)
+    with pytest.raises(Conflict, match="hung up"):
+        await conversations.end(ctx, anna, call.conversation_id)
