@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from console import customers
 from console.conversations import CONTACT_KIND, customer_address
 from console.errors import NotFound
-from console.models import Agent, Conversation, Customer, Offer, OfferState, State
+from console.models import Agent, Conversation, Customer, Offer, OfferState, Queue, State
 from console.wrapup import dispositions
 
 
@@ -23,6 +23,7 @@ class Pop:
     offered: bool
     address: str
     deadline: datetime | None = None  # when a console offer rings out; None for phone rings
+    queue_name: str | None = None
     picture: customers.Picture | None = None
     candidates: list[Customer] = field(default_factory=list)
 
@@ -55,6 +56,8 @@ class AgentView:
 
 async def build_pop(session: AsyncSession, conversation: Conversation, offered: bool, region: str) -> Pop:
     pop = Pop(conversation=conversation, offered=offered, address=customer_address(conversation))
+    if conversation.queue_id is not None:
+        pop.queue_name = await session.scalar(select(Queue.name).where(Queue.id == conversation.queue_id))
     if conversation.customer_id is not None:
         pop.picture = await customers.picture(session, conversation.customer_id, exclude=conversation.id)
     else:

@@ -24,6 +24,10 @@ async def server(sqlite_url: str, tmp_path: Path) -> object:
                        tier=Tier.A, owner_id=owner, lifetime_value="48250")
     await add_customer(db, "Ada Acme", phones=("0201111111",), company="Acme")
     await add_customer(db, "Bob Acme", phones=("0201111111",), company="Acme")
+    async with db.transaction() as session:
+        from console import config
+
+        await config.configure_queue(session, "service", config.QueueSettings())
     await db.close()
     with LiveServer(make_settings(sqlite_url, tmp_path)) as live:
         yield live
@@ -36,8 +40,9 @@ async def post(server: LiveServer, **data: str) -> httpx.Response:
     return response
 
 
-async def new_call(server: LiveServer, call_id: str, number: str) -> httpx.Response:
-    return await post(server, event="newCall", **{"from": number}, to="0201234567", direction="in", callId=call_id)
+async def new_call(server: LiveServer, call_id: str, number: str, **extra: str) -> httpx.Response:
+    return await post(server, event="newCall", **{"from": number}, to="0201234567", direction="in", callId=call_id,
+                      **extra)
 
 
 async def test_a_call_pops_the_customer_in_the_agents_page(browser: Browser, server: LiveServer,
@@ -74,8 +79,9 @@ async def test_a_call_pops_the_customer_in_the_agents_page(browser: Browser, ser
     await expect(page.locator("#agent-status")).to_have_class("status status-available")
 
     # The next call is accepted from the keyboard, then the other way round: declined.
-    await new_call(server, "browser-2", "+31 6 1234 5678")
+    await new_call(server, "browser-2", "+31 6 1234 5678", queue="service")
     await expect(page.locator(".pop.ringing .countdown")).to_contain_text(" s", timeout=10_000)
+    await expect(page.locator(".pop.ringing")).to_contain_text("Queue: service")
     await page.keyboard.press("a")
     await expect(page.locator("#agent-status")).to_have_class("status status-busy")
     await expect(page.locator(".pop.active")).to_have_count(1)
