@@ -24,6 +24,7 @@ def _flag(value: str | None, default: bool = False) -> bool:
 class Settings:
     database_url: str
     redis_url: str = ""
+    redis_prefix: str = "console:"
     secret_key: str
     default_region: str = "NL"
     cti_token: str = ""
@@ -128,6 +129,7 @@ def load(
     return Settings(
         database_url=database_url,
         redis_url=env.get("CONSOLE_REDIS_URL", ""),
+        redis_prefix=env.get("CONSOLE_REDIS_PREFIX") or "console:",
         secret_key=secret_key,
         default_region=region,
         cti_token=cti_token,

@@ -3,6 +3,16 @@
 Nothing here knows about agents or customers; it moves strings.
 """
 
-from realtime.bus import Bus, Frame, Overflow, StreamClosed, Subscription, close_frame, make_bus
+from realtime.bus import (
+    Bus,
+    BusUnavailable,
+    Frame,
+    Overflow,
+    StreamClosed,
+    Subscription,
+    close_frame,
+    make_bus,
+)
 
-__all__ = ["Bus", "Frame", "Overflow", "StreamClosed", "Subscription", "close_frame", "make_bus"]
+__all__ = ["Bus", "BusUnavailable", "Frame", "Overflow", "StreamClosed", "Subscription", "close_frame",
+           "make_bus"]

@@ -33,6 +33,10 @@ class StreamClosed(Exception):
         self.reason = reason
 
 
+class BusUnavailable(Exception):
+    """The bus backend cannot be reached right now."""
+
+
 class Overflow(Exception):
     """The subscriber fell behind and frames were dropped; it must reconnect and replay."""
 
@@ -90,11 +94,15 @@ class Bus(Protocol):
     def subscribe(self, stream: str, maxsize: int) -> AbstractAsyncContextManager[Subscription]: ...
 
 
-def make_bus(url: str, *, backlog: int = 1000) -> Bus:
-    """A bus chosen by URL: '' or memory:// in-process; redis:// arrives with the Redis backend."""
+def make_bus(url: str, *, backlog: int = 1000, prefix: str = "console:") -> Bus:
+    """A bus chosen by URL: '' or memory:// in-process, redis:// or rediss:// shared by nodes."""
     if url in ("", "memory://"):
         from realtime.backends.memory import MemoryBus
 
         return MemoryBus(backlog=backlog)
-    raise ValueError(f"unsupported bus URL {url!r}; use memory:// (redis:// is not available yet)")
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from realtime.backends.redis import RedisBus
+
+        return RedisBus(url, backlog=backlog, prefix=prefix)
+    raise ValueError(f"unsupported bus URL {url!r}; use memory:// or redis://host:6379/0")
 

@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from console.db import Database
 from console.migrations import upgrade
 from console.ports import Context, RecordingNotifier
 from console.settings import Settings
+from realtime import Bus, make_bus
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_URL = os.environ.get("CONSOLE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
@@ -76,6 +77,13 @@ def pg_database() -> Iterator[str]:
         drop_pg_database(name)
 
 
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database only (for what SQLite cannot do: several processes)."""
+    with pg_database() as url:
+        yield url
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A migrated, empty database: a SQLite file, and a fresh PostgreSQL database."""
@@ -103,6 +111,34 @@ async def ctx(database_url: str) -> AsyncIterator[Context]:
         yield Context(db=db, notify=RecordingNotifier(), region="NL")
     finally:
         await db.close()
+
+
+REDIS_URL = os.environ.get("CONSOLE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@asynccontextmanager
+async def redis_bus(backlog: int = 1000) -> AsyncIterator[Bus]:
+    """The Redis bus under a key prefix of its own, removed afterwards."""
+    import redis.asyncio as aioredis
+    from redis.exceptions import RedisError
+
+    prefix = f"console-test-{secrets.token_hex(6)}:"
+    admin = aioredis.from_url(REDIS_URL)
+    try:
+        await admin.ping()
+    except (RedisError, OSError) as exc:
+        await admin.aclose()
+        missing(f"Redis at {REDIS_URL} ({exc.__class__.__name__})")
+    bus = make_bus(REDIS_URL, backlog=backlog, prefix=prefix)
+    await bus.start()
+    try:
+        yield bus
+    finally:
+        await bus.close()
+        keys = [key async for key in admin.scan_iter(match=prefix + "*")]
+        if keys:
+            await admin.delete(*keys)
+        await admin.aclose()
 
 
 def make_settings(database_url: str, tmp_path: Path, **overrides: object) -> Settings:

@@ -24,7 +24,7 @@ class Wiring:
 
 def build(settings: Settings) -> Wiring:
     db = Database(settings.database_url)
-    bus = make_bus(settings.redis_url, backlog=settings.stream_backlog)
+    bus = make_bus(settings.redis_url, backlog=settings.stream_backlog, prefix=settings.redis_prefix)
     renderer = Renderer(timezone=settings.timezone)
     notifier = WebNotifier(db, bus, renderer, settings.default_region, settings.away_reasons)
     ctx = Context(db=db, notify=notifier, region=settings.default_region, away_reasons=settings.away_reasons)

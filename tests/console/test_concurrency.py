@@ -13,29 +13,21 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from datetime import datetime
 
 import httpx
-import pytest
 from sqlalchemy import insert, select
 from websockets.asyncio.client import connect
 
 from console.auth import hash_password
 from console.db import Database
 from console.models import Agent, Conversation, Offer, OfferState, State
-from tests.conftest import CTI_TOKEN, free_port, pg_database
+from tests.conftest import CTI_TOKEN, free_port
 from tests.helpers import PASSWORD, log_in
 
 AGENTS = 20
 CALLS = 200
 DEADLINE = 240.0
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    with pg_database() as url:
-        yield url
 
 
 def start_node(url: str, port: int, tmp: str) -> subprocess.Popen[bytes]:

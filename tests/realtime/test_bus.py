@@ -7,14 +7,19 @@ import pytest
 
 from realtime import Bus, Overflow, make_bus
 from realtime.hub import pump
+from tests.conftest import redis_bus
 
 
-@pytest.fixture(params=["memory://"])
+@pytest.fixture(params=["memory", "redis"])
 async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
-    bus = make_bus(request.param, backlog=5)
-    await bus.start()
-    yield bus
-    await bus.close()
+    if request.param == "memory":
+        bus = make_bus("memory://", backlog=5)
+        await bus.start()
+        yield bus
+        await bus.close()
+        return
+    async with redis_bus(backlog=5) as bus:
+        yield bus
 
 
 async def test_replay_returns_the_frames_after_the_cursor_in_order(bus: Bus) -> None:
@@ -29,11 +34,13 @@ async def test_replay_returns_the_frames_after_the_cursor_in_order(bus: Bus) -> 
 
 async def test_an_unknown_or_too_old_cursor_asks_for_a_snapshot(bus: Bus) -> None:
     first = await bus.publish("agent:1", "0")
-    for i in range(1, 8):
+    for i in range(1, 400):  # Redis trims whole nodes of ~100 entries (MAXLEN ~)
         await bus.publish("agent:1", str(i))
     assert await bus.replay("agent:1", first) is None, "frames after it fell out of the backlog"
     assert await bus.replay("agent:1", "not-a-cursor") is None
     assert await bus.replay("agent:1", "deadbeef-3") is None
+    assert await bus.replay("agent:1", "99999999999999-0") is None, "a cursor from the future"
+    assert await bus.replay("agent:9", await bus.last_id("agent:9")) == [], "an empty stream has a cursor too"
 
 
 async def test_a_subscriber_gets_new_frames_and_overflow_is_reported(bus: Bus) -> None:

@@ -197,3 +197,43 @@ async def test_an_agent_whose_socket_is_gone_for_the_grace_period_goes_offline(d
                 assert time.monotonic() < deadline, f"still {status} 10 s after the socket closed"
                 await asyncio.sleep(0.1)
             await db.close()
+
+
+async def test_a_call_posted_to_one_node_pops_on_the_socket_held_by_the_other(pg_url: str, tmp_path: Path) -> None:
+    """Two nodes sharing PostgreSQL and Redis; the agent's socket is on node B, the call comes to A."""
+    import secrets
+
+    import redis.asyncio as aioredis
+
+    from tests.conftest import REDIS_URL, redis_bus
+
+    async with redis_bus() as probe:  # fails in CI, skips elsewhere, when Redis is missing
+        await probe.ping()
+    prefix = f"console-test-{secrets.token_hex(6)}:"
+    settings = make_settings(pg_url, tmp_path, redis_url=REDIS_URL, redis_prefix=prefix)
+    try:
+        with LiveServer(settings) as node_a, LiveServer(settings) as node_b:
+            await prepare(node_a, pg_url)
+            async with agent_session(node_a) as (client, token):
+                async with socket(node_b, client) as ws:
+                    await frame_with(ws, 'id="agent-status"')
+                    await client.post("/agent/status", data={"status": "available"},
+                                      headers={"X-CSRF-Token": token})
+                    await frame_with(ws, "status-available")
+                    reply = await post_call(client, "two-nodes")  # the client talks to node A
+                    assert reply["target"] == "201"
+                    pop = await frame_with(ws, "pop-")
+                    assert "Jan &lt;b&gt;Jansen&lt;/b&gt;" in pop
+                    cursor = CURSOR.search(pop)
+                    assert cursor is not None
+                # Node A honours the cursor node B handed out: a replay, not a snapshot.
+                await post_call(client, "while-away", "0687654321", user="201")
+                async with socket(node_a, client, since=cursor.group(1)) as ws:
+                    replayed = await frame_with(ws, "pop-")
+                    assert replayed.count('class="pop ') == 2
+    finally:
+        admin = aioredis.from_url(REDIS_URL)
+        keys = [key async for key in admin.scan_iter(match=prefix + "*")]
+        if keys:
+            await admin.delete(*keys)
+        await admin.aclose()
