@@ -226,6 +226,16 @@ async def dispatch_to(session: AsyncSession, agent: Agent, candidates: int = 200
     return None
 
 
+async def queue_sizes(ctx: Context) -> dict[str, int]:
+    """Conversations waiting per queue ('' for those without one)."""
+    async with ctx.db.transaction() as session:
+        rows = await session.execute(
+            select(func.coalesce(Queue.name, ""), func.count(Conversation.id))
+            .select_from(Conversation).outerjoin(Queue, Queue.id == Conversation.queue_id)
+            .where(Conversation.state == State.QUEUED).group_by(Queue.name))
+        return {name: count for name, count in rows.all()}
+
+
 async def sweep_queue(ctx: Context, limit: int = 50) -> int:
     """Route waiting conversations that no event picked up: after a cool-down ended, or when an
     agent became free in a transaction that raced with the arrival. Safe on every node."""

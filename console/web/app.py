@@ -24,6 +24,7 @@ from console.settings import Settings
 from console.settings import load as load_settings
 from console.web import health, live, pages
 from console.web.assets import asset_dir
+from console.web.metrics import metrics_endpoint
 from console.web.security import CSRFMiddleware
 from console.web.wiring import Wiring, build
 from integrations.telephony import cti
@@ -87,6 +88,7 @@ async def sweep_forever(w: Wiring) -> None:
         ("wrap-up", lambda: wrapup.sweep(w.ctx)),
         ("presence", lambda: presence.sweep(w.ctx, grace)),
         ("queue", lambda: routing.sweep_queue(w.ctx)),
+        ("queue sizes", lambda: update_queue_sizes(w)),
     ]
     while True:
         await asyncio.sleep(w.settings.sweep_interval)
@@ -95,6 +97,13 @@ async def sweep_forever(w: Wiring) -> None:
                 await sweep()
             except Exception:
                 log.exception("the %s sweep failed; trying again next round", name)
+
+
+async def update_queue_sizes(w: Wiring) -> None:
+    sizes = await routing.queue_sizes(w.ctx)
+    w.metrics.queue_size.clear()
+    for name, count in sizes.items():
+        w.metrics.queue_size.labels(queue=name or "(none)").set(count)
 
 
 async def refresh_sockets_forever(w: Wiring) -> None:
@@ -124,8 +133,9 @@ def make_routes(w: Wiring) -> list[BaseRoute]:
         Route("/conversations/{id:int}/customers", pages.create_customer, methods=["POST"]),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
         WebSocketRoute("/ws", live.live_socket),
-        *cti.routes(w.ctx, w.settings.cti_token),
+        *cti.routes(w.ctx, w.settings.cti_token, observe_pop=w.metrics.pop_latency.observe),
         Mount("/static", StaticFiles(directory=asset_dir("static")), name="static"),
     ]
 

@@ -41,9 +41,11 @@ async def live_socket(websocket: WebSocket) -> None:
     await websocket.accept()
     socket_id = await presence.opened(w.ctx, agent_id)
     w.sockets.add(socket_id)
+    w.metrics.open_sockets.inc()
     try:
         await _serve(websocket, w, agent_id, since)
     finally:
+        w.metrics.open_sockets.dec()
         w.sockets.discard(socket_id)
         with contextlib.suppress(Exception):
             await presence.closed(w.ctx, socket_id)
@@ -53,8 +55,12 @@ async def _serve(websocket: WebSocket, w: Wiring, agent_id: int, since: str) -> 
     async def snapshot() -> str:
         return await w.notifier.live_html(agent_id)
 
+    async def send(text: str) -> None:
+        await websocket.send_text(text)
+        w.metrics.frames_sent.inc()
+
     sender = asyncio.create_task(
-        pump(w.bus, agent_stream(agent_id), websocket.send_text, since=since or None, snapshot=snapshot,
+        pump(w.bus, agent_stream(agent_id), send, since=since or None, snapshot=snapshot,
              wrap=lambda payload, cursor: cursor_frame(payload, f"{agent_id}{CURSOR_SEPARATOR}{cursor}"),
              maxsize=w.settings.socket_queue_size)
     )

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from console.db import Database
 from console.ports import Context
 from console.settings import Settings
+from console.web.metrics import Metrics
 from console.web.render import Renderer, WebNotifier
 from realtime import Bus, make_bus
 
@@ -18,6 +19,7 @@ class Wiring:
     bus: Bus
     renderer: Renderer
     notifier: WebNotifier
+    metrics: Metrics = field(default_factory=Metrics)
     # The ids of the agent sockets this process holds, refreshed in the database while open.
     sockets: set[str] = field(default_factory=set)
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,7 +131,8 @@ async def handle(ctx: Context, call: CallEvent) -> dict[str, Any]:
             ctx, channel=Channel.CALL, external_id=call.call_id, from_address=call.from_, to_address=call.to,
             direction=call.direction, ringing=call.users, queue=call.queue,
         )
-        reply: dict[str, Any] = {"conversation": arrival.conversation_id, "state": arrival.state.value}
+        reply: dict[str, Any] = {"conversation": arrival.conversation_id, "state": arrival.state.value,
+                                 "created": arrival.created}
         if arrival.target_extension:
             reply |= {"action": "transfer", "target": arrival.target_extension}
         return reply
@@ -141,10 +144,14 @@ async def handle(ctx: Context, call: CallEvent) -> dict[str, Any]:
     return {"conversation": conversation.id, "state": conversation.state.value}
 
 
-def routes(ctx: Context, token: str) -> list[Route]:
-    """The CTI endpoint; with an empty token it refuses everything (CONSOLE_CTI_TOKEN unset)."""
+def routes(ctx: Context, token: str, observe_pop: Callable[[float], None] | None = None) -> list[Route]:
+    """The CTI endpoint; with an empty token it refuses everything (CONSOLE_CTI_TOKEN unset).
+
+    `observe_pop` is told how long a newCall took from arrival to its pop being published.
+    """
 
     async def endpoint(request: Request) -> Response:
+        started = time.perf_counter()
         given = request.path_params["token"]
         if not token or not hmac.compare_digest(given.encode(), token.encode()):
             log.warning("CTI request with a wrong token from %s", request.client.host if request.client else "?")
@@ -152,6 +159,8 @@ def routes(ctx: Context, token: str) -> list[Route]:
         try:
             call = parse(await read_body(request))
             reply = await handle(ctx, call)
+            if reply.pop("created", False) and observe_pop is not None:
+                observe_pop(time.perf_counter() - started)
         except CTIError as exc:
             log.warning("CTI request refused: %s", exc.message)
             return JSONResponse({"error": exc.message, "field": exc.field}, status_code=422)

@@ -122,3 +122,14 @@ def test_parse_accepts_or_names_a_field_never_crashes(data: dict[str, object]) -
         assert exc.field in data or exc.field in {"event", "callId", "from", "to", "direction"}
     else:
         assert event.event in {"newCall", "answer", "hangup"}
+
+
+async def test_while_the_database_is_unreachable_the_phone_system_is_told_to_retry(tmp_path: object) -> None:
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    app = create_app(make_settings("postgresql+asyncpg://postgres@127.0.0.1:1/gone", tmp_path))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console.test") as client:
+        response = await client.post(URL, json=new_call("retry-me"))
+    assert response.status_code == 503 and response.headers["retry-after"]
+    assert "retry" in response.json()["error"]

@@ -237,3 +237,25 @@ async def test_a_call_posted_to_one_node_pops_on_the_socket_held_by_the_other(pg
         if keys:
             await admin.delete(*keys)
         await admin.aclose()
+
+
+async def test_metrics_count_sockets_frames_pops_and_queues(live_server: LiveServer, database_url: str) -> None:
+    await prepare(live_server, database_url)
+    async with agent_session(live_server) as (client, token), socket(live_server, client) as ws:
+        await frame_with(ws, 'id="agent-status"')
+        await post_call(client, "queued-1")  # nobody available: it waits
+        await client.post("/agent/status", data={"status": "available"}, headers={"X-CSRF-Token": token})
+        await frame_with(ws, "pop-")
+        await post_call(client, "queued-2", "0687654321")
+        deadline = time.monotonic() + 10
+        while True:
+            text = (await client.get("/metrics")).text
+            if 'console_queue_size{queue="(none)"} 1.0' in text:
+                break
+            assert time.monotonic() < deadline, text
+            await asyncio.sleep(0.1)
+        assert "console_open_sockets 1.0" in text
+        assert "console_pop_latency_seconds_count 2.0" in text
+        frames = float(next(line.split()[1] for line in text.splitlines()
+                            if line.startswith("console_frames_sent_total")))
+        assert frames >= 2, "the snapshot, then the pop"
