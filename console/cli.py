@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -60,10 +61,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    # httpx logs every request URL at INFO, and the CTI URL carries the secret token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    from console import logs
+
+    logs.configure(os.environ.get("CONSOLE_LOG_FORMAT", "text"))
     args = _parser().parse_args(argv)
     from console import commands
 

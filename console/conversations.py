@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from console import customers
+from console import customers, logs
 from console.auth import find_agent
 from console.errors import Conflict, InvalidInput, NotFound
 from console.lifecycle import ENDED, move, record_arrival, set_presence
@@ -95,6 +95,7 @@ async def arrive(
     """
     if not external_id or len(external_id) > 250:
         raise InvalidInput("external id must have 1 to 250 characters", field="external_id")
+    logs.conversation_id.set(f"{channel.value}:{external_id}")
     try:
         arrival, touched = await _arrive(ctx, channel, external_id, from_address, to_address, direction,
                                          ringing or [], queue, subject)
@@ -206,6 +207,7 @@ async def start_handling(session: AsyncSession, conversation: Conversation, agen
 
 async def answer(ctx: Context, channel: Channel, external_id: str, answered_by: list[str]) -> Conversation:
     """The contact was answered: active for the agent who answered, withdrawn from the others."""
+    logs.conversation_id.set(f"{channel.value}:{external_id}")
     async with ctx.db.transaction() as session:
         conversation = await _find(session, channel, external_id, lock=True)
         if conversation is None:
@@ -251,6 +253,7 @@ async def answer(ctx: Context, channel: Channel, external_id: str, answered_by: 
 
 async def hang_up(ctx: Context, channel: Channel, external_id: str, cause: str | None = None) -> Conversation:
     """The contact ended: abandoned when nobody had answered (the pop is withdrawn), else wrap-up."""
+    logs.conversation_id.set(f"{channel.value}:{external_id}")
     async with ctx.db.transaction() as session:
         conversation = await _find(session, channel, external_id, lock=True)
         if conversation is None:

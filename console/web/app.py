@@ -6,19 +6,22 @@ import asyncio
 import contextlib
 import logging
 import re
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from console import i18n, offers, presence, routing, wrapup
+from console import i18n, logs, offers, presence, routing, wrapup
 from console.errors import Conflict, ConsoleError, InvalidInput, NotFound, TooManyAttempts, Unavailable
 from console.settings import Settings
 from console.settings import load as load_settings
@@ -56,6 +59,29 @@ async def console_error(request: Request, exc: Exception) -> Response:
     text = exc.translated(i18n.translations(language).gettext)
     html = w.renderer.render("partials/flash.html", language, message=text)
     return HTMLResponse(html, status_code=status, headers=headers)
+
+
+class RequestIds:
+    """Every request gets an id (the caller's X-Request-ID, or a new one) for its log lines."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        given = Headers(scope=scope).get("x-request-id", "")
+        rid = given if given and len(given) <= 64 and given.isprintable() else secrets.token_hex(8)
+        logs.request_id.set(rid)
+        logs.conversation_id.set("-")
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", []).append((b"x-request-id", rid.encode()))
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
 
 
 class HideCTIToken(logging.Filter):
@@ -161,6 +187,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await w.ctx.db.close()
 
     middleware = [
+        Middleware(RequestIds),
         Middleware(SessionMiddleware, secret_key=settings.secret_key, session_cookie="console_session",
                    max_age=settings.session_max_age, same_site="lax", https_only=settings.cookie_secure),
         Middleware(CSRFMiddleware, allowed_origins=settings.allowed_origins, exempt_prefixes=("/integrations/",)),

@@ -165,3 +165,10 @@ def test_access_logs_do_not_show_the_cti_token() -> None:
         "127.0.0.1:5000", "POST", "/integrations/cti/s3cr3t-token?x=1", "1.1", 200), None)
     HideCTIToken().filter(record)
     assert "s3cr3t" not in record.getMessage() and "/integrations/cti/***?x=1" in record.getMessage()
+
+
+async def test_every_response_carries_its_request_id(client: httpx.AsyncClient) -> None:
+    echoed = await client.get("/healthz", headers={"X-Request-ID": "pbx-123"})
+    assert echoed.headers["x-request-id"] == "pbx-123"
+    fresh = await client.get("/healthz")
+    assert len(fresh.headers["x-request-id"]) == 16

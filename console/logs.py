@@ -1,0 +1,53 @@
+"""Logging: one line per event, as text or JSON, carrying the request and conversation ids.
+
+The ids live in context variables: the web layer sets the request id for each request, the
+services set the conversation id while they work on one, and every log line picks both up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextvars import ContextVar
+from datetime import UTC, datetime
+
+request_id: ContextVar[str] = ContextVar("request_id", default="-")
+conversation_id: ContextVar[str] = ContextVar("conversation_id", default="-")
+
+
+class ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id.get()
+        record.conversation_id = conversation_id.get()
+        return True
+
+
+class JSONFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request": getattr(record, "request_id", "-"),
+            "conversation": getattr(record, "conversation_id", "-"),
+        }
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+TEXT = "%(asctime)s %(levelname)s %(name)s request=%(request_id)s conversation=%(conversation_id)s %(message)s"
+
+
+def configure(fmt: str = "text", level: int = logging.INFO) -> None:
+    """Log to stderr as `text` or `json` lines; the ids are added to every record."""
+    handler = logging.StreamHandler()
+    handler.addFilter(ContextFilter())
+    handler.setFormatter(JSONFormatter() if fmt == "json" else logging.Formatter(TEXT))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("alembic", "httpx"):
+        # httpx logs every request URL at INFO, and the CTI URL carries the secret token.
+        logging.getLogger(noisy).setLevel(logging.WARNING)
