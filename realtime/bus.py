@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -52,6 +53,13 @@ class Subscription:
 
     def __post_init__(self) -> None:
         self._queue = asyncio.Queue(self.maxsize)
+
+    def fail(self) -> None:
+        """The bus lost frames for this subscriber (it fell behind, or the backend failed)."""
+        if not self.overflowed:
+            self.overflowed = True
+            with contextlib.suppress(asyncio.QueueFull):
+                self._queue.put_nowait(Frame(self.stream, "", (), ""))
 
     def deliver(self, frame: Frame) -> None:
         if self.overflowed:

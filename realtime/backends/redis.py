@@ -150,6 +150,10 @@ class RedisBus:
             except (RedisError, OSError) as exc:
                 self.reconnects += 1
                 log.warning("redis bus read failed (%s); retrying in %.1f s", exc, backoff)
+                # Frames may be lost meanwhile: every socket reconnects and resyncs from its cursor.
+                for subscriptions in self._subscribers.values():
+                    for subscription in subscriptions:
+                        subscription.fail()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
                 continue

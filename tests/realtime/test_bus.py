@@ -93,3 +93,10 @@ async def test_pump_replays_from_a_cursor_without_a_snapshot(bus: Bus) -> None:
         await asyncio.sleep(0.01)
     task.cancel()
     assert sent == ["missed"]
+
+
+async def test_a_failed_subscription_tells_its_reader_to_resync(bus: Bus) -> None:
+    async with bus.subscribe("agent:1", maxsize=4) as subscription:
+        subscription.fail()  # what the Redis reader does when its connection breaks
+        with pytest.raises(Overflow):
+            await asyncio.wait_for(subscription.get(), 1)
