@@ -73,11 +73,14 @@ def normalize(kind: ContactKind, raw: str, region: str) -> str | None:
     return visitor[:320] or None
 
 
-def format_phone(e164: str) -> str:
+def format_phone(raw: str, region: str | None = None) -> str:
+    """A number as people read it (+31 6 12345678); what is not a number is shown as given."""
+    normalized = normalize_phone(raw, region) if region else raw
     try:
-        return phonenumbers.format_number(phonenumbers.parse(e164), phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+        number = phonenumbers.parse(normalized or raw)
     except phonenumbers.NumberParseException:
-        return e164
+        return raw
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
 async def match(session: AsyncSession, kind: ContactKind, raw: str, region: str) -> list[int]:

@@ -41,7 +41,7 @@ def cursor_frame(payload: str, cursor: str) -> str:
 
 
 class Renderer:
-    def __init__(self, *, timezone: str = i18n.TIMEZONE) -> None:
+    def __init__(self, *, timezone: str = i18n.TIMEZONE, region: str = "NL") -> None:
         self.env = Environment(
             loader=FileSystemLoader(asset_dir("templates")),
             autoescape=select_autoescape(default=True, default_for_string=True),
@@ -49,6 +49,7 @@ class Renderer:
             lstrip_blocks=True,
         )
         self.timezone = timezone
+        self.region = region
 
     def context(self, language: str) -> dict[str, Any]:
         catalog = i18n.translations(language)
@@ -62,7 +63,8 @@ class Renderer:
             return i18n.money(value, language)
 
         return {"_": catalog.gettext, "gettext": catalog.gettext, "ngettext": catalog.ngettext,
-                "lang": language, "when": when, "money": money, "phone": format_phone}
+                "lang": language, "when": when, "money": money,
+                "phone": lambda raw: format_phone(raw, self.region)}
 
     def render(self, template: str, language: str, **values: Any) -> str:
         return self.env.get_template(template).render(self.context(language), **values)

@@ -27,7 +27,7 @@ class Wiring:
 def build(settings: Settings) -> Wiring:
     db = Database(settings.database_url)
     bus = make_bus(settings.redis_url, backlog=settings.stream_backlog, prefix=settings.redis_prefix)
-    renderer = Renderer(timezone=settings.timezone)
+    renderer = Renderer(timezone=settings.timezone, region=settings.default_region)
     notifier = WebNotifier(db, bus, renderer, settings.default_region, settings.away_reasons)
     ctx = Context(db=db, notify=notifier, region=settings.default_region, away_reasons=settings.away_reasons)
     return Wiring(settings=settings, ctx=ctx, bus=bus, renderer=renderer, notifier=notifier)
