@@ -290,7 +290,8 @@ def demo(args: argparse.Namespace) -> int:
         print("  Stop with Ctrl+C.\n")
         simulator = asyncio.create_task(_after_start(server, run_simulator(url, settings.cti_token,
                                                                             interval=args.interval,
-                                                                            numbers=numbers)))
+                                                                            numbers=numbers,
+                                                                            queues=DEMO_QUEUES)))
         try:
             await server.serve()
         finally:
@@ -300,6 +301,7 @@ def demo(args: argparse.Namespace) -> int:
     return 0
 
 
+DEMO_QUEUES = ("service", "service", "service", "sales")
 DEMO_SKILLS = {"anna@demo.example": ["dutch:5", "english:3", "sales:2"],
                "bram@demo.example": ["dutch:5", "english:2"],
                "chloe@demo.example": ["english:5", "dutch:1", "sales:4"],

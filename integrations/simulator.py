@@ -91,11 +91,13 @@ class _Phone:
                             exc, self.timing.retry_delay)
                 await asyncio.sleep(self.timing.retry_delay)
 
-    async def call(self, caller: str, callee: str) -> str:
+    async def call(self, caller: str, callee: str, queue: str | None = None) -> str:
         """Play one inbound call from start to end; return how it ended, for the log."""
         timing, loop = self.timing, asyncio.get_running_loop()
         call_id = f"sim-{uuid.uuid4().hex[:20]}"
         new_call = {"event": "newCall", "from": caller, "to": callee, "direction": "in", "callId": call_id}
+        if queue:
+            new_call["queue"] = queue
         hangs_up_ringing = self.rng.random() < timing.hang_up_ringing
         reply = await self.post(new_call)
         if reply is None:
@@ -167,24 +169,27 @@ async def run_simulator(
     retry_delay: float = 2.0,
     retry_for: float = 30.0,
     transport: httpx.AsyncBaseTransport | None = None,
+    queues: Sequence[str] = (),
 ) -> None:
     """Start a call every ~`interval` seconds; after `count` calls (0: never) wait for them and return.
 
     `numbers` are the callers most calls come from (customers' numbers); the rest are unknown
-    Dutch numbers. Cancelling stops at once and cancels the calls in progress.
+    Dutch numbers. `queues` are named in the calls, one at random each. Cancelling stops at once
+    and cancels the calls in progress.
     """
     rng = rng or random.Random()
     endpoint = f"{url.rstrip('/')}/integrations/cti/{token}"
     timing = _Timing(ring_seconds, talk_seconds, hold_retry, hold_max, retry_delay, retry_for, hang_up_ringing)
     known = list(numbers)
-    known_normalized = {normalize_phone(n, "NL") or n for n in known}
+    # The numbers are E.164 already (demo_numbers); "ZZ" reads only international numbers.
+    known_normalized = {normalize_phone(n, "ZZ") or n for n in known}
     calls: set[asyncio.Task[None]] = set()
     async with httpx.AsyncClient(transport=transport, timeout=10.0) as client:
         phone = _Phone(client, endpoint, timing, rng)
 
         async def one_call(caller: str, callee: str) -> None:
             try:
-                outcome = await phone.call(caller, callee)
+                outcome = await phone.call(caller, callee, rng.choice(queues) if queues else None)
             except Exception:  # a bug in one call must not stop the traffic
                 log.exception("simulated call from %s failed", caller)
             else:
