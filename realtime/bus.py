@@ -79,6 +79,41 @@ class Subscription:
         return frame
 
 
+class Subscribers:
+    """The subscriptions of one node, by stream: what each backend's fan-out delivers to."""
+
+    def __init__(self) -> None:
+        self.by_stream: dict[str, set[Subscription]] = {}
+
+    def add(self, stream: str, maxsize: int) -> Subscription:
+        subscription = Subscription(stream, maxsize)
+        self.by_stream.setdefault(stream, set()).add(subscription)
+        return subscription
+
+    def remove(self, subscription: Subscription) -> bool:
+        """Forget `subscription`; True when its stream has no subscribers left."""
+        subscribers = self.by_stream.get(subscription.stream)
+        if subscribers is None:
+            return False
+        subscribers.discard(subscription)
+        if subscribers:
+            return False
+        del self.by_stream[subscription.stream]
+        return True
+
+    def deliver(self, frame: Frame) -> None:
+        for subscription in list(self.by_stream.get(frame.stream, ())):
+            subscription.deliver(frame)
+
+    def fail_all(self) -> None:
+        for subscriptions in self.by_stream.values():
+            for subscription in subscriptions:
+                subscription.fail()
+
+    def clear(self) -> None:
+        self.by_stream.clear()
+
+
 class Bus(Protocol):
     async def start(self) -> None: ...
 

@@ -6,6 +6,8 @@ import asyncio
 import os
 import secrets
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -13,6 +15,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
 
@@ -145,6 +148,29 @@ def make_settings(database_url: str, tmp_path: Path, **overrides: object) -> Set
     settings = Settings(database_url=database_url, secret_key="test-secret-" + "x" * 20, cti_token=CTI_TOKEN,
                         var_dir=tmp_path, default_region="NL")
     return replace(settings, **overrides)  # type: ignore[arg-type]
+
+
+def start_node(url: str, port: int, tmp: Path, **env: str) -> subprocess.Popen[bytes]:
+    """`python -m console serve` as its own process; its log goes to tmp/node-PORT.log."""
+    environ = {**os.environ, "CONSOLE_DATABASE_URL": url, "CONSOLE_SECRET_KEY": "shared-secret-" + "x" * 30,
+               "CONSOLE_CTI_TOKEN": CTI_TOKEN, "CONSOLE_COOKIE_SECURE": "false", "CONSOLE_VAR_DIR": str(tmp),
+               "CONSOLE_DEMO": "", **env}
+    with open(tmp / f"node-{port}.log", "wb") as log:  # the child keeps its own copy of the handle
+        return subprocess.Popen([sys.executable, "-m", "console", "serve", "--port", str(port)], env=environ,
+                                stdout=log, stderr=subprocess.STDOUT)
+
+
+async def wait_healthy(base: str) -> None:
+    deadline = time.monotonic() + 30
+    async with httpx.AsyncClient() as client:
+        while True:
+            try:
+                if (await client.get(base + "/healthz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"{base} did not come up"
+            await asyncio.sleep(0.2)
 
 
 def free_port() -> int:

@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from realtime.bus import Frame, Subscription
+from realtime.bus import Frame, Subscribers, Subscription
 
 
 class MemoryBus:
@@ -18,7 +18,7 @@ class MemoryBus:
         self._seq = 0
         self._streams: dict[str, deque[Frame]] = {}
         self._evicted: dict[str, int] = {}  # per stream: the newest seq that fell out of the backlog
-        self._subscribers: dict[str, set[Subscription]] = {}
+        self._subscribers = Subscribers()
 
     async def start(self) -> None:
         return None
@@ -46,8 +46,7 @@ class MemoryBus:
         if len(frames) == frames.maxlen:
             self._evicted[stream] = frames[0].order[0]
         frames.append(frame)
-        for subscription in list(self._subscribers.get(stream, ())):
-            subscription.deliver(frame)
+        self._subscribers.deliver(frame)
         return frame.id
 
     async def replay(self, stream: str, since: str) -> list[Frame] | None:
@@ -62,13 +61,8 @@ class MemoryBus:
 
     @asynccontextmanager
     async def subscribe(self, stream: str, maxsize: int) -> AsyncIterator[Subscription]:
-        subscription = Subscription(stream, maxsize)
-        self._subscribers.setdefault(stream, set()).add(subscription)
+        subscription = self._subscribers.add(stream, maxsize)
         try:
             yield subscription
         finally:
-            subscribers = self._subscribers.get(stream)
-            if subscribers is not None:
-                subscribers.discard(subscription)
-                if not subscribers:
-                    del self._subscribers[stream]
+            self._subscribers.remove(subscription)

@@ -17,7 +17,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from realtime.bus import BusUnavailable, Frame, Subscription
+from realtime.bus import BusUnavailable, Frame, Subscribers, Subscription
 
 log = logging.getLogger("realtime.redis")
 
@@ -46,7 +46,7 @@ class RedisBus:
         self._client: aioredis.Redis | None = None
         self._reader_client: aioredis.Redis | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._subscribers: dict[str, set[Subscription]] = {}
+        self._subscribers = Subscribers()
         self._positions: dict[str, str] = {}  # stream -> last id read by this node
 
     def _key(self, stream: str) -> str:
@@ -121,25 +121,20 @@ class RedisBus:
 
     @asynccontextmanager
     async def subscribe(self, stream: str, maxsize: int) -> AsyncIterator[Subscription]:
-        subscription = Subscription(stream, maxsize)
-        if stream not in self._subscribers:
+        if stream not in self._subscribers.by_stream:
             # Read from what exists now: the pump replays or snapshots up to here itself.
             self._positions[stream] = await self.last_id(stream)
-        self._subscribers.setdefault(stream, set()).add(subscription)
+        subscription = self._subscribers.add(stream, maxsize)
         try:
             yield subscription
         finally:
-            subscribers = self._subscribers.get(stream)
-            if subscribers is not None:
-                subscribers.discard(subscription)
-                if not subscribers:
-                    del self._subscribers[stream]
-                    self._positions.pop(stream, None)
+            if self._subscribers.remove(subscription):
+                self._positions.pop(stream, None)
 
     async def _read_forever(self) -> None:
         backoff = 0.1
         while True:
-            streams = {self._key(s): self._positions[s] for s in self._subscribers if s in self._positions}
+            streams = {self._key(s): self._positions[s] for s in self._subscribers.by_stream if s in self._positions}
             if not streams:
                 await asyncio.sleep(BLOCK_MS / 1000)
                 continue
@@ -151,17 +146,13 @@ class RedisBus:
                 self.reconnects += 1
                 log.warning("redis bus read failed (%s); retrying in %.1f s", exc, backoff)
                 # Frames may be lost meanwhile: every socket reconnects and resyncs from its cursor.
-                for subscriptions in self._subscribers.values():
-                    for subscription in subscriptions:
-                        subscription.fail()
+                self._subscribers.fail_all()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
                 continue
             for key, entries in batches or []:
                 stream = key.removeprefix(f"{self.prefix}stream:")
                 for entry_id, fields in entries:
-                    frame = _frame(stream, entry_id, fields)
-                    for subscription in list(self._subscribers.get(stream, ())):
-                        subscription.deliver(frame)
+                    self._subscribers.deliver(_frame(stream, entry_id, fields))
                     if stream in self._positions:
                         self._positions[stream] = entry_id

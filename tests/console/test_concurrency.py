@@ -7,11 +7,7 @@ and no agent ever had more than their capacity (one call) at once.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import subprocess
-import sys
-import time
 from collections import defaultdict
 from datetime import datetime
 
@@ -22,34 +18,12 @@ from websockets.asyncio.client import connect
 from console.auth import hash_password
 from console.db import Database
 from console.models import Agent, Conversation, Offer, OfferState, State
-from tests.conftest import CTI_TOKEN, free_port
+from tests.conftest import CTI_TOKEN, free_port, start_node, wait_healthy
 from tests.helpers import PASSWORD, log_in
 
 AGENTS = 20
 CALLS = 200
 DEADLINE = 240.0
-
-
-def start_node(url: str, port: int, tmp: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CONSOLE_DATABASE_URL": url, "CONSOLE_SECRET_KEY": "shared-secret-" + "x" * 30,
-           "CONSOLE_CTI_TOKEN": CTI_TOKEN, "CONSOLE_COOKIE_SECURE": "false", "CONSOLE_VAR_DIR": tmp,
-           "CONSOLE_DEMO": ""}
-    with open(f"{tmp}/node-{port}.log", "wb") as log:  # the child keeps its own copy of the handle
-        return subprocess.Popen([sys.executable, "-m", "console", "serve", "--port", str(port)], env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
-
-
-async def wait_healthy(base: str) -> None:
-    deadline = time.monotonic() + 30
-    async with httpx.AsyncClient() as client:
-        while True:
-            try:
-                if (await client.get(base + "/healthz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"{base} did not come up"
-            await asyncio.sleep(0.2)
 
 
 def max_overlap(intervals: list[tuple[datetime, datetime]]) -> int:
@@ -70,7 +44,7 @@ async def test_two_processes_route_200_concurrent_calls_to_20_agents_safely(pg_u
             {"email": f"agent{i}@load.test", "name": f"Agent {i}", "password_hash": password_hash,
              "extension": str(300 + i)} for i in range(AGENTS)])
     ports = [free_port(), free_port()]
-    nodes = [start_node(pg_url, port, str(tmp_path)) for port in ports]
+    nodes = [start_node(pg_url, port, tmp_path) for port in ports]
     bases = [f"http://127.0.0.1:{port}" for port in ports]
     clients: list[httpx.AsyncClient] = []
     sockets = []

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,31 +15,8 @@ from websockets.asyncio.client import connect
 from console.auth import hash_password
 from console.db import Database
 from console.models import Agent, AgentStatus, Offer, OfferState
-from tests.conftest import CTI_TOKEN, REDIS_URL, free_port, redis_bus
+from tests.conftest import CTI_TOKEN, REDIS_URL, free_port, redis_bus, start_node, wait_healthy
 from tests.helpers import PASSWORD, log_in
-
-
-def start_node(url: str, port: int, tmp: Path, prefix: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CONSOLE_DATABASE_URL": url, "CONSOLE_SECRET_KEY": "shared-secret-" + "x" * 30,
-           "CONSOLE_CTI_TOKEN": CTI_TOKEN, "CONSOLE_COOKIE_SECURE": "false", "CONSOLE_VAR_DIR": str(tmp),
-           "CONSOLE_DEMO": "", "CONSOLE_REDIS_URL": REDIS_URL, "CONSOLE_REDIS_PREFIX": prefix,
-           "CONSOLE_PRESENCE_GRACE": "2", "CONSOLE_SWEEP_INTERVAL": "0.2"}
-    with open(tmp / f"node-{port}.log", "wb") as log:
-        return subprocess.Popen([sys.executable, "-m", "console", "serve", "--port", str(port)], env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
-
-
-async def healthy(base: str) -> None:
-    deadline = time.monotonic() + 30
-    async with httpx.AsyncClient() as client:
-        while True:
-            try:
-                if (await client.get(base + "/healthz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"{base} did not come up"
-            await asyncio.sleep(0.2)
 
 
 async def wait_for(check: object, what: str, timeout: float = 20) -> None:
@@ -62,11 +36,12 @@ async def test_a_killed_nodes_agents_reconnect_elsewhere_and_its_offers_move_on(
             {"email": f"agent{i}@kill.test", "name": f"Agent {i}", "password_hash": hash_password(PASSWORD),
              "extension": str(400 + i)} for i in range(2)])
     ports = [free_port(), free_port()]
-    nodes = [start_node(pg_url, port, tmp_path, prefix) for port in ports]
+    nodes = [start_node(pg_url, port, tmp_path, CONSOLE_REDIS_URL=REDIS_URL, CONSOLE_REDIS_PREFIX=prefix,
+                        CONSOLE_PRESENCE_GRACE="2", CONSOLE_SWEEP_INTERVAL="0.2") for port in ports]
     a, b = (f"http://127.0.0.1:{port}" for port in ports)
     clients = [httpx.AsyncClient(base_url=a), httpx.AsyncClient(base_url=b)]
     try:
-        await asyncio.gather(healthy(a), healthy(b))
+        await asyncio.gather(wait_healthy(a), wait_healthy(b))
         tokens = [await log_in(clients[i], f"agent{i}@kill.test") for i in range(2)]
         cookies = ["; ".join(f"{c.name}={c.value}" for c in client.cookies.jar) for client in clients]
         on_a = await connect(a.replace("http", "ws") + "/ws", origin=a, additional_headers={"Cookie": cookies[0]})  # type: ignore[arg-type]

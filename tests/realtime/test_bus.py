@@ -1,13 +1,21 @@
 """The bus contract; each backend runs the same tests (Redis joins with its backend)."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from realtime import Bus, Overflow, make_bus
 from realtime.hub import pump
 from tests.conftest import redis_bus
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5) -> None:
+    async def wait() -> None:
+        while not condition():
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(wait(), timeout)
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -65,11 +73,9 @@ async def test_pump_sends_a_snapshot_then_live_frames_each_once(bus: Bus) -> Non
 
     task = asyncio.create_task(pump(bus, "agent:1", send, since=None, snapshot=snapshot,
                                     wrap=lambda payload, cursor: f"{payload}@{cursor}"))
-    while len(sent) < 2:
-        await asyncio.sleep(0.01)
+    await until(lambda: len(sent) >= 2)
     await bus.publish("agent:1", "live")
-    while len(sent) < 3:
-        await asyncio.sleep(0.01)
+    await until(lambda: len(sent) >= 3)
     task.cancel()
     assert [s.split("@")[0] for s in sent] == ["snapshot", "raced", "live"]
     cursors = [s.split("@")[1] for s in sent]
@@ -89,8 +95,7 @@ async def test_pump_replays_from_a_cursor_without_a_snapshot(bus: Bus) -> None:
 
     task = asyncio.create_task(pump(bus, "agent:1", send, since=cursor, snapshot=snapshot,
                                     wrap=lambda payload, cursor: payload))
-    while not sent:
-        await asyncio.sleep(0.01)
+    await until(lambda: bool(sent))
     task.cancel()
     assert sent == ["missed"]
 
