@@ -15,6 +15,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from realtime.bus import BusUnavailable, Frame, Subscribers, Subscription
@@ -24,6 +27,19 @@ log = logging.getLogger("realtime.redis")
 BLOCK_MS = 100  # a stream subscribed meanwhile joins the read after at most this long
 BATCH = 200
 MAX_BACKOFF = 5.0
+SOCKET_TIMEOUT = 5.0  # a Redis that stopped answering (frozen, or its host gone) counts as lost
+
+
+def _retry_once() -> Retry:
+    """One more try on a fresh connection when a pooled one turns out dead.
+
+    After Redis restarts, every connection the pool kept leads to the old server, and redis-py
+    notices only when it uses one; without a retry, the first command on each of them fails.
+    Connection errors only: a timeout repeated would keep a request waiting several times over.
+    A write retried after its reply was lost can publish one frame twice; frames are whole
+    views, so a page shows the same thing twice, and nothing is missed.
+    """
+    return Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
 
 
 def parse_id(cursor: str) -> tuple[int, int] | None:
@@ -55,12 +71,17 @@ class RedisBus:
     @property
     def client(self) -> aioredis.Redis:
         if self._client is None:
-            self._client = aioredis.from_url(self.url, decode_responses=True, socket_timeout=5,
-                                             socket_connect_timeout=5, health_check_interval=15)
+            self._client = aioredis.from_url(self.url, decode_responses=True, socket_timeout=SOCKET_TIMEOUT,
+                                             socket_connect_timeout=SOCKET_TIMEOUT, health_check_interval=15,
+                                             retry=_retry_once())
         return self._client
 
     async def start(self) -> None:
-        self._reader_client = aioredis.from_url(self.url, decode_responses=True, socket_connect_timeout=5)
+        # The reader never retries by itself: a reconnect it did not notice could be to a Redis
+        # that restarted empty, and the frames lost with the old one would never be healed.
+        self._reader_client = aioredis.from_url(self.url, decode_responses=True, socket_timeout=SOCKET_TIMEOUT,
+                                                socket_connect_timeout=SOCKET_TIMEOUT,
+                                                retry=Retry(NoBackoff(), 0))
         self._reader = asyncio.create_task(self._read_forever(), name="redis bus reader")
 
     async def close(self) -> None:
