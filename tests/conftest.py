@@ -28,6 +28,9 @@ from realtime import Bus, make_bus
 IN_CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_URL = os.environ.get("CONSOLE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 CTI_TOKEN = "test-cti-token"
+# Clients that sit idle between requests drop their connections before uvicorn's 5 s keep-alive
+# ends: reusing a connection the server is closing at that moment fails with a ReadError.
+CLIENT_LIMITS = httpx.Limits(keepalive_expiry=2.0)
 
 
 def missing(what: str) -> None:

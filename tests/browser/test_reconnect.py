@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -72,6 +73,8 @@ async def test_calls_that_rang_while_the_server_was_down_appear_after_reconnect(
         await page.fill("input[name=password]", PASSWORD)
         await page.click("button[type=submit]")
         await expect(page.locator("#connection")).to_have_class("connection connected", timeout=10_000)
+        # "Connected" shows when the socket opens; the snapshot with the cursor follows it.
+        await expect(page.locator("#ws-cursor")).to_have_attribute("content", re.compile(r".+"), timeout=10_000)
         cursor = await page.locator("#ws-cursor").get_attribute("content")
         assert cursor, "the snapshot carries the cursor"
 

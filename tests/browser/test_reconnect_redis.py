@@ -148,6 +148,8 @@ async def test_pops_published_while_the_agents_network_was_down_each_appear_once
             await expect(page.locator("#connection")).to_have_class("connection connected", timeout=10_000)
             await page.click("#agent-status button[value=available]")
             await expect(page.locator("#agent-status")).to_have_class("status status-available", timeout=10_000)
+            # "Connected" shows when the socket opens; the snapshot with the cursor follows it.
+            await expect(page.locator("#ws-cursor")).to_have_attribute("content", re.compile(r".+"), timeout=10_000)
             cursor = await page.locator("#ws-cursor").get_attribute("content")
             assert cursor and re.fullmatch(rf"{agent_id}\.\d+-\d+", cursor), f"a Redis stream id: {cursor}"
             published_before = await stream_length(redis_prefix, agent_id)

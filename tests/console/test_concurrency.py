@@ -18,7 +18,7 @@ from websockets.asyncio.client import connect
 from console.auth import hash_password
 from console.db import Database
 from console.models import Agent, Conversation, Offer, OfferState, State
-from tests.conftest import CTI_TOKEN, free_port, start_node, wait_healthy
+from tests.conftest import CLIENT_LIMITS, CTI_TOKEN, free_port, start_node, wait_healthy
 from tests.helpers import PASSWORD, log_in
 
 AGENTS = 20
@@ -52,7 +52,7 @@ async def test_two_processes_route_200_concurrent_calls_to_20_agents_safely(pg_u
         await asyncio.gather(*(wait_healthy(base) for base in bases))
         tokens = []
         for i in range(AGENTS):
-            client = httpx.AsyncClient(base_url=bases[i % 2], timeout=30)
+            client = httpx.AsyncClient(base_url=bases[i % 2], timeout=30, limits=CLIENT_LIMITS)
             clients.append(client)
             tokens.append(await log_in(client, f"agent{i}@load.test"))
             cookie = "; ".join(f"{c.name}={c.value}" for c in client.cookies.jar)

@@ -15,7 +15,7 @@ from websockets.asyncio.client import connect
 from console.auth import hash_password
 from console.db import Database
 from console.models import Agent, AgentStatus, Offer, OfferState
-from tests.conftest import CTI_TOKEN, REDIS_URL, free_port, redis_bus, start_node, wait_healthy
+from tests.conftest import CLIENT_LIMITS, CTI_TOKEN, REDIS_URL, free_port, redis_bus, start_node, wait_healthy
 from tests.helpers import PASSWORD, log_in
 
 
@@ -39,7 +39,7 @@ async def test_a_killed_nodes_agents_reconnect_elsewhere_and_its_offers_move_on(
     nodes = [start_node(pg_url, port, tmp_path, CONSOLE_REDIS_URL=REDIS_URL, CONSOLE_REDIS_PREFIX=prefix,
                         CONSOLE_PRESENCE_GRACE="2", CONSOLE_SWEEP_INTERVAL="0.2") for port in ports]
     a, b = (f"http://127.0.0.1:{port}" for port in ports)
-    clients = [httpx.AsyncClient(base_url=a), httpx.AsyncClient(base_url=b)]
+    clients = [httpx.AsyncClient(base_url=a, limits=CLIENT_LIMITS), httpx.AsyncClient(base_url=b, limits=CLIENT_LIMITS)]
     try:
         await asyncio.gather(wait_healthy(a), wait_healthy(b))
         tokens = [await log_in(clients[i], f"agent{i}@kill.test") for i in range(2)]

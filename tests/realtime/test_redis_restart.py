@@ -32,7 +32,7 @@ from console.auth import hash_password
 from console.db import Database
 from console.models import Agent, Offer, OfferState
 from realtime import Overflow, make_bus
-from tests.conftest import CTI_TOKEN, free_port, missing, start_node, wait_healthy
+from tests.conftest import CLIENT_LIMITS, CTI_TOKEN, free_port, missing, start_node, wait_healthy
 from tests.helpers import PASSWORD, log_in
 
 AGENTS = 3
@@ -203,9 +203,9 @@ async def test_redis_restarted_during_calls_every_offer_reaches_its_agent(pg_url
     nodes = [start_node(pg_url, port, tmp_path, CONSOLE_REDIS_URL=redis.url, CONSOLE_REDIS_PREFIX=prefix)
              for port in ports]
     a, b = (f"http://127.0.0.1:{port}" for port in ports)
-    agents = [httpx.AsyncClient(base_url=b, timeout=30) for _ in range(AGENTS)]
-    pbx = httpx.AsyncClient(base_url=a, timeout=30)
-    observer = httpx.AsyncClient(base_url=b, timeout=10)
+    agents = [httpx.AsyncClient(base_url=b, timeout=30, limits=CLIENT_LIMITS) for _ in range(AGENTS)]
+    pbx = httpx.AsyncClient(base_url=a, timeout=30, limits=CLIENT_LIMITS)
+    observer = httpx.AsyncClient(base_url=b, timeout=10, limits=CLIENT_LIMITS)
     pages: list[Page] = []
     tasks: list[asyncio.Task[None]] = []
     try:
