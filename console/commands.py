@@ -326,6 +326,18 @@ async def _demo_routing(session: object) -> None:
                                                     "complaint", "sale", "escalated"])
     for email, skills in DEMO_SKILLS.items():
         await config.configure_agent(session, email, skills=skills)
+    from console.models import CannedResponse
+
+    for title, body in DEMO_CANNED:
+        session.add(CannedResponse(title=title, body=body))
+
+
+DEMO_CANNED = (
+    ("Begroeting", "Goedemorgen {customer.first_name}, u spreekt met {agent.first_name}. Waarmee kan ik u helpen?"),
+    ("Greeting", "Hello {customer.first_name}, this is {agent.first_name}. How can I help you?"),
+    ("Ticket aangemaakt", "Beste {customer.name}, we hebben uw melding vastgelegd en houden u op de hoogte. "
+                          "Met vriendelijke groet, {agent.name}"),
+)
 
 
 async def _reset_earlier_run(db: Database, region: str) -> None:

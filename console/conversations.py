@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from console import customers, logs
+from console import audit, customers, logs
 from console.auth import find_agent
 from console.errors import Conflict, InvalidInput, NotFound
 from console.lifecycle import ENDED, move, record_arrival, set_presence
@@ -22,6 +22,8 @@ from console.models import (
     Conversation,
     Customer,
     Direction,
+    Handoff,
+    HandoffState,
     Offer,
     OfferState,
     Queue,
@@ -30,6 +32,7 @@ from console.models import (
 )
 from console.ports import Context
 from console.routing import ELIGIBLE, fill, offer, offer_to_owner, route
+from console.search import reindex
 from console.wrapup import begin_wrap_up, end_handling
 
 log = logging.getLogger("console.conversations")
@@ -61,7 +64,9 @@ def customer_address(conversation: Conversation) -> str:
 
 async def _find(session: AsyncSession, channel: Channel, external_id: str, *, lock: bool = False
                 ) -> Conversation | None:
-    query = select(Conversation).where(Conversation.channel == channel, Conversation.external_id == external_id)
+    # After a handoff the newest part is the one that is going on.
+    query = (select(Conversation).where(Conversation.channel == channel, Conversation.external_id == external_id)
+             .order_by(Conversation.id.desc()).limit(1))
     if lock:
         # answer and hangup of one call may race; the row lock makes the second see the first.
         query = query.with_for_update()
@@ -181,6 +186,20 @@ async def _end_offers(session: AsyncSession, conversation_id: int, keep_agent: i
     return ended
 
 
+async def cancel_pending_handoffs(session: AsyncSession, conversation_id: int) -> set[int]:
+    """The conversation ended while a colleague was asked to take it: the request lapses."""
+    now = utcnow()
+    told: set[int] = set()
+    for handoff in await session.scalars(select(Handoff).where(
+            Handoff.conversation_id == conversation_id, Handoff.state == HandoffState.PENDING)):
+        handoff.state = HandoffState.CANCELLED
+        handoff.reason = "the conversation ended"
+        handoff.ended_at = now
+        if handoff.to_agent_id is not None:
+            told.add(handoff.to_agent_id)
+    return told
+
+
 async def give_freed_agents_work(session: AsyncSession, agent_ids: set[int]) -> set[int]:
     """Agents whose offer or contact just ended pick up waiting work; returns who got some."""
     await session.flush()
@@ -261,7 +280,7 @@ async def hang_up(ctx: Context, channel: Channel, external_id: str, cause: str |
         if conversation.state in ENDED:
             return conversation
         conversation.hangup_cause = (cause or "")[:100] or None
-        touched: set[int] = set()
+        touched = await cancel_pending_handoffs(session, conversation.id)
         if conversation.state is State.ACTIVE:
             touched |= await begin_wrap_up(session, conversation, detail=f"hangup {cause or ''}".strip())
         else:
@@ -294,6 +313,8 @@ async def link_customer(ctx: Context, agent_id: int, conversation_id: int, custo
         if customer is None:
             raise NotFound("That customer does not exist.", field="customer_id")
         conversation.customer_id = customer.id
+        audit.record(session, agent_id, audit.UPDATE, audit.CUSTOMER, customer.id,
+                     f"linked conversation {conversation_id}")
         kind = CONTACT_KIND[conversation.channel]
         address = customer_address(conversation)
         normalized = customers.normalize(kind, address, ctx.region)
@@ -303,6 +324,7 @@ async def link_customer(ctx: Context, agent_id: int, conversation_id: int, custo
                 ContactPoint.normalized == normalized))
             if known is None:
                 session.add(ContactPoint(customer_id=customer.id, kind=kind, value=address, normalized=normalized))
+                await reindex(session, [customer.id])
     await _tell(ctx, viewers)
 
 
@@ -317,6 +339,8 @@ async def create_customer(
                                           region=ctx.region)
         conversation.customer_id = customer.id
         customer_id = customer.id
+        audit.record(session, agent_id, audit.CREATE, audit.CUSTOMER, customer_id,
+                     f"from conversation {conversation_id}")
     await _tell(ctx, viewers)
     return customer_id
 
@@ -332,4 +356,5 @@ async def end(ctx: Context, agent_id: int, conversation_id: int) -> None:
         if conversation.channel is Channel.CALL:
             raise Conflict("A call ends when it is hung up.", field="channel")
         touched = await begin_wrap_up(session, conversation, detail="closed by the agent")
+        touched |= await cancel_pending_handoffs(session, conversation.id)
     await _tell(ctx, touched)

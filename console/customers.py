@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import Decimal
 
 import phonenumbers
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -19,10 +20,16 @@ from console.models import (
     ContactPoint,
     Conversation,
     Customer,
+    Handoff,
+    HandoffState,
     Note,
+    Offer,
+    OfferState,
+    State,
     Ticket,
     Tier,
 )
+from console.search import reindex
 
 ANONYMOUS = {"", "anonymous", "unknown", "private", "restricted", "unavailable"}
 HISTORY_LENGTH = 10
@@ -159,6 +166,7 @@ async def create(
                         lifetime_value=Decimal("0"), contact_points=points)
     session.add(customer)
     await session.flush()
+    await reindex(session, [customer.id])
     return customer
 
 
@@ -184,8 +192,9 @@ class Picture:
     conversation_count: int
 
 
-async def picture(session: AsyncSession, customer_id: int, *, exclude: int | None = None) -> Picture | None:
-    """The customer's picture; `exclude` leaves the contact being popped out of its own history."""
+async def picture(session: AsyncSession, customer_id: int, *, exclude: Collection[int] = ()) -> Picture | None:
+    """The customer's picture; `exclude` leaves the contact being popped (and its earlier parts,
+    after a handoff) out of its own history."""
     customer = await session.scalar(
         select(Customer).where(Customer.id == customer_id).options(
             selectinload(Customer.contact_points), selectinload(Customer.owner)
@@ -196,7 +205,7 @@ async def picture(session: AsyncSession, customer_id: int, *, exclude: int | Non
     history = list(
         await session.scalars(
             select(Conversation)
-            .where(Conversation.customer_id == customer_id, Conversation.id != (exclude or 0))
+            .where(Conversation.customer_id == customer_id, Conversation.id.not_in(list(exclude) or [0]))
             .order_by(Conversation.created_at.desc(), Conversation.id.desc())
             .limit(HISTORY_LENGTH)
         )
@@ -219,7 +228,8 @@ async def picture(session: AsyncSession, customer_id: int, *, exclude: int | Non
         )
     )
     count = await session.scalar(
-        select(func.count()).where(Conversation.customer_id == customer_id, Conversation.id != (exclude or 0)))
+        select(func.count()).where(Conversation.customer_id == customer_id,
+                                   Conversation.id.not_in(list(exclude) or [0])))
     return Picture(customer, customer.owner, history, tickets, notes, int(count or 0))
 
 
@@ -232,3 +242,19 @@ async def brief(session: AsyncSession, ids: list[int]) -> list[Customer]:
         .order_by(Customer.name)
     )
     return list(rows)
+
+
+async def viewers(session: AsyncSession, customer_id: int | None) -> set[int]:
+    """Agents whose live view shows this customer: in a pop, a handoff, a wrap-up or their open page."""
+    if customer_id is None:
+        return set()
+    handling = select(Conversation.agent_id).where(
+        Conversation.customer_id == customer_id, Conversation.agent_id.is_not(None),
+        Conversation.state.in_((State.OFFERED, State.ACTIVE, State.WRAP_UP)))
+    offered = select(Offer.agent_id).join(Conversation, Conversation.id == Offer.conversation_id).where(
+        Conversation.customer_id == customer_id, Offer.state == OfferState.PENDING)
+    warm = select(Handoff.to_agent_id).join(Conversation, Conversation.id == Handoff.conversation_id).where(
+        Conversation.customer_id == customer_id, Handoff.state == HandoffState.PENDING)
+    looking = select(Agent.id).where(Agent.viewing_customer_id == customer_id)
+    rows = await session.scalars(union(handling, offered, warm, looking))
+    return {agent_id for agent_id in rows if agent_id is not None}

@@ -25,6 +25,7 @@ from console.customers import normalize, parse_money, parse_tier
 from console.db import Database
 from console.errors import InvalidInput
 from console.models import Agent, ContactKind, ContactPoint, Customer, Tier
+from console.search import reindex
 
 COLUMNS = ("name", "company", "phones", "emails", "tier", "lifetime_value", "owner", "language")
 MAX_BYTES = 200 * 1024 * 1024
@@ -154,7 +155,7 @@ async def _store(session: AsyncSession, row: Row, owner_id: int | None) -> bool:
         if (kind, normalized) not in known:
             session.add(ContactPoint(customer_id=customer.id, kind=kind, value=raw, normalized=normalized))
             known.add((kind, normalized))
-    await session.flush()
+    await reindex(session, [customer.id])
     return created
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from sqlalchemy import (
+    Date,
     DateTime,
     Dialect,
     Enum,
@@ -17,7 +18,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -138,6 +141,31 @@ class Priority(enum.StrEnum):
     URGENT = "urgent"
 
 
+class HandoffMode(enum.StrEnum):
+    COLD = "cold"
+    WARM = "warm"
+
+
+class HandoffState(enum.StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    CANCELLED = "cancelled"
+
+
+class ContractStatus(enum.StrEnum):
+    QUOTE = "quote"
+    ACTIVE = "active"
+    ENDED = "ended"
+    CANCELLED = "cancelled"
+
+
+class AddressKind(enum.StrEnum):
+    POSTAL = "postal"
+    BILLING = "billing"
+    DELIVERY = "delivery"
+
+
 class Author(enum.StrEnum):
     CUSTOMER = "customer"
     AGENT = "agent"
@@ -166,6 +194,9 @@ class Agent(Base):
     capacity_mail: Mapped[int] = mapped_column(default=5)
     # Offers in a row that rang out or were declined without a word; two set the agent away.
     missed_offers: Mapped[int] = mapped_column(default=0)
+    # The customer whose page the agent has open; their changes are pushed to the agent live.
+    # No foreign key: customers already refer to agents (owner), and a stale id just shows nothing.
+    viewing_customer_id: Mapped[int | None] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     __table_args__ = (Index("ix_agents_status_idle", "status", "idle_since"),)
@@ -181,6 +212,12 @@ class Customer(Base):
     lifetime_value: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal("0"))
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"), index=True)
     language: Mapped[str | None] = mapped_column(String(8))
+    segment: Mapped[str | None] = mapped_column(String(100))
+    # Consent to be contacted for marketing, per channel (GDPR): unknown until the customer says.
+    consent_email: Mapped[bool] = mapped_column(default=False)
+    consent_phone: Mapped[bool] = mapped_column(default=False)
+    # Bumped on every edit, so a form saved over someone else's newer change is refused.
+    version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -211,6 +248,53 @@ class ContactPoint(Base):
         UniqueConstraint("customer_id", "kind", "normalized", name="uq_contact_points_customer_kind_normalized"),
         Index("ix_contact_points_kind_normalized", "kind", "normalized"),
     )
+
+
+class SearchTerm(Base):
+    """One word a customer can be found by (folded name or company word, phone digits, email).
+
+    The search box looks terms up by prefix, an index range scan on every database; on
+    PostgreSQL the column compares bytewise ("C"), so the range is the prefix whatever the locale.
+    """
+
+    __tablename__ = "search_terms"
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
+    term: Mapped[str] = mapped_column(String(100).with_variant(postgresql.VARCHAR(100, collation="C"), "postgresql"),
+                                      primary_key=True)
+
+    __table_args__ = (Index("ix_search_terms_term", "term"),)
+
+
+class Address(Base):
+    __tablename__ = "addresses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[AddressKind] = mapped_column(_enum(AddressKind, "address_kind"), default=AddressKind.POSTAL)
+    street: Mapped[str] = mapped_column(String(200))
+    postal_code: Mapped[str] = mapped_column(String(20), default="")
+    city: Mapped[str] = mapped_column(String(100))
+    country: Mapped[str] = mapped_column(String(2), default="NL")
+
+
+class Contract(Base):
+    """A quote, contract or agreement with its terms (delivery, payment) and dates."""
+
+    __tablename__ = "contracts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(200))
+    status: Mapped[ContractStatus] = mapped_column(_enum(ContractStatus, "contract_status"),
+                                                   default=ContractStatus.ACTIVE)
+    starts_on: Mapped[date | None] = mapped_column(Date)
+    ends_on: Mapped[date | None] = mapped_column(Date)
+    terms: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (Index("ix_contracts_customer_starts", "customer_id", "starts_on"),)
 
 
 class Queue(Base):
@@ -319,13 +403,18 @@ class Conversation(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     abandoned_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     transferred_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # A handoff ends one agent's part and starts the next one's as a new conversation row with
+    # the same external id; the phone system's events go to the newest part.
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"), index=True)
 
     customer: Mapped[Customer | None] = relationship(lazy="raise")
     agent: Mapped[Agent | None] = relationship(lazy="raise")
     queue: Mapped[Queue | None] = relationship(lazy="raise")
 
     __table_args__ = (
-        UniqueConstraint("channel", "external_id", name="uq_conversations_channel_external_id"),
+        Index("uq_conversations_channel_external_id", "channel", "external_id", unique=True,
+              sqlite_where=text("parent_id IS NULL"), postgresql_where=text("parent_id IS NULL")),
+        Index("ix_conversations_channel_external_id", "channel", "external_id"),
         Index("ix_conversations_customer_created", "customer_id", "created_at"),
         Index("ix_conversations_state_created", "state", "created_at"),
     )
@@ -359,6 +448,8 @@ class ConversationEvent(Base):
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
     detail: Mapped[str | None] = mapped_column(String(200))
     at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+    agent: Mapped[Agent | None] = relationship(lazy="raise")
 
     __table_args__ = (Index("ix_conversation_events_conversation_at", "conversation_id", "at"),)
 
@@ -402,10 +493,120 @@ class Ticket(Base):
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"))
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id", ondelete="SET NULL"))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    due_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Bumped on every change, so an edit made on an older copy is refused instead of overwriting.
+    version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 
-    __table_args__ = (Index("ix_tickets_customer_status", "customer_id", "status"),)
+    assignee: Mapped[Agent | None] = relationship(lazy="raise", foreign_keys=[assignee_id])
+
+    __table_args__ = (
+        Index("ix_tickets_customer_status", "customer_id", "status"),
+        Index("ix_tickets_assignee_status", "assignee_id", "status"),
+    )
+
+
+class TicketComment(Base):
+    __tablename__ = "ticket_comments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+    agent: Mapped[Agent | None] = relationship(lazy="raise")
+
+
+class TicketChange(Base):
+    """Who changed which field of a ticket, from what to what, and when."""
+
+    __tablename__ = "ticket_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    field: Mapped[str] = mapped_column(String(40))
+    old: Mapped[str | None] = mapped_column(String(300))
+    new: Mapped[str | None] = mapped_column(String(300))
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+    agent: Mapped[Agent | None] = relationship(lazy="raise")
+
+
+class Handoff(Base):
+    """A conversation handed to a colleague or a queue, cold or warm, with a context note."""
+
+    __tablename__ = "handoffs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    from_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    to_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    to_queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id", ondelete="SET NULL"))
+    mode: Mapped[HandoffMode] = mapped_column(_enum(HandoffMode, "handoff_mode"))
+    state: Mapped[HandoffState] = mapped_column(_enum(HandoffState, "handoff_state"), default=HandoffState.PENDING)
+    note: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(String(500))  # why the colleague declined
+    # The next agent's part of the conversation, once the handoff took place.
+    next_conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+    from_agent: Mapped[Agent | None] = relationship(lazy="raise", foreign_keys=[from_agent_id])
+    to_agent: Mapped[Agent | None] = relationship(lazy="raise", foreign_keys=[to_agent_id])
+
+    __table_args__ = (Index("ix_handoffs_to_agent_state", "to_agent_id", "state"),)
+
+
+class CustomerMerge(Base):
+    """The record of a merge: which customer was folded into which, by whom, and what it held."""
+
+    __tablename__ = "customer_merges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kept_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"), index=True)
+    merged_id: Mapped[int] = mapped_column()
+    merged_name: Mapped[str] = mapped_column(String(200))
+    snapshot: Mapped[str] = mapped_column(Text)  # JSON of the merged record as it was
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class CannedResponse(Base):
+    """A reply text for chats and mails with {customer.first_name}-style placeholders."""
+
+    __tablename__ = "canned_responses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(100), unique=True)
+    body: Mapped[str] = mapped_column(Text)
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class AuditEvent(Base):
+    """Who viewed or changed which customer, ticket or conversation (personal data, GDPR)."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(20))
+    entity: Mapped[str] = mapped_column(String(20))
+    entity_id: Mapped[int] = mapped_column()
+    detail: Mapped[str | None] = mapped_column(String(500))
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+    agent: Mapped[Agent | None] = relationship(lazy="raise")
+
+    __table_args__ = (
+        Index("ix_audit_events_entity", "entity", "entity_id", "at"),
+        Index("ix_audit_events_agent_at", "agent_id", "at"),
+    )
 
 
 class LoginAttempt(Base):

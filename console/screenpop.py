@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
-from console import customers
+from console import customers, handoffs, profile
 from console.conversations import CONTACT_KIND, customer_address
 from console.errors import NotFound
-from console.models import Agent, Conversation, Customer, Offer, OfferState, Queue, State
+from console.models import (
+    Agent,
+    AgentStatus,
+    Conversation,
+    ConversationEvent,
+    Customer,
+    Handoff,
+    Message,
+    Note,
+    Offer,
+    OfferState,
+    Queue,
+    State,
+)
+from console.notes import chain
+from console.profile import CustomerPage
 from console.wrapup import dispositions
+
+# Colleagues a conversation can be handed to: logged in and not away.
+REACHABLE = (AgentStatus.AVAILABLE, AgentStatus.BUSY, AgentStatus.WRAP_UP)
 
 
 @dataclass
@@ -26,6 +46,10 @@ class Pop:
     queue_name: str | None = None
     picture: customers.Picture | None = None
     candidates: list[Customer] = field(default_factory=list)
+    handoff: Handoff | None = None  # the handoff that brought this part of the conversation here
+    notes: list[Note] = field(default_factory=list)  # notes on this conversation and its earlier parts
+    history: list[ConversationEvent] = field(default_factory=list)  # of the earlier parts, after a handoff
+    transcript: list[Message] = field(default_factory=list)
 
     @property
     def unknown(self) -> bool:
@@ -40,11 +64,32 @@ class WrapUp:
 
 
 @dataclass
+class IncomingHandoff:
+    """A colleague asks this agent to take over (warm): the note, and the pop of the conversation."""
+
+    handoff: Handoff
+    pop: Pop
+
+    @property
+    def note(self) -> str:
+        return self.handoff.note
+
+    @property
+    def notes(self) -> list[Note]:
+        return self.pop.notes
+
+
+@dataclass
 class AgentView:
     agent: Agent
     pops: list[Pop]
     wrap_ups: list[WrapUp] = field(default_factory=list)
     away_reasons: tuple[str, ...] = ()
+    handoffs: list[IncomingHandoff] = field(default_factory=list)
+    current_handoff: Handoff | None = None  # the newest handoff of the conversation being handled
+    colleagues: list[Agent] = field(default_factory=list)
+    queues: list[Queue] = field(default_factory=list)
+    customer_page: CustomerPage | None = None
 
     @property
     def current(self) -> Conversation | None:
@@ -58,12 +103,23 @@ async def build_pop(session: AsyncSession, conversation: Conversation, offered: 
     pop = Pop(conversation=conversation, offered=offered, address=customer_address(conversation))
     if conversation.queue_id is not None:
         pop.queue_name = await session.scalar(select(Queue.name).where(Queue.id == conversation.queue_id))
+    parts = await chain(session, conversation.id)
     if conversation.customer_id is not None:
-        pop.picture = await customers.picture(session, conversation.customer_id, exclude=conversation.id)
+        pop.picture = await customers.picture(session, conversation.customer_id, exclude=parts)
     else:
         kind = CONTACT_KIND[conversation.channel]
         ids = await customers.match(session, kind, pop.address, region)
         pop.candidates = await customers.brief(session, ids)
+    pop.notes = list(await session.scalars(
+        select(Note).where(Note.conversation_id.in_(parts)).options(selectinload(Note.agent))
+        .order_by(Note.created_at, Note.id)))
+    pop.transcript = list(await session.scalars(
+        select(Message).where(Message.conversation_id.in_(parts)).order_by(Message.created_at, Message.id)))
+    if conversation.parent_id is not None:
+        pop.handoff = await handoffs.leading_to(session, conversation.id)
+        pop.history = list(await session.scalars(
+            select(ConversationEvent).where(ConversationEvent.conversation_id.in_(parts[:-1]))
+            .options(selectinload(ConversationEvent.agent)).order_by(ConversationEvent.at, ConversationEvent.id)))
     return pop
 
 
@@ -92,4 +148,18 @@ async def agent_view(session: AsyncSession, agent_id: int, region: str,
             pop = await build_pop(session, c, c.id in deadlines and c.state is not State.ACTIVE, region)
             pop.deadline = deadlines.get(c.id)
             pops.append(pop)
-    return AgentView(agent, pops, wrap_ups, away_reasons)
+    view = AgentView(agent, pops, wrap_ups, away_reasons)
+    for handoff in await handoffs.incoming(session, agent_id):
+        handed = await session.get(Conversation, handoff.conversation_id)
+        if handed is not None:
+            view.handoffs.append(IncomingHandoff(handoff, await build_pop(session, handed, False, region)))
+    current = view.current
+    if current is not None:
+        view.current_handoff = await handoffs.latest(session, current.id)
+        view.colleagues = list(await session.scalars(
+            select(Agent).where(Agent.id != agent_id, Agent.status.in_(REACHABLE)).order_by(Agent.name)))
+        view.queues = list(await session.scalars(select(Queue).order_by(Queue.name)))
+    if agent.viewing_customer_id is not None:
+        with suppress(NotFound):
+            view.customer_page = await profile.page(session, agent_id, agent.viewing_customer_id, audited=False)
+    return view

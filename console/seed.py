@@ -33,16 +33,20 @@ from console.db import Database
 from console.errors import InvalidInput
 from console.models import (
     OPEN_TICKET_STATUSES,
+    Address,
     Agent,
     ContactPoint,
+    Contract,
     Conversation,
     Customer,
     Note,
     Queue,
     Role,
+    SearchTerm,
     Ticket,
     TicketStatus,
 )
+from console.search import customer_terms
 
 Row = dict[str, Any]
 T = TypeVar("T")
@@ -210,10 +214,14 @@ class _Batch:
     conversations: list[Row] = field(default_factory=list)
     notes: list[Row] = field(default_factory=list)
     tickets: list[Row] = field(default_factory=list)
+    search_terms: list[Row] = field(default_factory=list)
+    addresses: list[Row] = field(default_factory=list)
+    contracts: list[Row] = field(default_factory=list)
 
     def tables(self) -> list[tuple[type[Any], list[Row]]]:
         return [(Customer, self.customers), (ContactPoint, self.contact_points),
-                (Conversation, self.conversations), (Note, self.notes), (Ticket, self.tickets)]
+                (Conversation, self.conversations), (Note, self.notes), (Ticket, self.tickets),
+                (SearchTerm, self.search_terms), (Address, self.addresses), (Contract, self.contracts)]
 
 
 @dataclass(frozen=True)
@@ -273,12 +281,14 @@ class _Pools:
         self.last: dict[str, list[str]] = {}
         self.companies: dict[str, list[str]] = {}
         self.cities: dict[str, list[str]] = {"en": list(UK_CITIES)}
+        self.streets: dict[str, list[str]] = {}
         for language, locale in (("nl", "nl_NL"), ("en", "en_GB")):
             fake: Any = Faker(locale)
             fake.seed_instance(rng.randrange(2**32))
             self.first[language] = _pool(fake.first_name, 1200)
             self.last[language] = _pool(fake.last_name, 1500)
             self.companies[language] = _pool(fake.company, 600)
+            self.streets[language] = _pool(fake.street_name, 400)
             if language == "nl":
                 self.cities["nl"] = _pool(fake.city, 300)
         self._folded: dict[str, str] = {}
@@ -534,11 +544,45 @@ class _Generator:
             "tier": tier, "lifetime_value": Decimal(int(euros * 100)).scaleb(-2), "owner_id": owner,
             "language": language, "created_at": _at(created),
             "updated_at": _at(created + (self.now - created) * dice.random()),
+            "segment": ("Enterprise" if tier == "A" else "SMB") if company else "Consumer",
+            "consent_email": dice.random() < 0.45, "consent_phone": dice.random() < 0.2,
         })
+        self._address(customer_id, language, out)
+        if company is not None and tier != "C" and dice.random() < 0.6:
+            self._contract(customer_id, language, created, out)
         phones, emails = self._contact_points(customer_id, language, first, last, company, index, out)
+        points = [("phone", p) for p in phones] + [("email", e) for e in emails]
+        out.search_terms.extend({"customer_id": customer_id, "term": term} for term in
+                                customer_terms(f"{first} {last}", company.name if company else None, points))
         held = self._conversations(customer_id, language, created, phones, emails, out)
         self._notes(customer_id, language, created, held, out)
         self._tickets(customer_id, language, created, held, out)
+
+    def _address(self, customer_id: int, language: str, out: _Batch) -> None:
+        dice, pools = self.dice, self.pools
+        if dice.random() >= 0.85:
+            return  # some records lack an address: the customer page says so
+        letters = "ABCDEFGHJKLMNPRSTVWXZ"
+        if language == "nl":
+            code = f"{1000 + dice.below(9000)} {dice.pick(letters)}{dice.pick(letters)}"
+        else:
+            code = f"{dice.pick(letters)}{dice.pick(letters)}{1 + dice.below(20)} {dice.below(10)}{dice.pick(letters)}"
+        out.addresses.append({
+            "id": self._id(Address), "customer_id": customer_id, "kind": "postal",
+            "street": f"{dice.pick(pools.streets[language])} {1 + dice.below(180)}", "postal_code": code,
+            "city": dice.pick(pools.cities[language]), "country": "NL" if language == "nl" else "GB"})
+
+    def _contract(self, customer_id: int, language: str, customer_created: float, out: _Batch) -> None:
+        dice = self.dice
+        title, terms = dice.pick(CONTRACTS[language])
+        start = self._moment(customer_created, self.now - 30 * DAY)
+        end = start + dice.pick((1, 2, 3)) * 365 * DAY
+        status = "active" if end > self.now else "ended"
+        now = _at(self.now)
+        out.contracts.append({
+            "id": self._id(Contract), "customer_id": customer_id, "title": title, "status": status,
+            "starts_on": datetime.fromtimestamp(start, UTC).date(), "ends_on": datetime.fromtimestamp(end, UTC).date(),
+            "terms": terms, "created_at": _at(start), "updated_at": now})
 
     def _contact_points(self, customer_id: int, language: str, first: str, last: str, company: _Company | None,
                         index: int, out: _Batch) -> tuple[list[str], list[str]]:
@@ -704,7 +748,15 @@ class _Generator:
             })
 
 
-MODELS: tuple[type[Any], ...] = (Customer, ContactPoint, Conversation, Note, Ticket)
+MODELS: tuple[type[Any], ...] = (Customer, ContactPoint, Conversation, Note, Ticket, Address, Contract)
+CONTRACTS = {
+    "nl": (("Servicecontract", "Storingen binnen 8 uur verholpen; betaling binnen 30 dagen."),
+           ("Onderhoudscontract", "Twee onderhoudsbeurten per jaar; onderdelen tegen kostprijs."),
+           ("Raamovereenkomst levering", "Levering franco huis boven € 500; betaling binnen 14 dagen.")),
+    "en": (("Service agreement", "Faults fixed within 8 hours; payment within 30 days."),
+           ("Maintenance contract", "Two service visits a year; parts at cost."),
+           ("Framework supply agreement", "Free delivery above £500; payment within 14 days.")),
+}
 
 
 async def _store(db: Database, batch: _Batch) -> None:
@@ -728,7 +780,8 @@ async def seed(db: Database, *, customers: int, region: str, rng_seed: int | Non
         next_ids = {model: int(await session.scalar(select(func.max(model.id))) or 0) + 1 for model in MODELS}
     generator = await asyncio.to_thread(_Generator, random.Random(rng_seed), customers=customers, region=region,
                                         agents=agents, queues=queues, next_ids=next_ids)
-    totals = dict.fromkeys(("customers", "contact points", "conversations", "notes", "tickets"), 0)
+    totals = dict.fromkeys(("customers", "contact points", "conversations", "notes", "tickets", "search terms",
+                            "addresses", "contracts"), 0)
 
     def generate(start: int) -> asyncio.Future[_Batch]:
         return asyncio.ensure_future(asyncio.to_thread(generator.batch, start, min(start + BATCH, customers)))

@@ -1,5 +1,6 @@
 // The few lines of own script: the stream cursor on reconnect, the connection indicator,
-// offer countdowns, keyboard shortcuts, and a notification with a tone when the tab is hidden.
+// offer countdowns, keyboard shortcuts and their help, the screen-reader announcements, and a
+// notification with a tone when the tab is hidden.
 (function () {
   function cursor() {
     var meta = document.getElementById("ws-cursor");
@@ -37,13 +38,89 @@
     });
   }, 250);
 
-  // A and D accept or decline the oldest ringing offer, unless the agent is typing.
+  // Keyboard first: A/D answer the oldest ringing offer or handoff, N note, T ticket, H handoff,
+  // W wrap-up, / search, M my tickets, ? this list. Never while the agent is typing in a field.
+  function focusIn(id, open) {
+    var el = document.getElementById(id);
+    if (!el) return false;
+    if (open) { var details = el.closest("details"); if (details) details.open = true; }
+    el.focus();
+    return true;
+  }
+  var keys = {
+    n: function () { return focusIn("note-body"); },
+    t: function () { return focusIn("ticket-subject", true); },
+    h: function () { return focusIn("handoff-target", true); },
+    w: function () {
+      var select = document.querySelector(".wrap-up select[name=disposition]");
+      if (select) { select.focus(); return true; }
+      return false;
+    },
+    "/": function () { return focusIn("customer-search"); },
+    m: function () { var b = document.querySelector('[aria-keyshortcuts="m"]'); if (b) b.click(); return !!b; },
+    "?": function () { toggleHelp(); return true; }
+  };
+  function toggleHelp() {
+    var help = document.getElementById("help");
+    if (!help) return;
+    if (help.open) help.close(); else help.showModal();
+  }
+  document.addEventListener("click", function (event) {
+    if (event.target.closest && event.target.closest("#help-button")) toggleHelp();
+  });
   document.addEventListener("keydown", function (event) {
     var t = event.target;
-    if (event.ctrlKey || event.metaKey || event.altKey || (t && t.closest && t.closest("input, textarea, select"))) return;
-    var button = document.querySelector('.pop.ringing [data-shortcut="' + event.key.toLowerCase() + '"]');
-    if (button) { event.preventDefault(); button.click(); }
+    if (event.key === "Escape" && t && t.blur && t.closest && t.closest("input, textarea, select")) { t.blur(); return; }
+    if (event.ctrlKey || event.metaKey || event.altKey || (t && t.closest && t.closest("input, textarea, select, dialog"))) {
+      if (!(event.key === "?" && t.closest && t.closest("dialog"))) return;
+    }
+    var key = event.key.toLowerCase();
+    var button = document.querySelector('.pop.ringing [data-shortcut="' + key + '"]');
+    if (button) { event.preventDefault(); button.click(); return; }
+    if (keys[key] && keys[key]()) event.preventDefault();
   });
+
+  // A form that worked starts empty again (notes, tickets, handoffs); one that failed keeps its text.
+  document.addEventListener("htmx:finally:request", function (event) {
+    var form = event.target && event.target.closest && event.target.closest("form[data-reset-on-success]");
+    var ctx = event.detail && event.detail.ctx;
+    if (form && ctx && ctx.response && ctx.response.status < 400) {
+      form.reset();
+      var details = form.closest("details");
+      if (details) details.open = false;
+    }
+  });
+
+  // The search box's results close once a customer is chosen, on Escape, or on a click elsewhere.
+  function closeResults() {
+    var results = document.getElementById("search-results");
+    if (results) results.innerHTML = "";
+  }
+  document.addEventListener("htmx:finally:request", function (event) {
+    if (event.target && event.target.closest && event.target.closest("#search-results")) closeResults();
+  });
+  document.addEventListener("click", function (event) {
+    if (!(event.target.closest && event.target.closest(".search"))) closeResults();
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && event.target && event.target.id === "customer-search") closeResults();
+  });
+
+  // Screen readers hear each new offer and handoff once, through the live region.
+  var spoken = new Set();
+  function announce() {
+    var region = document.getElementById("announcer");
+    if (!region) return;
+    var lines = [];
+    document.querySelectorAll(".pop.ringing[data-offer]").forEach(function (pop) {
+      if (spoken.has(pop.dataset.offer)) return;
+      spoken.add(pop.dataset.offer);
+      lines.push(pop.dataset.title || "");
+    });
+    if (lines.length) region.textContent = lines.join(". ");
+  }
+  document.addEventListener("htmx:ws:after:message:incoming", announce);
+  document.addEventListener("htmx:after:swap", announce);
 
   // New offers in a hidden tab: a desktop notification (with permission) and a short tone.
   var audio = null, announced = new Set();

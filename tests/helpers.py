@@ -25,6 +25,7 @@ async def add_customer(db: Database, name: str, *, phones: tuple[str, ...] = (),
                        company: str | None = None, tier: Tier | None = None, owner_id: int | None = None,
                        lifetime_value: str = "0") -> int:
     from console.customers import normalize_email, normalize_phone
+    from console.search import reindex
 
     async with db.transaction() as session:
         customer = Customer(name=name, company=company, tier=tier, owner_id=owner_id,
@@ -37,6 +38,7 @@ async def add_customer(db: Database, name: str, *, phones: tuple[str, ...] = (),
         for email in emails:
             session.add(ContactPoint(customer_id=customer.id, kind=ContactKind.EMAIL, value=email,
                                      normalized=normalize_email(email)))
+        await reindex(session, [customer.id])
         return customer.id
 
 

@@ -21,26 +21,24 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from console import i18n, logs, offers, presence, routing, wrapup
-from console.errors import Conflict, ConsoleError, InvalidInput, NotFound, TooManyAttempts, Unavailable
+from console import handoffs, i18n, logs, offers, presence, routing, wrapup
+from console.errors import ConsoleError, Unavailable
 from console.settings import Settings
 from console.settings import load as load_settings
-from console.web import health, live, pages
+from console.web import health, live, pages, workspace
 from console.web.assets import asset_dir
 from console.web.metrics import metrics_endpoint
 from console.web.security import CSRFMiddleware
+from console.web.statuses import status_of
 from console.web.wiring import Wiring, build
 from integrations.telephony import cti
 
 log = logging.getLogger("console.web")
 CTI_PATH = re.compile(r"(/integrations/cti/)[^/?\s]+")
 
-STATUS = {InvalidInput: 422, NotFound: 404, Conflict: 409, TooManyAttempts: 429, Unavailable: 503}
-
-
 async def console_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ConsoleError)
-    status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
+    status = status_of(exc)
     headers = {"Retry-After": "5"} if isinstance(exc, Unavailable) else {}
     if request.url.path.startswith("/integrations/"):
         return JSONResponse({"error": exc.message, "field": exc.field}, status_code=status, headers=headers)
@@ -112,6 +110,7 @@ async def sweep_forever(w: Wiring) -> None:
     sweeps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
         ("offers", lambda: offers.sweep(w.ctx)),
         ("wrap-up", lambda: wrapup.sweep(w.ctx)),
+        ("handoffs", lambda: handoffs.sweep(w.ctx)),
         ("presence", lambda: presence.sweep(w.ctx, grace)),
         ("queue", lambda: routing.sweep_queue(w.ctx)),
         ("queue sizes", lambda: update_queue_sizes(w)),
@@ -157,6 +156,37 @@ def make_routes(w: Wiring) -> list[BaseRoute]:
         Route("/conversations/{id:int}/wrap-up", pages.wrap_up, methods=["POST"]),
         Route("/conversations/{id:int}/end", pages.end_conversation, methods=["POST"]),
         Route("/conversations/{id:int}/customers", pages.create_customer, methods=["POST"]),
+        Route("/conversations/{id:int}/notes", workspace.conversation_note, methods=["POST"]),
+        Route("/conversations/{id:int}/handoff", workspace.start_handoff, methods=["POST"]),
+        Route("/handoffs/{id:int}/accept", workspace.accept_handoff, methods=["POST"]),
+        Route("/handoffs/{id:int}/decline", workspace.decline_handoff, methods=["POST"]),
+        Route("/handoffs/{id:int}/cancel", workspace.cancel_handoff, methods=["POST"]),
+        Route("/tickets", workspace.my_tickets, methods=["GET"]),
+        Route("/tickets", workspace.open_ticket, methods=["POST"]),
+        Route("/tickets/{id:int}", workspace.show_ticket, methods=["GET"]),
+        Route("/tickets/{id:int}", workspace.edit_ticket, methods=["POST"]),
+        Route("/tickets/{id:int}/comments", workspace.comment_ticket, methods=["POST"]),
+        Route("/customers/search", workspace.search_customers, methods=["GET"]),
+        Route("/customers/close", workspace.close_customer, methods=["POST"]),
+        Route("/customers/{id:int}", workspace.open_customer, methods=["GET"]),
+        Route("/customers/{id:int}", workspace.save_customer, methods=["POST"]),
+        Route("/customers/{id:int}/edit", workspace.edit_customer_form, methods=["GET"]),
+        Route("/customers/{id:int}/notes", workspace.customer_note, methods=["POST"]),
+        Route("/customers/{id:int}/contact-points", workspace.add_contact_point, methods=["POST"]),
+        Route("/customers/{id:int}/addresses", workspace.add_address, methods=["POST"]),
+        Route("/customers/{id:int}/contact-points/{detail:int}/delete", workspace.remove_contact_point,
+              methods=["POST"]),
+        Route("/customers/{id:int}/addresses/{detail:int}/delete", workspace.remove_address, methods=["POST"]),
+        Route("/customers/{id:int}/contracts", workspace.add_contract, methods=["POST"]),
+        Route("/customers/{id:int}/duplicates", workspace.duplicates_of, methods=["GET"]),
+        Route("/customers/{id:int}/audit", workspace.audit_trail, methods=["GET"]),
+        Route("/customers/{id:int}/merge", workspace.merge_customers, methods=["POST"]),
+        Route("/duplicates", workspace.duplicate_list, methods=["GET"]),
+        Route("/canned", workspace.list_canned, methods=["GET"]),
+        Route("/canned", workspace.save_canned, methods=["POST"]),
+        Route("/canned/{id:int}", workspace.save_canned, methods=["POST"]),
+        Route("/canned/{id:int}/delete", workspace.delete_canned, methods=["POST"]),
+        Route("/canned/{id:int}/fill", workspace.fill_canned, methods=["GET"]),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),

@@ -20,14 +20,17 @@ from realtime import Bus
 
 log = logging.getLogger("console.web")
 
-LIVE_PARTIALS = ("partials/status.html", "partials/screen_pop.html", "partials/conversation.html")
+LIVE_PARTIALS = ("partials/status.html", "partials/screen_pop.html", "partials/conversation.html",
+                 "partials/customer_panel.html")
 
 
 # Values stored in the database that are shown to people, translated through these entries.
 LABELS = [
     N_("queued"), N_("offered"), N_("active"), N_("wrap_up"), N_("closed"), N_("abandoned"),
     N_("transferred"), N_("new"), N_("open"), N_("pending"), N_("solved"),
-    N_("low"), N_("normal"), N_("high"), N_("urgent"),
+    N_("low"), N_("normal"), N_("high"), N_("urgent"), N_("postal"), N_("billing"), N_("delivery"),
+    N_("quote"), N_("ended"), N_("cancelled"), N_("cold"), N_("warm"), N_("available"), N_("busy"), N_("away"),
+    N_("offline"),
 ]
 
 

@@ -81,7 +81,7 @@ async def test_picture_has_history_tickets_and_notes(ctx: Context) -> None:
     assert len(picture.history) == 10 and picture.conversation_count == 12
     async with ctx.db.transaction() as session:
         current = await session.scalar(select(Conversation.id).where(Conversation.external_id == "h11"))
-        without = await customers.picture(session, jan, exclude=current)
+        without = await customers.picture(session, jan, exclude=[current])
     assert without is not None and without.conversation_count == 11
     assert current not in [h.id for h in without.history]
     assert [t.subject for t in picture.open_tickets] == ["Broken router"]

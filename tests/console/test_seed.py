@@ -162,3 +162,24 @@ async def test_zero_and_negative(sqlite_url: str) -> None:
             await seed(db, customers=-1, region="NL")
     finally:
         await db.close()
+
+
+async def test_seeded_customers_are_searchable_and_have_addresses_and_contracts(sqlite_url: str) -> None:
+    from console import search
+    from console.models import Address, Contract
+
+    db = Database(sqlite_url)
+    try:
+        await _agents(db)
+        await seed(db, customers=200, region="NL", rng_seed=3)
+        async with db.transaction() as session:
+            people = list(await session.scalars(select(Customer).limit(20)))
+            for person in people:
+                found = await search.search(session, person.name, limit=50)
+                assert person.id in [c.id for c in found.customers], person.name
+            addresses = await session.scalar(select(func.count()).select_from(Address))
+            contracts = list(await session.scalars(select(Contract)))
+    finally:
+        await db.close()
+    assert 130 <= int(addresses or 0) < 200, "most customers have an address, not all"
+    assert contracts and all(c.starts_on and c.ends_on and c.starts_on < c.ends_on for c in contracts)

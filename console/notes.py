@@ -1,0 +1,73 @@
+"""Internal notes on a conversation and its customer: for colleagues, never shown to the customer."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from console import audit, customers
+from console.errors import InvalidInput, NotFound
+from console.models import Conversation, Customer, Note, utcnow
+from console.ports import Context
+
+MAX_NOTE = 5000
+
+
+def check_body(body: str, field: str = "body", limit: int = MAX_NOTE) -> str:
+    text = body.strip()
+    if not text:
+        raise InvalidInput("Write something first: the note is empty.", field=field)
+    if len(text) > limit:
+        raise InvalidInput("The note is longer than %(limit)s characters.", field=field, limit=limit)
+    return text
+
+
+async def chain(session: AsyncSession, conversation_id: int) -> list[int]:
+    """The ids of a conversation and the parts before it (handoffs), oldest first."""
+    ids: list[int] = []
+    current: int | None = conversation_id
+    while current is not None and current not in ids and len(ids) < 50:
+        ids.append(current)
+        current = await session.scalar(select(Conversation.parent_id).where(Conversation.id == current))
+    return ids[::-1]
+
+
+async def add(ctx: Context, agent_id: int, body: str, *, conversation_id: int | None = None,
+              customer_id: int | None = None) -> Note:
+    """Add a note to a conversation (and so to its customer) or to a customer directly."""
+    text = check_body(body)
+    async with ctx.db.transaction() as session:
+        if conversation_id is not None:
+            conversation = await session.get(Conversation, conversation_id)
+            if conversation is None:
+                raise NotFound("This conversation does not exist.")
+            customer_id = conversation.customer_id
+        elif customer_id is None or await session.get(Customer, customer_id) is None:
+            raise NotFound("That customer does not exist.", field="customer_id")
+        note = Note(customer_id=customer_id, conversation_id=conversation_id, agent_id=agent_id, body=text,
+                    created_at=utcnow())
+        session.add(note)
+        await session.flush()
+        if customer_id is not None:
+            audit.record(session, agent_id, audit.NOTE, audit.CUSTOMER, customer_id, f"note {note.id}")
+        if conversation_id is not None:
+            audit.record(session, agent_id, audit.NOTE, audit.CONVERSATION, conversation_id, f"note {note.id}")
+        told = await customers.viewers(session, customer_id)
+        if conversation_id is not None:
+            told |= await _handling(session, conversation_id)
+    await ctx.notify.agents_changed(told | {agent_id})
+    return note
+
+
+async def _handling(session: AsyncSession, conversation_id: int) -> set[int]:
+    agent_id = await session.scalar(select(Conversation.agent_id).where(Conversation.id == conversation_id))
+    return {agent_id} if agent_id is not None else set()
+
+
+async def of_conversation(session: AsyncSession, conversation_id: int) -> list[Note]:
+    """The notes of a conversation and of the parts before it, oldest first."""
+    rows = await session.scalars(
+        select(Note).where(Note.conversation_id.in_(await chain(session, conversation_id)))
+        .options(selectinload(Note.agent)).order_by(Note.created_at, Note.id))
+    return list(rows)

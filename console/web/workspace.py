@@ -1,0 +1,418 @@
+"""The agent's workspace: notes, tickets, handoffs, the customer page, search, duplicates, canned responses.
+
+Each handler parses the form, calls one service and answers with the live view (out-of-band
+swaps) or with the fragment for the side panel. Errors that belong to a form in the panel are
+shown in that form with what the agent typed; the others go to the flash message.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from html import escape
+from typing import Any
+
+from sqlalchemy import select
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from console import audit, canned, handoffs, i18n, merge, notes, profile, search, tickets
+from console.errors import Conflict, ConsoleError, InvalidInput, NotFound
+from console.models import Agent, Conversation, Customer, Role, Tier
+from console.web.pages import (
+    NO_CONVERSATION,
+    NO_CUSTOMER,
+    act,
+    agent_id_of,
+    conversation_of,
+    field,
+    live_response,
+    record_id,
+    signed_out,
+    wiring,
+)
+from console.web.statuses import status_of
+
+NO_TICKET = NotFound("This ticket does not exist.")
+NO_HANDOFF = NotFound("This handoff does not exist.")
+NO_RESPONSE = NotFound("That canned response does not exist.")
+NO_QUEUE = NotFound("That queue does not exist.", field="to_queue_id")
+NO_AGENT = NotFound("That colleague does not exist.", field="to_agent_id")
+
+
+def optional_id(form: FormData, name: str, missing: NotFound) -> int | None:
+    raw = field(form, name, 20).strip()
+    return record_id(raw, missing) if raw else None
+
+
+def path_id(request: Request, missing: NotFound) -> int:
+    return record_id(request.path_params["id"], missing)
+
+
+async def language_of(request: Request, agent_id: int) -> str:
+    async with wiring(request).ctx.db.transaction() as session:
+        agent = await session.get(Agent, agent_id)
+        return agent.language if agent else wiring(request).settings.default_language
+
+
+async def fragment(request: Request, agent_id: int, template: str, status_code: int = 200, **values: Any) -> Response:
+    html = wiring(request).renderer.render(template, await language_of(request, agent_id), **values)
+    return HTMLResponse(html, status_code=status_code)
+
+
+async def with_live(request: Request, agent_id: int, html: str) -> Response:
+    """A panel fragment plus the live view, so the page is current without waiting for the socket."""
+    live = await live_response(request, agent_id)
+    return HTMLResponse(html + bytes(live.body).decode())
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def signed_in(handler: Callable[[Request, int], Awaitable[Response]]) -> Endpoint:
+    """The endpoint for a handler that needs the signed-in agent; others are told to log in again."""
+    @functools.wraps(handler)
+    async def endpoint(request: Request) -> Response:
+        agent_id = await agent_id_of(request)
+        if agent_id is None:
+            return signed_out()
+        return await handler(request, agent_id)
+
+    return endpoint
+
+
+def htmx_only(request: Request) -> Response | None:
+    """Panel fragments are parts of the agent page; a browser that asks for one directly gets the page."""
+    return None if request.headers.get("hx-request") else RedirectResponse("/", status_code=303)
+
+
+# Notes ----------------------------------------------------------------------------------------
+
+async def conversation_note(request: Request) -> Response:
+    return await act(request, lambda ctx, agent_id, form: notes.add(
+        ctx, agent_id, field(form, "body", notes.MAX_NOTE + 1), conversation_id=conversation_of(request)))
+
+
+async def customer_note(request: Request) -> Response:
+    return await act(request, lambda ctx, agent_id, form: notes.add(
+        ctx, agent_id, field(form, "body", notes.MAX_NOTE + 1), customer_id=path_id(request, NO_CUSTOMER)))
+
+
+# Handoffs -------------------------------------------------------------------------------------
+
+def target_of(form: FormData) -> handoffs.Target:
+    kind, _, raw = field(form, "target", 40).partition(":")
+    if kind == "agent":
+        return handoffs.Target(agent_id=record_id(raw, NO_AGENT))
+    if kind == "queue":
+        return handoffs.Target(queue_id=record_id(raw, NO_QUEUE))
+    raise InvalidInput("Choose a colleague or a queue to hand off to.", field="target")
+
+
+async def start_handoff(request: Request) -> Response:
+    return await act(request, lambda ctx, agent_id, form: handoffs.start(
+        ctx, agent_id, conversation_of(request), target_of(form), field(form, "mode", 10),
+        field(form, "note", handoffs.MAX_NOTE + 1)))
+
+
+async def accept_handoff(request: Request) -> Response:
+    return await act(request, lambda ctx, agent_id, _: handoffs.accept(ctx, agent_id, path_id(request, NO_HANDOFF)))
+
+
+async def decline_handoff(request: Request) -> Response:
+    return await act(request, lambda ctx, agent_id, form: handoffs.decline(
+        ctx, agent_id, path_id(request, NO_HANDOFF), field(form, "reason", handoffs.MAX_REASON + 1)))
+
+
+async def cancel_handoff(request: Request) -> Response:
+    return await act(request, lambda ctx, agent_id, _: handoffs.cancel(ctx, agent_id, path_id(request, NO_HANDOFF)))
+
+
+# Tickets --------------------------------------------------------------------------------------
+
+def draft_of(form: FormData) -> tickets.Draft:
+    return tickets.Draft(
+        subject=field(form, "subject", tickets.MAX_SUBJECT + 1), description=field(form, "description", 10_001),
+        priority=field(form, "priority", 20) or "normal", status=field(form, "status", 20) or "new",
+        assignee_id=optional_id(form, "assignee_id", NotFound("That colleague does not exist.", field="assignee_id")),
+        queue_id=optional_id(form, "queue_id", NotFound("That queue does not exist.", field="queue_id")),
+        conversation_id=optional_id(form, "conversation_id", NO_CONVERSATION),
+        customer_id=optional_id(form, "customer_id", NO_CUSTOMER))
+
+
+@signed_in
+async def open_ticket(request: Request, agent_id: int) -> Response:
+    ticket = await tickets.open_ticket(wiring(request).ctx, agent_id, draft_of(await request.form()))
+    _ = i18n.translations(await language_of(request, agent_id)).gettext
+    notice = wiring(request).renderer.render("partials/notice.html", "en",
+                                             message=_("Ticket #%(id)s opened.") % {"id": ticket.id})
+    return await with_live(request, agent_id, notice)
+
+
+@signed_in
+async def my_tickets(request: Request, agent_id: int) -> Response:
+    if (page := htmx_only(request)) is not None:
+        return page
+    async with wiring(request).ctx.db.transaction() as session:
+        mine = await tickets.assigned_to(session, agent_id)
+    _ = i18n.translations(await language_of(request, agent_id)).gettext
+    return await fragment(request, agent_id, "partials/tickets.html", tickets=mine, title=_("My tickets"),
+                          overdue=tickets.is_overdue)
+
+
+async def ticket_page(request: Request, agent_id: int, ticket_id: int, status_code: int = 200,
+                      **values: Any) -> Response:
+    async with wiring(request).ctx.db.transaction() as session:
+        page = await tickets.page(session, agent_id, ticket_id)
+    return await fragment(request, agent_id, "partials/ticket.html", status_code, page=page, **values)
+
+
+@signed_in
+async def show_ticket(request: Request, agent_id: int) -> Response:
+    if (page := htmx_only(request)) is not None:
+        return page
+    return await ticket_page(request, agent_id, path_id(request, NO_TICKET))
+
+
+@signed_in
+async def edit_ticket(request: Request, agent_id: int) -> Response:
+    ticket_id = path_id(request, NO_TICKET)
+    form = await request.form()
+    submitted = {name: field(form, name, 10_001) for name in ("subject", "description", "priority", "status")}
+    try:
+        version = int(field(form, "version", 10) or "0")
+        changes: dict[str, object] = dict(submitted)
+        changes["assignee_id"] = optional_id(form, "assignee_id", NotFound("That colleague does not exist."))
+        changes["queue_id"] = optional_id(form, "queue_id", NotFound("That queue does not exist."))
+        await tickets.update(wiring(request).ctx, agent_id, ticket_id, version, changes)
+    except (ConsoleError, ValueError) as exc:
+        _ = i18n.translations(await language_of(request, agent_id)).gettext
+        message = exc.translated(_) if isinstance(exc, ConsoleError) else _("The form was out of date; reload it.")
+        status = status_of(exc) if isinstance(exc, ConsoleError) else 422
+        return await ticket_page(request, agent_id, ticket_id, status, error=message, values=submitted,
+                                 version=field(form, "version", 10))
+    return await ticket_page(request, agent_id, ticket_id)
+
+
+@signed_in
+async def comment_ticket(request: Request, agent_id: int) -> Response:
+    ticket_id = path_id(request, NO_TICKET)
+    form = await request.form()
+    try:
+        await tickets.comment(wiring(request).ctx, agent_id, ticket_id, field(form, "body", 10_001))
+    except InvalidInput as exc:
+        _ = i18n.translations(await language_of(request, agent_id)).gettext
+        return await ticket_page(request, agent_id, ticket_id, 422, error=exc.translated(_))
+    return await ticket_page(request, agent_id, ticket_id)
+
+
+# Customers ------------------------------------------------------------------------------------
+
+@signed_in
+async def search_customers(request: Request, agent_id: int) -> Response:
+    query = request.query_params.get("q", "")[:search.MAX_QUERY]
+    raw_link = request.query_params.get("link", "")
+    link = record_id(raw_link, NO_CONVERSATION) if raw_link else None  # results that link an unknown caller
+    async with wiring(request).ctx.db.transaction() as session:
+        found = await search.search(session, query)
+    return await fragment(request, agent_id, "partials/search_results.html", found=found, link=link,
+                          query=query.strip() if search.query_terms(query) else "")
+
+
+async def open_customer(request: Request) -> Response:
+    return await act(request, lambda ctx, agent_id, _: profile.open_page(ctx, agent_id,
+                                                                         path_id(request, NO_CUSTOMER)))
+
+
+async def close_customer(request: Request) -> Response:
+    return await act(request, lambda ctx, agent_id, _: profile.open_page(ctx, agent_id, None))
+
+
+async def customer_form(request: Request, agent_id: int, customer: Customer, status_code: int = 200,
+                        error: str = "") -> Response:
+    async with wiring(request).ctx.db.transaction() as session:
+        agents = list(await session.scalars(select(Agent).order_by(Agent.name)))
+    return await fragment(request, agent_id, "partials/customer_edit.html", status_code, customer=customer,
+                          agents=agents, error=error)
+
+
+@signed_in
+async def edit_customer_form(request: Request, agent_id: int) -> Response:
+    async with wiring(request).ctx.db.transaction() as session:
+        customer = await session.get(Customer, path_id(request, NO_CUSTOMER))
+    if customer is None:
+        raise NO_CUSTOMER
+    return await customer_form(request, agent_id, customer)
+
+
+def changes_of(form: FormData) -> profile.Changes:
+    return profile.Changes(
+        name=field(form, "name", 201), company=field(form, "company", 201), tier=field(form, "tier", 5),
+        segment=field(form, "segment", 101), language=field(form, "language", 8),
+        owner_id=optional_id(form, "owner_id", NotFound("That colleague does not exist.", field="owner_id")),
+        lifetime_value=field(form, "lifetime_value", 40), consent_email=bool(field(form, "consent_email", 5)),
+        consent_phone=bool(field(form, "consent_phone", 5)))
+
+
+def as_typed(customer_id: int, version: str, changes: profile.Changes) -> Customer:
+    """What the agent typed, shown again in the form next to the error."""
+    tier = changes.tier.strip().upper()
+    return Customer(id=customer_id, name=changes.name, company=changes.company, segment=changes.segment,
+                    language=changes.language, owner_id=changes.owner_id, lifetime_value=changes.lifetime_value,
+                    tier=Tier(tier) if tier in ("A", "B", "C") else None, consent_email=changes.consent_email,
+                    consent_phone=changes.consent_phone, version=int(version) if version.isdigit() else 0)
+
+
+@signed_in
+async def save_customer(request: Request, agent_id: int) -> Response:
+    customer_id = path_id(request, NO_CUSTOMER)
+    form = await request.form()
+    version = field(form, "version", 10)
+    changes = changes_of(form)
+    try:
+        await profile.update(wiring(request).ctx, agent_id, customer_id, int(version) if version.isdigit() else 0,
+                             changes)
+    except ConsoleError as exc:
+        _ = i18n.translations(await language_of(request, agent_id)).gettext
+        return await customer_form(request, agent_id, as_typed(customer_id, version, changes), status_of(exc),
+                                   exc.translated(_))
+    _ = i18n.translations(await language_of(request, agent_id)).gettext
+    notice = wiring(request).renderer.render("partials/notice.html", "en", message=_("Saved."))
+    return await with_live(request, agent_id, notice)
+
+
+async def add_contact_point(request: Request) -> Response:
+    return await act(request, lambda ctx, agent_id, form: profile.add_contact_point(
+        ctx, agent_id, path_id(request, NO_CUSTOMER), field(form, "kind", 10), field(form, "value", 320)))
+
+
+async def add_address(request: Request) -> Response:
+    return await act(request, lambda ctx, agent_id, form: profile.add_address(
+        ctx, agent_id, path_id(request, NO_CUSTOMER), kind=field(form, "kind", 20), street=field(form, "street", 201),
+        postal_code=field(form, "postal_code", 21), city=field(form, "city", 101), country=field(form, "country", 3)))
+
+
+async def add_contract(request: Request) -> Response:
+    return await act(request, lambda ctx, agent_id, form: profile.add_contract(
+        ctx, agent_id, path_id(request, NO_CUSTOMER), title=field(form, "title", 201), status=field(form, "status", 20),
+        starts_on=field(form, "starts_on", 20), ends_on=field(form, "ends_on", 20), terms=field(form, "terms", 10_001)))
+
+
+def remove(kind: str) -> Endpoint:
+    """Removing a contact point or an address of the customer in the path."""
+    async def endpoint(request: Request) -> Response:
+        detail = record_id(request.path_params["detail"], NotFound("Not found."))
+        return await act(request, lambda ctx, agent_id, _: profile.remove_detail(
+            ctx, agent_id, path_id(request, NO_CUSTOMER), kind, detail))
+
+    return endpoint
+
+
+remove_contact_point = remove("contact-point")
+remove_address = remove("address")
+
+
+@signed_in
+async def audit_trail(request: Request, agent_id: int) -> Response:
+    """Who viewed and changed this customer: for supervisors (personal data, GDPR)."""
+    customer_id = path_id(request, NO_CUSTOMER)
+    async with wiring(request).ctx.db.transaction() as session:
+        agent = await session.get(Agent, agent_id)
+        if agent is None or agent.role not in (Role.SUPERVISOR, Role.ADMIN):
+            raise Conflict("Only supervisors see the audit trail.")
+        customer = await session.get(Customer, customer_id)
+        if customer is None:
+            raise NO_CUSTOMER
+        events = await audit.trail(session, audit.CUSTOMER, customer_id, limit=100)
+    return await fragment(request, agent_id, "partials/audit.html", customer=customer, events=events)
+
+
+@signed_in
+async def duplicates_of(request: Request, agent_id: int) -> Response:
+    customer_id = path_id(request, NO_CUSTOMER)
+    async with wiring(request).ctx.db.transaction() as session:
+        found = await merge.duplicates_of(session, customer_id)
+        customer = await session.get(Customer, customer_id)
+    return await fragment(request, agent_id, "partials/duplicates.html", customer=customer, found=found)
+
+
+@signed_in
+async def duplicate_list(request: Request, agent_id: int) -> Response:
+    if (page := htmx_only(request)) is not None:
+        return page
+    async with wiring(request).ctx.db.transaction() as session:
+        pairs = await merge.duplicate_list(session)
+    return await fragment(request, agent_id, "partials/duplicates.html", customer=None, pairs=pairs)
+
+
+@signed_in
+async def merge_customers(request: Request, agent_id: int) -> Response:
+    keep_id = path_id(request, NO_CUSTOMER)
+    form = await request.form()
+    other = optional_id(form, "other_id", NotFound("That customer does not exist.", field="other_id"))
+    if other is None:
+        raise InvalidInput("Choose the customer to merge into this one.", field="other_id")
+    record = await merge.merge(wiring(request).ctx, agent_id, keep_id, other)
+    _ = i18n.translations(await language_of(request, agent_id)).gettext
+    async with wiring(request).ctx.db.transaction() as session:
+        customer = await session.get(Customer, keep_id)
+        found = await merge.duplicates_of(session, keep_id)
+    html = wiring(request).renderer.render(
+        "partials/duplicates.html", await language_of(request, agent_id), customer=customer, found=found,
+        merged=_("%(name)s was merged into this customer.") % {"name": record.merged_name})
+    return await with_live(request, agent_id, html)
+
+
+# Canned responses -----------------------------------------------------------------------------
+
+async def canned_page(request: Request, agent_id: int, status_code: int = 200, **values: Any) -> Response:
+    w = wiring(request)
+    async with w.ctx.db.transaction() as session:
+        agent = await session.get(Agent, agent_id)
+        responses = await canned.listed(session)
+    view = await w.notifier.view(agent_id)
+    current = view.current
+    return await fragment(request, agent_id, "partials/canned.html", status_code, responses=responses,
+                          supervisor=agent is not None and agent.role in (Role.SUPERVISOR, Role.ADMIN),
+                          conversation_id=current.id if current else None, **values)
+
+
+@signed_in
+async def list_canned(request: Request, agent_id: int) -> Response:
+    if (page := htmx_only(request)) is not None:
+        return page
+    return await canned_page(request, agent_id)
+
+
+@signed_in
+async def save_canned(request: Request, agent_id: int) -> Response:
+    form = await request.form()
+    raw_id = request.path_params.get("id")
+    values = {"title": field(form, "title", canned.MAX_TITLE + 1), "body": field(form, "body", canned.MAX_BODY + 1)}
+    try:
+        await canned.save(wiring(request).ctx, agent_id, values["title"], values["body"],
+                          record_id(raw_id, NO_RESPONSE) if raw_id is not None else None)
+    except ConsoleError as exc:
+        _ = i18n.translations(await language_of(request, agent_id)).gettext
+        return await canned_page(request, agent_id, status_of(exc), error=exc.translated(_), values=values)
+    return await canned_page(request, agent_id)
+
+
+@signed_in
+async def delete_canned(request: Request, agent_id: int) -> Response:
+    await canned.remove(wiring(request).ctx, agent_id, path_id(request, NO_RESPONSE))
+    return await canned_page(request, agent_id)
+
+
+@signed_in
+async def fill_canned(request: Request, agent_id: int) -> Response:
+    w = wiring(request)
+    raw = request.query_params.get("conversation", "")
+    customer_id = None
+    if raw:
+        async with w.ctx.db.transaction() as session:
+            conversation = await session.get(Conversation, record_id(raw, NO_CONVERSATION))
+            customer_id = conversation.customer_id if conversation else None
+    text = await canned.render_for(w.ctx, agent_id, path_id(request, NO_RESPONSE), customer_id)
+    return HTMLResponse(escape(text))  # swapped into the page: customer names are untrusted

@@ -1,0 +1,25 @@
+"""Canned responses: placeholders filled in, managed by supervisors only."""
+
+import pytest
+
+from console import canned
+from console.errors import Conflict, InvalidInput
+from console.ports import Context
+from tests.helpers import add_agent, add_customer
+
+
+async def test_supervisors_save_responses_and_agents_get_them_filled_in(ctx: Context) -> None:
+    sanne = await add_agent(ctx.db, "sanne@x.nl", "Sanne de Boer", role="supervisor")
+    anna = await add_agent(ctx.db, "anna@x.nl", "Anna Visser")
+    customer = await add_customer(ctx.db, "Piet Jansen", company="Bakkerij Jansen")
+    response = await canned.save(ctx, sanne, "Greeting", "Hallo {customer.first_name}, met {agent.name}.")
+    assert await canned.render_for(ctx, anna, response.id, customer) == "Hallo Piet, met Anna Visser."
+    assert await canned.render_for(ctx, anna, response.id, None) == "Hallo , met Anna Visser."
+    with pytest.raises(Conflict, match="supervisors"):
+        await canned.save(ctx, anna, "Mine", "text")
+    with pytest.raises(Conflict, match="exists already"):
+        await canned.save(ctx, sanne, "Greeting", "other")
+    with pytest.raises(InvalidInput, match="Unknown placeholder"):
+        await canned.save(ctx, sanne, "Bye", "Dag {customer.shoe_size}")
+    with pytest.raises(InvalidInput, match="empty"):
+        await canned.save(ctx, sanne, "Bye", " ")
