@@ -168,7 +168,7 @@ def make_routes(w: Wiring) -> list[BaseRoute]:
         Route("/tickets/{id:int}/comments", workspace.comment_ticket, methods=["POST"]),
         Route("/customers/search", workspace.search_customers, methods=["GET"]),
         Route("/customers/close", workspace.close_customer, methods=["POST"]),
-        Route("/customers/{id:int}", workspace.open_customer, methods=["GET"]),
+        Route("/customers/{id:int}/open", workspace.open_customer, methods=["POST"]),
         Route("/customers/{id:int}", workspace.save_customer, methods=["POST"]),
         Route("/customers/{id:int}/edit", workspace.edit_customer_form, methods=["GET"]),
         Route("/customers/{id:int}/notes", workspace.customer_note, methods=["POST"]),

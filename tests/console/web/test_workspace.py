@@ -105,9 +105,9 @@ async def test_customer_page_search_merge_and_edit_conflicts(live_server: LiveSe
         by_phone = await client.get("/customers/search", params={"q": "06 1234"}, headers=HX)
         assert by_phone.text.count('role="option"') == 2
 
-        opened = await client.get(f"/customers/{ids['jan']}", headers=headers)
+        opened = await client.post(f"/customers/{ids['jan']}/open", headers=headers)
         assert 'id="customer-panel"' in opened.text and "no email address" in opened.text
-        assert (await client.get("/customers/99999", headers=headers)).status_code == 404
+        assert (await client.post("/customers/99999/open", headers=headers)).status_code == 404
 
         form = await client.get(f"/customers/{ids['jan']}/edit", headers=HX)
         assert 'name="version" value="1"' in form.text
@@ -128,7 +128,7 @@ async def test_customer_page_search_merge_and_edit_conflicts(live_server: LiveSe
         assert itself.status_code == 422 and "cannot be merged with itself" in itself.text
         merged = await client.post(f"/customers/{ids['jan']}/merge", headers=headers, data={"other_id": str(twin)})
         assert merged.status_code == 200 and "was merged into this customer" in merged.text
-        assert (await client.get(f"/customers/{twin}", headers=headers)).status_code == 404
+        assert (await client.post(f"/customers/{twin}/open", headers=headers)).status_code == 404
 
 
 async def test_canned_responses_are_for_supervisors_to_manage(live_server: LiveServer, database_url: str) -> None:
@@ -193,7 +193,7 @@ async def test_a_note_is_pushed_to_a_colleague_who_has_the_customer_open(live_se
             httpx.AsyncClient(base_url=live_server.url) as bram:
         anna_token = await log_in(anna, "anna@x.nl")
         bram_token = await log_in(bram, "bram@x.nl")
-        opened = await bram.get(f"/customers/{ids['jan']}", headers={"X-CSRF-Token": bram_token, **HX})
+        opened = await bram.post(f"/customers/{ids['jan']}/open", headers={"X-CSRF-Token": bram_token, **HX})
         assert opened.status_code == 200
         async with socket(live_server, bram) as ws:
             await frame_with(ws, 'id="customer-panel"')  # the snapshot on connect
