@@ -12,7 +12,7 @@ from console import presence
 from console.web.render import agent_stream, cursor_frame
 from console.web.security import origin_allowed, signed_in
 from console.web.wiring import Wiring
-from realtime import Overflow, StreamClosed
+from realtime import BusUnavailable, Overflow, StreamClosed
 from realtime.hub import pump
 
 log = logging.getLogger("console.web.live")
@@ -79,6 +79,11 @@ async def _serve(websocket: WebSocket, w: Wiring, agent_id: int, since: str) -> 
             log.info("agent %s socket fell behind; closing it so it replays", agent_id)
             with contextlib.suppress(Exception):
                 await websocket.close(TRY_AGAIN_LATER, "fell behind")
+        elif isinstance(exc, BusUnavailable):
+            # Redis is down: expected during an outage, and the page retries by itself.
+            log.warning("bus unavailable for agent %s's socket: %s; the page will retry", agent_id, exc)
+            with contextlib.suppress(Exception):
+                await websocket.close(TRY_AGAIN_LATER, "bus unavailable")
         elif exc is not None and not isinstance(exc, WebSocketDisconnect | RuntimeError):
             log.error("live socket of agent %s failed", agent_id, exc_info=exc)
             with contextlib.suppress(Exception):
