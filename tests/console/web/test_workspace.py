@@ -53,6 +53,7 @@ async def test_notes_tickets_and_handoff_refusals_in_the_page(live_server: LiveS
                                  headers=headers)
         assert page.status_code == 200
         assert "&lt;i&gt;wants&lt;/i&gt; a refund" in page.text and "<i>wants" not in page.text
+        assert f'<option value="{ids["bram"]}">Bram</option>' in page.text, "tickets go to offline colleagues too"
         empty = await client.post(f"/conversations/{conversation}/notes", data={"body": "  "}, headers=headers)
         assert empty.status_code == 422 and "the note is empty" in empty.text
 
