@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import phonenumbers
@@ -18,6 +18,8 @@ from console.models import (
     Agent,
     ContactKind,
     ContactPoint,
+    Contract,
+    ContractStatus,
     Conversation,
     Customer,
     Handoff,
@@ -190,6 +192,7 @@ class Picture:
     open_tickets: list[Ticket]
     notes: list[Note]
     conversation_count: int
+    contracts: list[Contract] = field(default_factory=list)  # the newest agreements, active first
 
 
 async def picture(session: AsyncSession, customer_id: int, *, exclude: Collection[int] = ()) -> Picture | None:
@@ -230,7 +233,11 @@ async def picture(session: AsyncSession, customer_id: int, *, exclude: Collectio
     count = await session.scalar(
         select(func.count()).where(Conversation.customer_id == customer_id,
                                    Conversation.id.not_in(list(exclude) or [0])))
-    return Picture(customer, customer.owner, history, tickets, notes, int(count or 0))
+    contracts = list(await session.scalars(
+        select(Contract).where(Contract.customer_id == customer_id)
+        .order_by((Contract.status == ContractStatus.ACTIVE).desc(), Contract.starts_on.desc(), Contract.id.desc())
+        .limit(2)))
+    return Picture(customer, customer.owner, history, tickets, notes, int(count or 0), contracts)
 
 
 async def brief(session: AsyncSession, ids: list[int]) -> list[Customer]:

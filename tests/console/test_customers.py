@@ -86,3 +86,21 @@ async def test_picture_has_history_tickets_and_notes(ctx: Context) -> None:
     assert current not in [h.id for h in without.history]
     assert [t.subject for t in picture.open_tickets] == ["Broken router"]
     assert [n.body for n in picture.notes] == ["Prefers mornings"]
+
+
+async def test_the_picture_shows_the_current_agreements_first(ctx: Context) -> None:
+    from datetime import date
+
+    from console.models import Contract, ContractStatus
+
+    jan = await add_customer(ctx.db, "Jan Jansen")
+    async with ctx.db.transaction() as session:
+        session.add_all([
+            Contract(customer_id=jan, title="Old service", status=ContractStatus.ENDED, starts_on=date(2020, 1, 1)),
+            Contract(customer_id=jan, title="Service 2026", status=ContractStatus.ACTIVE, starts_on=date(2026, 1, 1),
+                     terms="Payment within 30 days"),
+            Contract(customer_id=jan, title="Quote 2027", status=ContractStatus.QUOTE, starts_on=date(2027, 1, 1)),
+        ])
+    async with ctx.db.transaction() as session:
+        found = await customers.picture(session, jan)
+    assert found is not None and [c.title for c in found.contracts] == ["Service 2026", "Quote 2027"]
