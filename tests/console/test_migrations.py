@@ -1,0 +1,85 @@
+"""Upgrading a database that holds data keeps every row, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from console.db import Database
+from console.migrations import upgrade
+from tests.conftest import POSTGRES_URL, create_pg_database, drop_pg_database
+
+TABLES = ("agents", "customers", "contact_points", "conversations", "offers", "conversation_events", "notes",
+          "tickets", "messages", "status_periods")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def old_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database at revision 0002, the last one before the workspace tables."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+        upgrade(url, "0002")
+        yield url
+        return
+    name = create_pg_database()
+    url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
+    try:
+        upgrade(url, "0002")
+        yield url
+    finally:
+        drop_pg_database(name)
+
+
+async def fill(url: str) -> None:
+    db = Database(url)
+    now = "2026-11-01 10:00:00+00:00"
+    statements = [
+        f"INSERT INTO agents (id, email, name, password_hash, role, language, extension, status, status_since, "
+        f"session_version, capacity_call, capacity_chat, capacity_mail, missed_offers, created_at) VALUES "
+        f"(1, 'a@x.nl', 'Anna', 'x', 'agent', 'nl', '201', 'offline', '{now}', 1, 1, 3, 5, 0, '{now}')",
+        f"INSERT INTO customers (id, name, company, lifetime_value, owner_id, created_at, updated_at) VALUES "
+        f"(1, 'Jan Jansen', 'Bakkerij Jansen', 10, 1, '{now}', '{now}')",
+        "INSERT INTO contact_points (id, customer_id, kind, value, normalized) VALUES "
+        "(1, 1, 'phone', '0612345678', '+31612345678')",
+        f"INSERT INTO conversations (id, channel, direction, state, routed_by_console, external_id, from_address, "
+        f"to_address, customer_id, agent_id, created_at) VALUES "
+        f"(1, 'call', 'in', 'closed', true, 'c1', '0612345678', '020', 1, 1, '{now}')",
+        f"INSERT INTO offers (id, conversation_id, agent_id, state, created_at) VALUES (1, 1, 1, 'accepted', '{now}')",
+        f"INSERT INTO conversation_events (id, conversation_id, to_state, agent_id, at) "
+        f"VALUES (1, 1, 'queued', 1, '{now}')",
+        f"INSERT INTO notes (id, customer_id, conversation_id, agent_id, body, created_at) "
+        f"VALUES (1, 1, 1, 1, 'hi', '{now}')",
+        f"INSERT INTO tickets (id, subject, description, status, priority, customer_id, conversation_id, assignee_id, "
+        f"created_at, updated_at) VALUES (1, 'Broken', '', 'open', 'high', 1, 1, 1, '{now}', '{now}')",
+        f"INSERT INTO messages (id, conversation_id, author, agent_id, body, created_at) "
+        f"VALUES (1, 1, 'customer', NULL, 'hello', '{now}')",
+        f"INSERT INTO status_periods (id, agent_id, status, started_at) VALUES (1, 1, 'offline', '{now}')",
+    ]
+    try:
+        async with db.engine.begin() as connection:
+            for statement in statements:
+                await connection.execute(text(statement))
+    finally:
+        await db.close()
+
+
+async def counts(url: str) -> dict[str, int]:
+    db = Database(url)
+    try:
+        async with db.engine.connect() as connection:
+            return {table: int((await connection.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
+                    for table in (*TABLES, "search_terms")}
+    finally:
+        await db.close()
+
+
+def test_upgrading_a_database_with_data_keeps_every_row(old_database: str) -> None:
+    asyncio.run(fill(old_database))
+    upgrade(old_database)
+    found = asyncio.run(counts(old_database))
+    assert {table: found[table] for table in TABLES} == dict.fromkeys(TABLES, 1)
+    assert found["search_terms"] == 5, "jan, jansen, bakkerij and both forms of the number"
