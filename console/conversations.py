@@ -67,10 +67,19 @@ async def _find(session: AsyncSession, channel: Channel, external_id: str, *, lo
     # After a handoff the newest part is the one that is going on.
     query = (select(Conversation).where(Conversation.channel == channel, Conversation.external_id == external_id)
              .order_by(Conversation.id.desc()).limit(1))
-    if lock:
-        # answer and hangup of one call may race; the row lock makes the second see the first.
-        query = query.with_for_update()
-    return await session.scalar(query)
+    if not lock:
+        return await session.scalar(query)
+    # answer and hangup of one call may race; the row lock makes the second see the first. A
+    # handoff may have committed a newer part while this waited for the lock: then take that one.
+    query = query.with_for_update().execution_options(populate_existing=True)
+    for _ in range(20):
+        found = await session.scalar(query)
+        if found is None:
+            return None
+        newer = await session.scalar(select(Conversation.id).where(Conversation.parent_id == found.id).limit(1))
+        if newer is None:
+            return found
+    raise Conflict("This conversation keeps changing hands; try again.", field="callId")
 
 
 async def _routed_target(session: AsyncSession, conversation: Conversation) -> str | None:

@@ -160,23 +160,27 @@ async def _complete(session: AsyncSession, handoff: Handoff, conversation: Conve
     return told
 
 
-async def _pending(session: AsyncSession, handoff_id: int) -> Handoff:
-    handoff = await session.get(Handoff, handoff_id, with_for_update=True)
-    if handoff is None:
+async def _pending(session: AsyncSession, handoff_id: int) -> tuple[Handoff, Conversation]:
+    """The waiting handoff and its conversation, locked in the order hang-ups lock them:
+    the conversation first, then the handoff (the other order deadlocks with a hang-up)."""
+    conversation_id = await session.scalar(select(Handoff.conversation_id).where(Handoff.id == handoff_id))
+    if conversation_id is None:
+        raise NotFound("This handoff does not exist.")
+    conversation = await session.get(Conversation, conversation_id, with_for_update=True, populate_existing=True)
+    handoff = await session.get(Handoff, handoff_id, with_for_update=True, populate_existing=True)
+    if handoff is None or conversation is None:
         raise NotFound("This handoff does not exist.")
     if handoff.state is not HandoffState.PENDING:
         raise Conflict("This handoff is no longer waiting (%(state)s).", field="state", state=handoff.state.value)
-    return handoff
+    return handoff, conversation
 
 
 async def accept(ctx: Context, agent_id: int, handoff_id: int) -> int:
     """The colleague takes over a warm handoff; returns the id of their part of the conversation."""
     async with ctx.db.transaction() as session:
-        handoff = await _pending(session, handoff_id)
+        handoff, conversation = await _pending(session, handoff_id)
         if handoff.to_agent_id != agent_id:
             raise Conflict("This handoff is meant for a colleague.")
-        conversation = await session.get(Conversation, handoff.conversation_id, with_for_update=True)
-        assert conversation is not None
         if conversation.state is not State.ACTIVE or conversation.agent_id != handoff.from_agent_id:
             raise Conflict("This conversation ended before the handoff was accepted.")
         colleague = await _colleague(session, handoff.from_agent_id or 0, agent_id, conversation)
@@ -192,7 +196,7 @@ async def decline(ctx: Context, agent_id: int, handoff_id: int, reason: str) -> 
     """The colleague does not take it; the first agent keeps the conversation and sees why."""
     text = check_body(reason, "reason", MAX_REASON)
     async with ctx.db.transaction() as session:
-        handoff = await _pending(session, handoff_id)
+        handoff, _ = await _pending(session, handoff_id)
         if handoff.to_agent_id != agent_id:
             raise Conflict("This handoff is meant for a colleague.")
         _end(session, handoff, HandoffState.DECLINED, agent_id, f"declined: {text}")
@@ -204,7 +208,7 @@ async def decline(ctx: Context, agent_id: int, handoff_id: int, reason: str) -> 
 async def cancel(ctx: Context, agent_id: int, handoff_id: int) -> None:
     """The first agent takes a warm handoff back before the colleague accepted."""
     async with ctx.db.transaction() as session:
-        handoff = await _pending(session, handoff_id)
+        handoff, _ = await _pending(session, handoff_id)
         if handoff.from_agent_id != agent_id:
             raise Conflict("Only who started a handoff can cancel it.")
         _end(session, handoff, HandoffState.CANCELLED, agent_id, "cancelled")

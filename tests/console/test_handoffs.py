@@ -211,3 +211,74 @@ async def test_an_unanswered_warm_handoff_comes_back_after_a_minute(ctx: Context
     assert view.current_handoff is not None and view.current_handoff.state is HandoffState.DECLINED
     assert view.current_handoff.reason == "no answer within 60 s"
     assert (await conversation(ctx, first)).agent_id == anna
+
+
+async def waiting_for_locks(db: object, count: int) -> None:
+    """Wait until `count` sessions of this database wait for a row lock (PostgreSQL)."""
+    import asyncio
+    import time
+
+    from sqlalchemy import text
+
+    deadline = time.monotonic() + 10
+    while True:
+        async with db.transaction() as session:  # type: ignore[attr-defined]
+            waiting = await session.scalar(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'"))
+        if int(waiting or 0) >= count:
+            return
+        assert time.monotonic() < deadline, f"{waiting} of {count} sessions wait for a lock"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_hangup_that_waited_for_a_handoff_ends_the_new_part(pg_url: str) -> None:
+    import asyncio
+
+    from console.db import Database
+
+    db = Database(pg_url)
+    ctx = Context(db=db, notify=RecordingNotifier(), region="NL")
+    try:
+        anna, bram, first = await on_a_call(ctx)
+        async with db.transaction() as blocker:
+            await blocker.get(Conversation, first, with_for_update=True)
+            handing = asyncio.create_task(handoffs.start(ctx, anna, first, Target(agent_id=bram), "cold", "yours"))
+            await waiting_for_locks(db, 1)
+            hanging = asyncio.create_task(conversations.hang_up(ctx, Channel.CALL, "call-1"))
+            await waiting_for_locks(db, 2)
+        handoff = await handing
+        await hanging
+        assert handoff.next_conversation_id is not None
+        assert (await conversation(ctx, handoff.next_conversation_id)).state is State.WRAP_UP, "Bram's part ended"
+        assert await status_of(ctx, bram) is AgentStatus.WRAP_UP
+    finally:
+        await db.close()
+
+
+async def test_accepting_a_handoff_while_the_caller_hangs_up_does_not_deadlock(pg_url: str) -> None:
+    import asyncio
+
+    from console.db import Database
+
+    db = Database(pg_url)
+    ctx = Context(db=db, notify=RecordingNotifier(), region="NL")
+    try:
+        anna, bram, first = await on_a_call(ctx)
+        handoff = await handoffs.start(ctx, anna, first, Target(agent_id=bram), "warm", "yours")
+        async with db.transaction() as blocker:
+            await blocker.get(Conversation, first, with_for_update=True)
+            hanging = asyncio.create_task(conversations.hang_up(ctx, Channel.CALL, "call-1"))
+            await waiting_for_locks(db, 1)
+            accepting = asyncio.create_task(handoffs.accept(ctx, bram, handoff.id))
+            await waiting_for_locks(db, 2)
+        await hanging
+        with pytest.raises(Conflict):
+            await accepting
+        async with db.transaction() as session:
+            record = await session.get(Handoff, handoff.id)
+        assert record is not None and record.state is HandoffState.CANCELLED
+        assert (await conversation(ctx, first)).state is State.WRAP_UP
+        assert await status_of(ctx, bram) is AgentStatus.AVAILABLE
+    finally:
+        await db.close()
