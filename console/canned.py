@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console import audit
-from console.errors import Conflict, InvalidInput, NotFound
+from console.errors import Conflict, Forbidden, InvalidInput, NotFound
 from console.models import Agent, CannedResponse, Customer, Role, utcnow
 from console.ports import Context
 
@@ -60,7 +60,7 @@ def fill(body: str, customer: Customer | None, agent: Agent) -> str:
 async def _supervisor(session: AsyncSession, agent_id: int) -> None:
     agent = await session.get(Agent, agent_id)
     if agent is None or agent.role not in (Role.SUPERVISOR, Role.ADMIN):
-        raise Conflict("Only supervisors manage canned responses.")
+        raise Forbidden("Only supervisors manage canned responses.")
 
 
 async def save(ctx: Context, agent_id: int, title: str, body: str, response_id: int | None = None) -> CannedResponse:

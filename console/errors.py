@@ -4,6 +4,7 @@
     ├── NotFound          a thing named by the caller does not exist
     ├── InvalidInput      a value the caller gave is malformed (carries the field)
     ├── Conflict          the request contradicts the stored state
+    ├── Forbidden         the agent's role does not allow this
     ├── TooManyAttempts   rate limit hit (carries seconds to wait)
     └── Unavailable       a backing service (database, bus) cannot be reached right now
 
@@ -43,6 +44,10 @@ class InvalidInput(ConsoleError):
 
 
 class Conflict(ConsoleError):
+    pass
+
+
+class Forbidden(ConsoleError):
     pass
 
 

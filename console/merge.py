@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from rapidfuzz import fuzz
 from sqlalchemy import and_, delete, func, select, update
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, selectinload
 
 from console import audit, customers
-from console.errors import InvalidInput, NotFound
+from console.errors import Forbidden, InvalidInput, NotFound
 from console.models import (
     Address,
     Agent,
@@ -26,6 +27,7 @@ from console.models import (
     Customer,
     CustomerMerge,
     Note,
+    Role,
     SearchTerm,
     Ticket,
     utcnow,
@@ -36,6 +38,7 @@ from console.search import TOP, fold, reindex, words
 NAME_ALIKE = 88  # token-sorted similarity (0-100) from which two names count as the same person
 NAME_ALIKE_WITH_CONTACT = 70  # lower when they also share a phone number or email address
 CANDIDATES = 200
+MAX_VALUE = Decimal("999999999999.99")  # what Numeric(14, 2) holds
 
 
 @dataclass
@@ -160,6 +163,9 @@ async def merge(ctx: Context, agent_id: int, keep_id: int, merge_id: int) -> Cus
     if keep_id == merge_id:
         raise InvalidInput("A customer cannot be merged with itself. Choose another record.", field="merge_id")
     async with ctx.db.transaction() as session:
+        merger = await session.get(Agent, agent_id)
+        if merger is None or merger.role not in (Role.SUPERVISOR, Role.ADMIN):
+            raise Forbidden("Only supervisors merge customers; ask one to merge these two.")
         locked = {c.id: c for c in await session.scalars(
             select(Customer).where(Customer.id.in_(sorted((keep_id, merge_id)))).order_by(Customer.id)
             .with_for_update())}
@@ -186,10 +192,12 @@ async def merge(ctx: Context, agent_id: int, keep_id: int, merge_id: int) -> Cus
                                   .values(customer_id=keep_id))
         await session.execute(update(Agent).where(Agent.viewing_customer_id == merge_id)
                               .values(viewing_customer_id=keep_id))
+        # Earlier merges into the record that goes away now point at the one kept.
+        await session.execute(update(CustomerMerge).where(CustomerMerge.kept_id == merge_id).values(kept_id=keep_id))
         for name in ("company", "tier", "owner_id", "language", "segment"):
             if getattr(keep, name) is None and getattr(gone, name) is not None:
                 setattr(keep, name, getattr(gone, name))
-        keep.lifetime_value = keep.lifetime_value + gone.lifetime_value
+        keep.lifetime_value = min(keep.lifetime_value + gone.lifetime_value, MAX_VALUE)
         keep.version += 1
         keep.updated_at = utcnow()
         await session.flush()

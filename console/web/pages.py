@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ from console.web.wiring import Wiring
 from realtime import close_frame
 
 MAX_FIELD = 1000
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # no database stores NUL; none belongs in a form
 MAX_ID = 2**31 - 1
 
 
@@ -64,6 +66,9 @@ def field(form: FormData, name: str, limit: int = MAX_FIELD) -> str:
         return ""
     if len(value) > limit:
         raise InvalidInput("This text is longer than %(limit)s characters.", field=name, limit=limit)
+    if CONTROL.search(value):
+        raise InvalidInput("This text contains control characters; type or paste it again as plain text.",
+                           field=name)
     return value
 
 

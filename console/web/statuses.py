@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from console.errors import Conflict, ConsoleError, InvalidInput, NotFound, TooManyAttempts, Unavailable
+from console.errors import Conflict, ConsoleError, Forbidden, InvalidInput, NotFound, TooManyAttempts, Unavailable
 
-STATUS: dict[type[ConsoleError], int] = {InvalidInput: 422, NotFound: 404, Conflict: 409, TooManyAttempts: 429,
-                                         Unavailable: 503}
+STATUS: dict[type[ConsoleError], int] = {InvalidInput: 422, NotFound: 404, Conflict: 409, Forbidden: 403,
+                                         TooManyAttempts: 429, Unavailable: 503}
 
 
 def status_of(exc: ConsoleError) -> int:

@@ -13,12 +13,13 @@ from html import escape
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from console import audit, canned, handoffs, i18n, merge, notes, profile, search, tickets
-from console.errors import Conflict, ConsoleError, InvalidInput, NotFound
+from console.errors import ConsoleError, Forbidden, InvalidInput, NotFound
 from console.models import Agent, Conversation, Customer, Role, Tier
 from console.web.pages import (
     NO_CONVERSATION,
@@ -82,6 +83,11 @@ def signed_in(handler: Callable[[Request, int], Awaitable[Response]]) -> Endpoin
     return endpoint
 
 
+async def is_supervisor(session: AsyncSession, agent_id: int) -> bool:
+    agent = await session.get(Agent, agent_id)
+    return agent is not None and agent.role in (Role.SUPERVISOR, Role.ADMIN)
+
+
 def htmx_only(request: Request) -> Response | None:
     """Panel fragments are parts of the agent page; a browser that asks for one directly gets the page."""
     return None if request.headers.get("hx-request") else RedirectResponse("/", status_code=303)
@@ -91,12 +97,12 @@ def htmx_only(request: Request) -> Response | None:
 
 async def conversation_note(request: Request) -> Response:
     return await act(request, lambda ctx, agent_id, form: notes.add(
-        ctx, agent_id, field(form, "body", notes.MAX_NOTE + 1), conversation_id=conversation_of(request)))
+        ctx, agent_id, field(form, "body", notes.MAX_NOTE), conversation_id=conversation_of(request)))
 
 
 async def customer_note(request: Request) -> Response:
     return await act(request, lambda ctx, agent_id, form: notes.add(
-        ctx, agent_id, field(form, "body", notes.MAX_NOTE + 1), customer_id=path_id(request, NO_CUSTOMER)))
+        ctx, agent_id, field(form, "body", notes.MAX_NOTE), customer_id=path_id(request, NO_CUSTOMER)))
 
 
 # Handoffs -------------------------------------------------------------------------------------
@@ -113,7 +119,7 @@ def target_of(form: FormData) -> handoffs.Target:
 async def start_handoff(request: Request) -> Response:
     return await act(request, lambda ctx, agent_id, form: handoffs.start(
         ctx, agent_id, conversation_of(request), target_of(form), field(form, "mode", 10),
-        field(form, "note", handoffs.MAX_NOTE + 1)))
+        field(form, "note", handoffs.MAX_NOTE)))
 
 
 async def accept_handoff(request: Request) -> Response:
@@ -122,7 +128,7 @@ async def accept_handoff(request: Request) -> Response:
 
 async def decline_handoff(request: Request) -> Response:
     return await act(request, lambda ctx, agent_id, form: handoffs.decline(
-        ctx, agent_id, path_id(request, NO_HANDOFF), field(form, "reason", handoffs.MAX_REASON + 1)))
+        ctx, agent_id, path_id(request, NO_HANDOFF), field(form, "reason", handoffs.MAX_REASON)))
 
 
 async def cancel_handoff(request: Request) -> Response:
@@ -133,7 +139,7 @@ async def cancel_handoff(request: Request) -> Response:
 
 def draft_of(form: FormData) -> tickets.Draft:
     return tickets.Draft(
-        subject=field(form, "subject", tickets.MAX_SUBJECT + 1), description=field(form, "description", 10_001),
+        subject=field(form, "subject", tickets.MAX_SUBJECT), description=field(form, "description", 10_000),
         priority=field(form, "priority", 20) or "normal", status=field(form, "status", 20) or "new",
         assignee_id=optional_id(form, "assignee_id", NotFound("That colleague does not exist.", field="assignee_id")),
         queue_id=optional_id(form, "queue_id", NotFound("That queue does not exist.", field="queue_id")),
@@ -179,7 +185,7 @@ async def show_ticket(request: Request, agent_id: int) -> Response:
 async def edit_ticket(request: Request, agent_id: int) -> Response:
     ticket_id = path_id(request, NO_TICKET)
     form = await request.form()
-    submitted = {name: field(form, name, 10_001) for name in ("subject", "description", "priority", "status")}
+    submitted = {name: field(form, name, 10_000) for name in ("subject", "description", "priority", "status")}
     try:
         version = int(field(form, "version", 10) or "0")
         changes: dict[str, object] = dict(submitted)
@@ -200,7 +206,7 @@ async def comment_ticket(request: Request, agent_id: int) -> Response:
     ticket_id = path_id(request, NO_TICKET)
     form = await request.form()
     try:
-        await tickets.comment(wiring(request).ctx, agent_id, ticket_id, field(form, "body", 10_001))
+        await tickets.comment(wiring(request).ctx, agent_id, ticket_id, field(form, "body", 10_000))
     except InvalidInput as exc:
         _ = i18n.translations(await language_of(request, agent_id)).gettext
         return await ticket_page(request, agent_id, ticket_id, 422, error=exc.translated(_))
@@ -248,8 +254,8 @@ async def edit_customer_form(request: Request, agent_id: int) -> Response:
 
 def changes_of(form: FormData) -> profile.Changes:
     return profile.Changes(
-        name=field(form, "name", 201), company=field(form, "company", 201), tier=field(form, "tier", 5),
-        segment=field(form, "segment", 101), language=field(form, "language", 8),
+        name=field(form, "name", 200), company=field(form, "company", 200), tier=field(form, "tier", 5),
+        segment=field(form, "segment", 100), language=field(form, "language", 8),
         owner_id=optional_id(form, "owner_id", NotFound("That colleague does not exist.", field="owner_id")),
         lifetime_value=field(form, "lifetime_value", 40), consent_email=bool(field(form, "consent_email", 5)),
         consent_phone=bool(field(form, "consent_phone", 5)))
@@ -289,14 +295,14 @@ async def add_contact_point(request: Request) -> Response:
 
 async def add_address(request: Request) -> Response:
     return await act(request, lambda ctx, agent_id, form: profile.add_address(
-        ctx, agent_id, path_id(request, NO_CUSTOMER), kind=field(form, "kind", 20), street=field(form, "street", 201),
-        postal_code=field(form, "postal_code", 21), city=field(form, "city", 101), country=field(form, "country", 3)))
+        ctx, agent_id, path_id(request, NO_CUSTOMER), kind=field(form, "kind", 20), street=field(form, "street", 200),
+        postal_code=field(form, "postal_code", 20), city=field(form, "city", 100), country=field(form, "country", 2)))
 
 
 async def add_contract(request: Request) -> Response:
     return await act(request, lambda ctx, agent_id, form: profile.add_contract(
-        ctx, agent_id, path_id(request, NO_CUSTOMER), title=field(form, "title", 201), status=field(form, "status", 20),
-        starts_on=field(form, "starts_on", 20), ends_on=field(form, "ends_on", 20), terms=field(form, "terms", 10_001)))
+        ctx, agent_id, path_id(request, NO_CUSTOMER), title=field(form, "title", 200), status=field(form, "status", 20),
+        starts_on=field(form, "starts_on", 20), ends_on=field(form, "ends_on", 20), terms=field(form, "terms", 10_000)))
 
 
 def remove(kind: str) -> Endpoint:
@@ -318,9 +324,8 @@ async def audit_trail(request: Request, agent_id: int) -> Response:
     """Who viewed and changed this customer: for supervisors (personal data, GDPR)."""
     customer_id = path_id(request, NO_CUSTOMER)
     async with wiring(request).ctx.db.transaction() as session:
-        agent = await session.get(Agent, agent_id)
-        if agent is None or agent.role not in (Role.SUPERVISOR, Role.ADMIN):
-            raise Conflict("Only supervisors see the audit trail.")
+        if not await is_supervisor(session, agent_id):
+            raise Forbidden("Only supervisors see the audit trail.")
         customer = await session.get(Customer, customer_id)
         if customer is None:
             raise NO_CUSTOMER
@@ -334,7 +339,9 @@ async def duplicates_of(request: Request, agent_id: int) -> Response:
     async with wiring(request).ctx.db.transaction() as session:
         found = await merge.duplicates_of(session, customer_id)
         customer = await session.get(Customer, customer_id)
-    return await fragment(request, agent_id, "partials/duplicates.html", customer=customer, found=found)
+        supervisor = await is_supervisor(session, agent_id)
+    return await fragment(request, agent_id, "partials/duplicates.html", customer=customer, found=found,
+                          supervisor=supervisor)
 
 
 @signed_in
@@ -360,6 +367,7 @@ async def merge_customers(request: Request, agent_id: int) -> Response:
         found = await merge.duplicates_of(session, keep_id)
     html = wiring(request).renderer.render(
         "partials/duplicates.html", await language_of(request, agent_id), customer=customer, found=found,
+        supervisor=True,
         merged=_("%(name)s was merged into this customer.") % {"name": record.merged_name})
     return await with_live(request, agent_id, html)
 
@@ -369,12 +377,12 @@ async def merge_customers(request: Request, agent_id: int) -> Response:
 async def canned_page(request: Request, agent_id: int, status_code: int = 200, **values: Any) -> Response:
     w = wiring(request)
     async with w.ctx.db.transaction() as session:
-        agent = await session.get(Agent, agent_id)
+        supervisor = await is_supervisor(session, agent_id)
         responses = await canned.listed(session)
     view = await w.notifier.view(agent_id)
     current = view.current
     return await fragment(request, agent_id, "partials/canned.html", status_code, responses=responses,
-                          supervisor=agent is not None and agent.role in (Role.SUPERVISOR, Role.ADMIN),
+                          supervisor=supervisor,
                           conversation_id=current.id if current else None, **values)
 
 
@@ -389,7 +397,7 @@ async def list_canned(request: Request, agent_id: int) -> Response:
 async def save_canned(request: Request, agent_id: int) -> Response:
     form = await request.form()
     raw_id = request.path_params.get("id")
-    values = {"title": field(form, "title", canned.MAX_TITLE + 1), "body": field(form, "body", canned.MAX_BODY + 1)}
+    values = {"title": field(form, "title", canned.MAX_TITLE), "body": field(form, "body", canned.MAX_BODY)}
     try:
         await canned.save(wiring(request).ctx, agent_id, values["title"], values["body"],
                           record_id(raw_id, NO_RESPONSE) if raw_id is not None else None)

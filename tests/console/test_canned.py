@@ -3,7 +3,7 @@
 import pytest
 
 from console import canned
-from console.errors import Conflict, InvalidInput
+from console.errors import Conflict, Forbidden, InvalidInput
 from console.ports import Context
 from tests.helpers import add_agent, add_customer
 
@@ -15,7 +15,7 @@ async def test_supervisors_save_responses_and_agents_get_them_filled_in(ctx: Con
     response = await canned.save(ctx, sanne, "Greeting", "Hallo {customer.first_name}, met {agent.name}.")
     assert await canned.render_for(ctx, anna, response.id, customer) == "Hallo Piet, met Anna Visser."
     assert await canned.render_for(ctx, anna, response.id, None) == "Hallo , met Anna Visser."
-    with pytest.raises(Conflict, match="supervisors"):
+    with pytest.raises(Forbidden, match="supervisors"):
         await canned.save(ctx, anna, "Mine", "text")
     with pytest.raises(Conflict, match="exists already"):
         await canned.save(ctx, sanne, "Greeting", "other")

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from console import conversations, merge, notes, search, tickets
-from console.errors import InvalidInput, NotFound
+from console.errors import Forbidden, InvalidInput, NotFound
 from console.models import (
     Address,
     AddressKind,
@@ -43,7 +43,7 @@ async def test_likely_duplicates_of_one_customer(ctx: Context) -> None:
 
 
 async def test_merge_moves_everything_and_keeps_a_record(ctx: Context) -> None:
-    anna = await add_agent(ctx.db, "anna@x.nl", "Anna")
+    anna = await add_agent(ctx.db, "anna@x.nl", "Anna", role="supervisor")
     keep = await add_customer(ctx.db, "Piet Jansen", phones=("0612345678",), lifetime_value="100.50")
     gone = await add_customer(ctx.db, "Piet Janssen", phones=("0612345678",), emails=("piet@example.nl",),
                               company="Bakkerij", lifetime_value="20")
@@ -78,13 +78,17 @@ async def test_merge_moves_everything_and_keeps_a_record(ctx: Context) -> None:
     assert found == [keep], "the merged email now finds the kept customer"
 
 
-async def test_merge_refuses_itself_and_unknown_customers(ctx: Context) -> None:
-    anna = await add_agent(ctx.db, "anna@x.nl", "Anna")
+async def test_merge_refuses_itself_unknown_customers_and_agents_who_are_not_supervisors(ctx: Context) -> None:
+    anna = await add_agent(ctx.db, "anna@x.nl", "Anna", role="supervisor")
+    bram = await add_agent(ctx.db, "bram@x.nl", "Bram")
     keep = await add_customer(ctx.db, "Piet Jansen")
+    other = await add_customer(ctx.db, "Piet Janssen")
+    with pytest.raises(Forbidden, match="Only supervisors"):
+        await merge.merge(ctx, bram, keep, other)
     with pytest.raises(InvalidInput, match="itself"):
         await merge.merge(ctx, anna, keep, keep)
     with pytest.raises(NotFound):
         await merge.merge(ctx, anna, keep, keep + 100)
     async with ctx.db.transaction() as session:
-        assert await session.get(Customer, keep) is not None
+        assert await session.get(Customer, keep) is not None and await session.get(Customer, other) is not None
         assert list(await session.scalars(select(CustomerMerge))) == []

@@ -1,4 +1,6 @@
 import asyncio
+import re
+from pathlib import Path
 
 from console import routing
 from console.ports import Context
@@ -36,3 +38,20 @@ def test_untrusted_names_are_escaped_in_the_pop() -> None:
                                                  candidates=[candidate])]))
     assert "<script>" not in html and "<img" not in html and "<b>Bold" not in html
     assert "&lt;b&gt;Bold&lt;/b&gt;" in html and "A&amp;B" in html
+
+
+
+EVALUATED = re.compile(r"""(hx-confirm|hx-vals|hx-prompt)=(?:"([^"]*)"|'([^']*)')""")
+
+
+def test_no_untrusted_text_reaches_attributes_htmx_evaluates() -> None:
+    """htmx runs hx-confirm and hx-vals values that start with "js:" as script: such attributes
+    hold fixed texts and ids only, never a name or an address someone typed."""
+    checked = 0
+    for template in Path("templates").rglob("*.html"):
+        for match in EVALUATED.finditer(template.read_text()):
+            value = match.group(2) if match.group(2) is not None else match.group(3)
+            for expression in re.findall(r"{{(.*?)}}", value):
+                checked += 1
+                assert re.fullmatch(r"\s*(_\('[^']*'\)|[a-z_.]*\.id)\s*", expression), (template, expression)
+    assert checked >= 4

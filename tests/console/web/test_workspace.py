@@ -56,6 +56,10 @@ async def test_notes_tickets_and_handoff_refusals_in_the_page(live_server: LiveS
         assert f'<option value="{ids["bram"]}">Bram</option>' in page.text, "tickets go to offline colleagues too"
         empty = await client.post(f"/conversations/{conversation}/notes", data={"body": "  "}, headers=headers)
         assert empty.status_code == 422 and "the note is empty" in empty.text
+        nul = await client.post(f"/conversations/{conversation}/notes", data={"body": "a\x00b"}, headers=headers)
+        assert nul.status_code == 422 and "control characters" in nul.text
+        huge = await client.post(f"/conversations/{conversation}/notes", data={"body": "x" * 5001}, headers=headers)
+        assert huge.status_code == 422 and "longer than 5000 characters" in huge.text
 
         offline = await client.post(f"/conversations/{conversation}/handoff", headers=headers, data={
             "target": f"agent:{ids['bram']}", "mode": "warm", "note": "please"})
@@ -123,13 +127,22 @@ async def test_customer_page_search_merge_and_edit_conflicts(live_server: LiveSe
         assert bad.status_code == 422 and "Name is required" in bad.text
 
         duplicates = await client.get(f"/customers/{ids['jan']}/duplicates", headers=HX)
-        assert f'name="other_id" value="{twin}"' in duplicates.text
-        itself = await client.post(f"/customers/{ids['jan']}/merge", headers=headers,
-                                   data={"other_id": str(ids["jan"])})
+        assert "same phone" in duplicates.text
+        assert 'name="other_id"' not in duplicates.text, "merging is for supervisors"
+        refused = await client.post(f"/customers/{ids['jan']}/merge", headers=headers, data={"other_id": str(twin)})
+        assert refused.status_code == 403 and "Only supervisors merge customers" in refused.text
+    async with httpx.AsyncClient(base_url=live_server.url) as supervisor:
+        token = await log_in(supervisor, "sanne@x.nl")
+        headers = {"X-CSRF-Token": token, **HX}
+        offered = await supervisor.get(f"/customers/{ids['jan']}/duplicates", headers=HX)
+        assert f'name="other_id" value="{twin}"' in offered.text
+        itself = await supervisor.post(f"/customers/{ids['jan']}/merge", headers=headers,
+                                       data={"other_id": str(ids["jan"])})
         assert itself.status_code == 422 and "cannot be merged with itself" in itself.text
-        merged = await client.post(f"/customers/{ids['jan']}/merge", headers=headers, data={"other_id": str(twin)})
+        merged = await supervisor.post(f"/customers/{ids['jan']}/merge", headers=headers,
+                                       data={"other_id": str(twin)})
         assert merged.status_code == 200 and "was merged into this customer" in merged.text
-        assert (await client.post(f"/customers/{twin}/open", headers=headers)).status_code == 404
+        assert (await supervisor.post(f"/customers/{twin}/open", headers=headers)).status_code == 404
 
 
 async def test_canned_responses_are_for_supervisors_to_manage(live_server: LiveServer, database_url: str) -> None:
@@ -147,7 +160,7 @@ async def test_canned_responses_are_for_supervisors_to_manage(live_server: LiveS
         conversation = await on_a_call(agent, token)
         refused = await agent.post("/canned", headers={"X-CSRF-Token": token, **HX},
                                    data={"title": "Mine", "body": "text"})
-        assert refused.status_code == 409 and "Only supervisors" in refused.text
+        assert refused.status_code == 403 and "Only supervisors" in refused.text
         filled = await agent.get(f"/canned/1/fill?conversation={conversation}", headers=HX)
         assert filled.text == "Dag Jan, met Anna de Vries"
 
@@ -180,7 +193,7 @@ async def test_an_unknown_caller_is_linked_to_a_customer_found_by_search(live_se
         assert "Jan &lt;b&gt;Jansen&lt;/b&gt;" in again.text
 
         refused = await client.get(f"/customers/{ids['jan']}/audit", headers=HX)
-        assert refused.status_code == 409 and "Only supervisors" in refused.text
+        assert refused.status_code == 403 and "Only supervisors" in refused.text
     async with httpx.AsyncClient(base_url=live_server.url) as supervisor:
         await log_in(supervisor, "sanne@x.nl")
         trail = await supervisor.get(f"/customers/{ids['jan']}/audit", headers=HX)
