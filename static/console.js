@@ -106,6 +106,17 @@
     if (event.key === "Escape" && event.target && event.target.id === "customer-search") closeResults();
   });
 
+  // Pushes morph the sections an agent works in; a part they opened (a form in <details>)
+  // stays open, so what they type stays in view and their keys do not fall through to shortcuts.
+  if (window.htmx && htmx.registerExtension) {
+    htmx.registerExtension("keep-open", {
+      htmx_before_morph_node: function (element, detail) {
+        var old = detail && detail.oldNode, next = detail && detail.newNode;
+        if (old && next && old.tagName === "DETAILS" && old.open && next.setAttribute) next.setAttribute("open", "");
+      }
+    });
+  }
+
   // Screen readers hear each new offer and handoff once, through the live region.
   var spoken = new Set();
   function announce() {

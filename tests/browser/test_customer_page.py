@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.async_api import Browser, expect
 
 from console.db import Database
 from tests.browser.test_handoff import agent_page
 from tests.conftest import LiveServer, make_settings
-from tests.helpers import add_agent, add_customer
+from tests.helpers import add_agent, add_customer, log_in
 
 pytestmark = pytest.mark.browser
 
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.browser
 async def server(sqlite_url: str, tmp_path: Path) -> object:
     db = Database(sqlite_url)
     await add_agent(db, "anna@x.nl", "Anna de Vries", extension="201")
+    await add_agent(db, "bram@x.nl", "Bram Bakker", extension="202")
     await add_customer(db, "Jan Jansen", phones=("0612345678",), company="Jansen Installatietechniek")
     await add_customer(db, "Marieke <i>van Dijk</i>", emails=("marieke@example.nl",))
     await db.close()
@@ -47,6 +49,21 @@ async def test_search_open_note_and_edit_a_customer(browser: Browser, server: Li
     await panel.locator("form.compose button[type=submit]").click()
     await expect(panel.locator(".timeline .kind-note")).to_contain_text("Prefers a call after 16:00")
     await expect(note).to_have_value("")
+
+    # A colleague's note is pushed while Anna types an address: the form stays open, her text stays.
+    await panel.locator("summary", has_text="Add address").click()
+    street = panel.locator("input[name=street]")
+    await street.fill("Dorpsstraat 12")
+    async with httpx.AsyncClient(base_url=server.url) as colleague:
+        token = await log_in(colleague, "bram@x.nl")
+        action = await panel.locator("form[hx-post$='/addresses']").get_attribute("hx-post")
+        assert action
+        added = await colleague.post(action.replace("/addresses", "/notes"), data={"body": "Called from site"},
+                                     headers={"X-CSRF-Token": token, "HX-Request": "true"})
+        assert added.status_code == 200
+    await expect(panel.locator(".timeline .kind-note").first).to_contain_text("Called from site", timeout=10_000)
+    await expect(street).to_be_visible()
+    await expect(street).to_have_value("Dorpsstraat 12")
 
     await panel.get_by_role("button", name="Edit profile").click()
     form = page.locator("#panel form.profile")
