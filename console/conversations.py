@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,10 +24,12 @@ from console.models import (
     Direction,
     Handoff,
     HandoffState,
+    Note,
     Offer,
     OfferState,
     Queue,
     State,
+    Ticket,
     utcnow,
 )
 from console.ports import Context
@@ -314,14 +316,30 @@ async def _held_by(session: AsyncSession, conversation_id: int, agent_id: int) -
     return conversation, viewers
 
 
+async def _attach(session: AsyncSession, conversation: Conversation, customer_id: int) -> None:
+    """The conversation, its earlier parts and the notes and tickets written before the caller was
+    known now belong to the customer, so they show on the customer's page and timeline."""
+    parts = [conversation.id]
+    parent = conversation.parent_id
+    while parent is not None and parent not in parts and len(parts) < 50:
+        parts.append(parent)
+        parent = await session.scalar(select(Conversation.parent_id).where(Conversation.id == parent))
+    conversation.customer_id = customer_id
+    await session.execute(update(Conversation).where(Conversation.id.in_(parts), Conversation.customer_id.is_(None))
+                          .values(customer_id=customer_id))
+    for model in (Note, Ticket):
+        await session.execute(update(model).where(model.conversation_id.in_(parts), model.customer_id.is_(None))
+                              .values(customer_id=customer_id))
+
+
 async def link_customer(ctx: Context, agent_id: int, conversation_id: int, customer_id: int) -> None:
     """Attach the conversation to an existing customer, adding the caller's address to them."""
     async with ctx.db.transaction() as session:
         conversation, viewers = await _held_by(session, conversation_id, agent_id)
-        customer = await session.get(Customer, customer_id)
+        customer = await session.get(Customer, customer_id, with_for_update=True)  # not merged away meanwhile
         if customer is None:
             raise NotFound("That customer does not exist.", field="customer_id")
-        conversation.customer_id = customer.id
+        await _attach(session, conversation, customer.id)
         audit.record(session, agent_id, audit.UPDATE, audit.CUSTOMER, customer.id,
                      f"linked conversation {conversation_id}")
         kind = CONTACT_KIND[conversation.channel]
@@ -346,7 +364,7 @@ async def create_customer(
         conversation, viewers = await _held_by(session, conversation_id, agent_id)
         customer = await customers.create(session, name=name, company=company, phones=[phone], emails=[email],
                                           region=ctx.region)
-        conversation.customer_id = customer.id
+        await _attach(session, conversation, customer.id)
         customer_id = customer.id
         audit.record(session, agent_id, audit.CREATE, audit.CUSTOMER, customer_id,
                      f"from conversation {conversation_id}")

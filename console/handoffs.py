@@ -26,6 +26,7 @@ from console.errors import Conflict, InvalidInput, NotFound
 from console.models import (
     Agent,
     AgentStatus,
+    Channel,
     Conversation,
     ConversationEvent,
     Handoff,
@@ -120,6 +121,9 @@ async def start(ctx: Context, agent_id: int, conversation_id: int, target: Targe
         audit.record(session, agent_id, audit.HANDOFF, audit.CONVERSATION, conversation.id,
                      f"{how.value} to {_name(colleague, queue)}")
         told = {agent_id} | ({colleague.id} if colleague else set())
+        if colleague is not None and conversation.customer_id is not None:
+            audit.record(session, colleague.id, audit.VIEW, audit.CUSTOMER, conversation.customer_id,
+                         f"handoff of conversation {conversation.id}")
         if how is HandoffMode.COLD:
             told |= await _complete(session, handoff, conversation, colleague, queue)
     await ctx.notify.agents_changed(told)
@@ -151,6 +155,10 @@ async def _complete(session: AsyncSession, handoff: Handoff, conversation: Conve
         told.add(colleague.id)
     else:
         picked = await route(session, following, exclude={conversation.agent_id or 0})
+        if picked is None and conversation.channel is Channel.CALL:
+            # The caller is still on the line with the first agent: nobody may let go of them.
+            raise Conflict("Nobody in %(queue)s is free to take the call now. Keep the caller, or try again "
+                           "in a moment.", field="to_queue_id", queue=queue.name if queue else "?")
         told |= {picked.id} if picked else set()
     handoff.state = HandoffState.ACCEPTED
     handoff.next_conversation_id = following.id

@@ -5,7 +5,6 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from console import audit
 from console.conversations import start_handling
 from console.errors import Conflict, NotFound
 from console.lifecycle import set_presence
@@ -39,9 +38,6 @@ async def accept(ctx: Context, agent_id: int, conversation_id: int) -> None:
             other.state, other.ended_at = OfferState.WITHDRAWN, now
         agent = await session.get(Agent, agent_id, with_for_update=True)
         await start_handling(session, conversation, agent, "accepted")
-        if conversation.customer_id is not None:
-            audit.record(session, agent_id, audit.VIEW, audit.CUSTOMER, conversation.customer_id,
-                         f"screen-pop of conversation {conversation_id}")
         touched = {agent_id, *(o.agent_id for o in others)}
     await ctx.notify.agents_changed(touched)
 

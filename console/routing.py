@@ -17,6 +17,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.elements import SQLCoreOperations
 
+from console import audit
 from console.errors import InvalidInput, NotFound
 from console.lifecycle import move, set_presence
 from console.models import (
@@ -145,6 +146,10 @@ async def offer(session: AsyncSession, conversation: Conversation, agent: Agent,
     session.add(record)
     move(conversation, State.OFFERED, session, agent_id=agent.id, at=now)
     conversation.agent_id = agent.id
+    if conversation.customer_id is not None:
+        # The pop shows the customer from the moment it rings: that is when the agent sees them.
+        audit.record(session, agent.id, audit.VIEW, audit.CUSTOMER, conversation.customer_id,
+                     f"screen-pop of conversation {conversation.id}")
     await session.flush()
     return record
 

@@ -179,7 +179,7 @@ def make_routes(w: Wiring) -> list[BaseRoute]:
         Route("/customers/{id:int}/addresses/{detail:int}/delete", workspace.remove_address, methods=["POST"]),
         Route("/customers/{id:int}/contracts", workspace.add_contract, methods=["POST"]),
         Route("/customers/{id:int}/duplicates", workspace.duplicates_of, methods=["GET"]),
-        Route("/customers/{id:int}/audit", workspace.audit_trail, methods=["GET"]),
+        Route("/audit/{entity}/{id:int}", workspace.audit_trail, methods=["GET"]),
         Route("/customers/{id:int}/merge", workspace.merge_customers, methods=["POST"]),
         Route("/duplicates", workspace.duplicate_list, methods=["GET"]),
         Route("/canned", workspace.list_canned, methods=["GET"]),

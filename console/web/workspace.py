@@ -20,7 +20,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from console import audit, canned, handoffs, i18n, merge, notes, profile, search, tickets
 from console.errors import ConsoleError, Forbidden, InvalidInput, NotFound
-from console.models import Agent, Conversation, Customer, Role, Tier
+from console.models import Agent, Conversation, Customer, Role, Ticket, Tier
 from console.web.pages import (
     NO_CONVERSATION,
     NO_CUSTOMER,
@@ -171,7 +171,9 @@ async def ticket_page(request: Request, agent_id: int, ticket_id: int, status_co
                       **values: Any) -> Response:
     async with wiring(request).ctx.db.transaction() as session:
         page = await tickets.page(session, agent_id, ticket_id)
-    return await fragment(request, agent_id, "partials/ticket.html", status_code, page=page, **values)
+        supervisor = await is_supervisor(session, agent_id)
+    return await fragment(request, agent_id, "partials/ticket.html", status_code, page=page, supervisor=supervisor,
+                          **values)
 
 
 @signed_in
@@ -245,6 +247,8 @@ async def customer_form(request: Request, agent_id: int, customer: Customer, sta
 
 @signed_in
 async def edit_customer_form(request: Request, agent_id: int) -> Response:
+    if (page := htmx_only(request)) is not None:
+        return page
     async with wiring(request).ctx.db.transaction() as session:
         customer = await session.get(Customer, path_id(request, NO_CUSTOMER))
     if customer is None:
@@ -319,22 +323,35 @@ remove_contact_point = remove("contact-point")
 remove_address = remove("address")
 
 
+AUDITED = {audit.CUSTOMER: (Customer, NO_CUSTOMER), audit.TICKET: (Ticket, NO_TICKET),
+           audit.CONVERSATION: (Conversation, NO_CONVERSATION)}
+
+
 @signed_in
 async def audit_trail(request: Request, agent_id: int) -> Response:
-    """Who viewed and changed this customer: for supervisors (personal data, GDPR)."""
-    customer_id = path_id(request, NO_CUSTOMER)
+    """Who viewed and changed this customer, ticket or conversation: for supervisors (GDPR)."""
+    if (page := htmx_only(request)) is not None:
+        return page
+    entity = request.path_params["entity"]
+    if entity not in AUDITED:
+        raise NotFound("Nothing is audited under that name.")
+    model, missing = AUDITED[entity]
+    record_key = path_id(request, missing)
     async with wiring(request).ctx.db.transaction() as session:
         if not await is_supervisor(session, agent_id):
             raise Forbidden("Only supervisors see the audit trail.")
-        customer = await session.get(Customer, customer_id)
-        if customer is None:
-            raise NO_CUSTOMER
-        events = await audit.trail(session, audit.CUSTOMER, customer_id, limit=100)
-    return await fragment(request, agent_id, "partials/audit.html", customer=customer, events=events)
+        if await session.get(model, record_key) is None:
+            raise missing
+        events = await audit.trail(session, entity, record_key, limit=200)
+    _ = i18n.translations(await language_of(request, agent_id)).gettext
+    title = {audit.CUSTOMER: _("Customer"), audit.TICKET: _("Ticket"), audit.CONVERSATION: _("Conversation")}[entity]
+    return await fragment(request, agent_id, "partials/audit.html", title=f"{title} #{record_key}", events=events)
 
 
 @signed_in
 async def duplicates_of(request: Request, agent_id: int) -> Response:
+    if (page := htmx_only(request)) is not None:
+        return page
     customer_id = path_id(request, NO_CUSTOMER)
     async with wiring(request).ctx.db.transaction() as session:
         found = await merge.duplicates_of(session, customer_id)
@@ -415,6 +432,8 @@ async def delete_canned(request: Request, agent_id: int) -> Response:
 
 @signed_in
 async def fill_canned(request: Request, agent_id: int) -> Response:
+    if (page := htmx_only(request)) is not None:
+        return page
     w = wiring(request)
     raw = request.query_params.get("conversation", "")
     customer_id = None

@@ -282,3 +282,30 @@ async def test_accepting_a_handoff_while_the_caller_hangs_up_does_not_deadlock(p
         assert await status_of(ctx, bram) is AgentStatus.AVAILABLE
     finally:
         await db.close()
+
+
+async def test_a_call_is_not_let_go_into_a_queue_where_nobody_is_free(ctx: Context) -> None:
+    anna, bram, first = await on_a_call(ctx)
+    await routing.set_status(ctx, bram, "away", "Lunch")
+    async with ctx.db.transaction() as session:
+        queue = Queue(name="sales")
+        session.add(queue)
+        await session.flush()
+        queue_id = queue.id
+    with pytest.raises(Conflict, match="Keep the caller"):
+        await handoffs.start(ctx, anna, first, Target(queue_id=queue_id), "cold", "Wants a quote")
+    assert (await conversation(ctx, first)).state is State.ACTIVE
+    async with ctx.db.transaction() as session:
+        assert list(await session.scalars(select(Handoff))) == []
+        assert await session.scalar(select(Conversation.id).where(Conversation.parent_id == first)) is None
+
+
+async def test_who_saw_the_customer_is_recorded_when_it_rings_and_when_it_is_handed_over(ctx: Context) -> None:
+    from console.models import AuditEvent
+
+    anna, bram, first = await on_a_call(ctx)
+    await handoffs.start(ctx, anna, first, Target(agent_id=bram), "warm", "Please take over")
+    async with ctx.db.transaction() as session:
+        views = [(e.agent_id, e.detail) for e in await session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "view").order_by(AuditEvent.id))]
+    assert views == [(anna, f"screen-pop of conversation {first}"), (bram, f"handoff of conversation {first}")]

@@ -51,3 +51,22 @@ async def test_notes_refuse_empty_oversize_and_unknown_targets(ctx: Context) -> 
         await notes.add(ctx, anna, "hello", conversation_id=12345)
     note = await notes.add(ctx, anna, "Prefers mail", customer_id=customer)
     assert note.conversation_id is None
+
+
+async def test_notes_and_tickets_written_before_the_caller_was_known_follow_the_link(ctx: Context) -> None:
+    from console import tickets
+    from console.models import Note, Ticket
+    from console.tickets import Draft
+
+    anna = await add_agent(ctx.db, "anna@x.nl", "Anna", extension="201")
+    customer = await add_customer(ctx.db, "Piet Jansen")
+    await routing.set_status(ctx, anna, "available")
+    arrival = await conversations.arrive(ctx, channel=Channel.CALL, external_id="n2", from_address="0655555555",
+                                         to_address="020")
+    await offers.accept(ctx, anna, arrival.conversation_id)
+    await notes.add(ctx, anna, "Caller asks about a delivery", conversation_id=arrival.conversation_id)
+    await tickets.open_ticket(ctx, anna, Draft(subject="Delivery", conversation_id=arrival.conversation_id))
+    await conversations.link_customer(ctx, anna, arrival.conversation_id, customer)
+    async with ctx.db.transaction() as session:
+        assert [n.customer_id for n in await session.scalars(select(Note))] == [customer]
+        assert [t.customer_id for t in await session.scalars(select(Ticket))] == [customer]

@@ -192,12 +192,16 @@ async def test_an_unknown_caller_is_linked_to_a_customer_found_by_search(live_se
         again = await client.get("/customers/search", params={"q": "0655555555"}, headers=HX)
         assert "Jan &lt;b&gt;Jansen&lt;/b&gt;" in again.text
 
-        refused = await client.get(f"/customers/{ids['jan']}/audit", headers=HX)
+        refused = await client.get(f"/audit/customer/{ids['jan']}", headers=HX)
         assert refused.status_code == 403 and "Only supervisors" in refused.text
     async with httpx.AsyncClient(base_url=live_server.url) as supervisor:
         await log_in(supervisor, "sanne@x.nl")
-        trail = await supervisor.get(f"/customers/{ids['jan']}/audit", headers=HX)
+        trail = await supervisor.get(f"/audit/customer/{ids['jan']}", headers=HX)
         assert trail.status_code == 200 and "Anna de Vries: update" in trail.text
+        calls = await supervisor.get(f"/audit/conversation/{conversation}", headers=HX)
+        assert calls.status_code == 200 and "Audit trail: Conversation #" in calls.text
+        assert (await supervisor.get("/audit/payroll/1", headers=HX)).status_code == 404
+        assert (await supervisor.get(f"/audit/customer/{ids['jan']}")).status_code == 303, "only inside the page"
 
 
 async def test_a_note_is_pushed_to_a_colleague_who_has_the_customer_open(live_server: LiveServer,
