@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export CONSOLE_TEST_POSTGRES_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
 export CONSOLE_TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: demo test lint unit messages wheel clean
+.PHONY: demo test lint unit messages wheel clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 test: lint unit
+
+# Not part of `make test`: about 10 minutes, PostgreSQL and Redis needed; writes benchmarks/RESULTS.md.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 messages: $(STAMP)
 	bash scripts/messages.sh

@@ -1,0 +1,139 @@
+"""What limits the figures: the analysis appended to RESULTS.md.
+
+It names code (file, function, cause) and suggests changes; the app is not changed by the benchmarks.
+Figures quoted here that are not in the table above come from `python -m benchmarks.steps` (one call
+at a time, with py-spy), whose output is quoted with the command that made it.
+"""
+
+ANALYSIS = """
+## What limits it
+
+**In short.** The floor (B2) is about 1 ms at 100 triggers/s with 10 % of a core: uvicorn, Starlette and the
+websocket stack are not what limits the console. The work the console does per call is. Measured one call
+at a time with 1,000 agents connected, a call costs the node 220 to 290 ms of CPU (newCall 45 to 55 ms,
+answer 120 to 150 ms, hangup 25 to 35 ms, wrap-up 35 to 50 ms), so one node process serves 3 to 5 fully
+worked calls per second per core. The issue's 100 calls/s would need 20 to 30 cores of nodes with this
+code. On this shared 2-core machine each node got about half a core, hence the 4 to 5 pops/s measured in
+B1 on PostgreSQL at 100/s, after which arrivals queue until the node's database pool times out. These are targets that
+need changes to the code, not tuning.
+
+Evidence, `.venv/bin/python -m benchmarks.steps --calls 20 --py-spy` (a node on a copy of the 1M database,
+1,000 agents with sockets, each step 0.3 s after the last; load average about 1.5 on 2 cores; an earlier
+run gave 291 ms per call):
+
+```
+node idle CPU with 1000 sockets: 8 % of a core
+  newCall  reply   81.1 ms (p50); node CPU   43.8 ms (mean); largest frame to the agent    3842 characters
+  answer   reply  161.7 ms (p50); node CPU  119.0 ms (mean); largest frame to the agent  101609 characters
+  hangup   reply   46.8 ms (p50); node CPU   25.1 ms (mean); largest frame to the agent    2116 characters
+  wrap-up  reply   69.9 ms (p50); node CPU   33.2 ms (mean); largest frame to the agent    1284 characters
+  a whole call: 221 ms of node CPU, so one node core serves about 4.5 calls/s
+pick_agent's query with 1000 available agents: 26.64 ms execution (Index Scan using ix_agents_status_idle,
+  rows=1000: every available agent is examined)
+  with an index on agents ((coalesce(idle_since, status_since)), id) WHERE status IN ('available', 'busy'):
+  0.38 ms (Index Scan using that index, rows=1)
+py-spy, inclusive share of the node's samples during the calls (selection):
+   21.0%  WebNotifier._push (console/web/render.py)       rendering and publishing live views
+   18.4%  answer (console/conversations.py)
+   17.3%  RedisBus._read_forever (realtime/backends/redis.py)
+   15.4%  Session._execute_internal (sqlalchemy/orm/session.py)
+   13.6%  Renderer.live (console/web/render.py)           Jinja
+   10.1%  AbstractConnection.pack_command (redis/asyncio/connection.py)   the reader's XREAD arguments
+```
+
+### B1 and B5: CPU per call in the node, and the agent-picking query
+
+1. **Every frame of an agent in a call lists every agent** (the biggest single cost, cheap to fix).
+   `console/screenpop.py`, `agent_view`: when the agent has an active conversation it loads `view.everyone`
+   (all agents, for the ticket's assignee select, since commit 165bb9a) and `view.colleagues` (every
+   reachable agent, for the handoff select) as full ORM rows, and `templates/partials/conversation.html`
+   renders them as `<option>`s in every push to that agent: the answer, and every later change while the
+   call lasts. With 1,000 agents that frame is about 100,000 characters (a pop is 3,300; see B1's
+   "largest" frame) and `answer` costs 120 to 150 ms of node CPU, half of a whole call, mostly Jinja escaping and
+   ORM row loading; it grows linearly with the agents: with 10,000 agent accounts in the database (a first
+   version of this benchmark) the frame was 460,000 characters and `answer` cost 660 ms. Suggested: load
+   these pickers when the form opens (`hx-get`) instead of in the live view, or render them once per node
+   and keep them for a few seconds; select only id, name and status.
+2. **Picking an agent examines every available agent.** `console/routing.py`, `pick_agent`: the ORDER BY
+   `coalesce(idle_since, status_since), id` matches no index, so PostgreSQL evaluates the four correlated
+   count subqueries of `_eligible` for every available agent and then sorts; `_open_count(Channel.CALL)` is
+   even computed twice (for `== 0` and `< capacity_call`). 17 to 27 ms per pick with 1,000 available agents; it
+   is the statement PostgreSQL spends most active time on in every B1 and B5 window (the "database ... of
+   active time" lines, `SELECT agents.id, agents.email, ...`). Suggested: an index on the ordering
+   expression (above: 0.4 ms, it then stops at the first eligible agent; a migration), or order by a plain
+   indexed column; build the eligibility condition once per channel.
+3. **The whole live view is read and rendered for every change, through the ORM.** Each push reads the
+   agent, offers, conversations, each pop's customer picture (customer, contact points, owner, history,
+   tickets, notes, agreements, handoffs) and renders three partials; agent actions then do it a second
+   time for their HTTP answer (`console/web/pages.py`, `act` -> `live_response`). B4 shows the cost of one
+   ORM statement: an indexed lookup takes 0.1 to 0.25 ms as a bare asyncpg query and 0.8 to 0.95 ms
+   through `AsyncSession` (p50). A call issues several dozen statements. Suggested: answer agent actions with an
+   empty 200 (the socket push follows anyway), and render the pop once per call rather than per push.
+4. **The Redis bus reader re-sends every stream on every read.** `realtime/backends/redis.py`,
+   `RedisBus._read_forever`: each XREAD names every subscribed stream with its last id (1,000 in B1; 5,000
+   to 10,000 in B3), rebuilt and packed again after every batch and every 100 ms block timeout: 12 to 17 %
+   of the node's py-spy samples with 1,000 sockets, and most of B3's idle CPU with thousands of idle sockets.
+   Suggested: one wake-up stream (or pub/sub channel) per node naming the agent streams that have new
+   entries, and XREAD only those.
+5. **Bug: a full connection pool answers HTTP 500, not 503.** When all 30 connections of a node's pool are
+   in use for 30 s, SQLAlchemy raises `sqlalchemy.exc.TimeoutError` ("QueuePool limit of size 10 overflow
+   20 reached"). `console/db.py`, `Database.transaction`, turns OperationalError, OSError, ConnectionError
+   and some DBAPIErrors into `Unavailable`, but not this one, so `integrations/telephony/cti.py` answers
+   the phone system 500 (B1 "newCall HTTP 500" at 100/s, on PostgreSQL and on SQLite) where the design
+   says 503 with Retry-After, and pushes fail with "could not push the live view". Suggested: catch
+   `sqlalchemy.exc.TimeoutError` there and raise `Unavailable`; and a much shorter pool timeout (a few
+   seconds: the phone system retries) so an overloaded node sheds load instead of queueing for 30 s.
+6. **SQLite** (embedded default): the same work per call plus a thread hop per statement (aiosqlite) and
+   one writer at a time (`BEGIN IMMEDIATE`); the node ran at 90 to 100 % CPU. Overloaded it did worse than
+   PostgreSQL (about 1 pop/s at 100/s): most of its CPU went to requests that then waited out the pool's
+   30 s (5 + 10 connections) and failed with 500.
+
+The client saw connection resets from the nodes while they were overloaded (B1 at 100/s, "ConnectionResetError");
+they were not investigated further and are counted as calls without a pop.
+
+### B1/B2
+
+The floor is 1 to 3 ms; a pop at 1 call/s takes some 40 times that (B1/B2 at 1/s) and at 100/s it never
+arrives. A ratio
+of 3 leaves a pop path of about 3 ms: one indexed match, one pick (with the index), one insert, and one
+render of the pop fragment alone, published once.
+
+### B3: memory per socket, and the wallboard
+
+With permessage-deflate (what browsers ask for) a socket costs about 87 KiB, without it about 32 KiB (B3's
+last line, the same node): compression takes well over half. websockets keeps a zlib compressor and
+decompressor per connection for context takeover (uvicorn asks for 12 window bits and memLevel 5), and the
+compressor's buffers become resident with the first frame sent (the snapshot). The remaining ~31 KiB are the
+protocol objects, three tasks per socket (handler, pump, drain), the bounded subscription queue and the
+bookkeeping. Suggested: serve with `--ws-per-message-deflate` off (`console/commands.py`, `serve` passes
+uvicorn's defaults), or no context takeover (memory for CPU). Opening a socket costs the node about 20 ms
+(the session check, the live_sockets insert, XREVRANGE for the stream's cursor, and the snapshot: the whole
+live view read and rendered), which is why fewer than 10,000 sockets could be opened within the run's time
+budget (the figure is per socket of those opened; memory grows linearly).
+
+The console has no wallboard stream: the frame is published to each supervisor's own stream, 1,000 XADDs of
+32 KiB, about half a second from one publisher with 50 connections; the node's one reader then fans them
+out, and the last supervisor has it after 1 to 1.5 s. A wallboard stream that
+supervisor sockets also subscribe to would be one XADD, fanned out in the node.
+
+### B4: matching
+
+The lookup itself is 0.05 to 0.07 ms in PostgreSQL (plans in B4's section) and 0.1 to 0.25 ms at p50 as
+a bare prepared asyncpg query; normalising a number with phonenumbers is about 0.05 ms.
+`console.customers.match` through the async ORM session costs 0.8 to 0.95 ms at p50, so the ORM alone
+nearly uses the 1 ms budget; its p99 of several ms is that plus this shared machine's scheduling noise
+(the bare query's p99 in the table, measured in the same minute, is several times lower). A Core
+statement compiled once (or a prepared statement) would bring the p50 near 0.2 ms; the p99 target then
+also needs a machine not shared with test suites.
+
+### What was reduced to stay within about 10 minutes
+
+- B1 on SQLite and B2 measure 20 s at 100/s instead of 60 s (the PostgreSQL B1 keeps the issue's 60 s).
+  At 100/s the nodes saturate within seconds either way.
+- B3 opens sockets for at most 100 s; the memory figure is per socket of those opened.
+- B5 measures 30 s of routing (one round of up to 500 calls, then hang-ups, then the next).
+- Agents are made available through HTTP for 50 of them (timed in B1's details) and in one transaction
+  with the console's own `set_presence` for the rest; sessions are minted with the console's `sign_in`
+  and Starlette's signer rather than through the argon2 login form.
+- The 1,000,000-customer database is built once (about 75 s) and kept as `bench_1m_template`.
+"""
