@@ -6,7 +6,7 @@ edit is refused with their name instead of silently overwriting their change.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -64,7 +64,6 @@ class CustomerPage:
     timeline: list[Event]
     tickets: list[Ticket]
     missing: list[str]
-    agents: list[Agent] = field(default_factory=list)
 
 
 def missing(customer: Customer, addresses: list[Address] | None = None) -> list[str]:
@@ -109,7 +108,7 @@ async def page(session: AsyncSession, agent_id: int, customer_id: int, *, audite
         audit.record(session, agent_id, audit.VIEW, audit.CUSTOMER, customer_id)
     return CustomerPage(customer, customer.owner, addresses, contracts, counts, last,
                         await timeline(session, customer_id, all_tickets), all_tickets,
-                        missing(customer, addresses), list(await session.scalars(select(Agent).order_by(Agent.name))))
+                        missing(customer, addresses))
 
 
 async def timeline(session: AsyncSession, customer_id: int, tickets: list[Ticket]) -> list[Event]:

@@ -87,9 +87,6 @@ class AgentView:
     away_reasons: tuple[str, ...] = ()
     handoffs: list[IncomingHandoff] = field(default_factory=list)
     current_handoff: Handoff | None = None  # the newest handoff of the conversation being handled
-    colleagues: list[Agent] = field(default_factory=list)  # reachable now: for handoffs
-    everyone: list[Agent] = field(default_factory=list)  # for assigning tickets, whoever is on shift
-    queues: list[Queue] = field(default_factory=list)
     customer_page: CustomerPage | None = None
 
     @property
@@ -157,10 +154,6 @@ async def agent_view(session: AsyncSession, agent_id: int, region: str,
     current = view.current
     if current is not None:
         view.current_handoff = await handoffs.latest(session, current.id)
-        view.colleagues = list(await session.scalars(
-            select(Agent).where(Agent.id != agent_id, Agent.status.in_(REACHABLE)).order_by(Agent.name)))
-        view.queues = list(await session.scalars(select(Queue).order_by(Queue.name)))
-        view.everyone = list(await session.scalars(select(Agent).where(Agent.id != agent_id).order_by(Agent.name)))
     if agent.viewing_customer_id is not None:
         with suppress(NotFound):
             view.customer_page = await profile.page(session, agent_id, agent.viewing_customer_id, audited=False)

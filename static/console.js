@@ -82,7 +82,9 @@
 
   // A form that worked starts empty again (notes, tickets, handoffs); one that failed keeps its text.
   document.addEventListener("htmx:finally:request", function (event) {
-    var form = event.target && event.target.closest && event.target.closest("form[data-reset-on-success]");
+    // Only the form's own submit: a list loading inside it is no reason to empty it.
+    var form = event.target && event.target.matches && event.target.matches("form[data-reset-on-success]")
+      ? event.target : null;
     var ctx = event.detail && event.detail.ctx;
     if (form && ctx && ctx.response && ctx.response.status < 400) {
       form.reset();

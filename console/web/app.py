@@ -161,6 +161,7 @@ def make_routes(w: Wiring) -> list[BaseRoute]:
         Route("/handoffs/{id:int}/accept", workspace.accept_handoff, methods=["POST"]),
         Route("/handoffs/{id:int}/decline", workspace.decline_handoff, methods=["POST"]),
         Route("/handoffs/{id:int}/cancel", workspace.cancel_handoff, methods=["POST"]),
+        Route("/pickers/{kind}", workspace.picker, methods=["GET"]),
         Route("/tickets", workspace.my_tickets, methods=["GET"]),
         Route("/tickets", workspace.open_ticket, methods=["POST"]),
         Route("/tickets/{id:int}", workspace.show_ticket, methods=["GET"]),

@@ -20,7 +20,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from console import audit, canned, handoffs, i18n, merge, notes, profile, search, tickets
 from console.errors import ConsoleError, Forbidden, InvalidInput, NotFound
-from console.models import Agent, Conversation, Customer, Role, Ticket, Tier
+from console.models import Agent, Conversation, Customer, Queue, Role, Ticket, Tier
+from console.screenpop import REACHABLE
 from console.web.pages import (
     NO_CONVERSATION,
     NO_CUSTOMER,
@@ -133,6 +134,30 @@ async def decline_handoff(request: Request) -> Response:
 
 async def cancel_handoff(request: Request) -> Response:
     return await act(request, lambda ctx, agent_id, _: handoffs.cancel(ctx, agent_id, path_id(request, NO_HANDOFF)))
+
+
+# Pickers: colleagues and queues, loaded when a form opens instead of pushed with every view --
+
+PICKERS = ("handoff", "assignee", "queue")
+
+
+@signed_in
+async def picker(request: Request, agent_id: int) -> Response:
+    if (page := htmx_only(request)) is not None:
+        return page
+    kind = request.path_params["kind"]
+    if kind not in PICKERS:
+        raise NotFound("There is no such list.")
+    raw = request.query_params.get("selected", "")
+    selected = record_id(raw, NotFound("That queue does not exist.")) if raw else None
+    async with wiring(request).ctx.db.transaction() as session:
+        others = select(Agent).where(Agent.id != agent_id).order_by(Agent.name)
+        if kind == "handoff":
+            others = others.where(Agent.status.in_(REACHABLE))  # only who can take it now
+        agents = list(await session.scalars(others)) if kind != "queue" else []
+        queues = list(await session.scalars(select(Queue).order_by(Queue.name))) if kind != "assignee" else []
+    return await fragment(request, agent_id, "partials/options.html", kind=kind, agents=agents, queues=queues,
+                          me=agent_id, selected=selected)
 
 
 # Tickets --------------------------------------------------------------------------------------

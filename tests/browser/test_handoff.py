@@ -72,6 +72,7 @@ async def test_warm_handoff_between_two_agents(browser: Browser, server: LiveSer
     await anna.keyboard.press("Escape")
     await anna.keyboard.press("h")
     await expect(anna.locator("#handoff-target")).to_be_focused()
+    await expect(anna.locator("#handoff-target option", has_text="Bram Bakker")).to_have_count(1, timeout=10_000)
     await anna.locator("#handoff-target").select_option(label="Bram Bakker (available)")
     await anna.locator("#handoff-note").fill("Refund approved, please arrange the credit note")
     await anna.locator("#handoff-form button[type=submit]").click()

@@ -53,7 +53,12 @@ async def test_notes_tickets_and_handoff_refusals_in_the_page(live_server: LiveS
                                  headers=headers)
         assert page.status_code == 200
         assert "&lt;i&gt;wants&lt;/i&gt; a refund" in page.text and "<i>wants" not in page.text
-        assert f'<option value="{ids["bram"]}">Bram</option>' in page.text, "tickets go to offline colleagues too"
+        assert "Bram" not in page.text, "colleagues are loaded when a form opens, not pushed with every view"
+        assignees = await client.get("/pickers/assignee", headers=HX)
+        assert f'<option value="{ids["bram"]}">Bram</option>' in assignees.text, "tickets go to offline colleagues too"
+        targets = await client.get("/pickers/handoff", headers=HX)
+        assert "Bram" not in targets.text and "Anna" not in targets.text, "only reachable colleagues, not oneself"
+        assert (await client.get("/pickers/salaries", headers=HX)).status_code == 404
         empty = await client.post(f"/conversations/{conversation}/notes", data={"body": "  "}, headers=headers)
         assert empty.status_code == 422 and "the note is empty" in empty.text
         nul = await client.post(f"/conversations/{conversation}/notes", data={"body": "a\x00b"}, headers=headers)
