@@ -9,11 +9,15 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from console.errors import Unavailable
 
 RETRYABLE = {"40P01", "40001"}  # deadlock detected, serialization failure
+
+
+POOL_WAIT_SECONDS = 5  # a request waits this long for a free connection, then gets a 503
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -27,6 +31,7 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_timeout", POOL_WAIT_SECONDS)
     return create_async_engine(url, **kwargs)
 
 
@@ -65,6 +70,10 @@ class Database:
         try:
             async with self.sessions() as session, session.begin():
                 yield session
+        except PoolTimeout as exc:
+            # Every connection of this node is in use: overloaded, not broken. The phone system
+            # retries on 503; holding its request for the pool's full wait would only pile up more.
+            raise Unavailable("the database is busy on this node; try again") from exc
         except (OperationalError, OSError, ConnectionError) as exc:
             cause = getattr(exc, "orig", None) or exc
             detail = (str(cause).splitlines() or [""])[0][:200]
