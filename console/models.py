@@ -199,7 +199,14 @@ class Agent(Base):
     viewing_customer_id: Mapped[int | None] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
-    __table_args__ = (Index("ix_agents_status_idle", "status", "idle_since"),)
+    __table_args__ = (
+        Index("ix_agents_status_idle", "status", "idle_since"),
+        # Picking the longest-idle agent walks this index in idle order and stops at the first
+        # who qualifies, instead of checking every available agent and sorting them. PostgreSQL
+        # only: SQLite's table rebuilds in migrations cannot carry expression indexes.
+        Index("ix_agents_ready_by_idle", text("coalesce(idle_since, status_since)"), "id",
+              postgresql_where=text("status IN ('available', 'busy')")).ddl_if(dialect="postgresql"),
+    )
 
 
 class Customer(Base):

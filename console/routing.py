@@ -71,7 +71,8 @@ def _eligible(channel: Channel, required: list[tuple[int, int]]) -> list[ColumnE
     conditions = [
         Agent.status.in_(ELIGIBLE),
         _open_count(Agent.id, Channel.CALL) == 0,  # a call excludes other new work
-        _open_count(Agent.id, channel) < capacity_of(channel),
+        # ... so for a call that count is already 0: room means a capacity of at least one.
+        capacity_of(channel) >= 1 if channel is Channel.CALL else _open_count(Agent.id, channel) < capacity_of(channel),
     ]
     if channel is Channel.CALL:
         conditions.append(Agent.extension.is_not(None))

@@ -156,6 +156,9 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_conversations_parent_id'), ['parent_id'], unique=False)
         batch_op.create_foreign_key(batch_op.f('fk_conversations_parent_id_conversations'), 'conversations', ['parent_id'], ['id'], ondelete='SET NULL')
 
+    if op.get_bind().dialect.name == 'postgresql':
+        op.create_index('ix_agents_ready_by_idle', 'agents', [sa.text('coalesce(idle_since, status_since)'), 'id'],
+                        postgresql_where=sa.text("status IN ('available', 'busy')"))
     with op.batch_alter_table('agents', schema=None) as batch_op:
         batch_op.add_column(sa.Column('viewing_customer_id', sa.Integer(), nullable=True))
         batch_op.create_index(batch_op.f('ix_agents_viewing_customer_id'), ['viewing_customer_id'], unique=False)
@@ -212,6 +215,8 @@ def downgrade() -> None:
         batch_op.drop_column('created_by_id')
         batch_op.drop_column('queue_id')
 
+    if op.get_bind().dialect.name == 'postgresql':
+        op.drop_index('ix_agents_ready_by_idle', table_name='agents')
     with op.batch_alter_table('agents', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_agents_viewing_customer_id'))
         batch_op.drop_column('viewing_customer_id')
