@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console import audit
@@ -66,6 +67,14 @@ async def _supervisor(session: AsyncSession, agent_id: int) -> None:
 async def save(ctx: Context, agent_id: int, title: str, body: str, response_id: int | None = None) -> CannedResponse:
     """Create a canned response, or change the one with `response_id`."""
     name, text = check(title, body)
+    try:
+        return await _save(ctx, agent_id, name, text, response_id)
+    except IntegrityError:
+        # A colleague saved the same title at the same moment; the unique index decided.
+        raise Conflict("A response with the title %(title)s exists already.", field="title", title=name) from None
+
+
+async def _save(ctx: Context, agent_id: int, name: str, text: str, response_id: int | None) -> CannedResponse:
     async with ctx.db.transaction() as session:
         await _supervisor(session, agent_id)
         clash = await session.scalar(select(CannedResponse.id).where(CannedResponse.title == name))
