@@ -14,7 +14,7 @@ from decimal import Decimal
 from rapidfuzz import fuzz
 from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased, selectinload
+from sqlalchemy.orm import selectinload
 
 from console import audit, customers
 from console.errors import Forbidden, InvalidInput, NotFound
@@ -112,31 +112,46 @@ class Pair:
     reasons: list[str]
 
 
+RECENT = 300  # the newest customers are checked for similar names: new records are where duplicates are born
+SHARED_GROUP = 4  # a number or address shared by more customers than this is a switchboard or info@
+
+
 async def duplicate_list(session: AsyncSession, limit: int = 50) -> list[Pair]:
-    """Likely duplicate pairs across all customers: shared contact points or identical names."""
-    a, b = aliased(ContactPoint), aliased(ContactPoint)
-    shared = await session.execute(
-        select(a.customer_id, b.customer_id, a.kind, a.value)
-        .join(b, and_(a.kind == b.kind, a.normalized == b.normalized, a.customer_id < b.customer_id))
-        .limit(limit * 10))
+    """Likely duplicate pairs across all customers, newest first considered.
+
+    Two sources of candidates, each bounded so the page stays fast at a million customers:
+    contact points that two to four customers share (the newest groups first), and customers
+    with a similar name among the newest records, found through the search-term index.
+    """
     candidates: dict[tuple[int, int], list[str]] = {}
-    for first, second, kind, value in shared:
-        candidates.setdefault((first, second), []).append(f"same {kind.value} {value}")
-    first_c, second_c = aliased(Customer), aliased(Customer)
-    same_name = await session.execute(
-        select(first_c.id, second_c.id)
-        .join(second_c, and_(func.lower(first_c.name) == func.lower(second_c.name), first_c.id < second_c.id))
-        .limit(limit * 10))
-    for first, second in same_name:
-        candidates.setdefault((first, second), [])
+    groups = await session.execute(
+        select(ContactPoint.kind, ContactPoint.normalized)
+        .group_by(ContactPoint.kind, ContactPoint.normalized)
+        .having(func.count(ContactPoint.customer_id.distinct()).between(2, SHARED_GROUP))
+        .order_by(func.max(ContactPoint.customer_id).desc()).limit(limit * 4))
+    for kind, normalized in groups.all():
+        owners = list(await session.scalars(select(ContactPoint.customer_id).where(
+            ContactPoint.kind == kind, ContactPoint.normalized == normalized).order_by(ContactPoint.customer_id)))
+        for i, first in enumerate(owners):
+            for second in owners[i + 1:]:
+                candidates.setdefault((first, second), []).append(f"same {kind.value} {normalized}")
+    for customer_id, name in await session.execute(
+            select(Customer.id, Customer.name).order_by(Customer.id.desc()).limit(RECENT)):
+        for word in sorted(words(name), key=len, reverse=True)[:1]:
+            prefix = word[:4]
+            for other in await session.scalars(select(SearchTerm.customer_id).where(
+                    and_(SearchTerm.term >= prefix, SearchTerm.term < prefix + TOP),
+                    SearchTerm.customer_id != customer_id).limit(CANDIDATES // 4)):
+                candidates.setdefault((min(customer_id, other), max(customer_id, other)), [])
     ids = {i for pair in candidates for i in pair}
     people = {c.id: c for c in await session.scalars(select(Customer).where(Customer.id.in_(ids)))} if ids else {}
     pairs = []
     for (first, second), reasons in candidates.items():
-        verdict = judge(people[first], people[second], reasons)
-        if verdict is not None:
-            pairs.append(Pair(people[first], people[second], verdict.score, verdict.reasons))
-    pairs.sort(key=lambda p: (-p.score, p.first.id, p.second.id))
+        if first in people and second in people:
+            verdict = judge(people[first], people[second], reasons)
+            if verdict is not None:
+                pairs.append(Pair(people[first], people[second], verdict.score, verdict.reasons))
+    pairs.sort(key=lambda p: (-p.score, -p.second.id, p.first.id))
     return pairs[:limit]
 
 
