@@ -258,7 +258,8 @@ def _day(raw: str, name: str) -> date | None:
 
 
 async def add_contract(ctx: Context, agent_id: int, customer_id: int, *, title: str, status: str, starts_on: str,
-                       ends_on: str, terms: str) -> None:
+                       ends_on: str, terms: str, contract_id: int | None = None) -> None:
+    """Add a contract or agreement to the customer, or change the one with `contract_id`."""
     title_text = _text(title, "title", 200, required=True)
     try:
         state = ContractStatus(status or "active")
@@ -272,10 +273,19 @@ async def add_contract(ctx: Context, agent_id: int, customer_id: int, *, title: 
         customer = await session.get(Customer, customer_id, with_for_update=True)
         if customer is None:
             raise NotFound("That customer does not exist.", field="customer_id")
-        session.add(Contract(customer_id=customer_id, title=title_text or "", status=state, starts_on=start,
-                             ends_on=end, terms=terms_text))
+        values = {"title": title_text or "", "status": state, "starts_on": start, "ends_on": end, "terms": terms_text}
+        if contract_id is None:
+            session.add(Contract(customer_id=customer_id, **values))
+        else:
+            contract = await session.get(Contract, contract_id, with_for_update=True)
+            if contract is None or contract.customer_id != customer_id:
+                raise NotFound("This contract is not on this customer (any more).")
+            for name, value in values.items():
+                setattr(contract, name, value)
+            contract.updated_at = utcnow()
         customer.version += 1
-        audit.record(session, agent_id, audit.UPDATE, audit.CUSTOMER, customer_id, "added contract")
+        audit.record(session, agent_id, audit.UPDATE, audit.CUSTOMER, customer_id,
+                     "added contract" if contract_id is None else f"changed contract {contract_id}")
         told = await customers.viewers(session, customer_id)
     await ctx.notify.agents_changed(told | {agent_id})
 

@@ -179,6 +179,7 @@ def make_routes(w: Wiring) -> list[BaseRoute]:
               methods=["POST"]),
         Route("/customers/{id:int}/addresses/{detail:int}/delete", workspace.remove_address, methods=["POST"]),
         Route("/customers/{id:int}/contracts", workspace.add_contract, methods=["POST"]),
+        Route("/customers/{id:int}/contracts/{detail:int}", workspace.add_contract, methods=["POST"]),
         Route("/customers/{id:int}/duplicates", workspace.duplicates_of, methods=["GET"]),
         Route("/audit/{entity}/{id:int}", workspace.audit_trail, methods=["GET"]),
         Route("/customers/{id:int}/merge", workspace.merge_customers, methods=["POST"]),

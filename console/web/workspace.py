@@ -329,9 +329,12 @@ async def add_address(request: Request) -> Response:
 
 
 async def add_contract(request: Request) -> Response:
+    raw = request.path_params.get("detail")
+    contract_id = record_id(raw, NotFound("Not found.")) if raw is not None else None
     return await act(request, lambda ctx, agent_id, form: profile.add_contract(
         ctx, agent_id, path_id(request, NO_CUSTOMER), title=field(form, "title", 200), status=field(form, "status", 20),
-        starts_on=field(form, "starts_on", 20), ends_on=field(form, "ends_on", 20), terms=field(form, "terms", 10_000)))
+        starts_on=field(form, "starts_on", 20), ends_on=field(form, "ends_on", 20), terms=field(form, "terms", 10_000),
+        contract_id=contract_id))
 
 
 def remove(kind: str) -> Endpoint:

@@ -86,3 +86,26 @@ async def test_a_wrong_contact_point_or_address_can_be_removed(ctx: Context) -> 
         page = await profile.page(session, anna, customer)
         found = (await search.search(session, "0612345678")).customers
     assert page.customer.contact_points == [] and page.addresses == [] and found == []
+
+
+async def test_a_contract_can_be_changed_but_only_on_its_own_customer(ctx: Context) -> None:
+    from console.errors import NotFound
+    from console.models import Contract, ContractStatus
+
+    anna = await add_agent(ctx.db, "anna@x.nl", "Anna")
+    customer = await add_customer(ctx.db, "Piet Jansen")
+    other = await add_customer(ctx.db, "Karin de Wit")
+    await profile.add_contract(ctx, anna, customer, title="Onderhoud", status="quote", starts_on="2026-01-01",
+                               ends_on="", terms="")
+    async with ctx.db.transaction() as session:
+        contract_id = await session.scalar(select(Contract.id))
+    assert contract_id is not None
+    with pytest.raises(NotFound):
+        await profile.add_contract(ctx, anna, other, title="Onderhoud", status="active", starts_on="", ends_on="",
+                                   terms="", contract_id=contract_id)
+    await profile.add_contract(ctx, anna, customer, title="Onderhoud 2026", status="active", starts_on="2026-01-01",
+                               ends_on="2026-12-31", terms="Betaling binnen 30 dagen", contract_id=contract_id)
+    async with ctx.db.transaction() as session:
+        contracts = list(await session.scalars(select(Contract)))
+    assert len(contracts) == 1 and contracts[0].status is ContractStatus.ACTIVE
+    assert contracts[0].title == "Onderhoud 2026" and contracts[0].terms == "Betaling binnen 30 dagen"
