@@ -8,6 +8,16 @@ at a time, with py-spy), whose output is quoted with the command that made it.
 ANALYSIS = """
 ## What limits it
 
+**Since the first run (2026-11-23 02:24, code b477980+).** Items 1, 2 and 5 below are fixed: the colleague
+lists load when a form opens (3f3f36b), picking an agent walks a partial idle-order index on PostgreSQL
+(46179a7) and a full pool answers 503 after 5 s (8327717). Measured after them (this file): B1 on
+PostgreSQL at 1/s went from p99 209 ms to 87 ms, node CPU per worked call from 311 to 205 ms; B5 from
+18.7 to 36.1 calls/s. At 100/s a node still falls behind within seconds and then sheds load with 503s;
+PostgreSQL's busiest statement under that overload is still the agent pick (`SELECT agents ... FOR
+UPDATE SKIP LOCKED`), now with about 20 transactions open at once skipping each other's locked rows.
+The remaining costs are items 3, 4 and 6 and the per-call work itself; the figures below the next
+paragraph are from the first run.
+
 **In short.** The floor (B2) is about 1 ms at 100 triggers/s with 10 % of a core: uvicorn, Starlette and the
 websocket stack are not what limits the console. The work the console does per call is. Measured one call
 at a time with 1,000 agents connected, a call costs the node 220 to 290 ms of CPU (newCall 45 to 55 ms,
