@@ -10,7 +10,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from console.errors import Conflict, InvalidInput, TooManyAttempts
+from console.errors import Conflict, Forbidden, InvalidInput, TooManyAttempts
 from console.models import Agent, LoginAttempt, Role, utcnow
 
 _hasher = PasswordHasher()
@@ -129,3 +129,17 @@ async def find_agent(session: AsyncSession, reference: str) -> Agent | None:
             select(Agent).where(or_(Agent.email == ref.lower(), func.lower(Agent.name) == ref.lower())).limit(1)
         )
     return agent
+
+
+SUPERVISING = (Role.SUPERVISOR, Role.ADMIN)
+
+
+async def is_supervisor(session: AsyncSession, agent_id: int) -> bool:
+    agent = await session.get(Agent, agent_id)
+    return agent is not None and agent.role in SUPERVISING
+
+
+async def require_supervisor(session: AsyncSession, agent_id: int, message: str) -> None:
+    """Raise Forbidden with `message` unless the agent is a supervisor or an admin."""
+    if not await is_supervisor(session, agent_id):
+        raise Forbidden(message)

@@ -14,8 +14,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console import audit
-from console.errors import Conflict, Forbidden, InvalidInput, NotFound
-from console.models import Agent, CannedResponse, Customer, Role, utcnow
+from console.auth import require_supervisor
+from console.errors import Conflict, InvalidInput, NotFound
+from console.i18n import N_
+from console.models import Agent, CannedResponse, Customer, utcnow
 from console.ports import Context
 
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -58,12 +60,6 @@ def fill(body: str, customer: Customer | None, agent: Agent) -> str:
     return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), body)
 
 
-async def _supervisor(session: AsyncSession, agent_id: int) -> None:
-    agent = await session.get(Agent, agent_id)
-    if agent is None or agent.role not in (Role.SUPERVISOR, Role.ADMIN):
-        raise Forbidden("Only supervisors manage canned responses.")
-
-
 async def save(ctx: Context, agent_id: int, title: str, body: str, response_id: int | None = None) -> CannedResponse:
     """Create a canned response, or change the one with `response_id`."""
     name, text = check(title, body)
@@ -76,7 +72,7 @@ async def save(ctx: Context, agent_id: int, title: str, body: str, response_id: 
 
 async def _save(ctx: Context, agent_id: int, name: str, text: str, response_id: int | None) -> CannedResponse:
     async with ctx.db.transaction() as session:
-        await _supervisor(session, agent_id)
+        await require_supervisor(session, agent_id, N_("Only supervisors manage canned responses."))
         clash = await session.scalar(select(CannedResponse.id).where(CannedResponse.title == name))
         if clash is not None and clash != response_id:
             raise Conflict("A response with the title %(title)s exists already.", field="title", title=name)
@@ -96,7 +92,7 @@ async def _save(ctx: Context, agent_id: int, name: str, text: str, response_id: 
 
 async def remove(ctx: Context, agent_id: int, response_id: int) -> None:
     async with ctx.db.transaction() as session:
-        await _supervisor(session, agent_id)
+        await require_supervisor(session, agent_id, N_("Only supervisors manage canned responses."))
         found = await session.get(CannedResponse, response_id)
         if found is None:
             raise NotFound("That canned response does not exist.")

@@ -316,19 +316,25 @@ async def _held_by(session: AsyncSession, conversation_id: int, agent_id: int) -
     return conversation, viewers
 
 
+async def parts(session: AsyncSession, conversation: Conversation) -> list[int]:
+    """The ids of a conversation and of the parts before it (one per handoff), oldest first."""
+    ids = [conversation.id]
+    parent = conversation.parent_id
+    while parent is not None and parent not in ids and len(ids) < 50:
+        ids.append(parent)
+        parent = await session.scalar(select(Conversation.parent_id).where(Conversation.id == parent))
+    return ids[::-1]
+
+
 async def _attach(session: AsyncSession, conversation: Conversation, customer_id: int) -> None:
     """The conversation, its earlier parts and the notes and tickets written before the caller was
     known now belong to the customer, so they show on the customer's page and timeline."""
-    parts = [conversation.id]
-    parent = conversation.parent_id
-    while parent is not None and parent not in parts and len(parts) < 50:
-        parts.append(parent)
-        parent = await session.scalar(select(Conversation.parent_id).where(Conversation.id == parent))
+    ids = await parts(session, conversation)
     conversation.customer_id = customer_id
-    await session.execute(update(Conversation).where(Conversation.id.in_(parts), Conversation.customer_id.is_(None))
+    await session.execute(update(Conversation).where(Conversation.id.in_(ids), Conversation.customer_id.is_(None))
                           .values(customer_id=customer_id))
     for model in (Note, Ticket):
-        await session.execute(update(model).where(model.conversation_id.in_(parts), model.customer_id.is_(None))
+        await session.execute(update(model).where(model.conversation_id.in_(ids), model.customer_id.is_(None))
                               .values(customer_id=customer_id))
 
 

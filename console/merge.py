@@ -17,7 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from console import audit, customers
-from console.errors import Forbidden, InvalidInput, NotFound
+from console.auth import require_supervisor
+from console.errors import InvalidInput, NotFound
+from console.i18n import N_
 from console.models import (
     Address,
     Agent,
@@ -27,7 +29,6 @@ from console.models import (
     Customer,
     CustomerMerge,
     Note,
-    Role,
     SearchTerm,
     Ticket,
     utcnow,
@@ -178,9 +179,8 @@ async def merge(ctx: Context, agent_id: int, keep_id: int, merge_id: int) -> Cus
     if keep_id == merge_id:
         raise InvalidInput("A customer cannot be merged with itself. Choose another record.", field="merge_id")
     async with ctx.db.transaction() as session:
-        merger = await session.get(Agent, agent_id)
-        if merger is None or merger.role not in (Role.SUPERVISOR, Role.ADMIN):
-            raise Forbidden("Only supervisors merge customers; ask one to merge these two.")
+        await require_supervisor(session, agent_id,
+                                 N_("Only supervisors merge customers; ask one to merge these two."))
         locked = {c.id: c for c in await session.scalars(
             select(Customer).where(Customer.id.in_(sorted((keep_id, merge_id)))).order_by(Customer.id)
             .with_for_update())}

@@ -23,16 +23,6 @@ def check_body(body: str, field: str = "body", limit: int = MAX_NOTE) -> str:
     return text
 
 
-async def chain(session: AsyncSession, conversation_id: int) -> list[int]:
-    """The ids of a conversation and the parts before it (handoffs), oldest first."""
-    ids: list[int] = []
-    current: int | None = conversation_id
-    while current is not None and current not in ids and len(ids) < 50:
-        ids.append(current)
-        current = await session.scalar(select(Conversation.parent_id).where(Conversation.id == current))
-    return ids[::-1]
-
-
 async def add(ctx: Context, agent_id: int, body: str, *, conversation_id: int | None = None,
               customer_id: int | None = None) -> Note:
     """Add a note to a conversation (and so to its customer) or to a customer directly."""
@@ -65,9 +55,9 @@ async def _handling(session: AsyncSession, conversation_id: int) -> set[int]:
     return {agent_id} if agent_id is not None else set()
 
 
-async def of_conversation(session: AsyncSession, conversation_id: int) -> list[Note]:
-    """The notes of a conversation and of the parts before it, oldest first."""
+async def of_parts(session: AsyncSession, parts: list[int]) -> list[Note]:
+    """The notes of a conversation's parts (see conversations.parts), oldest first."""
     rows = await session.scalars(
-        select(Note).where(Note.conversation_id.in_(await chain(session, conversation_id)))
-        .options(selectinload(Note.agent)).order_by(Note.created_at, Note.id))
+        select(Note).where(Note.conversation_id.in_(parts)).options(selectinload(Note.agent))
+        .order_by(Note.created_at, Note.id))
     return list(rows)

@@ -10,12 +10,13 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from console import customers, handoffs, profile
-from console.conversations import CONTACT_KIND, customer_address
+from console import customers, handoffs, notes, profile
+from console.conversations import CONTACT_KIND, customer_address, parts
 from console.errors import NotFound
 from console.models import (
     Agent,
     AgentStatus,
+    Channel,
     Conversation,
     ConversationEvent,
     Customer,
@@ -27,7 +28,6 @@ from console.models import (
     Queue,
     State,
 )
-from console.notes import chain
 from console.profile import CustomerPage
 from console.wrapup import dispositions
 
@@ -101,22 +101,21 @@ async def build_pop(session: AsyncSession, conversation: Conversation, offered: 
     pop = Pop(conversation=conversation, offered=offered, address=customer_address(conversation))
     if conversation.queue_id is not None:
         pop.queue_name = await session.scalar(select(Queue.name).where(Queue.id == conversation.queue_id))
-    parts = await chain(session, conversation.id)
+    earlier = await parts(session, conversation)  # no query unless it was handed off
     if conversation.customer_id is not None:
-        pop.picture = await customers.picture(session, conversation.customer_id, exclude=parts)
+        pop.picture = await customers.picture(session, conversation.customer_id, exclude=earlier)
     else:
         kind = CONTACT_KIND[conversation.channel]
         ids = await customers.match(session, kind, pop.address, region)
         pop.candidates = await customers.brief(session, ids)
-    pop.notes = list(await session.scalars(
-        select(Note).where(Note.conversation_id.in_(parts)).options(selectinload(Note.agent))
-        .order_by(Note.created_at, Note.id)))
-    pop.transcript = list(await session.scalars(
-        select(Message).where(Message.conversation_id.in_(parts)).order_by(Message.created_at, Message.id)))
+    pop.notes = await notes.of_parts(session, earlier)
+    if conversation.channel is not Channel.CALL:  # calls have no written messages
+        pop.transcript = list(await session.scalars(
+            select(Message).where(Message.conversation_id.in_(earlier)).order_by(Message.created_at, Message.id)))
     if conversation.parent_id is not None:
         pop.handoff = await handoffs.leading_to(session, conversation.id)
         pop.history = list(await session.scalars(
-            select(ConversationEvent).where(ConversationEvent.conversation_id.in_(parts[:-1]))
+            select(ConversationEvent).where(ConversationEvent.conversation_id.in_(earlier[:-1]))
             .options(selectinload(ConversationEvent.agent)).order_by(ConversationEvent.at, ConversationEvent.id)))
     return pop
 

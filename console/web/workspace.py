@@ -13,14 +13,14 @@ from html import escape
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from console import audit, canned, handoffs, i18n, merge, notes, profile, search, tickets
-from console.errors import ConsoleError, Forbidden, InvalidInput, NotFound
-from console.models import Agent, Conversation, Customer, Queue, Role, Ticket, Tier
+from console import audit, auth, canned, handoffs, i18n, merge, notes, profile, search, tickets
+from console.errors import ConsoleError, InvalidInput, NotFound
+from console.i18n import N_
+from console.models import Agent, Conversation, Customer, Queue, Ticket, Tier
 from console.screenpop import REACHABLE
 from console.web.pages import (
     NO_CONVERSATION,
@@ -84,14 +84,16 @@ def signed_in(handler: Callable[[Request, int], Awaitable[Response]]) -> Endpoin
     return endpoint
 
 
-async def is_supervisor(session: AsyncSession, agent_id: int) -> bool:
-    agent = await session.get(Agent, agent_id)
-    return agent is not None and agent.role in (Role.SUPERVISOR, Role.ADMIN)
+def panel(handler: Callable[[Request, int], Awaitable[Response]]) -> Endpoint:
+    """A fragment for the side panel: a part of the agent page, so a browser that asks for one
+    directly (or a link from elsewhere) gets the page instead, and nothing is read or audited."""
+    @functools.wraps(handler)
+    async def fragment_only(request: Request, agent_id: int) -> Response:
+        if not request.headers.get("hx-request"):
+            return RedirectResponse("/", status_code=303)
+        return await handler(request, agent_id)
 
-
-def htmx_only(request: Request) -> Response | None:
-    """Panel fragments are parts of the agent page; a browser that asks for one directly gets the page."""
-    return None if request.headers.get("hx-request") else RedirectResponse("/", status_code=303)
+    return signed_in(fragment_only)
 
 
 # Notes ----------------------------------------------------------------------------------------
@@ -141,10 +143,8 @@ async def cancel_handoff(request: Request) -> Response:
 PICKERS = ("handoff", "assignee", "queue")
 
 
-@signed_in
+@panel
 async def picker(request: Request, agent_id: int) -> Response:
-    if (page := htmx_only(request)) is not None:
-        return page
     kind = request.path_params["kind"]
     if kind not in PICKERS:
         raise NotFound("There is no such list.")
@@ -181,10 +181,8 @@ async def open_ticket(request: Request, agent_id: int) -> Response:
     return await with_live(request, agent_id, notice)
 
 
-@signed_in
+@panel
 async def my_tickets(request: Request, agent_id: int) -> Response:
-    if (page := htmx_only(request)) is not None:
-        return page
     async with wiring(request).ctx.db.transaction() as session:
         mine = await tickets.assigned_to(session, agent_id)
     _ = i18n.translations(await language_of(request, agent_id)).gettext
@@ -196,15 +194,13 @@ async def ticket_page(request: Request, agent_id: int, ticket_id: int, status_co
                       **values: Any) -> Response:
     async with wiring(request).ctx.db.transaction() as session:
         page = await tickets.page(session, agent_id, ticket_id)
-        supervisor = await is_supervisor(session, agent_id)
+        supervisor = await auth.is_supervisor(session, agent_id)
     return await fragment(request, agent_id, "partials/ticket.html", status_code, page=page, supervisor=supervisor,
                           **values)
 
 
-@signed_in
+@panel
 async def show_ticket(request: Request, agent_id: int) -> Response:
-    if (page := htmx_only(request)) is not None:
-        return page
     return await ticket_page(request, agent_id, path_id(request, NO_TICKET))
 
 
@@ -270,10 +266,8 @@ async def customer_form(request: Request, agent_id: int, customer: Customer, sta
                           agents=agents, error=error)
 
 
-@signed_in
+@panel
 async def edit_customer_form(request: Request, agent_id: int) -> Response:
-    if (page := htmx_only(request)) is not None:
-        return page
     async with wiring(request).ctx.db.transaction() as session:
         customer = await session.get(Customer, path_id(request, NO_CUSTOMER))
     if customer is None:
@@ -355,19 +349,16 @@ AUDITED = {audit.CUSTOMER: (Customer, NO_CUSTOMER), audit.TICKET: (Ticket, NO_TI
            audit.CONVERSATION: (Conversation, NO_CONVERSATION)}
 
 
-@signed_in
+@panel
 async def audit_trail(request: Request, agent_id: int) -> Response:
     """Who viewed and changed this customer, ticket or conversation: for supervisors (GDPR)."""
-    if (page := htmx_only(request)) is not None:
-        return page
     entity = request.path_params["entity"]
     if entity not in AUDITED:
         raise NotFound("Nothing is audited under that name.")
     model, missing = AUDITED[entity]
     record_key = path_id(request, missing)
     async with wiring(request).ctx.db.transaction() as session:
-        if not await is_supervisor(session, agent_id):
-            raise Forbidden("Only supervisors see the audit trail.")
+        await auth.require_supervisor(session, agent_id, N_("Only supervisors see the audit trail."))
         if await session.get(model, record_key) is None:
             raise missing
         events = await audit.trail(session, entity, record_key, limit=200)
@@ -376,23 +367,19 @@ async def audit_trail(request: Request, agent_id: int) -> Response:
     return await fragment(request, agent_id, "partials/audit.html", title=f"{title} #{record_key}", events=events)
 
 
-@signed_in
+@panel
 async def duplicates_of(request: Request, agent_id: int) -> Response:
-    if (page := htmx_only(request)) is not None:
-        return page
     customer_id = path_id(request, NO_CUSTOMER)
     async with wiring(request).ctx.db.transaction() as session:
         found = await merge.duplicates_of(session, customer_id)
         customer = await session.get(Customer, customer_id)
-        supervisor = await is_supervisor(session, agent_id)
+        supervisor = await auth.is_supervisor(session, agent_id)
     return await fragment(request, agent_id, "partials/duplicates.html", customer=customer, found=found,
                           supervisor=supervisor)
 
 
-@signed_in
+@panel
 async def duplicate_list(request: Request, agent_id: int) -> Response:
-    if (page := htmx_only(request)) is not None:
-        return page
     async with wiring(request).ctx.db.transaction() as session:
         pairs = await merge.duplicate_list(session)
     return await fragment(request, agent_id, "partials/duplicates.html", customer=None, pairs=pairs)
@@ -422,7 +409,7 @@ async def merge_customers(request: Request, agent_id: int) -> Response:
 async def canned_page(request: Request, agent_id: int, status_code: int = 200, **values: Any) -> Response:
     w = wiring(request)
     async with w.ctx.db.transaction() as session:
-        supervisor = await is_supervisor(session, agent_id)
+        supervisor = await auth.is_supervisor(session, agent_id)
         responses = await canned.listed(session)
     view = await w.notifier.view(agent_id)
     current = view.current
@@ -431,10 +418,8 @@ async def canned_page(request: Request, agent_id: int, status_code: int = 200, *
                           conversation_id=current.id if current else None, **values)
 
 
-@signed_in
+@panel
 async def list_canned(request: Request, agent_id: int) -> Response:
-    if (page := htmx_only(request)) is not None:
-        return page
     return await canned_page(request, agent_id)
 
 
@@ -458,10 +443,8 @@ async def delete_canned(request: Request, agent_id: int) -> Response:
     return await canned_page(request, agent_id)
 
 
-@signed_in
+@panel
 async def fill_canned(request: Request, agent_id: int) -> Response:
-    if (page := htmx_only(request)) is not None:
-        return page
     w = wiring(request)
     raw = request.query_params.get("conversation", "")
     customer_id = None

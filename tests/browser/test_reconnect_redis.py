@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,7 +20,8 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from console.db import Database
-from tests.conftest import CTI_TOKEN, REDIS_URL, LiveServer, free_port, make_settings, missing
+from tests import conftest
+from tests.conftest import CTI_TOKEN, REDIS_URL, LiveServer, free_port, make_settings
 from tests.helpers import PASSWORD, add_agent, add_customer
 
 pytestmark = pytest.mark.browser
@@ -95,24 +95,8 @@ class Link:
 
 @pytest.fixture
 async def redis_prefix() -> AsyncIterator[str]:
-    """A key prefix of this test's own on the shared Redis, removed afterwards."""
-    import redis.asyncio as aioredis
-    from redis.exceptions import RedisError
-
-    prefix = f"console-test-{secrets.token_hex(6)}:"
-    admin = aioredis.from_url(REDIS_URL)
-    try:
-        await admin.ping()
-    except (RedisError, OSError) as exc:
-        await admin.aclose()
-        missing(f"Redis at {REDIS_URL} ({exc.__class__.__name__})")
-    try:
+    async with conftest.redis_prefix() as prefix:
         yield prefix
-    finally:
-        keys = [key async for key in admin.scan_iter(match=prefix + "*")]
-        if keys:
-            await admin.delete(*keys)
-        await admin.aclose()
 
 
 async def stream_length(prefix: str, agent_id: int) -> int:
