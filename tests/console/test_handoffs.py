@@ -4,6 +4,7 @@ import pytest
 from sqlalchemy import select
 
 from console import conversations, handoffs, notes, offers, routing, wrapup
+from console.db import Database
 from console.errors import Conflict, InvalidInput, NotFound
 from console.handoffs import Target
 from console.models import (
@@ -213,7 +214,7 @@ async def test_an_unanswered_warm_handoff_comes_back_after_a_minute(ctx: Context
     assert (await conversation(ctx, first)).agent_id == anna
 
 
-async def waiting_for_locks(db: object, count: int) -> None:
+async def waiting_for_locks(db: Database, count: int) -> None:
     """Wait until `count` sessions of this database wait for a row lock (PostgreSQL)."""
     import asyncio
     import time
@@ -222,7 +223,7 @@ async def waiting_for_locks(db: object, count: int) -> None:
 
     deadline = time.monotonic() + 10
     while True:
-        async with db.transaction() as session:  # type: ignore[attr-defined]
+        async with db.transaction() as session:
             waiting = await session.scalar(text(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                 "AND wait_event_type = 'Lock'"))
@@ -235,7 +236,6 @@ async def waiting_for_locks(db: object, count: int) -> None:
 async def test_a_hangup_that_waited_for_a_handoff_ends_the_new_part(pg_url: str) -> None:
     import asyncio
 
-    from console.db import Database
 
     db = Database(pg_url)
     ctx = Context(db=db, notify=RecordingNotifier(), region="NL")
@@ -259,7 +259,6 @@ async def test_a_hangup_that_waited_for_a_handoff_ends_the_new_part(pg_url: str)
 async def test_accepting_a_handoff_while_the_caller_hangs_up_does_not_deadlock(pg_url: str) -> None:
     import asyncio
 
-    from console.db import Database
 
     db = Database(pg_url)
     ctx = Context(db=db, notify=RecordingNotifier(), region="NL")
