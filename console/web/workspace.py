@@ -176,7 +176,8 @@ def draft_of(form: FormData) -> tickets.Draft:
 async def open_ticket(request: Request, agent_id: int) -> Response:
     ticket = await tickets.open_ticket(wiring(request).ctx, agent_id, draft_of(await request.form()))
     _ = i18n.translations(await language_of(request, agent_id)).gettext
-    notice = wiring(request).renderer.render("partials/notice.html", "en",
+    # The form is sent with hx-swap="none": the confirmation goes to the flash line, out of band.
+    notice = wiring(request).renderer.render("partials/flash.html", "en", ok=True,
                                              message=_("Ticket #%(id)s opened.") % {"id": ticket.id})
     return await with_live(request, agent_id, notice)
 

@@ -80,6 +80,7 @@ async def test_notes_tickets_and_handoff_refusals_in_the_page(live_server: LiveS
             "subject": "Refund <script>", "priority": "high", "status": "new", "assignee_id": str(ids["anna"]),
             "conversation_id": str(conversation)})
         assert opened.status_code == 200 and "Ticket #1 opened" in opened.text
+        assert '<div id="flash" class="flash ok" role="status" hx-swap-oob="true">Ticket #1 opened.' in opened.text
         assert "Refund &lt;script&gt;" in opened.text, "the pop's open tickets show it, escaped"
         too_long = await client.post("/tickets", headers=headers, data={"subject": "x" * 400})
         assert too_long.status_code == 422 and "longer than" in too_long.text
