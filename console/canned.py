@@ -71,7 +71,7 @@ async def save(ctx: Context, agent_id: int, title: str, body: str, response_id: 
 
 
 async def _save(ctx: Context, agent_id: int, name: str, text: str, response_id: int | None) -> CannedResponse:
-    async with ctx.db.transaction() as session:
+    async with ctx.transaction() as session:
         await require_supervisor(session, agent_id, N_("Only supervisors manage canned responses."))
         clash = await session.scalar(select(CannedResponse.id).where(CannedResponse.title == name))
         if clash is not None and clash != response_id:
@@ -91,7 +91,7 @@ async def _save(ctx: Context, agent_id: int, name: str, text: str, response_id: 
 
 
 async def remove(ctx: Context, agent_id: int, response_id: int) -> None:
-    async with ctx.db.transaction() as session:
+    async with ctx.transaction() as session:
         await require_supervisor(session, agent_id, N_("Only supervisors manage canned responses."))
         found = await session.get(CannedResponse, response_id)
         if found is None:
@@ -105,7 +105,7 @@ async def listed(session: AsyncSession) -> list[CannedResponse]:
 
 async def render_for(ctx: Context, agent_id: int, response_id: int, customer_id: int | None) -> str:
     """The response filled in for this customer and agent, ready to paste into a reply."""
-    async with ctx.db.transaction() as session:
+    async with ctx.transaction() as session:
         found = await session.get(CannedResponse, response_id)
         if found is None:
             raise NotFound("That canned response does not exist.")

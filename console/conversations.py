@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from console import audit, customers, logs
+from console import audit, changes, customers, logs
 from console.auth import find_agent
 from console.errors import Conflict, InvalidInput, NotFound
 from console.lifecycle import ENDED, move, record_arrival, set_presence
@@ -51,12 +51,6 @@ class Arrival:
     created: bool
     agent_id: int | None
     target_extension: str | None
-
-
-async def _tell(ctx: Context, agent_ids: set[int]) -> None:
-    """After the commit: the agents whose live view changed get it pushed."""
-    if agent_ids:
-        await ctx.notify.agents_changed(agent_ids)
 
 
 def customer_address(conversation: Conversation) -> str:
@@ -113,17 +107,16 @@ async def arrive(
         raise InvalidInput("external id must have 1 to 250 characters", field="external_id")
     logs.conversation_id.set(f"{channel.value}:{external_id}")
     try:
-        arrival, touched = await _arrive(ctx, channel, external_id, from_address, to_address, direction,
-                                         ringing or [], queue, subject)
+        arrival = await _arrive(ctx, channel, external_id, from_address, to_address, direction, ringing or [],
+                                queue, subject)
     except IntegrityError:
         # Another request stored the same external id first: answer with that conversation.
-        async with ctx.db.transaction() as session:
+        async with ctx.transaction() as session:
             existing = await _find(session, channel, external_id)
             if existing is None:
                 raise
             return Arrival(existing.id, existing.state, False, existing.agent_id,
                            await _routed_target(session, existing))
-    await _tell(ctx, touched)
     return arrival
 
 
@@ -137,12 +130,12 @@ async def _arrive(
     ringing: list[str],
     queue_name: str | None,
     subject: str | None,
-) -> tuple[Arrival, set[int]]:
-    async with ctx.db.transaction() as session:
+) -> Arrival:
+    async with ctx.transaction() as session:
         existing = await _find(session, channel, external_id)
         if existing is not None:
             routed_to = await _routed_target(session, existing)
-            return Arrival(existing.id, existing.state, False, existing.agent_id, routed_to), set()
+            return Arrival(existing.id, existing.state, False, existing.agent_id, routed_to)
         address = to_address if direction is Direction.OUT else from_address
         matches = await customers.match(session, CONTACT_KIND[channel], address, ctx.region)
         queue_id = None
@@ -177,14 +170,14 @@ async def _arrive(
                 touched.add(agent.id)
                 target = agent.extension
         arrival = Arrival(conversation.id, conversation.state, True, conversation.agent_id, target)
-    return arrival, touched
+    return arrival
 
 
-async def _end_offers(session: AsyncSession, conversation_id: int, keep_agent: int | None) -> set[int]:
+async def _end_offers(session: AsyncSession, conversation: Conversation, keep_agent: int | None) -> set[int]:
     """Withdraw the pending offers of a conversation except `keep_agent`'s; return whose ended."""
     now = utcnow()
     offers = await session.scalars(
-        select(Offer).where(Offer.conversation_id == conversation_id, Offer.state == OfferState.PENDING)
+        select(Offer).where(Offer.conversation_id == conversation.id, Offer.state == OfferState.PENDING)
     )
     ended: set[int] = set()
     for record in offers:
@@ -194,21 +187,25 @@ async def _end_offers(session: AsyncSession, conversation_id: int, keep_agent: i
         else:
             record.state = OfferState.WITHDRAWN
             ended.add(record.agent_id)
+            changes.withdrawn(session, conversation, record.agent_id, "offer withdrawn")
     return ended
 
 
-async def cancel_pending_handoffs(session: AsyncSession, conversation_id: int) -> set[int]:
+
+async def cancel_pending_handoffs(session: AsyncSession, conversation: Conversation) -> set[int]:
     """The conversation ended while a colleague was asked to take it: the request lapses."""
     now = utcnow()
     told: set[int] = set()
     for handoff in await session.scalars(select(Handoff).where(
-            Handoff.conversation_id == conversation_id, Handoff.state == HandoffState.PENDING)):
+            Handoff.conversation_id == conversation.id, Handoff.state == HandoffState.PENDING)):
         handoff.state = HandoffState.CANCELLED
         handoff.reason = "the conversation ended"
         handoff.ended_at = now
         if handoff.to_agent_id is not None:
             told.add(handoff.to_agent_id)
+        changes.handoff_answered(session, handoff, conversation, accepted=False)
     return told
+
 
 
 async def give_freed_agents_work(session: AsyncSession, agent_ids: set[int]) -> set[int]:
@@ -225,7 +222,7 @@ async def give_freed_agents_work(session: AsyncSession, agent_ids: set[int]) -> 
 
 
 async def start_handling(session: AsyncSession, conversation: Conversation, agent: Agent | None,
-                         detail: str) -> None:
+                         detail: str, *, rang: bool = False) -> None:
     """The conversation is active with `agent`, who is busy from now on."""
     move(conversation, State.ACTIVE, session, agent_id=agent.id if agent else None, detail=detail)
     conversation.agent_id = agent.id if agent else None
@@ -233,12 +230,15 @@ async def start_handling(session: AsyncSession, conversation: Conversation, agen
         agent.missed_offers = 0
         if agent.status in (AgentStatus.AVAILABLE, AgentStatus.WRAP_UP):
             await set_presence(session, agent, AgentStatus.BUSY)
+        version = changes.conversation_version(session, conversation, detail)
+        info, agent_id = changes.ConversationInfo.of(conversation), agent.id
+        changes.emit(session, lambda: changes.Answered(info, agent_id, version(), rang))
 
 
 async def answer(ctx: Context, channel: Channel, external_id: str, answered_by: list[str]) -> Conversation:
     """The contact was answered: active for the agent who answered, withdrawn from the others."""
     logs.conversation_id.set(f"{channel.value}:{external_id}")
-    async with ctx.db.transaction() as session:
+    async with ctx.transaction() as session:
         conversation = await _find(session, channel, external_id, lock=True)
         if conversation is None:
             raise NotFound(f"no {channel.value} with id {external_id!r}; send newCall first", field="callId")
@@ -262,43 +262,42 @@ async def answer(ctx: Context, channel: Channel, external_id: str, answered_by: 
         else:
             # Locked after the conversation, like everywhere: presence periods must not interleave.
             agent = await session.get(Agent, agent.id, with_for_update=True, populate_existing=True)
-        touched = set(pending)
         freed: set[int] = set()
         previous = conversation.agent_id if conversation.state is State.ACTIVE else None
         if previous is not None and agent is not None and previous != agent.id:
             # Answered again elsewhere (a pickup): the first agent's view and capacity change too.
-            touched.add(previous)
             freed.add(previous)
         if conversation.state is not State.ACTIVE or (agent and conversation.agent_id != agent.id):
-            await start_handling(session, conversation, agent, "answered")
-        if previous in freed:
+            rang = agent is not None and agent.id in pending
+            await start_handling(session, conversation, agent, "answered", rang=rang)
+        if previous is not None and previous in freed:
             await end_handling(session, previous)
-        freed |= await _end_offers(session, conversation.id, agent.id if agent else None)
-        if agent is not None:
-            touched.add(agent.id)
-        touched |= await give_freed_agents_work(session, freed)
-    await _tell(ctx, touched)
+            version = changes.conversation_version(session, conversation, "answered elsewhere")
+            conversation_id = conversation.id
+            changes.emit(session, lambda: changes.Ended(conversation_id, previous, version()))
+        freed |= await _end_offers(session, conversation, agent.id if agent else None)
+        await give_freed_agents_work(session, freed)
     return conversation
 
 
 async def hang_up(ctx: Context, channel: Channel, external_id: str, cause: str | None = None) -> Conversation:
     """The contact ended: abandoned when nobody had answered (the pop is withdrawn), else wrap-up."""
     logs.conversation_id.set(f"{channel.value}:{external_id}")
-    async with ctx.db.transaction() as session:
+    async with ctx.transaction() as session:
         conversation = await _find(session, channel, external_id, lock=True)
         if conversation is None:
             raise NotFound(f"no {channel.value} with id {external_id!r}", field="callId")
         if conversation.state in ENDED:
             return conversation
         conversation.hangup_cause = (cause or "")[:100] or None
-        touched = await cancel_pending_handoffs(session, conversation.id)
+        touched = await cancel_pending_handoffs(session, conversation)
         if conversation.state is State.ACTIVE:
             touched |= await begin_wrap_up(session, conversation, detail=f"hangup {cause or ''}".strip())
         else:
             move(conversation, State.ABANDONED, session, detail=cause)
-        touched |= await _end_offers(session, conversation.id, None)
-        touched |= await give_freed_agents_work(session, set(touched))
-    await _tell(ctx, touched)
+            await customers.conversation_ended(session, conversation.id, conversation.customer_id)
+        touched |= await _end_offers(session, conversation, None)
+        await give_freed_agents_work(session, set(touched))
     return conversation
 
 
@@ -316,7 +315,7 @@ async def _held_by(session: AsyncSession, conversation_id: int, agent_id: int) -
     return conversation, viewers
 
 
-async def parts(session: AsyncSession, conversation: Conversation) -> list[int]:
+async def parts(session: AsyncSession, conversation: Conversation | changes.ConversationInfo) -> list[int]:
     """The ids of a conversation and of the parts before it (one per handoff), oldest first."""
     ids = [conversation.id]
     parent = conversation.parent_id
@@ -340,7 +339,7 @@ async def _attach(session: AsyncSession, conversation: Conversation, customer_id
 
 async def link_customer(ctx: Context, agent_id: int, conversation_id: int, customer_id: int) -> None:
     """Attach the conversation to an existing customer, adding the caller's address to them."""
-    async with ctx.db.transaction() as session:
+    async with ctx.transaction() as session:
         conversation, viewers = await _held_by(session, conversation_id, agent_id)
         customer = await session.get(Customer, customer_id, with_for_update=True)  # not merged away meanwhile
         if customer is None:
@@ -358,7 +357,7 @@ async def link_customer(ctx: Context, agent_id: int, conversation_id: int, custo
             if known is None:
                 session.add(ContactPoint(customer_id=customer.id, kind=kind, value=address, normalized=normalized))
                 await reindex(session, [customer.id])
-    await _tell(ctx, viewers)
+        await customers.changed(session, customer.id, also=viewers)
 
 
 async def create_customer(
@@ -366,7 +365,7 @@ async def create_customer(
     email: str = "",
 ) -> int:
     """Create the customer from the pop's form and attach the conversation to them."""
-    async with ctx.db.transaction() as session:
+    async with ctx.transaction() as session:
         conversation, viewers = await _held_by(session, conversation_id, agent_id)
         customer = await customers.create(session, name=name, company=company, phones=[phone], emails=[email],
                                           region=ctx.region)
@@ -374,13 +373,13 @@ async def create_customer(
         customer_id = customer.id
         audit.record(session, agent_id, audit.CREATE, audit.CUSTOMER, customer_id,
                      f"from conversation {conversation_id}")
-    await _tell(ctx, viewers)
+        await customers.changed(session, customer_id, also=viewers)
     return customer_id
 
 
 async def end(ctx: Context, agent_id: int, conversation_id: int) -> None:
     """The agent closes a chat or mail they handle: it goes to wrap-up. Calls end by hanging up."""
-    async with ctx.db.transaction() as session:
+    async with ctx.transaction() as session:
         conversation = await session.get(Conversation, conversation_id, with_for_update=True)
         if conversation is None:
             raise NotFound("This conversation does not exist.")
@@ -388,6 +387,5 @@ async def end(ctx: Context, agent_id: int, conversation_id: int) -> None:
             raise Conflict("This conversation is not yours (any more).")
         if conversation.channel is Channel.CALL:
             raise Conflict("A call ends when it is hung up.", field="channel")
-        touched = await begin_wrap_up(session, conversation, detail="closed by the agent")
-        touched |= await cancel_pending_handoffs(session, conversation.id)
-    await _tell(ctx, touched)
+        await begin_wrap_up(session, conversation, detail="closed by the agent")
+        await cancel_pending_handoffs(session, conversation)

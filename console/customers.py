@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 import phonenumbers
-from sqlalchemy import func, select, union
+from sqlalchemy import func, select, union, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from console import changes
 from console.errors import InvalidInput
 from console.i18n import N_
 from console.models import (
@@ -33,6 +34,7 @@ from console.models import (
 )
 from console.search import reindex
 
+FINISHED = (State.CLOSED, State.ABANDONED, State.TRANSFERRED)
 ANONYMOUS = {"", "anonymous", "unknown", "private", "restricted", "unavailable"}
 HISTORY_LENGTH = 10
 BAD_CONTACT = {
@@ -205,10 +207,13 @@ async def picture(session: AsyncSession, customer_id: int, *, exclude: Collectio
     )
     if customer is None:
         return None
+    # Earlier contacts that are over: what the pop shows of them no longer changes while it is up
+    # (conversation_ended tells the screens when one more is over).
     history = list(
         await session.scalars(
             select(Conversation)
-            .where(Conversation.customer_id == customer_id, Conversation.id.not_in(list(exclude) or [0]))
+            .where(Conversation.customer_id == customer_id, Conversation.id.not_in(list(exclude) or [0]),
+                   Conversation.state.in_(FINISHED))
             .order_by(Conversation.created_at.desc(), Conversation.id.desc())
             .limit(HISTORY_LENGTH)
         )
@@ -232,7 +237,7 @@ async def picture(session: AsyncSession, customer_id: int, *, exclude: Collectio
     )
     count = await session.scalar(
         select(func.count()).where(Conversation.customer_id == customer_id,
-                                   Conversation.id.not_in(list(exclude) or [0])))
+                                   Conversation.id.not_in(list(exclude) or [0]), Conversation.state.in_(FINISHED)))
     contracts = list(await session.scalars(
         select(Contract).where(Contract.customer_id == customer_id)
         .order_by((Contract.status == ContractStatus.ACTIVE).desc(), Contract.starts_on.desc(), Contract.id.desc())
@@ -265,3 +270,27 @@ async def viewers(session: AsyncSession, customer_id: int | None) -> set[int]:
     looking = select(Agent.id).where(Agent.viewing_customer_id == customer_id)
     rows = await session.scalars(union(handling, offered, warm, looking))
     return {agent_id for agent_id in rows if agent_id is not None}
+
+
+async def changed(session: AsyncSession, customer_id: int | None, also: Iterable[int] = ()) -> None:
+    """Something shown of the customer changed: bump its revision under the row lock (the version
+    of every fragment that shows the customer) and tell those who have the customer on screen."""
+    if customer_id is None:
+        return
+    await session.flush()
+    revision = await session.scalar(update(Customer).where(Customer.id == customer_id)
+                                    .values(revision=Customer.revision + 1).returning(Customer.revision)
+                                    .execution_options(synchronize_session=False))
+    if revision is None:
+        return
+    agents = frozenset(await viewers(session, customer_id) | set(also))
+    changes.emit(session, lambda: changes.CustomerChanged(customer_id, revision, agents))
+
+
+async def conversation_ended(session: AsyncSession, conversation_id: int, customer_id: int | None) -> None:
+    """One more contact of the customer is over: screens that show the customer list it now."""
+    if customer_id is None:
+        return
+    await session.flush()
+    if await viewers(session, customer_id):
+        await changed(session, customer_id)

@@ -17,6 +17,7 @@ from console.errors import Unavailable
 RETRYABLE = {"40P01", "40001"}  # deadlock detected, serialization failure
 
 
+READ_ONLY = "console_read_only"
 POOL_WAIT_SECONDS = 5  # a request waits this long for a free connection, then gets a 503
 
 
@@ -50,7 +51,8 @@ def _make_sqlite_safe(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Reads run beside the writer (WAL): they take no write lock.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 class Database:
@@ -60,6 +62,8 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.read_sessions = async_sessionmaker(self.engine.execution_options(**{READ_ONLY: True}),
+                                                expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -67,8 +71,19 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
+        async with self._translated(self.sessions) as session:
+            yield session
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A transaction that only reads: on SQLite it runs beside the writer instead of waiting."""
+        async with self._translated(self.read_sessions) as session:
+            yield session
+
+    @asynccontextmanager
+    async def _translated(self, sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
         try:
-            async with self.sessions() as session, session.begin():
+            async with sessions() as session, session.begin():
                 yield session
         except PoolTimeout as exc:
             # Every connection of this node is in use: overloaded, not broken. The phone system

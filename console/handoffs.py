@@ -14,13 +14,13 @@ has its own wrap-up and disposition and the whole chain reads as one history.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from console import audit
+from console import audit, changes
 from console.conversations import start_handling
 from console.errors import Conflict, InvalidInput, NotFound
 from console.models import (
@@ -89,7 +89,7 @@ async def start(ctx: Context, agent_id: int, conversation_id: int, target: Targe
         raise InvalidInput("Choose cold or warm, not %(value)s.", field="mode", value=mode) from None
     if (target.agent_id is None) == (target.queue_id is None):
         raise InvalidInput("Choose one colleague or one queue to hand off to.", field="to_agent_id")
-    async with ctx.db.transaction() as session:
+    async with ctx.transaction() as session:
         conversation = await _held(session, agent_id, conversation_id)
         waiting = await session.scalar(select(Handoff.id).where(
             Handoff.conversation_id == conversation_id, Handoff.state == HandoffState.PENDING))
@@ -115,19 +115,30 @@ async def start(ctx: Context, agent_id: int, conversation_id: int, target: Targe
                           mode=how, state=HandoffState.PENDING, note=text, created_at=utcnow())
         session.add(handoff)
         await session.flush()
-        session.add(ConversationEvent(conversation_id=conversation.id, from_state=State.ACTIVE,
-                                      to_state=State.ACTIVE, agent_id=agent_id, at=handoff.created_at,
-                                      detail=f"{how.value} handoff to {_name(colleague, queue)}"[:200]))
+        asked = ConversationEvent(conversation_id=conversation.id, from_state=State.ACTIVE, to_state=State.ACTIVE,
+                                  agent_id=agent_id, at=handoff.created_at,
+                                  detail=f"{how.value} handoff to {_name(colleague, queue)}"[:200])
+        session.add(asked)
+        changes.event_written(session, asked)
         audit.record(session, agent_id, audit.HANDOFF, audit.CONVERSATION, conversation.id,
                      f"{how.value} to {_name(colleague, queue)}")
-        told = {agent_id} | ({colleague.id} if colleague else set())
         if colleague is not None and conversation.customer_id is not None:
             audit.record(session, colleague.id, audit.VIEW, audit.CUSTOMER, conversation.customer_id,
                          f"handoff of conversation {conversation.id}")
         if how is HandoffMode.COLD:
-            told |= await _complete(session, handoff, conversation, colleague, queue)
-    await ctx.notify.agents_changed(told)
+            await _complete(session, handoff, conversation, colleague, queue)
+        else:
+            changes.handoff_asked(session, handoff, conversation)
     return handoff
+
+
+def arrived_by_handoff(session: AsyncSession, following: Conversation, handoff: Handoff,
+                       now: datetime) -> ConversationEvent:
+    """The first event of the next part: it arrived by handoff."""
+    event = ConversationEvent(conversation_id=following.id, from_state=None, to_state=State.QUEUED, at=now,
+                              agent_id=handoff.from_agent_id, detail=f"handed off ({handoff.mode.value})")
+    session.add(event)
+    return event
 
 
 def _name(colleague: Agent | None, queue: Queue | None) -> str:
@@ -147,9 +158,8 @@ async def _complete(session: AsyncSession, handoff: Handoff, conversation: Conve
         created_at=now)
     session.add(following)
     await session.flush()
-    session.add(ConversationEvent(conversation_id=following.id, from_state=None, to_state=State.QUEUED, at=now,
-                                  agent_id=handoff.from_agent_id, detail=f"handed off ({handoff.mode.value})"))
     told: set[int] = set()
+    changes.event_written(session, arrived_by_handoff(session, following, handoff, now))
     if colleague is not None:
         await start_handling(session, following, colleague, f"took over by {handoff.mode.value} handoff")
         told.add(colleague.id)
@@ -185,17 +195,17 @@ async def _pending(session: AsyncSession, handoff_id: int) -> tuple[Handoff, Con
 
 async def accept(ctx: Context, agent_id: int, handoff_id: int) -> int:
     """The colleague takes over a warm handoff; returns the id of their part of the conversation."""
-    async with ctx.db.transaction() as session:
+    async with ctx.transaction() as session:
         handoff, conversation = await _pending(session, handoff_id)
         if handoff.to_agent_id != agent_id:
             raise Conflict("This handoff is meant for a colleague.")
         if conversation.state is not State.ACTIVE or conversation.agent_id != handoff.from_agent_id:
             raise Conflict("This conversation ended before the handoff was accepted.")
         colleague = await _colleague(session, handoff.from_agent_id or 0, agent_id, conversation)
-        told = await _complete(session, handoff, conversation, colleague, None)
+        await _complete(session, handoff, conversation, colleague, None)
+        changes.handoff_answered(session, handoff, conversation, accepted=True)
         audit.record(session, agent_id, audit.HANDOFF, audit.CONVERSATION, conversation.id, "accepted")
         following = handoff.next_conversation_id
-    await ctx.notify.agents_changed(told | {agent_id, handoff.from_agent_id or agent_id})
     assert following is not None
     return following
 
@@ -203,33 +213,33 @@ async def accept(ctx: Context, agent_id: int, handoff_id: int) -> int:
 async def decline(ctx: Context, agent_id: int, handoff_id: int, reason: str) -> None:
     """The colleague does not take it; the first agent keeps the conversation and sees why."""
     text = check_body(reason, "reason", MAX_REASON)
-    async with ctx.db.transaction() as session:
-        handoff, _ = await _pending(session, handoff_id)
+    async with ctx.transaction() as session:
+        handoff, conversation = await _pending(session, handoff_id)
         if handoff.to_agent_id != agent_id:
             raise Conflict("This handoff is meant for a colleague.")
-        _end(session, handoff, HandoffState.DECLINED, agent_id, f"declined: {text}")
         handoff.reason = text
-        told = {agent_id, handoff.from_agent_id or agent_id}
-    await ctx.notify.agents_changed(told)
+        _end(session, handoff, conversation, HandoffState.DECLINED, agent_id, f"declined: {text}")
 
 
 async def cancel(ctx: Context, agent_id: int, handoff_id: int) -> None:
     """The first agent takes a warm handoff back before the colleague accepted."""
-    async with ctx.db.transaction() as session:
-        handoff, _ = await _pending(session, handoff_id)
+    async with ctx.transaction() as session:
+        handoff, conversation = await _pending(session, handoff_id)
         if handoff.from_agent_id != agent_id:
             raise Conflict("Only who started a handoff can cancel it.")
-        _end(session, handoff, HandoffState.CANCELLED, agent_id, "cancelled")
-        told = {agent_id} | ({handoff.to_agent_id} if handoff.to_agent_id else set())
-    await ctx.notify.agents_changed(told)
+        _end(session, handoff, conversation, HandoffState.CANCELLED, agent_id, "cancelled")
 
 
-def _end(session: AsyncSession, handoff: Handoff, state: HandoffState, agent_id: int | None, detail: str) -> None:
+def _end(session: AsyncSession, handoff: Handoff, conversation: Conversation, state: HandoffState,
+         agent_id: int | None, detail: str) -> None:
     handoff.state = state
     handoff.ended_at = utcnow()
-    session.add(ConversationEvent(conversation_id=handoff.conversation_id, from_state=State.ACTIVE,
-                                  to_state=State.ACTIVE, agent_id=agent_id, at=handoff.ended_at,
-                                  detail=f"handoff {detail}"[:200]))
+    event = ConversationEvent(conversation_id=handoff.conversation_id, from_state=conversation.state,
+                              to_state=conversation.state, agent_id=agent_id, at=handoff.ended_at,
+                              detail=f"handoff {detail}"[:200])
+    session.add(event)
+    changes.event_written(session, event)
+    changes.handoff_answered(session, handoff, conversation, accepted=False)
 
 
 async def incoming(session: AsyncSession, agent_id: int) -> list[Handoff]:
@@ -261,19 +271,22 @@ WARM_ANSWER_SECONDS = 60
 async def sweep(ctx: Context, limit: int = 50) -> int:
     """Warm handoffs nobody answered within a minute come back to the first agent. Safe on every node."""
     cutoff = utcnow() - timedelta(seconds=WARM_ANSWER_SECONDS)
-    async with ctx.db.transaction() as session:
+    async with ctx.transaction() as session:
         stale = list(await session.scalars(select(Handoff.id).where(
             Handoff.state == HandoffState.PENDING, Handoff.created_at < cutoff).order_by(Handoff.id).limit(limit)))
     ended = 0
     for handoff_id in stale:
-        async with ctx.db.transaction() as session:
+        async with ctx.transaction() as session:
+            conversation_id = await session.scalar(select(Handoff.conversation_id).where(Handoff.id == handoff_id))
+            # The conversation first, then the handoff: the order hang-ups and accepts lock in.
+            conversation = await session.scalar(select(Conversation).where(Conversation.id == conversation_id)
+                                                .with_for_update(skip_locked=True))
             handoff = await session.scalar(select(Handoff).where(
-                Handoff.id == handoff_id, Handoff.state == HandoffState.PENDING).with_for_update(skip_locked=True))
-            if handoff is None:
+                Handoff.id == handoff_id, Handoff.state == HandoffState.PENDING)
+                .with_for_update(skip_locked=True)) if conversation is not None else None
+            if handoff is None or conversation is None:
                 continue
-            _end(session, handoff, HandoffState.DECLINED, handoff.to_agent_id, "not answered")
             handoff.reason = f"no answer within {WARM_ANSWER_SECONDS} s"
-            told = {a for a in (handoff.from_agent_id, handoff.to_agent_id) if a is not None}
+            _end(session, handoff, conversation, HandoffState.DECLINED, handoff.to_agent_id, "not answered")
         ended += 1
-        await ctx.notify.agents_changed(told)
     return ended

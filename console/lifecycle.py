@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from console import changes
 from console.errors import Conflict
 from console.models import Agent, AgentStatus, Conversation, ConversationEvent, State, StatusPeriod, utcnow
 
@@ -44,8 +45,10 @@ def can_move(frm: State, to: State) -> bool:
 
 
 def record_arrival(session: AsyncSession, conversation: Conversation) -> None:
-    session.add(ConversationEvent(conversation_id=conversation.id, from_state=None, to_state=conversation.state,
-                                  at=conversation.created_at, detail="arrived"))
+    event = ConversationEvent(conversation_id=conversation.id, from_state=None, to_state=conversation.state,
+                              at=conversation.created_at, detail="arrived")
+    session.add(event)
+    changes.event_written(session, event)
 
 
 def move(conversation: Conversation, to: State, session: AsyncSession, *, agent_id: int | None = None,
@@ -60,8 +63,10 @@ def move(conversation: Conversation, to: State, session: AsyncSession, *, agent_
     stamp = STAMP.get(to)
     if stamp and getattr(conversation, stamp) is None:
         setattr(conversation, stamp, now)
-    session.add(ConversationEvent(conversation_id=conversation.id, from_state=frm, to_state=to,
-                                  agent_id=agent_id, detail=(detail or "")[:200] or None, at=now))
+    event = ConversationEvent(conversation_id=conversation.id, from_state=frm, to_state=to, agent_id=agent_id,
+                              detail=(detail or "")[:200] or None, at=now)
+    session.add(event)
+    changes.event_written(session, event)
 
 
 async def set_presence(session: AsyncSession, agent: Agent, status: AgentStatus, reason: str | None = None,
@@ -74,12 +79,16 @@ async def set_presence(session: AsyncSession, agent: Agent, status: AgentStatus,
         update(StatusPeriod).where(StatusPeriod.agent_id == agent.id, StatusPeriod.ended_at.is_(None))
         .values(ended_at=now)
     )
-    session.add(StatusPeriod(agent_id=agent.id, status=status, reason=reason, started_at=now))
+    period = StatusPeriod(agent_id=agent.id, status=status, reason=reason, started_at=now)
+    session.add(period)
+    changes.period_started(session, period)
     agent.status = status
     agent.away_reason = reason if status is AgentStatus.AWAY else None
     agent.status_since = now
     if status is AgentStatus.AVAILABLE:
         agent.idle_since = now
+    agent_id, shown_reason = agent.id, agent.away_reason
+    changes.emit(session, lambda: changes.StatusChanged(agent_id, status, shown_reason, now, period.id))
     return True
 
 

@@ -178,7 +178,7 @@ async def merge(ctx: Context, agent_id: int, keep_id: int, merge_id: int) -> Cus
     """
     if keep_id == merge_id:
         raise InvalidInput("A customer cannot be merged with itself. Choose another record.", field="merge_id")
-    async with ctx.db.transaction() as session:
+    async with ctx.transaction() as session:
         await require_supervisor(session, agent_id,
                                  N_("Only supervisors merge customers; ask one to merge these two."))
         locked = {c.id: c for c in await session.scalars(
@@ -188,7 +188,7 @@ async def merge(ctx: Context, agent_id: int, keep_id: int, merge_id: int) -> Cus
         if keep is None or gone is None:
             raise NotFound("That customer does not exist (any more); perhaps it was merged already.",
                            field="merge_id")
-        told = await customers.viewers(session, keep_id) | await customers.viewers(session, merge_id)
+        told = await customers.viewers(session, merge_id)
         points = list(await session.scalars(select(ContactPoint).where(ContactPoint.customer_id == merge_id)))
         addresses = list(await session.scalars(select(Address).where(Address.customer_id == merge_id)))
         record = CustomerMerge(kept_id=keep_id, merged_id=merge_id, merged_name=gone.name,
@@ -220,5 +220,5 @@ async def merge(ctx: Context, agent_id: int, keep_id: int, merge_id: int) -> Cus
         audit.record(session, agent_id, audit.MERGE, audit.CUSTOMER, keep_id, f"merged customer {merge_id} into it")
         audit.record(session, agent_id, audit.MERGE, audit.CUSTOMER, merge_id, f"merged into customer {keep_id}")
         await reindex(session, [keep_id])
-    await ctx.notify.agents_changed(told | {agent_id})
+        await customers.changed(session, keep_id, also=told | {agent_id})
     return record

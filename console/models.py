@@ -57,6 +57,11 @@ NAMING = {
 }
 
 
+def partial_index(name: str, *columns: str, where: str) -> Index:
+    """An index of the rows that are live now (a plain-column condition, so SQLite has it too)."""
+    return Index(name, *columns, sqlite_where=text(where), postgresql_where=text(where))
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
@@ -225,6 +230,9 @@ class Customer(Base):
     consent_phone: Mapped[bool] = mapped_column(default=False)
     # Bumped on every edit, so a form saved over someone else's newer change is refused.
     version: Mapped[int] = mapped_column(default=1)
+    # Bumped on every change of what screens show of the customer (edits, notes, tickets): the
+    # version of pushed fragments, so a colleague's screen never goes back to an older picture.
+    revision: Mapped[int] = mapped_column(default=1, server_default=text("1"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -368,7 +376,10 @@ class StatusPeriod(Base):
     started_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
-    __table_args__ = (Index("ix_status_periods_agent_started", "agent_id", "started_at"),)
+    __table_args__ = (
+        Index("ix_status_periods_agent_started", "agent_id", "started_at"),
+        partial_index("ix_status_periods_open", "agent_id", where="ended_at IS NULL"),
+    )
 
 
 class LiveSocket(Base):
@@ -381,6 +392,11 @@ class LiveSocket(Base):
     connected_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     seen_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+    __table_args__ = (
+        partial_index("ix_live_sockets_open", "agent_id", "seen_at", where="closed_at IS NULL"),
+        partial_index("ix_live_sockets_closed", "closed_at", where="closed_at IS NOT NULL"),
+    )
 
 
 class Conversation(Base):
@@ -424,6 +440,10 @@ class Conversation(Base):
         Index("ix_conversations_channel_external_id", "channel", "external_id"),
         Index("ix_conversations_customer_created", "customer_id", "created_at"),
         Index("ix_conversations_state_created", "state", "created_at"),
+        partial_index("ix_conversations_open_by_agent", "agent_id", "channel",
+                      where="state IN ('offered', 'active', 'wrap_up')"),
+        partial_index("ix_conversations_queued", "created_at", "id", where="state = 'queued'"),
+        partial_index("ix_conversations_wrap_up_due", "wrap_up_deadline", where="state = 'wrap_up'"),
     )
 
 
@@ -440,7 +460,11 @@ class Offer(Base):
     deadline: Mapped[datetime | None] = mapped_column(UtcDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
-    __table_args__ = (Index("ix_offers_agent_state", "agent_id", "state"),)
+    __table_args__ = (
+        Index("ix_offers_agent_state", "agent_id", "state"),
+        partial_index("ix_offers_pending_deadline", "deadline", where="state = 'pending'"),
+        partial_index("ix_offers_pending_conversation", "conversation_id", "agent_id", where="state = 'pending'"),
+    )
 
 
 class ConversationEvent(Base):
@@ -566,7 +590,10 @@ class Handoff(Base):
     from_agent: Mapped[Agent | None] = relationship(lazy="raise", foreign_keys=[from_agent_id])
     to_agent: Mapped[Agent | None] = relationship(lazy="raise", foreign_keys=[to_agent_id])
 
-    __table_args__ = (Index("ix_handoffs_to_agent_state", "to_agent_id", "state"),)
+    __table_args__ = (
+        Index("ix_handoffs_to_agent_state", "to_agent_id", "state"),
+        partial_index("ix_handoffs_pending", "conversation_id", where="state = 'pending'"),
+    )
 
 
 class CustomerMerge(Base):

@@ -6,9 +6,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from console import audit, customers
+from console import audit, changes, customers
 from console.errors import InvalidInput, NotFound
-from console.models import Conversation, Customer, Note, utcnow
+from console.models import Conversation, Customer, Handoff, HandoffState, Note, utcnow
 from console.ports import Context
 
 MAX_NOTE = 5000
@@ -27,7 +27,7 @@ async def add(ctx: Context, agent_id: int, body: str, *, conversation_id: int | 
               customer_id: int | None = None) -> Note:
     """Add a note to a conversation (and so to its customer) or to a customer directly."""
     text = check_body(body)
-    async with ctx.db.transaction() as session:
+    async with ctx.transaction() as session:
         if conversation_id is not None:
             conversation = await session.get(Conversation, conversation_id)
             if conversation is None:
@@ -43,16 +43,19 @@ async def add(ctx: Context, agent_id: int, body: str, *, conversation_id: int | 
             audit.record(session, agent_id, audit.NOTE, audit.CUSTOMER, customer_id, f"note {note.id}")
         if conversation_id is not None:
             audit.record(session, agent_id, audit.NOTE, audit.CONVERSATION, conversation_id, f"note {note.id}")
-        told = await customers.viewers(session, customer_id)
-        if conversation_id is not None:
-            told |= await _handling(session, conversation_id)
-    await ctx.notify.agents_changed(told | {agent_id})
+            agents = frozenset({agent_id} | await _seeing(session, conversation_id))
+            note_id, on = note.id, conversation_id
+            changes.emit(session, lambda: changes.NoteAdded(note_id, on, agents))
+        await customers.changed(session, customer_id, also={agent_id})
     return note
 
 
-async def _handling(session: AsyncSession, conversation_id: int) -> set[int]:
-    agent_id = await session.scalar(select(Conversation.agent_id).where(Conversation.id == conversation_id))
-    return {agent_id} if agent_id is not None else set()
+async def _seeing(session: AsyncSession, conversation_id: int) -> set[int]:
+    """Who has the conversation's notes on screen: its agent, and a colleague asked to take it over."""
+    handling = await session.scalar(select(Conversation.agent_id).where(Conversation.id == conversation_id))
+    asked = set(await session.scalars(select(Handoff.to_agent_id).where(
+        Handoff.conversation_id == conversation_id, Handoff.state == HandoffState.PENDING)))
+    return {a for a in {handling, *asked} if a is not None}
 
 
 async def of_parts(session: AsyncSession, parts: list[int]) -> list[Note]:

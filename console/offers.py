@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from console import changes
 from console.conversations import start_handling
 from console.errors import Conflict, NotFound
 from console.lifecycle import set_presence
@@ -28,7 +29,7 @@ async def _pending(session: AsyncSession, agent_id: int, conversation_id: int) -
 
 
 async def accept(ctx: Context, agent_id: int, conversation_id: int) -> None:
-    async with ctx.db.transaction() as session:
+    async with ctx.transaction() as session:
         conversation, record = await _pending(session, agent_id, conversation_id)
         now = utcnow()
         others = list(await session.scalars(select(Offer).where(
@@ -37,25 +38,25 @@ async def accept(ctx: Context, agent_id: int, conversation_id: int) -> None:
         for other in others:
             other.state, other.ended_at = OfferState.WITHDRAWN, now
         agent = await session.get(Agent, agent_id, with_for_update=True)
-        await start_handling(session, conversation, agent, "accepted")
-        touched = {agent_id, *(o.agent_id for o in others)}
-    await ctx.notify.agents_changed(touched)
+        await start_handling(session, conversation, agent, "accepted", rang=True)
+        for other in others:
+            changes.withdrawn(session, conversation, other.agent_id, "accepted by a colleague")
 
 
 async def decline(ctx: Context, agent_id: int, conversation_id: int) -> None:
     """The agent says no: the conversation goes to the next agent, never straight back to them."""
-    async with ctx.db.transaction() as session:
+    async with ctx.transaction() as session:
         conversation, record = await _pending(session, agent_id, conversation_id)
         record.state, record.ended_at = OfferState.DECLINED, utcnow()
         await session.flush()
-        touched = {agent_id} | await requeue(session, conversation, leaving=agent_id, detail="declined")
+        await requeue(session, conversation, leaving=agent_id, detail="declined")
+        changes.withdrawn(session, conversation, agent_id, "declined")
         agent = await session.get(Agent, agent_id, with_for_update=True)
         if agent is not None and agent.status in ELIGIBLE:
             await fill(session, agent)  # room for other waiting work, not this conversation
-    await ctx.notify.agents_changed(touched)
 
 
-async def _rang_out(session: AsyncSession, record: Offer, agent: Agent) -> tuple[set[int], bool]:
+async def _rang_out(session: AsyncSession, record: Offer, agent: Agent) -> bool:
     """Expire the offer and move the conversation on; True when the agent must now be set away."""
     record.state, record.ended_at = OfferState.EXPIRED, utcnow()
     agent.missed_offers += 1
@@ -66,10 +67,10 @@ async def _rang_out(session: AsyncSession, record: Offer, agent: Agent) -> tuple
         agent.missed_offers = 0
     await session.flush()
     conversation = await session.get(Conversation, record.conversation_id)
-    touched = {agent.id}
     if conversation is not None:
-        touched |= await requeue(session, conversation, leaving=agent.id, detail="rang out")
-    return touched, away
+        await requeue(session, conversation, leaving=agent.id, detail="rang out")
+        changes.withdrawn(session, conversation, agent.id, "rang out")
+    return away
 
 
 async def sweep(ctx: Context, limit: int = 100) -> int:
@@ -78,16 +79,15 @@ async def sweep(ctx: Context, limit: int = 100) -> int:
     One transaction per offer, locking conversation, offer and agent in the order accept and
     decline use, and skipping what another transaction holds: it is taken next round.
     """
-    async with ctx.db.transaction() as session:
+    async with ctx.transaction() as session:
         candidates = (await session.execute(
             select(Offer.id, Offer.conversation_id, Offer.agent_id).where(
                 Offer.state == OfferState.PENDING, Offer.deadline < utcnow())
             .order_by(Offer.deadline).limit(limit))).all()
     expired = 0
     for offer_id, conversation_id, agent_id in candidates:
-        touched: set[int] = set()
         away = False
-        async with ctx.db.transaction() as session:
+        async with ctx.transaction() as session:
             locked = await session.scalar(select(Conversation.id).where(Conversation.id == conversation_id)
                                           .with_for_update(skip_locked=True))
             record = await session.scalar(select(Offer).where(
@@ -96,11 +96,9 @@ async def sweep(ctx: Context, limit: int = 100) -> int:
             agent = await session.scalar(select(Agent).where(Agent.id == agent_id)
                                          .with_for_update(skip_locked=True)) if record else None
             if record is not None and agent is not None:
-                touched, away = await _rang_out(session, record, agent)
+                away = await _rang_out(session, record, agent)
                 expired += 1
         if away:
-            async with ctx.db.transaction() as session:
-                touched |= await release_offers(session, agent_id)
-        if touched:
-            await ctx.notify.agents_changed(touched)
+            async with ctx.transaction() as session:
+                await release_offers(session, agent_id)
     return expired

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from console import changes
+from console.changes import Change
 from console.db import Database
 from console.i18n import N_
 
@@ -14,24 +19,45 @@ DEFAULT_AWAY_REASONS = (N_("Break"), N_("Lunch"), N_("Meeting"), N_("Training"),
 
 
 class Notifier(Protocol):
-    """Told after a commit which agents' live views changed; the web layer renders and pushes."""
+    """Told after a commit what changed; the web layer renders the fragments it touches and pushes.
 
-    async def agents_changed(self, agent_ids: Iterable[int]) -> None: ...
+    `publish` must not wait for rendering: the caller answers its request (the phone system, the
+    agent's click) right after it, and the push follows.
+    """
+
+    def publish(self, changed: Sequence[Change]) -> None: ...
 
 
 class NullNotifier:
-    async def agents_changed(self, agent_ids: Iterable[int]) -> None:
+    def publish(self, changed: Sequence[Change]) -> None:
         return None
 
 
 @dataclass
 class RecordingNotifier:
-    """A real fake for tests of the services: remembers who was told."""
+    """A real fake for tests of the services: remembers what it was told."""
 
-    calls: list[set[int]] = field(default_factory=list)
+    batches: list[list[Change]] = field(default_factory=list)
 
-    async def agents_changed(self, agent_ids: Iterable[int]) -> None:
-        self.calls.append(set(agent_ids))
+    def publish(self, changed: Sequence[Change]) -> None:
+        self.batches.append(list(changed))
+
+    @property
+    def calls(self) -> list[set[int]]:
+        """Per batch, the agents whose screen a change of it touches."""
+        return [{agent for change in batch for agent in recipients(change)} for batch in self.batches]
+
+    def of_type(self, kind: type) -> list[Change]:
+        return [change for batch in self.batches for change in batch if isinstance(change, kind)]
+
+
+def recipients(change: Change) -> set[int]:
+    """The agents whose screen shows what `change` touches."""
+    if isinstance(change, changes.NoteAdded | changes.CustomerChanged):
+        return set(change.agent_ids)
+    if isinstance(change, changes.HandoffAsked | changes.HandoffAnswered):
+        return {a for a in (change.from_agent_id, change.to_agent_id) if a is not None}
+    return {change.agent_id}
 
 
 @dataclass
@@ -42,3 +68,12 @@ class Context:
     notify: Notifier
     region: str = "NL"
     away_reasons: tuple[str, ...] = DEFAULT_AWAY_REASONS
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A database transaction whose recorded changes are published once it committed."""
+        async with self.db.transaction() as session:
+            yield session
+            makers = changes.pending(session)
+        if makers:
+            self.notify.publish(changes.built(makers))

@@ -26,13 +26,13 @@ KEEP_CLOSED = timedelta(hours=1)
 async def opened(ctx: Context, agent_id: int) -> str:
     """Record a new socket of the agent; returns its id for `refresh` and `closed`."""
     socket_id = secrets.token_hex(12)
-    async with ctx.db.transaction() as session:
+    async with ctx.transaction() as session:
         session.add(LiveSocket(id=socket_id, agent_id=agent_id))
     return socket_id
 
 
 async def closed(ctx: Context, socket_id: str) -> None:
-    async with ctx.db.transaction() as session:
+    async with ctx.transaction() as session:
         now = utcnow()
         await session.execute(update(LiveSocket).where(LiveSocket.id == socket_id)
                               .values(closed_at=now, seen_at=now))
@@ -42,7 +42,7 @@ async def refresh(ctx: Context, socket_ids: Iterable[str]) -> None:
     """The node still holds these sockets."""
     ids = list(socket_ids)
     if ids:
-        async with ctx.db.transaction() as session:
+        async with ctx.transaction() as session:
             await session.execute(update(LiveSocket).where(LiveSocket.id.in_(ids), LiveSocket.closed_at.is_(None))
                                   .values(seen_at=utcnow()))
 
@@ -56,12 +56,12 @@ def _gone(cutoff: datetime) -> ColumnElement[bool]:
 async def sweep(ctx: Context, grace: timedelta = DEFAULT_GRACE, limit: int = 100) -> int:
     """Agents whose sockets are all gone for `grace` go offline; their offers go to others."""
     cutoff = utcnow() - grace
-    async with ctx.db.transaction() as session:
+    async with ctx.transaction() as session:
         gone = list(await session.scalars(select(Agent.id).where(_gone(cutoff)).limit(limit)))
         await session.execute(delete(LiveSocket).where(LiveSocket.closed_at < utcnow() - KEEP_CLOSED))
     offline = 0
     for agent_id in gone:
-        async with ctx.db.transaction() as session:
+        async with ctx.transaction() as session:
             agent = await session.scalar(select(Agent).where(Agent.id == agent_id, _gone(cutoff))
                                          .with_for_update(skip_locked=True))
             if agent is None:
@@ -69,9 +69,8 @@ async def sweep(ctx: Context, grace: timedelta = DEFAULT_GRACE, limit: int = 100
             await set_presence(session, agent, AgentStatus.OFFLINE, "no connection")
         offline += 1
         # A transaction of its own: conversations are locked before agents everywhere else.
-        async with ctx.db.transaction() as session:
-            touched = {agent_id} | await release_offers(session, agent_id)
-        await ctx.notify.agents_changed(touched)
+        async with ctx.transaction() as session:
+            await release_offers(session, agent_id)
     return offline
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from console import audit, customers
+from console import audit, changes, customers
 from console.errors import Conflict, InvalidInput, NotFound
 from console.i18n import N_
 from console.models import (
@@ -179,7 +179,7 @@ async def update(ctx: Context, agent_id: int, customer_id: int, version: int, ch
         raise InvalidInput("Language must be one of %(allowed)s.", field="language", allowed=", ".join(LANGUAGES))
     tier = customers.parse_tier(changes.tier)
     value = customers.parse_money(changes.lifetime_value)
-    async with ctx.db.transaction() as session:
+    async with ctx.transaction() as session:
         customer = await _locked(session, customer_id, version)
         if changes.owner_id is not None and await session.get(Agent, changes.owner_id) is None:
             raise NotFound("That colleague does not exist.", field="owner_id")
@@ -194,8 +194,7 @@ async def update(ctx: Context, agent_id: int, customer_id: int, version: int, ch
             customer.updated_at = utcnow()
             audit.record(session, agent_id, audit.UPDATE, audit.CUSTOMER, customer_id, ", ".join(changed))
             await reindex(session, [customer_id])
-        told = await customers.viewers(session, customer_id)
-    await ctx.notify.agents_changed(told | {agent_id})
+        await customers.changed(session, customer_id, also={agent_id})
     return customer
 
 
@@ -207,7 +206,7 @@ async def add_contact_point(ctx: Context, agent_id: int, customer_id: int, kind:
     normalized = customers.normalize(which, value, ctx.region)
     if normalized is None or which is ContactKind.VISITOR:
         raise InvalidInput(customers.BAD_CONTACT[which], field=which.value, value=value)
-    async with ctx.db.transaction() as session:
+    async with ctx.transaction() as session:
         customer = await session.get(Customer, customer_id, with_for_update=True)
         if customer is None:
             raise NotFound("That customer does not exist.", field="customer_id")
@@ -219,8 +218,7 @@ async def add_contact_point(ctx: Context, agent_id: int, customer_id: int, kind:
         customer.version += 1
         audit.record(session, agent_id, audit.UPDATE, audit.CUSTOMER, customer_id, f"added {which.value}")
         await reindex(session, [customer_id])
-        told = await customers.viewers(session, customer_id)
-    await ctx.notify.agents_changed(told | {agent_id})
+        await customers.changed(session, customer_id, also={agent_id})
 
 
 async def add_address(ctx: Context, agent_id: int, customer_id: int, *, kind: str, street: str, postal_code: str,
@@ -235,7 +233,7 @@ async def add_address(ctx: Context, agent_id: int, customer_id: int, *, kind: st
     land = (country or "NL").strip().upper()
     if len(land) != 2 or not land.isalpha():
         raise InvalidInput("Country is a two-letter code such as NL or BE.", field="country")
-    async with ctx.db.transaction() as session:
+    async with ctx.transaction() as session:
         customer = await session.get(Customer, customer_id, with_for_update=True)
         if customer is None:
             raise NotFound("That customer does not exist.", field="customer_id")
@@ -243,8 +241,7 @@ async def add_address(ctx: Context, agent_id: int, customer_id: int, *, kind: st
                             city=city_text or "", country=land))
         customer.version += 1
         audit.record(session, agent_id, audit.UPDATE, audit.CUSTOMER, customer_id, f"added {which.value} address")
-        told = await customers.viewers(session, customer_id)
-    await ctx.notify.agents_changed(told | {agent_id})
+        await customers.changed(session, customer_id, also={agent_id})
 
 
 def _day(raw: str, name: str) -> date | None:
@@ -269,7 +266,7 @@ async def add_contract(ctx: Context, agent_id: int, customer_id: int, *, title: 
     if start and end and end < start:
         raise InvalidInput("The end date is before the start date.", field="ends_on")
     terms_text = _text(terms, "terms", 10_000) or ""
-    async with ctx.db.transaction() as session:
+    async with ctx.transaction() as session:
         customer = await session.get(Customer, customer_id, with_for_update=True)
         if customer is None:
             raise NotFound("That customer does not exist.", field="customer_id")
@@ -286,13 +283,12 @@ async def add_contract(ctx: Context, agent_id: int, customer_id: int, *, title: 
         customer.version += 1
         audit.record(session, agent_id, audit.UPDATE, audit.CUSTOMER, customer_id,
                      "added contract" if contract_id is None else f"changed contract {contract_id}")
-        told = await customers.viewers(session, customer_id)
-    await ctx.notify.agents_changed(told | {agent_id})
+        await customers.changed(session, customer_id, also={agent_id})
 
 
 async def open_page(ctx: Context, agent_id: int, customer_id: int | None) -> None:
     """The agent opens a customer's page (None closes it); their live view follows that customer."""
-    async with ctx.db.transaction() as session:
+    async with ctx.transaction() as session:
         if customer_id is not None:
             if await session.get(Customer, customer_id) is None:
                 raise NotFound("That customer does not exist.", field="customer_id")
@@ -301,12 +297,12 @@ async def open_page(ctx: Context, agent_id: int, customer_id: int | None) -> Non
         if agent is None:
             raise NotFound("Agent not found.")
         agent.viewing_customer_id = customer_id
-    await ctx.notify.agents_changed([agent_id])
+        changes.emit(session, lambda: changes.PageOpened(agent_id, customer_id))
 
 
 async def remove_detail(ctx: Context, agent_id: int, customer_id: int, kind: str, detail_id: int) -> None:
     """Remove a contact point or address that is wrong or no longer used; the audit keeps what it was."""
-    async with ctx.db.transaction() as session:
+    async with ctx.transaction() as session:
         customer = await session.get(Customer, customer_id, with_for_update=True)
         found: ContactPoint | Address | None = (
             await session.get(ContactPoint, detail_id) if kind == "contact-point"
@@ -318,5 +314,4 @@ async def remove_detail(ctx: Context, agent_id: int, customer_id: int, kind: str
         customer.version += 1
         audit.record(session, agent_id, audit.UPDATE, audit.CUSTOMER, customer_id, f"removed {shown}")
         await reindex(session, [customer_id])
-        told = await customers.viewers(session, customer_id)
-    await ctx.notify.agents_changed(told | {agent_id})
+        await customers.changed(session, customer_id, also={agent_id})

@@ -17,7 +17,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.elements import SQLCoreOperations
 
-from console import audit
+from console import audit, changes
 from console.errors import InvalidInput, NotFound
 from console.lifecycle import move, set_presence
 from console.models import (
@@ -151,6 +151,7 @@ async def offer(session: AsyncSession, conversation: Conversation, agent: Agent,
         # The pop shows the customer from the moment it rings: that is when the agent sees them.
         audit.record(session, agent.id, audit.VIEW, audit.CUSTOMER, conversation.customer_id,
                      f"screen-pop of conversation {conversation.id}")
+    changes.offered(session, conversation, agent.id, deadline)
     await session.flush()
     return record
 
@@ -234,7 +235,7 @@ async def dispatch_to(session: AsyncSession, agent: Agent, candidates: int = 200
 
 async def queue_sizes(ctx: Context) -> dict[str, int]:
     """Conversations waiting per queue ('' for those without one)."""
-    async with ctx.db.transaction() as session:
+    async with ctx.transaction() as session:
         rows = await session.execute(
             select(func.coalesce(Queue.name, ""), func.count(Conversation.id))
             .select_from(Conversation).outerjoin(Queue, Queue.id == Conversation.queue_id)
@@ -245,22 +246,20 @@ async def queue_sizes(ctx: Context) -> dict[str, int]:
 async def sweep_queue(ctx: Context, limit: int = 50) -> int:
     """Route waiting conversations that no event picked up: after a cool-down ended, or when an
     agent became free in a transaction that raced with the arrival. Safe on every node."""
-    async with ctx.db.transaction() as session:
+    async with ctx.transaction() as session:
         waiting = list(await session.scalars(
             select(Conversation.id).where(Conversation.state == State.QUEUED,
                                           Conversation.routed_by_console.is_(True))
             .order_by(Conversation.created_at, Conversation.id).limit(limit)))
     routed = 0
     for conversation_id in waiting:
-        async with ctx.db.transaction() as session:
+        async with ctx.transaction() as session:
             conversation = await session.scalar(select(Conversation).where(
                 Conversation.id == conversation_id, Conversation.state == State.QUEUED)
                 .with_for_update(skip_locked=True))
             agent = await route(session, conversation) if conversation is not None else None
-        if agent is None:
-            continue
-        routed += 1
-        await ctx.notify.agents_changed([agent.id])
+        if agent is not None:
+            routed += 1
     return routed
 
 
@@ -295,11 +294,10 @@ async def set_status(ctx: Context, agent_id: int, status: str, reason: str | Non
     Choosing available while handling a contact keeps busy or wrap-up: those end by themselves.
     """
     new, reason = check_status(status, reason, ctx.away_reasons)
-    async with ctx.db.transaction() as session:
-        touched = {agent_id}
+    async with ctx.transaction() as session:
         if new is not AgentStatus.AVAILABLE:
             # Conversations before the agent row: the order accept and decline lock in.
-            touched |= await release_offers(session, agent_id)
+            await release_offers(session, agent_id)
         agent = await session.get(Agent, agent_id, with_for_update=True)
         if agent is None:
             raise NotFound("Agent not found.")
@@ -309,7 +307,6 @@ async def set_status(ctx: Context, agent_id: int, status: str, reason: str | Non
         if new is AgentStatus.AVAILABLE:
             await fill(session, agent)
         status_now = agent.status
-    await ctx.notify.agents_changed(touched)
     return status_now
 
 
@@ -349,4 +346,5 @@ async def release_offers(session: AsyncSession, agent_id: int) -> set[int]:
         record.ended_at = now
         await session.flush()
         served |= await requeue(session, conversation, leaving=agent_id, detail="agent left")
+        changes.withdrawn(session, conversation, agent_id, "agent left")
     return served

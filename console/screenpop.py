@@ -6,12 +6,13 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from console import customers, handoffs, notes, profile
-from console.conversations import CONTACT_KIND, customer_address, parts
+from console.changes import ConversationInfo
+from console.conversations import CONTACT_KIND, parts
 from console.errors import NotFound
 from console.models import (
     Agent,
@@ -27,6 +28,7 @@ from console.models import (
     OfferState,
     Queue,
     State,
+    StatusPeriod,
 )
 from console.profile import CustomerPage
 from console.wrapup import dispositions
@@ -35,14 +37,27 @@ from console.wrapup import dispositions
 REACHABLE = (AgentStatus.AVAILABLE, AgentStatus.BUSY, AgentStatus.WRAP_UP)
 
 
+@dataclass(frozen=True)
+class Presence:
+    """The agent's state as the status bar shows it; `version` is the id of its status period."""
+
+    agent_id: int
+    status: AgentStatus
+    reason: str | None
+    since: datetime
+    version: int
+
+
 @dataclass
 class Pop:
     """One screen-pop: the contact, and the customer picture, the candidates, or neither."""
 
-    conversation: Conversation
+    conversation: ConversationInfo
     offered: bool
     address: str
     deadline: datetime | None = None  # when a console offer rings out; None for phone rings
+    version: int = 0  # the newest event of the conversation it shows
+    revision: int = 0  # of the customer it shows
     queue_name: str | None = None
     picture: customers.Picture | None = None
     candidates: list[Customer] = field(default_factory=list)
@@ -58,9 +73,19 @@ class Pop:
 
 @dataclass
 class WrapUp:
-    conversation: Conversation
+    conversation: ConversationInfo
     codes: list[str]
     customer_name: str | None = None
+    version: int = 0
+
+
+@dataclass
+class Current:
+    """A conversation the agent handles now: the note, ticket and handoff forms for it."""
+
+    conversation: ConversationInfo
+    handoff: Handoff | None  # its newest handoff, with the colleague
+    version: int = 0
 
 
 @dataclass
@@ -86,24 +111,53 @@ class AgentView:
     wrap_ups: list[WrapUp] = field(default_factory=list)
     away_reasons: tuple[str, ...] = ()
     handoffs: list[IncomingHandoff] = field(default_factory=list)
-    current_handoff: Handoff | None = None  # the newest handoff of the conversation being handled
+    currents: list[Current] = field(default_factory=list)
     customer_page: CustomerPage | None = None
+    presence: Presence | None = None
+    page_revision: int = 0
 
     @property
-    def current(self) -> Conversation | None:
-        for pop in self.pops:
-            if pop.conversation.state is State.ACTIVE:
-                return pop.conversation
-        return None
+    def current(self) -> ConversationInfo | None:
+        return self.currents[0].conversation if self.currents else None
+
+    @property
+    def current_handoff(self) -> Handoff | None:
+        return self.currents[0].handoff if self.currents else None
 
 
-async def build_pop(session: AsyncSession, conversation: Conversation, offered: bool, region: str) -> Pop:
-    pop = Pop(conversation=conversation, offered=offered, address=customer_address(conversation))
+async def presence_of(session: AsyncSession, agent: Agent) -> Presence:
+    period = await session.scalar(select(func.max(StatusPeriod.id)).where(StatusPeriod.agent_id == agent.id,
+                                                                           StatusPeriod.ended_at.is_(None)))
+    return Presence(agent.id, agent.status, agent.away_reason, agent.status_since, int(period or 0))
+
+
+async def versions(session: AsyncSession, conversation_ids: list[int]) -> dict[int, int]:
+    """The newest event of each conversation: the version of the fragments that show it."""
+    if not conversation_ids:
+        return {}
+    rows = await session.execute(select(ConversationEvent.conversation_id, func.max(ConversationEvent.id))
+                                 .where(ConversationEvent.conversation_id.in_(conversation_ids))
+                                 .group_by(ConversationEvent.conversation_id))
+    return {cid: int(v) for cid, v in rows.all()}
+
+
+async def revision_of(session: AsyncSession, customer_id: int | None) -> int:
+    if customer_id is None:
+        return 0
+    return int(await session.scalar(select(Customer.revision).where(Customer.id == customer_id)) or 0)
+
+
+async def build_pop(session: AsyncSession, conversation: Conversation | ConversationInfo, offered: bool,
+                    region: str) -> Pop:
+    if isinstance(conversation, Conversation):
+        conversation = ConversationInfo.of(conversation)
+    pop = Pop(conversation=conversation, offered=offered, address=conversation.address)
     if conversation.queue_id is not None:
         pop.queue_name = await session.scalar(select(Queue.name).where(Queue.id == conversation.queue_id))
     earlier = await parts(session, conversation)  # no query unless it was handed off
     if conversation.customer_id is not None:
         pop.picture = await customers.picture(session, conversation.customer_id, exclude=earlier)
+        pop.revision = pop.picture.customer.revision if pop.picture else 0
     else:
         kind = CONTACT_KIND[conversation.channel]
         ids = await customers.match(session, kind, pop.address, region)
@@ -114,8 +168,12 @@ async def build_pop(session: AsyncSession, conversation: Conversation, offered: 
             select(Message).where(Message.conversation_id.in_(earlier)).order_by(Message.created_at, Message.id)))
     if conversation.parent_id is not None:
         pop.handoff = await handoffs.leading_to(session, conversation.id)
+        # What happened before this part began: later events of the earlier parts (a colleague's
+        # wrap-up) are theirs, and the pop shown since the handoff stays as it is.
+        began = select(func.min(ConversationEvent.id)).where(ConversationEvent.conversation_id == conversation.id)
         pop.history = list(await session.scalars(
-            select(ConversationEvent).where(ConversationEvent.conversation_id.in_(earlier[:-1]))
+            select(ConversationEvent).where(ConversationEvent.conversation_id.in_(earlier[:-1]),
+                                            ConversationEvent.id < began.scalar_subquery())
             .options(selectinload(ConversationEvent.agent)).order_by(ConversationEvent.at, ConversationEvent.id)))
     return pop
 
@@ -128,32 +186,38 @@ async def agent_view(session: AsyncSession, agent_id: int, region: str,
     deadlines = dict((await session.execute(
         select(Offer.conversation_id, Offer.deadline).where(Offer.agent_id == agent_id,
                                                             Offer.state == OfferState.PENDING))).all())
-    rows = await session.scalars(
+    rows = list(await session.scalars(
         select(Conversation)
         .where(or_(Conversation.id.in_(list(deadlines)),
                    (Conversation.agent_id == agent_id) & Conversation.state.in_((State.ACTIVE, State.WRAP_UP))))
         .order_by(Conversation.created_at, Conversation.id)
-    )
-    pops: list[Pop] = []
-    wrap_ups: list[WrapUp] = []
+    ))
+    incoming = await handoffs.incoming(session, agent_id)
+    version = await versions(session, [c.id for c in rows] + [h.conversation_id for h in incoming])
+    view = AgentView(agent, [], [], away_reasons, presence=await presence_of(session, agent))
     for c in rows:
+        info = ConversationInfo.of(c)
         if c.state is State.WRAP_UP:
-            name = await session.scalar(select(Customer.name).where(Customer.id == c.customer_id)) \
-                if c.customer_id is not None else None
-            wrap_ups.append(WrapUp(c, await dispositions(session, c.queue_id), name))
-        else:
-            pop = await build_pop(session, c, c.id in deadlines and c.state is not State.ACTIVE, region)
-            pop.deadline = deadlines.get(c.id)
-            pops.append(pop)
-    view = AgentView(agent, pops, wrap_ups, away_reasons)
-    for handoff in await handoffs.incoming(session, agent_id):
+            view.wrap_ups.append(await wrap_up_of(session, info, version.get(c.id, 0)))
+            continue
+        pop = await build_pop(session, info, c.id in deadlines and c.state is not State.ACTIVE, region)
+        pop.deadline, pop.version = deadlines.get(c.id), version.get(c.id, 0)
+        view.pops.append(pop)
+        if c.state is State.ACTIVE and c.agent_id == agent_id:
+            view.currents.append(Current(info, await handoffs.latest(session, c.id), pop.version))
+    for handoff in incoming:
         handed = await session.get(Conversation, handoff.conversation_id)
         if handed is not None:
-            view.handoffs.append(IncomingHandoff(handoff, await build_pop(session, handed, False, region)))
-    current = view.current
-    if current is not None:
-        view.current_handoff = await handoffs.latest(session, current.id)
+            pop = await build_pop(session, handed, False, region)
+            pop.version = version.get(handed.id, 0)
+            view.handoffs.append(IncomingHandoff(handoff, pop))
     if agent.viewing_customer_id is not None:
         with suppress(NotFound):
             view.customer_page = await profile.page(session, agent_id, agent.viewing_customer_id, audited=False)
     return view
+
+
+async def wrap_up_of(session: AsyncSession, info: ConversationInfo, version: int) -> WrapUp:
+    name = await session.scalar(select(Customer.name).where(Customer.id == info.customer_id)) \
+        if info.customer_id is not None else None
+    return WrapUp(info, await dispositions(session, info.queue_id), name, version)

@@ -110,7 +110,7 @@ async def open_ticket(ctx: Context, agent_id: int, draft: Draft) -> Ticket:
     subject, description = _subject(draft.subject), _description(draft.description)
     priority = _choice(Priority, draft.priority or "normal", "priority")
     status = _choice(TicketStatus, draft.status or "new", "status")
-    async with ctx.db.transaction() as session:
+    async with ctx.transaction() as session:
         customer_id = draft.customer_id
         if draft.conversation_id is not None:
             conversation = await session.get(Conversation, draft.conversation_id)
@@ -129,8 +129,7 @@ async def open_ticket(ctx: Context, agent_id: int, draft: Draft) -> Ticket:
         await session.flush()
         session.add(TicketChange(ticket_id=ticket.id, agent_id=agent_id, field="created", new=subject[:300], at=now))
         audit.record(session, agent_id, audit.CREATE, audit.TICKET, ticket.id)
-        told = await customers.viewers(session, customer_id)
-    await ctx.notify.agents_changed(told | {agent_id} | ({ticket.assignee_id} if ticket.assignee_id else set()))
+        await customers.changed(session, customer_id, also={agent_id})
     return ticket
 
 
@@ -146,7 +145,7 @@ async def update(ctx: Context, agent_id: int, ticket_id: int, version: int, chan
     if unknown:
         raise InvalidInput("These fields cannot be changed: %(fields)s.", field=sorted(unknown)[0],
                            fields=", ".join(sorted(unknown)))
-    async with ctx.db.transaction() as session:
+    async with ctx.transaction() as session:
         ticket = await session.get(Ticket, ticket_id, with_for_update=True)
         if ticket is None:
             raise NotFound("This ticket does not exist.")
@@ -172,9 +171,7 @@ async def update(ctx: Context, agent_id: int, ticket_id: int, version: int, chan
         ticket.version += 1
         ticket.updated_at = now
         audit.record(session, agent_id, audit.UPDATE, audit.TICKET, ticket.id, ", ".join(changed))
-        told = await customers.viewers(session, ticket.customer_id)
-        told |= {a for a in (ticket.assignee_id, before.get("assignee_id")) if isinstance(a, int)}
-    await ctx.notify.agents_changed(told | {agent_id})
+        await customers.changed(session, ticket.customer_id, also={agent_id})
     return ticket
 
 
@@ -198,7 +195,7 @@ async def _parse(session: AsyncSession, changes: dict[str, object]) -> dict[str,
 
 async def comment(ctx: Context, agent_id: int, ticket_id: int, body: str) -> TicketComment:
     text = check_body(body, "body", MAX_DESCRIPTION)
-    async with ctx.db.transaction() as session:
+    async with ctx.transaction() as session:
         ticket = await session.get(Ticket, ticket_id, with_for_update=True)
         if ticket is None:
             raise NotFound("This ticket does not exist.")
@@ -208,8 +205,7 @@ async def comment(ctx: Context, agent_id: int, ticket_id: int, body: str) -> Tic
         ticket.updated_at = now
         await session.flush()
         audit.record(session, agent_id, audit.COMMENT, audit.TICKET, ticket_id, f"comment {note.id}")
-        told = {a for a in (ticket.assignee_id,) if a is not None}
-    await ctx.notify.agents_changed(told | {agent_id})
+
     return note
 
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from console import changes, customers
 from console.errors import Conflict, InvalidInput, NotFound
 from console.lifecycle import move, set_presence
 from console.models import Agent, AgentStatus, Conversation, Disposition, Queue, State, utcnow
@@ -36,6 +37,7 @@ async def begin_wrap_up(session: AsyncSession, conversation: Conversation, detai
     move(conversation, State.WRAP_UP, session, agent_id=conversation.agent_id, detail=detail, at=now)
     if conversation.agent_id is None:
         move(conversation, State.CLOSED, session, detail="nobody to wrap up", at=now)
+        await customers.conversation_ended(session, conversation.id, conversation.customer_id)
         return set()
     seconds = DEFAULT_WRAP_UP_SECONDS
     if conversation.queue_id is not None:
@@ -43,6 +45,8 @@ async def begin_wrap_up(session: AsyncSession, conversation: Conversation, detai
         seconds = DEFAULT_WRAP_UP_SECONDS if queued is None else queued
     conversation.wrap_up_deadline = now + timedelta(seconds=seconds)
     await end_handling(session, conversation.agent_id)
+    changes.ended(session, conversation, conversation.agent_id, detail)
+    changes.wrap_up_due(session, conversation, conversation.agent_id)
     return {conversation.agent_id}
 
 
@@ -66,8 +70,10 @@ async def _close(session: AsyncSession, conversation: Conversation, code: str, n
     conversation.disposition_note = note
     conversation.wrap_up_deadline = None
     move(conversation, State.CLOSED, session, agent_id=conversation.agent_id, detail=detail)
+    await customers.conversation_ended(session, conversation.id, conversation.customer_id)
     if conversation.agent_id is None:
         return None
+    changes.wrapped_up(session, conversation, conversation.agent_id)
     await end_handling(session, conversation.agent_id)
     agent = await session.get(Agent, conversation.agent_id)
     if agent is not None:
@@ -80,7 +86,7 @@ async def finish(ctx: Context, agent_id: int, conversation_id: int, code: str, n
     note = note.strip()
     if len(note) > MAX_NOTE:
         raise InvalidInput("The note is longer than %(limit)s characters.", field="note", limit=MAX_NOTE)
-    async with ctx.db.transaction() as session:
+    async with ctx.transaction() as session:
         conversation = await session.get(Conversation, conversation_id, with_for_update=True)
         if conversation is None:
             raise NotFound("This conversation does not exist.")
@@ -93,12 +99,11 @@ async def finish(ctx: Context, agent_id: int, conversation_id: int, code: str, n
             raise InvalidInput("Choose a disposition from the list: %(codes)s.", field="disposition",
                                codes=", ".join(allowed))
         await _close(session, conversation, code, note or None, "wrapped up")
-    await ctx.notify.agents_changed([agent_id])
 
 
 async def sweep(ctx: Context, limit: int = 100) -> int:
     """Close wrap-ups whose time box ended with the disposition 'wrap-up timeout'. Safe on every node."""
-    async with ctx.db.transaction() as session:
+    async with ctx.transaction() as session:
         overdue = list(await session.scalars(
             select(Conversation.id).where(Conversation.state == State.WRAP_UP,
                                           Conversation.wrap_up_deadline < utcnow())
@@ -106,14 +111,11 @@ async def sweep(ctx: Context, limit: int = 100) -> int:
     closed = 0
     for conversation_id in overdue:
         # One transaction each: a lock conflict costs one item a round, not the whole batch.
-        async with ctx.db.transaction() as session:
+        async with ctx.transaction() as session:
             conversation = await session.scalar(select(Conversation).where(
                 Conversation.id == conversation_id, Conversation.state == State.WRAP_UP,
                 Conversation.wrap_up_deadline < utcnow()).with_for_update(skip_locked=True))
-            agent_id = None
             if conversation is not None:
-                agent_id = await _close(session, conversation, TIMEOUT_CODE, None, "wrap-up time box ended")
+                await _close(session, conversation, TIMEOUT_CODE, None, "wrap-up time box ended")
                 closed += 1
-        if agent_id is not None:
-            await ctx.notify.agents_changed([agent_id])
     return closed

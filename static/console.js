@@ -24,6 +24,78 @@
     if (since) url.searchParams.set("since", since); else url.searchParams.delete("since");
     connection.url = url.toString();
   });
+
+  // Pushed fragments carry the version of what they show (data-v; data-key names what it is the
+  // version of). Frames from several servers can arrive in any order, so before htmx swaps a frame
+  // in, each fragment is checked against the page: an older one is dropped, one whose element is
+  // not on the page yet goes into its container (data-into) in order (data-order), a removal
+  // (data-delete) is remembered so an older insert arriving late cannot bring the element back,
+  // and a fragment for an element that is not there yet waits until it is inserted.
+  var removed = new Map(), parked = new Map(), PARKED_MAX = 200;
+  function version(el) { return el && el.dataset && el.dataset.v !== undefined ? parseInt(el.dataset.v, 10) : null; }
+  function older(incoming, current) {
+    var a = version(incoming), b = version(current);
+    if (a === null || b === null || (incoming.dataset.key || "") !== (current.dataset.key || "")) return false;
+    return a < b;
+  }
+  function freshest(el) {
+    // Parts of `el` the page (or the parked fragments) know in a newer version stay as they are.
+    el.querySelectorAll("[id][data-v]").forEach(function (part) {
+      var known = document.getElementById(part.id) || parked.get(part.id);
+      if (known && known !== part && older(part, known)) part.replaceWith(known.cloneNode(true));
+      parked.delete(part.id);
+    });
+  }
+  function placeOf(el) {
+    var container = document.querySelector(el.dataset.into);
+    if (!container) return null;
+    var order = el.dataset.order || "";
+    for (var child = container.firstElementChild; child; child = child.nextElementSibling) {
+      if (child.dataset && child.dataset.order !== undefined && child.dataset.order > order && child.id)
+        return "beforebegin target:#" + CSS.escape(child.id) + " strip:false";
+    }
+    return "beforeend target:" + el.dataset.into + " strip:false";
+  }
+  function settle(el) {
+    var id = el.id, current = document.getElementById(id), gone = removed.get(id);
+    if (el.hasAttribute("data-delete")) {
+      if (current && older(el, current)) return false;
+      var v = version(el);
+      if (v !== null && !(gone > v)) removed.set(id, v);
+      if (current) current.querySelectorAll("[id][data-v]").forEach(function (part) { removed.set(part.id, version(part)); });
+      el.setAttribute("hx-swap-oob", "delete");
+      return !!current;
+    }
+    if (gone !== undefined && version(el) !== null && version(el) <= gone) return false;
+    freshest(el);
+    if (current) {
+      if (older(el, current)) return false;
+      if (!el.hasAttribute("hx-swap-oob")) el.setAttribute("hx-swap-oob", "outerMorph");
+      return true;
+    }
+    var place = el.dataset.into ? placeOf(el) : null;
+    if (!place) {
+      var waiting = parked.get(id);
+      if (!waiting || !older(el, waiting)) parked.set(id, el);
+      if (parked.size > PARKED_MAX) parked.delete(parked.keys().next().value);
+      return false;
+    }
+    el.setAttribute("hx-swap-oob", place);
+    return true;
+  }
+  function guard(html) {
+    var template = document.createElement("template");
+    template.innerHTML = html;
+    Array.prototype.slice.call(template.content.children).forEach(function (el) {
+      if (el.id && !settle(el)) el.remove();
+    });
+    return template.innerHTML;
+  }
+  window.consoleFrames = {guard: guard};
+  document.addEventListener("htmx:ws:before:message:incoming", function (event) {
+    var message = event.detail && event.detail.message;
+    if (message && typeof message.data === "string") message.data = guard(message.data);
+  });
   document.addEventListener("htmx:ws:after:connection", function () { indicate("connected"); });
   document.addEventListener("htmx:ws:close", function (event) {
     if (event.detail.code === 1008) indicate("signed-out");
@@ -75,7 +147,7 @@
       if (!(event.key === "?" && t.closest && t.closest("dialog"))) return;
     }
     var key = event.key.toLowerCase();
-    var button = document.querySelector('.pop.ringing [data-shortcut="' + key + '"]');
+    var button = document.querySelector('.pop .ringing [data-shortcut="' + key + '"]');
     if (button) { event.preventDefault(); button.click(); return; }
     if (keys[key] && keys[key]()) event.preventDefault();
   });
@@ -125,7 +197,7 @@
     var region = document.getElementById("announcer");
     if (!region) return;
     var lines = [];
-    document.querySelectorAll(".pop.ringing[data-offer]").forEach(function (pop) {
+    document.querySelectorAll(".pop .ringing[data-offer]").forEach(function (pop) {
       if (spoken.has(pop.dataset.offer)) return;
       spoken.add(pop.dataset.offer);
       lines.push(pop.dataset.title || "");
@@ -150,7 +222,7 @@
     osc.start(); osc.stop(audio.currentTime + 0.4);
   }
   document.addEventListener("htmx:ws:after:message:incoming", function () {
-    document.querySelectorAll(".pop.ringing[data-offer]").forEach(function (pop) {
+    document.querySelectorAll(".pop .ringing[data-offer]").forEach(function (pop) {
       if (announced.has(pop.dataset.offer)) return;
       announced.add(pop.dataset.offer);
       if (!document.hidden) return;

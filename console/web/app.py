@@ -215,6 +215,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await w.notifier.close()
             await w.bus.close()
             await w.ctx.db.close()
 

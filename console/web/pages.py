@@ -141,11 +141,9 @@ async def agent_page(request: Request) -> Response:
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
-async def live_response(request: Request, agent_id: int, status_code: int = 200) -> Response:
-    """Every live component as out-of-band swaps: the answer to an action on the agent page."""
-    w = wiring(request)
-    view = await w.notifier.view(agent_id)
-    return HTMLResponse(w.renderer.live(view), status_code=status_code)
+def done() -> Response:
+    """The answer to an action on the agent page: nothing; the push over the socket shows the change."""
+    return Response(status_code=204)
 
 
 def signed_out() -> Response:
@@ -156,12 +154,12 @@ Action = Callable[[Context, int, FormData], Awaitable[object]]
 
 
 async def act(request: Request, action: Action) -> Response:
-    """An agent's action on the page: check the session, call one service, answer with the live view."""
+    """An agent's action on the page: check the session, call one service; the socket shows the result."""
     agent_id = await agent_id_of(request)
     if agent_id is None:
         return signed_out()
     await action(wiring(request).ctx, agent_id, await request.form())
-    return await live_response(request, agent_id)
+    return done()
 
 
 def conversation_of(request: Request) -> int:
@@ -218,4 +216,4 @@ async def create_customer(request: Request) -> Response:
         html = w.renderer.render("partials/new_customer.html", view.agent.language, conversation_id=conversation_id,
                                  values=values, error=exc.translated(_), error_field=exc.field)
         return HTMLResponse(html, status_code=422)
-    return await live_response(request, agent_id)
+    return done()

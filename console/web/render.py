@@ -1,9 +1,8 @@
-"""Rendering with Jinja in the reader's language, and the notify port that pushes live views."""
+"""Rendering with Jinja in the reader's language: pages, the live view's snapshot and its fragments."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -11,15 +10,15 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from console import i18n
+from console.changes import ConversationInfo
 from console.customers import format_phone
-from console.db import Database
 from console.i18n import N_
-from console.screenpop import AgentView, agent_view
+from console.screenpop import AgentView
 from console.web.assets import asset_dir
-from realtime import Bus
 
 log = logging.getLogger("console.web")
 
+# The live view's containers, in page order: what a snapshot replaces.
 LIVE_PARTIALS = ("partials/status.html", "partials/screen_pop.html", "partials/conversation.html",
                  "partials/customer_panel.html")
 
@@ -41,6 +40,16 @@ def agent_stream(agent_id: int) -> str:
 def cursor_frame(payload: str, cursor: str) -> str:
     """A frame as sent: the payload plus the stream cursor, swapped into the page by id."""
     return f'{payload}<meta id="ws-cursor" name="ws-cursor" content="{cursor}" hx-swap-oob="true">'
+
+
+def removal(element_id: str, version: int) -> str:
+    """A fragment that takes an element off the page, unless the page shows a newer version of it."""
+    return f'<div id="{element_id}" data-v="{version}" data-delete></div>'
+
+
+def order(group: int, conversation: ConversationInfo) -> str:
+    """Where an inserted element goes among its siblings: by group, then oldest first."""
+    return f"{group}-{int(conversation.created_at.timestamp() * 1000):015d}-{conversation.id:012d}"
 
 
 class Renderer:
@@ -66,62 +75,20 @@ class Renderer:
             return i18n.money(value, language)
 
         return {"_": catalog.gettext, "gettext": catalog.gettext, "ngettext": catalog.ngettext,
-                "lang": language, "when": when, "money": money,
+                "lang": language, "when": when, "money": money, "order": order,
                 "phone": lambda raw: format_phone(raw, self.region)}
 
     def render(self, template: str, language: str, **values: Any) -> str:
         return self.env.get_template(template).render(self.context(language), **values)
 
-    def live(self, view: AgentView, *, oob: bool = True) -> str:
-        """Every live component of the agent page, each an out-of-band swap by id."""
+    def live(self, view: AgentView) -> str:
+        """The snapshot: every container of the live view, from the same partials the pushes use."""
         language = view.agent.language
-        return "".join(self.render(name, language, view=view, oob=oob) for name in LIVE_PARTIALS)
+        values = self.view_values(view)
+        return "".join(self.render(name, language, **values) for name in LIVE_PARTIALS)
 
-
-class WebNotifier:
-    """The domain's notify port: render each agent's live view once and publish it to their stream.
-
-    Two changes for one agent can commit in one order and finish rendering in the other, which
-    would leave the older view on screen. So one render at a time runs per agent, and a change
-    arriving meanwhile makes it render once more after it publishes: the last frame published
-    was read after the last commit. (Across several nodes this needs the shared bus; issue 4.)
-    """
-
-    def __init__(self, db: Database, bus: Bus, renderer: Renderer, region: str,
-                 away_reasons: tuple[str, ...] = ()) -> None:
-        self.db = db
-        self.bus = bus
-        self.renderer = renderer
-        self.region = region
-        self.away_reasons = away_reasons
-        self._rendering: set[int] = set()
-        self._stale: set[int] = set()
-
-    async def view(self, agent_id: int) -> AgentView:
-        """What the agent's page shows now, read in one transaction."""
-        async with self.db.transaction() as session:
-            return await agent_view(session, agent_id, self.region, self.away_reasons)
-
-    async def live_html(self, agent_id: int) -> str:
-        return self.renderer.live(await self.view(agent_id))
-
-    async def agents_changed(self, agent_ids: Iterable[int]) -> None:
-        for agent_id in sorted(set(agent_ids)):
-            self._stale.add(agent_id)
-            if agent_id in self._rendering:
-                continue  # the render under way goes round once more
-            self._rendering.add(agent_id)
-            try:
-                while agent_id in self._stale:
-                    self._stale.discard(agent_id)
-                    await self._push(agent_id)
-            finally:
-                self._rendering.discard(agent_id)
-
-    async def _push(self, agent_id: int) -> None:
-        try:
-            html = await self.live_html(agent_id)
-            await self.bus.publish(agent_stream(agent_id), html)
-        except Exception:
-            # The change is committed; a lost push is healed by the snapshot on reconnect.
-            log.exception("could not push the live view of agent %s", agent_id)
+    @staticmethod
+    def view_values(view: AgentView) -> dict[str, Any]:
+        return {"view": view, "presence": view.presence, "away_reasons": view.away_reasons,
+                "page": view.customer_page, "me": view.agent.id,
+                "supervisor": view.agent.role.value in ("supervisor", "admin")}

@@ -8,7 +8,8 @@ from console.db import Database
 from console.ports import Context
 from console.settings import Settings
 from console.web.metrics import Metrics
-from console.web.render import Renderer, WebNotifier
+from console.web.push import Pusher
+from console.web.render import Renderer
 from realtime import Bus, make_bus
 
 
@@ -18,7 +19,7 @@ class Wiring:
     ctx: Context
     bus: Bus
     renderer: Renderer
-    notifier: WebNotifier
+    notifier: Pusher
     metrics: Metrics = field(default_factory=Metrics)
     # The ids of the agent sockets this process holds, refreshed in the database while open.
     sockets: set[str] = field(default_factory=set)
@@ -28,6 +29,6 @@ def build(settings: Settings) -> Wiring:
     db = Database(settings.database_url)
     bus = make_bus(settings.redis_url, backlog=settings.stream_backlog, prefix=settings.redis_prefix)
     renderer = Renderer(timezone=settings.timezone, region=settings.default_region)
-    notifier = WebNotifier(db, bus, renderer, settings.default_region, settings.away_reasons)
+    notifier = Pusher(db, bus, renderer, settings.default_region, settings.away_reasons)
     ctx = Context(db=db, notify=notifier, region=settings.default_region, away_reasons=settings.away_reasons)
     return Wiring(settings=settings, ctx=ctx, bus=bus, renderer=renderer, notifier=notifier)

@@ -20,7 +20,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from console import audit, auth, canned, handoffs, i18n, merge, notes, profile, search, tickets
 from console.errors import ConsoleError, InvalidInput, NotFound
 from console.i18n import N_
-from console.models import Agent, Conversation, Customer, Queue, Ticket, Tier
+from console.models import Agent, Conversation, Customer, Queue, State, Ticket, Tier
 from console.screenpop import REACHABLE
 from console.web.pages import (
     NO_CONVERSATION,
@@ -29,7 +29,6 @@ from console.web.pages import (
     agent_id_of,
     conversation_of,
     field,
-    live_response,
     record_id,
     signed_out,
     wiring,
@@ -63,10 +62,9 @@ async def fragment(request: Request, agent_id: int, template: str, status_code: 
     return HTMLResponse(html, status_code=status_code)
 
 
-async def with_live(request: Request, agent_id: int, html: str) -> Response:
-    """A panel fragment plus the live view, so the page is current without waiting for the socket."""
-    live = await live_response(request, agent_id)
-    return HTMLResponse(html + bytes(live.body).decode())
+def with_live(html: str) -> Response:
+    """A panel fragment or a notice; the live view follows over the socket."""
+    return HTMLResponse(html)
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -179,7 +177,7 @@ async def open_ticket(request: Request, agent_id: int) -> Response:
     # The form is sent with hx-swap="none": the confirmation goes to the flash line, out of band.
     notice = wiring(request).renderer.render("partials/flash.html", "en", ok=True,
                                              message=_("Ticket #%(id)s opened.") % {"id": ticket.id})
-    return await with_live(request, agent_id, notice)
+    return with_live(notice)
 
 
 @panel
@@ -309,7 +307,7 @@ async def save_customer(request: Request, agent_id: int) -> Response:
                                    exc.translated(_))
     _ = i18n.translations(await language_of(request, agent_id)).gettext
     notice = wiring(request).renderer.render("partials/notice.html", "en", message=_("Saved."))
-    return await with_live(request, agent_id, notice)
+    return with_live(notice)
 
 
 async def add_contact_point(request: Request) -> Response:
@@ -402,7 +400,7 @@ async def merge_customers(request: Request, agent_id: int) -> Response:
         "partials/duplicates.html", await language_of(request, agent_id), customer=customer, found=found,
         supervisor=True,
         merged=_("%(name)s was merged into this customer.") % {"name": record.merged_name})
-    return await with_live(request, agent_id, html)
+    return with_live(html)
 
 
 # Canned responses -----------------------------------------------------------------------------
@@ -412,11 +410,10 @@ async def canned_page(request: Request, agent_id: int, status_code: int = 200, *
     async with w.ctx.db.transaction() as session:
         supervisor = await auth.is_supervisor(session, agent_id)
         responses = await canned.listed(session)
-    view = await w.notifier.view(agent_id)
-    current = view.current
+        current = await session.scalar(select(Conversation.id).where(
+            Conversation.agent_id == agent_id, Conversation.state == State.ACTIVE).order_by(Conversation.id).limit(1))
     return await fragment(request, agent_id, "partials/canned.html", status_code, responses=responses,
-                          supervisor=supervisor,
-                          conversation_id=current.id if current else None, **values)
+                          supervisor=supervisor, conversation_id=current, **values)
 
 
 @panel

@@ -60,7 +60,7 @@ async def test_search_open_note_and_edit_a_customer(browser: Browser, server: Li
         assert action
         added = await colleague.post(action.replace("/addresses", "/notes"), data={"body": "Called from site"},
                                      headers={"X-CSRF-Token": token, "HX-Request": "true"})
-        assert added.status_code == 200
+        assert added.status_code == 204
     await expect(panel.locator(".timeline .kind-note").first).to_contain_text("Called from site", timeout=10_000)
     await expect(street).to_be_visible()
     await expect(street).to_have_value("Dorpsstraat 12")

@@ -53,7 +53,7 @@ async def test_warm_handoff_between_two_agents(browser: Browser, server: LiveSer
     await expect(anna.locator("#agent-status")).to_have_class("status status-available")
 
     await new_call(server, "handoff-1", "+31 6 1234 5678")
-    await expect(anna.locator(".pop.ringing .customer-name")).to_have_text("Jan Jansen", timeout=10_000)
+    await expect(anna.locator(".pop:has(.ringing) .customer-name")).to_have_text("Jan Jansen", timeout=10_000)
     await expect(anna.locator("#announcer")).to_contain_text("Jan Jansen")
     await anna.keyboard.press("a")
     await expect(anna.locator("#agent-status")).to_have_class("status status-busy")
@@ -65,7 +65,8 @@ async def test_warm_handoff_between_two_agents(browser: Browser, server: LiveSer
     await expect(anna.locator("#note-body")).to_be_focused()
     await anna.keyboard.type("Invoice 2231 is charged twice")
     await anna.locator("#note-form button[type=submit]").click()
-    await expect(anna.locator(".pop.active .conversation-note")).to_contain_text("Invoice 2231 is charged twice")
+    await expect(anna.locator(".pop:has(> .active) .conversation-note")).to_contain_text(
+        "Invoice 2231 is charged twice")
     await expect(anna.locator("#note-body")).to_have_value("")
 
     # H: hand off warm to Bram with a context note.
@@ -86,7 +87,7 @@ async def test_warm_handoff_between_two_agents(browser: Browser, server: LiveSer
     await bram.screenshot(path=str(tmp_path / "handoff-offer.png"))
     await bram.keyboard.press("a")
 
-    active = bram.locator(".pop.active")
+    active = bram.locator(".pop:has(> .active)")
     await expect(active.locator(".handoff-note")).to_contain_text("Refund approved", timeout=10_000)
     await expect(active.locator(".handoff-note")).to_contain_text("Anna de Vries")
     await expect(active.locator(".conversation-note")).to_contain_text("Invoice 2231 is charged twice")

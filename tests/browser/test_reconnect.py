@@ -16,7 +16,7 @@ from console.db import Database
 from console.models import Channel
 from console.ports import Context
 from console.web.app import create_app
-from console.web.render import WebNotifier
+from console.web.push import Pusher
 from tests.conftest import free_port, make_settings
 from tests.helpers import PASSWORD, add_agent, add_customer
 
@@ -81,10 +81,13 @@ async def test_calls_that_rang_while_the_server_was_down_appear_after_reconnect(
         serving.stop()  # uvicorn closes the socket with 1012; htmx keeps trying to reconnect
         await expect(page.locator("#connection")).to_have_class("connection reconnecting", timeout=10_000)
         wiring = app.state.wiring  # type: ignore[attr-defined]
-        ctx = Context(db=db, notify=WebNotifier(db, wiring.bus, wiring.renderer, "NL"), region="NL")
+        pusher = Pusher(db, wiring.bus, wiring.renderer, "NL")
+        ctx = Context(db=db, notify=pusher, region="NL")
         for call_id, number in (("down-1", "0612345678"), ("down-2", "0687654321"), ("down-3", "0611111111")):
             await conversations.arrive(ctx, channel=Channel.CALL, external_id=call_id, from_address=number,
                                        to_address="0201234567", ringing=["201"])
+        await pusher.drain()
+        await pusher.close()
         serving.start()
 
         await expect(page.locator("#connection")).to_have_class("connection connected", timeout=20_000)

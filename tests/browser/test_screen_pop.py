@@ -80,11 +80,11 @@ async def test_a_call_pops_the_customer_in_the_agents_page(browser: Browser, ser
 
     # The next call is accepted from the keyboard, then the other way round: declined.
     await new_call(server, "browser-2", "+31 6 1234 5678", queue="service")
-    await expect(page.locator(".pop.ringing .countdown")).to_contain_text(" s", timeout=10_000)
-    await expect(page.locator(".pop.ringing")).to_contain_text("Queue: service")
+    await expect(page.locator(".pop .ringing .countdown")).to_contain_text(" s", timeout=10_000)
+    await expect(page.locator(".pop:has(.ringing)")).to_contain_text("Queue: service")
     await page.keyboard.press("a")
     await expect(page.locator("#agent-status")).to_have_class("status status-busy")
-    await expect(page.locator(".pop.active")).to_have_count(1)
+    await expect(page.locator(".pop:has(> .active)")).to_have_count(1)
     assert errors == []
 
 

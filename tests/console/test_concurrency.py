@@ -61,7 +61,7 @@ async def test_two_processes_route_200_concurrent_calls_to_20_agents_safely(pg_u
             sockets.append(ws)
             response = await client.post("/agent/status", data={"status": "available"},
                                          headers={"X-CSRF-Token": tokens[i]})
-            assert response.status_code == 200
+            assert response.status_code == 204
 
         async def drain(ws: object) -> None:
             try:
@@ -101,7 +101,7 @@ async def test_two_processes_route_200_concurrent_calls_to_20_agents_safely(pg_u
                 accepted = await client.post(f"{node}/conversations/{offered}/accept", headers=headers)
                 if accepted.status_code == 409:
                     continue  # rang out meanwhile; it went to someone else
-                assert accepted.status_code == 200, accepted.text
+                assert accepted.status_code == 204, accepted.text
                 async with db.transaction() as session:
                     external_id = await session.scalar(select(Conversation.external_id)
                                                        .where(Conversation.id == offered))
@@ -111,7 +111,7 @@ async def test_two_processes_route_200_concurrent_calls_to_20_agents_safely(pg_u
                     assert hung_up.status_code == 200, hung_up.text
                 wrapped = await client.post(f"{bases[rng.randrange(2)]}/conversations/{offered}/wrap-up",
                                             data={"disposition": "resolved"}, headers=headers)
-                assert wrapped.status_code == 200, wrapped.text
+                assert wrapped.status_code == 204, wrapped.text
                 handled += 1
 
         handled = await asyncio.wait_for(asyncio.gather(*(work(i) for i in range(AGENTS))), DEADLINE)

@@ -34,13 +34,14 @@ from console.models import Agent, Offer, OfferState
 from realtime import Overflow, make_bus
 from tests.conftest import CLIENT_LIMITS, CTI_TOKEN, free_port, missing, start_node, wait_healthy
 from tests.helpers import PASSWORD, log_in
+from tests.pagemodel import PageModel
 
 AGENTS = 3
 BEFORE, DURING, AFTER = 3, 6, 3  # calls posted before the kill, while Redis is down, after it is back
 OUTAGE = 3.0  # seconds Redis stays down at least: long enough for the reader's backoff to grow
 RECONNECT_CODES = {1001, 1005, 1006, 1011, 1012, 1013, 1014}  # the codes hx-ws reconnects on
 CURSOR = re.compile(r'id="ws-cursor" name="ws-cursor" content="([^"]*)"')
-POP = re.compile(r'<article id="pop-(\d+)"')
+SKELETON = '<div id="live"><section id="screen-pop"></section></div>'
 
 
 async def until(check: Callable[[], Awaitable[bool] | bool], what: str, timeout: float = 20) -> None:
@@ -113,13 +114,13 @@ class Page:
     cursor: str = ""
     connected: bool = False
 
+    model: PageModel = field(default_factory=lambda: PageModel(SKELETON))
+
     @property
     def pops(self) -> set[int]:
-        """The conversations the page shows as pops now (every frame is the whole live view)."""
-        for frame in reversed(self.frames):
-            if 'id="screen-pop"' in frame:
-                return {int(n) for n in POP.findall(frame)}
-        return set()
+        """The conversations the page shows as pops now, with every frame applied as the browser does."""
+        return {int(element_id.removeprefix("pop-")) for element_id in self.model.ids("pop")
+                if element_id.startswith("pop-")}
 
     async def run(self) -> None:
         """Like hx-ws with console.js: reconnect on the retry codes, asking for what was missed."""
@@ -139,6 +140,7 @@ class Page:
                         async for message in ws:
                             frame = str(message)
                             self.frames.append(frame)
+                            self.model.apply(frame)
                             if match := CURSOR.search(frame):
                                 self.cursor = match.group(1)
                     except ConnectionClosed:
@@ -213,7 +215,7 @@ async def test_redis_restarted_during_calls_every_offer_reaches_its_agent(pg_url
         for i, client in enumerate(agents):
             token = await log_in(client, f"agent{i}@restart.test")
             reply = await client.post("/agent/status", data={"status": "available"}, headers={"X-CSRF-Token": token})
-            assert reply.status_code == 200, reply.text
+            assert reply.status_code == 204, reply.text
             pages.append(Page(b, "; ".join(f"{c.name}={c.value}" for c in client.cookies.jar)))
         tasks = [asyncio.create_task(page.run()) for page in pages]
         await until(lambda: all(p.cursor for p in pages), "first snapshot on every socket")

@@ -1,41 +1,45 @@
-import asyncio
 import re
 from pathlib import Path
 
 from console import routing
 from console.ports import Context
-from console.web.render import Renderer, WebNotifier, agent_stream
+from console.web.push import Pusher
+from console.web.render import Renderer, agent_stream
 from realtime import make_bus
 from tests.helpers import add_agent
 
 
-async def test_concurrent_changes_end_with_the_newest_view_published(ctx: Context) -> None:
+async def test_a_status_change_pushes_the_status_fragments_only(ctx: Context) -> None:
     bus = make_bus("")
-    notifier = WebNotifier(ctx.db, bus, Renderer(), "NL")
-    ctx.notify = notifier
+    pusher = Pusher(ctx.db, bus, Renderer(), "NL")
+    ctx.notify = pusher
     agent = await add_agent(ctx.db, "anna@x.nl", "Anna")
     start = await bus.last_id(agent_stream(agent))
     for status in ("available", "away", "available", "away"):
         await routing.set_status(ctx, agent, status)
-    await asyncio.gather(*(notifier.agents_changed([agent]) for _ in range(5)))
+    await pusher.drain()
     frames = await bus.replay(agent_stream(agent), start)
     assert frames and "status-away" in frames[-1].payload
-    # Concurrent notifications for one agent coalesce instead of rendering once each.
-    assert len(frames) < 4 + 5
+    versions = [int(v) for f in frames for v in re.findall(r'id="agent-status"[^>]*data-v="(\d+)"', f.payload)]
+    assert versions == sorted(versions) and len(set(versions)) == 4, "each change carries a newer version"
+    assert all('id="screen-pop"' not in f.payload for f in frames), "a change is not the whole view"
+    await pusher.close()
 
 
 def test_untrusted_names_are_escaped_in_the_pop() -> None:
-    from console.models import Agent, AgentStatus, Channel, Conversation, Customer, Direction, State, utcnow
-    from console.screenpop import AgentView, Pop
+    from console.changes import ConversationInfo
+    from console.models import Agent, AgentStatus, Channel, Conversation, Customer, Direction, Role, State, utcnow
+    from console.screenpop import AgentView, Pop, Presence
 
     agent = Agent(id=1, name="<script>x</script>", language="en", status=AgentStatus.AVAILABLE,
-                  status_since=utcnow(), email="a@x.nl")
+                  status_since=utcnow(), email="a@x.nl", role=Role.AGENT)
     conversation = Conversation(id=7, channel=Channel.CALL, direction=Direction.IN, state=State.OFFERED,
                                 from_address="<img src=x onerror=alert(1)>", to_address="", created_at=utcnow())
     candidate = Customer(id=3, name="<b>Bold</b>", company="A&B")
     candidate.contact_points = []
-    html = Renderer().live(AgentView(agent, [Pop(conversation, True, conversation.from_address,
-                                                 candidates=[candidate])]))
+    presence = Presence(1, AgentStatus.AVAILABLE, None, utcnow(), 1)
+    pop = Pop(ConversationInfo.of(conversation), True, conversation.from_address, candidates=[candidate])
+    html = Renderer().live(AgentView(agent, [pop], presence=presence))
     assert "<script>" not in html and "<img" not in html and "<b>Bold" not in html
     assert "&lt;b&gt;Bold&lt;/b&gt;" in html and "A&amp;B" in html
 

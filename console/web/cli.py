@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     logs.configure(os.environ.get("CONSOLE_LOG_FORMAT", "text"))
     args = _parser().parse_args(argv)
-    from console import commands
+    from console.web import commands
 
     try:
         return commands.run(args)

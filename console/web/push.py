@@ -1,0 +1,341 @@
+"""The notify port: what changed becomes the few fragments it touches, pushed to whoever sees them.
+
+Services hand over their changes right after their commit and answer their caller; a single
+worker per node renders and publishes them in the order they were committed on this node. It
+reads what the fragments need in one short read transaction per batch (batches grow under load),
+renders each fragment once per recipient language, and publishes one frame per recipient.
+
+Every fragment carries the version of what it shows (changes.py), so frames from several nodes
+may arrive in any order: the page keeps the newest. The whole live view is rendered only for a
+snapshot: a fresh socket, a cursor that is unknown or too old, or a stream whose publish failed
+(it gets a snapshot as soon as the bus takes it again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from console import changes, customers, handoffs, profile
+from console.changes import Change, ConversationInfo
+from console.conversations import parts
+from console.db import Database
+from console.errors import NotFound
+from console.models import Agent, Conversation, Handoff, HandoffState, Note, Queue, Role, State
+from console.ports import recipients
+from console.screenpop import AgentView, Current, IncomingHandoff, Pop, Presence, agent_view, build_pop, wrap_up_of
+from console.web.render import Renderer, agent_stream, removal
+from realtime import Bus
+
+log = logging.getLogger("console.web.push")
+
+Render = Callable[[str], str]  # a fragment in the given language
+HEAL_SECONDS = 1.0
+AGENT_CACHE_SECONDS = 60.0
+
+
+@dataclass
+class Outbox:
+    """The fragments of one batch per recipient, rendered once per language."""
+
+    fragments: dict[int, list[Render]] = field(default_factory=dict)
+
+    def add(self, agent_ids: int | Sequence[int] | frozenset[int], render: Render) -> None:
+        memo: dict[str, str] = {}
+
+        def once(language: str) -> str:
+            if language not in memo:
+                memo[language] = render(language)
+            return memo[language]
+
+        for agent_id in [agent_ids] if isinstance(agent_ids, int) else agent_ids:
+            self.fragments.setdefault(agent_id, []).append(once)
+
+    def frames(self, languages: dict[int, str]) -> list[tuple[int, str]]:
+        return [(agent_id, "".join(render(languages.get(agent_id, "en")) for render in renders))
+                for agent_id, renders in self.fragments.items()]
+
+
+@dataclass(frozen=True)
+class Card:
+    language: str
+    supervisor: bool
+    read_at: float
+
+
+class Pusher:
+    """Implements console.ports.Notifier for the web: renders fragments of changes and publishes them."""
+
+    def __init__(self, db: Database, bus: Bus, renderer: Renderer, region: str,
+                 away_reasons: tuple[str, ...] = ()) -> None:
+        self.db = db
+        self.bus = bus
+        self.renderer = renderer
+        self.region = region
+        self.away_reasons = away_reasons
+        self.frames_published = 0
+        self._queue: asyncio.Queue[list[Change]] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self._unhealed: set[int] = set()
+        self._cards: dict[int, Card] = {}
+        self._queue_names: dict[int, str] = {}
+
+    # The port -------------------------------------------------------------------------------
+
+    def publish(self, changed: Sequence[Change]) -> None:
+        if not changed:
+            return
+        self._queue.put_nowait(list(changed))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.get_running_loop().create_task(self._work(), name="push worker")
+
+    async def drain(self) -> None:
+        """Wait until every change handed over so far is published (tests, shutdown)."""
+        await self._queue.join()
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+
+    # Snapshots --------------------------------------------------------------------------------
+
+    async def view(self, agent_id: int) -> AgentView:
+        """What the agent's page shows now, read in one transaction."""
+        async with self.db.reading() as session:
+            return await agent_view(session, agent_id, self.region, self.away_reasons)
+
+    async def live_html(self, agent_id: int) -> str:
+        return self.renderer.live(await self.view(agent_id))
+
+    # The worker -------------------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        while True:
+            try:
+                first = await asyncio.wait_for(self._queue.get(), HEAL_SECONDS if self._unhealed else None)
+            except TimeoutError:
+                await self._heal()
+                continue
+            batch = [first]
+            while not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._push([change for changed in batch for change in changed])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The changes are committed; whoever could not be told gets a snapshot instead.
+                log.exception("could not render %d changes; the agents concerned get a snapshot", len(batch))
+                self._unhealed |= {a for changed in batch for change in changed for a in recipients(change)}
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+            if self._unhealed:
+                await self._heal()
+
+    async def _push(self, batch: list[Change]) -> None:
+        out = Outbox()
+        async with self.db.reading() as session:
+            memo: dict[Any, Any] = {}
+            for change in batch:
+                await HANDLERS[type(change)](self, session, change, out, memo)
+            cards = await self._cards_of(session, set(out.fragments))
+        languages = {agent_id: card.language for agent_id, card in cards.items()}
+        for agent_id, html in out.frames(languages):
+            await self._send(agent_id, html)
+
+    async def _send(self, agent_id: int, html: str) -> None:
+        if agent_id in self._unhealed:
+            return  # a snapshot follows, which holds this change too
+        try:
+            await self.bus.publish(agent_stream(agent_id), html)
+            self.frames_published += 1
+        except Exception as exc:
+            log.warning("could not publish to agent %s (%s); a snapshot follows once the bus is back",
+                        agent_id, exc)
+            self._unhealed.add(agent_id)
+
+    async def _heal(self) -> None:
+        for agent_id in sorted(self._unhealed):
+            try:
+                html = await self.live_html(agent_id)
+                await self.bus.publish(agent_stream(agent_id), html)
+            except NotFound:
+                pass
+            except Exception as exc:
+                log.info("agent %s still waits for a snapshot (%s)", agent_id, exc)
+                return
+            self._unhealed.discard(agent_id)
+
+    # What fragments need ------------------------------------------------------------------------
+
+    async def _cards_of(self, session: AsyncSession, agent_ids: set[int]) -> dict[int, Card]:
+        now = time.monotonic()
+        stale = [a for a in agent_ids if a not in self._cards or now - self._cards[a].read_at > AGENT_CACHE_SECONDS]
+        if stale:
+            for agent_id, language, role in await session.execute(
+                    select(Agent.id, Agent.language, Agent.role).where(Agent.id.in_(stale))):
+                self._cards[agent_id] = Card(language, role in (Role.SUPERVISOR, Role.ADMIN), now)
+        return {a: self._cards[a] for a in agent_ids if a in self._cards}
+
+    async def _queue_name(self, session: AsyncSession, queue_id: int | None) -> str | None:
+        if queue_id is None:
+            return None
+        if queue_id not in self._queue_names:
+            name = await session.scalar(select(Queue.name).where(Queue.id == queue_id))
+            if name is None:
+                return None
+            self._queue_names[queue_id] = name
+        return self._queue_names[queue_id]
+
+    async def _pop(self, session: AsyncSession, memo: dict[Any, Any], info: ConversationInfo) -> Pop:
+        """The pop's picture, read once per conversation in a batch (a ring group shares it)."""
+        key = ("pop", info.id)
+        if key not in memo:
+            memo[key] = await build_pop(session, info, False, self.region)
+        pop: Pop = memo[key]
+        return replace(pop, conversation=info)
+
+    def _render(self, template: str, **values: Any) -> Render:
+        return lambda language: self.renderer.render(template, language, **values)
+
+    # One handler per change -----------------------------------------------------------------------
+
+    async def offered(self, session: AsyncSession, change: changes.Offered, out: Outbox, memo: dict[Any, Any]) -> None:
+        pop = replace(await self._pop(session, memo, change.conversation), offered=True, deadline=change.deadline,
+                      version=change.version)
+        out.add(change.agent_id, self._render("partials/pop.html", pop=pop))
+
+    async def withdrawn(self, session: AsyncSession, change: changes.Withdrawn, out: Outbox,
+                        memo: dict[Any, Any]) -> None:
+        out.add(change.agent_id, lambda _: removal(f"pop-{change.conversation_id}", change.version))
+
+    async def answered(self, session: AsyncSession, change: changes.Answered, out: Outbox,
+                       memo: dict[Any, Any]) -> None:
+        info = change.conversation
+        if change.rang:
+            # The pop is on the agent's screen already: only its state line changes.
+            pop = Pop(info, False, info.address, queue_name=await self._queue_name(session, info.queue_id),
+                      version=change.version)
+            out.add(change.agent_id, self._render("partials/pop_state.html", pop=pop))
+        else:
+            pop = replace(await self._pop(session, memo, info), version=change.version)
+            out.add(change.agent_id, self._render("partials/pop.html", pop=pop))
+        current = Current(info, None, change.version)
+        out.add(change.agent_id, self._render("partials/current.html", cur=current, me=change.agent_id))
+
+    async def ended(self, session: AsyncSession, change: changes.Ended, out: Outbox, memo: dict[Any, Any]) -> None:
+        cid, version = change.conversation_id, change.version
+        out.add(change.agent_id, lambda _: removal(f"pop-{cid}", version) + removal(f"current-{cid}", version))
+
+    async def wrap_up_due(self, session: AsyncSession, change: changes.WrapUpDue, out: Outbox,
+                          memo: dict[Any, Any]) -> None:
+        wrap = await wrap_up_of(session, change.conversation, change.version)
+        out.add(change.agent_id, self._render("partials/wrap_up.html", w=wrap))
+
+    async def wrapped_up(self, session: AsyncSession, change: changes.WrappedUp, out: Outbox,
+                         memo: dict[Any, Any]) -> None:
+        out.add(change.agent_id, lambda _: removal(f"wrap-up-{change.conversation_id}", change.version))
+
+    async def status_changed(self, session: AsyncSession, change: changes.StatusChanged, out: Outbox,
+                             memo: dict[Any, Any]) -> None:
+        presence = Presence(change.agent_id, change.status, change.reason, change.since, change.version)
+        out.add(change.agent_id, self._render("partials/status.html", presence=presence,
+                                              away_reasons=self.away_reasons))
+        out.add(change.agent_id, self._render("partials/pops_empty.html", presence=presence))
+
+    async def note_added(self, session: AsyncSession, change: changes.NoteAdded, out: Outbox,
+                         memo: dict[Any, Any]) -> None:
+        note = await session.scalar(select(Note).where(Note.id == change.note_id).options(selectinload(Note.agent)))
+        if note is None:
+            return
+        prefixes = [f"pop-{change.conversation_id}"] + [f"handoff-{h}" for h in await session.scalars(
+            select(Handoff.id).where(Handoff.conversation_id == change.conversation_id,
+                                     Handoff.state == HandoffState.PENDING))]
+        for prefix in prefixes:
+            out.add(change.agent_ids, self._render("partials/conversation_note.html", n=note, prefix=prefix))
+
+    async def handoff_asked(self, session: AsyncSession, change: changes.HandoffAsked, out: Outbox,
+                            memo: dict[Any, Any]) -> None:
+        handoff = await session.scalar(select(Handoff).where(Handoff.id == change.handoff_id).options(
+            selectinload(Handoff.from_agent), selectinload(Handoff.to_agent)))
+        if handoff is None:
+            return
+        if change.to_agent_id is not None:
+            pop = replace(await self._pop(session, memo, change.conversation), version=change.version)
+            out.add(change.to_agent_id, self._render("partials/handoff_offer.html",
+                                                     incoming=IncomingHandoff(handoff, pop)))
+        current = Current(change.conversation, handoff, change.version)
+        out.add(change.from_agent_id, self._render("partials/current.html", cur=current, me=change.from_agent_id))
+
+    async def handoff_answered(self, session: AsyncSession, change: changes.HandoffAnswered, out: Outbox,
+                               memo: dict[Any, Any]) -> None:
+        if change.to_agent_id is not None:
+            out.add(change.to_agent_id, lambda _: removal(f"handoff-{change.handoff_id}", change.version))
+        if change.from_agent_id is not None and change.conversation.state is State.ACTIVE:
+            current = Current(change.conversation, await handoffs.latest(session, change.conversation.id),
+                              change.version)
+            out.add(change.from_agent_id, self._render("partials/current.html", cur=current,
+                                                       me=change.from_agent_id))
+
+    async def customer_changed(self, session: AsyncSession, change: changes.CustomerChanged, out: Outbox,
+                               memo: dict[Any, Any]) -> None:
+        """The customer's part of every pop and handoff request showing them, and their open pages."""
+        showing = list(await session.scalars(select(Conversation).where(
+            Conversation.customer_id == change.customer_id,
+            Conversation.state.in_((State.OFFERED, State.ACTIVE)))))
+        for conversation in showing:
+            info = ConversationInfo.of(conversation)
+            earlier = await parts(session, info)
+            picture = await customers.picture(session, change.customer_id, exclude=earlier)
+            pop = Pop(info, False, info.address, picture=picture, revision=change.revision)
+            prefixes = [f"pop-{info.id}"] + [f"handoff-{h}" for h in await session.scalars(
+                select(Handoff.id).where(Handoff.conversation_id == info.id, Handoff.state == HandoffState.PENDING))]
+            for prefix in prefixes:
+                out.add(change.agent_ids, self._render("partials/pop_customer.html", pop=pop, c=info, prefix=prefix))
+        viewing = set(await session.scalars(select(Agent.id).where(Agent.viewing_customer_id == change.customer_id)))
+        for agent_id in viewing & change.agent_ids:
+            await self._customer_page(session, agent_id, change.customer_id, out)
+
+    async def page_opened(self, session: AsyncSession, change: changes.PageOpened, out: Outbox,
+                          memo: dict[Any, Any]) -> None:
+        await self._customer_page(session, change.agent_id, change.customer_id, out)
+
+    async def _customer_page(self, session: AsyncSession, agent_id: int, customer_id: int | None,
+                             out: Outbox) -> None:
+        page = None
+        if customer_id is not None:
+            with contextlib.suppress(NotFound):
+                page = await profile.page(session, agent_id, customer_id, audited=False)
+        card = (await self._cards_of(session, {agent_id})).get(agent_id)
+        out.add(agent_id, self._render("partials/customer_panel.html", page=page, me=agent_id,
+                                       supervisor=bool(card and card.supervisor)))
+
+
+Handler = Callable[[Pusher, AsyncSession, Any, Outbox, dict[Any, Any]], Awaitable[None]]
+
+HANDLERS: dict[type, Handler] = {
+    changes.Offered: Pusher.offered,
+    changes.Withdrawn: Pusher.withdrawn,
+    changes.Answered: Pusher.answered,
+    changes.Ended: Pusher.ended,
+    changes.WrapUpDue: Pusher.wrap_up_due,
+    changes.WrappedUp: Pusher.wrapped_up,
+    changes.StatusChanged: Pusher.status_changed,
+    changes.NoteAdded: Pusher.note_added,
+    changes.HandoffAsked: Pusher.handoff_asked,
+    changes.HandoffAnswered: Pusher.handoff_answered,
+    changes.CustomerChanged: Pusher.customer_changed,
+    changes.PageOpened: Pusher.page_opened,
+}
