@@ -123,7 +123,7 @@ class PopLoad:
         except (OSError, asyncio.IncompleteReadError) as exc:
             self.errors[f"{what} {exc.__class__.__name__}"] += 1
             return False
-        if status != 200:
+        if status not in (200, 204):  # agent actions answer 204: the socket carries the change
             self.errors[f"{what} HTTP {status}"] += 1
             return False
         return True

@@ -125,8 +125,9 @@ class Bus(Protocol):
     async def publish(self, stream: str, payload: str) -> str:
         """Append `payload` to `stream`; return its cursor."""
 
-    async def replay(self, stream: str, since: str) -> list[Frame] | None:
-        """Frames after cursor `since`, or None when the cursor is unknown or too old."""
+    async def replay(self, stream: str, since: str, limit: int | None = None) -> list[Frame] | None:
+        """Frames after cursor `since`; None when the cursor is unknown or too old, or when more
+        than `limit` frames were missed (a snapshot is then cheaper than the replay)."""
 
     async def last_id(self, stream: str) -> str:
         """The cursor of the newest frame of `stream` (a valid cursor also when it is empty)."""

@@ -8,6 +8,7 @@ from realtime.bus import CLOSE_PREFIX, Bus, Frame, StreamClosed
 
 Send = Callable[[str], Awaitable[None]]
 Wrap = Callable[[str, str], str]
+MAX_REPLAY = 50  # frames; a socket that missed more gets a snapshot instead
 
 
 async def pump(
@@ -19,16 +20,18 @@ async def pump(
     snapshot: Callable[[], Awaitable[str]],
     wrap: Wrap,
     maxsize: int = 256,
+    max_replay: int = MAX_REPLAY,
 ) -> None:
     """Send what the socket missed, then every new frame of `stream`, until cancelled.
 
     Subscribing happens before the replay or snapshot is read, so a frame published meanwhile is
-    queued, and frames at or before what was already sent are skipped. Raises realtime.Overflow
+    queued, and frames at or before what was already sent are skipped. A socket that missed more
+    than `max_replay` frames gets a snapshot, not the replay. Raises realtime.Overflow
     when the socket cannot keep up (the caller closes it with 1013 so the browser replays), and
     realtime.StreamClosed when a close frame was published (the caller closes with its code).
     """
     async with bus.subscribe(stream, maxsize) as subscription:
-        frames = await bus.replay(stream, since) if since else None
+        frames = await bus.replay(stream, since, max_replay) if since else None
         if frames is None:
             cursor = await bus.last_id(stream)
             html = await snapshot()

@@ -198,13 +198,13 @@ class LiveServer:
     """A real uvicorn serving the app in a thread of its own, on a free port."""
 
     def __init__(self, settings: Settings) -> None:
-        from console.web.app import create_app
+        from console.web.app import SERVER_OPTIONS, create_app
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
         config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="on", ws="websockets-sansio")
+                                lifespan="on", **SERVER_OPTIONS)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -10,15 +10,16 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
-from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from console import handoffs, i18n, logs, offers, presence, routing, wrapup
@@ -26,7 +27,7 @@ from console.errors import ConsoleError, Unavailable
 from console.settings import Settings
 from console.settings import load as load_settings
 from console.web import health, live, pages, workspace
-from console.web.assets import asset_dir
+from console.web.assets import StaticAssets, asset_dir
 from console.web.metrics import metrics_endpoint
 from console.web.security import CSRFMiddleware
 from console.web.statuses import status_of
@@ -34,6 +35,11 @@ from console.web.wiring import Wiring, build
 from integrations.telephony import cti
 
 log = logging.getLogger("console.web")
+
+# How uvicorn serves the console, everywhere it runs (serve, demo, tests). No permessage-deflate:
+# its compressor and decompressor cost some 55 KiB per socket for frames of a few KiB that
+# change little (benchmarks, B3), and the pushes are small fragments now.
+SERVER_OPTIONS: dict[str, Any] = {"ws": "websockets-sansio", "ws_per_message_deflate": False}
 CTI_PATH = re.compile(r"(/integrations/cti/)[^/?\s]+")
 
 async def console_error(request: Request, exc: Exception) -> Response:
@@ -194,7 +200,7 @@ def make_routes(w: Wiring) -> list[BaseRoute]:
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         WebSocketRoute("/ws", live.live_socket),
         *cti.routes(w.ctx, w.settings.cti_token, observe_pop=w.metrics.pop_latency.observe),
-        Mount("/static", StaticFiles(directory=asset_dir("static")), name="static"),
+        Mount("/static", StaticAssets(directory=asset_dir("static")), name="static"),
     ]
 
 
@@ -221,6 +227,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     middleware = [
         Middleware(RequestIds),
+        # Pages and static files travel compressed (the agent page's first load is about a third).
+        Middleware(GZipMiddleware, minimum_size=500),
         Middleware(SessionMiddleware, secret_key=settings.secret_key, session_cookie="console_session",
                    max_age=settings.session_max_age, same_site="lax", https_only=settings.cookie_secure),
         Middleware(CSRFMiddleware, allowed_origins=settings.allowed_origins, exempt_prefixes=("/integrations/",)),

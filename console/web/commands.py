@@ -85,8 +85,10 @@ def serve(args: argparse.Namespace) -> int:
     _check_workers(settings, args.workers)
     if settings.is_sqlite:
         migrate(settings=settings)
+    from console.web.app import SERVER_OPTIONS
+
     uvicorn.run("console.web.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                proxy_headers=True, log_level="info", ws="websockets-sansio")
+                proxy_headers=True, log_level="info", **SERVER_OPTIONS)
     return 0
 
 
@@ -248,7 +250,7 @@ def demo(args: argparse.Namespace) -> int:
     from console.auth import create_agent as create
     from console.models import Agent
     from console.seed import seed as make
-    from console.web.app import create_app
+    from console.web.app import SERVER_OPTIONS, create_app
     from integrations.simulator import demo_numbers, run_simulator
 
     os.environ.setdefault("CONSOLE_DEMO", "1")
@@ -280,7 +282,7 @@ def demo(args: argparse.Namespace) -> int:
         numbers = await prepare()
         url = f"http://{args.host}:{args.port}"
         config = uvicorn.Config(create_app(settings), host=args.host, port=args.port, log_level="warning",
-                                ws="websockets-sansio")
+                                **SERVER_OPTIONS)
         server = uvicorn.Server(config)
         print(f"\n  The console runs at {url}/\n")
         print(f"  Log in as one of these (password: {DEMO_PASSWORD}):")

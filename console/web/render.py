@@ -14,7 +14,7 @@ from console.changes import ConversationInfo
 from console.customers import format_phone
 from console.i18n import N_
 from console.screenpop import AgentView
-from console.web.assets import asset_dir
+from console.web.assets import Versions, asset_dir
 
 log = logging.getLogger("console.web")
 
@@ -62,6 +62,7 @@ class Renderer:
         )
         self.timezone = timezone
         self.region = region
+        self.versions = Versions(asset_dir("static"))
 
     def context(self, language: str) -> dict[str, Any]:
         catalog = i18n.translations(language)
@@ -75,7 +76,7 @@ class Renderer:
             return i18n.money(value, language)
 
         return {"_": catalog.gettext, "gettext": catalog.gettext, "ngettext": catalog.ngettext,
-                "lang": language, "when": when, "money": money, "order": order,
+                "lang": language, "when": when, "money": money, "order": order, "asset": self.versions.url,
                 "phone": lambda raw: format_phone(raw, self.region)}
 
     def render(self, template: str, language: str, **values: Any) -> str:

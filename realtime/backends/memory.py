@@ -49,11 +49,12 @@ class MemoryBus:
         self._subscribers.deliver(frame)
         return frame.id
 
-    async def replay(self, stream: str, since: str) -> list[Frame] | None:
+    async def replay(self, stream: str, since: str, limit: int | None = None) -> list[Frame] | None:
         seq = self._parse(since)
         if seq is None or seq > self._seq or seq < self._evicted.get(stream, 0):
             return None
-        return [f for f in self._streams.get(stream, ()) if f.order[0] > seq]
+        frames = [f for f in self._streams.get(stream, ()) if f.order[0] > seq]
+        return None if limit is not None and len(frames) > limit else frames
 
     async def last_id(self, stream: str) -> str:
         frames = self._streams.get(stream)

@@ -1,8 +1,16 @@
-"""The Redis bus: a Redis Stream per recipient, trimmed with MAXLEN ~, read by one reader per node.
+"""The Redis bus: a Redis Stream per recipient keeps the replay; live frames travel by pub/sub.
+
+Publishing is one script: XADD to the stream (trimmed with MAXLEN ~) and PUBLISH of the frame to
+that stream's channel, atomically, so the channel carries frames in stream order. A node
+subscribes to the channel of each stream it holds a socket for, and only while it does: what a
+node reads follows the frames its sockets need, not how many sockets it holds. XRANGE is used
+only to replay a reconnecting socket from its cursor.
 
 Cursors are Redis stream ids ("1700000000000-0"), so a cursor handed out by one node is
-understood by every other. The reader fans frames out to bounded per-socket subscriptions;
-a socket that falls behind overflows and is closed by its owner so it reconnects and replays.
+understood by every other. The reader fans frames out to bounded per-socket subscriptions; a
+socket that falls behind overflows and is closed by its owner so it reconnects and replays.
+Pub/sub delivers at most once: when the reader's connection breaks, every subscription fails,
+and its socket reconnects and replays from its cursor.
 """
 
 from __future__ import annotations
@@ -10,11 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -24,10 +34,17 @@ from realtime.bus import BusUnavailable, Frame, Subscribers, Subscription
 
 log = logging.getLogger("realtime.redis")
 
-BLOCK_MS = 100  # a stream subscribed meanwhile joins the read after at most this long
-BATCH = 200
 MAX_BACKOFF = 5.0
 SOCKET_TIMEOUT = 5.0  # a Redis that stopped answering (frozen, or its host gone) counts as lost
+IDLE_PING = 5.0  # the reader asks Redis for a sign of life after this long without a message
+JOIN_TIMEOUT = 5.0
+
+# XADD and PUBLISH in one step: subscribers get exactly what the stream holds, in its order.
+PUBLISH = """
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'p', ARGV[2])
+redis.call('PUBLISH', KEYS[2], id .. ' ' .. ARGV[2])
+return id
+"""
 
 
 def _retry_once() -> Retry:
@@ -36,8 +53,8 @@ def _retry_once() -> Retry:
     After Redis restarts, every connection the pool kept leads to the old server, and redis-py
     notices only when it uses one; without a retry, the first command on each of them fails.
     Connection errors only: a timeout repeated would keep a request waiting several times over.
-    A write retried after its reply was lost can publish one frame twice; frames are whole
-    views, so a page shows the same thing twice, and nothing is missed.
+    A write retried after its reply was lost can publish one frame twice; frames are idempotent,
+    so a page shows the same thing, and nothing is missed.
     """
     return Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
 
@@ -49,8 +66,8 @@ def parse_id(cursor: str) -> tuple[int, int] | None:
     return int(ms), int(seq)
 
 
-def _frame(stream: str, entry_id: str, fields: dict[str, str]) -> Frame:
-    return Frame(stream, entry_id, parse_id(entry_id) or (0, 0), fields["p"])
+def _frame(stream: str, entry_id: str, payload: str) -> Frame:
+    return Frame(stream, entry_id, parse_id(entry_id) or (0, 0), payload)
 
 
 class RedisBus:
@@ -61,12 +78,21 @@ class RedisBus:
         self.reconnects = 0
         self._client: aioredis.Redis | None = None
         self._reader_client: aioredis.Redis | None = None
+        self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
         self._subscribers = Subscribers()
-        self._positions: dict[str, str] = {}  # stream -> last id read by this node
+        self._joined: dict[str, asyncio.Future[None]] = {}  # channel -> confirmed by Redis
+        self._listening = asyncio.Event()
+        # One SUBSCRIBE or UNSUBSCRIBE at a time: redis-py's PubSub is not safe for concurrent
+        # commands (two first ones would each open a connection of their own).
+        self._membership = asyncio.Lock()
+        self._script: Any = None
 
     def _key(self, stream: str) -> str:
         return f"{self.prefix}stream:{stream}"
+
+    def _channel(self, stream: str) -> str:
+        return f"{self.prefix}live:{stream}"
 
     @property
     def client(self) -> aioredis.Redis:
@@ -74,11 +100,12 @@ class RedisBus:
             self._client = aioredis.from_url(self.url, decode_responses=True, socket_timeout=SOCKET_TIMEOUT,
                                              socket_connect_timeout=SOCKET_TIMEOUT, health_check_interval=15,
                                              retry=_retry_once())
+            self._script = self._client.register_script(PUBLISH)
         return self._client
 
     async def start(self) -> None:
-        # The reader never retries by itself: a reconnect it did not notice could be to a Redis
-        # that restarted empty, and the frames lost with the old one would never be healed.
+        # The reader never reconnects by itself: frames published while it was away are not
+        # delivered, so its subscribers must resync instead of silently missing them.
         self._reader_client = aioredis.from_url(self.url, decode_responses=True, socket_timeout=SOCKET_TIMEOUT,
                                                 socket_connect_timeout=SOCKET_TIMEOUT,
                                                 retry=Retry(NoBackoff(), 0))
@@ -89,6 +116,7 @@ class RedisBus:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
+        await self._drop_pubsub()
         for client in (self._client, self._reader_client):
             if client is not None:
                 await client.aclose()
@@ -104,9 +132,10 @@ class RedisBus:
         return parse_id(cursor)
 
     async def publish(self, stream: str, payload: str) -> str:
+        client = self.client
         try:
-            frame_id: Any = await self.client.xadd(self._key(stream), {"p": payload}, maxlen=self.backlog,
-                                                   approximate=True)
+            frame_id: Any = await self._script(keys=[self._key(stream), self._channel(stream)],
+                                               args=[self.backlog, payload], client=client)
         except (RedisError, OSError) as exc:
             raise BusUnavailable(f"redis unreachable: {exc}") from exc
         return str(frame_id)
@@ -118,7 +147,7 @@ class RedisBus:
             raise BusUnavailable(f"redis unreachable: {exc}") from exc
         return str(newest[0][0]) if newest else "0-0"
 
-    async def replay(self, stream: str, since: str) -> list[Frame] | None:
+    async def replay(self, stream: str, since: str, limit: int | None = None) -> list[Frame] | None:
         position = parse_id(since)
         if position is None:
             return None
@@ -135,45 +164,111 @@ class RedisBus:
                 trimmed = int(info.get("entries-added", 0)) > int(info.get("length", 0))
                 if trimmed and position < oldest:
                     return None  # frames after the cursor may have been trimmed away
-            entries: Any = await self.client.xrange(key, min=f"({since}", max="+")
+            entries: Any = await self.client.xrange(key, min=f"({since}", max="+",
+                                                    count=None if limit is None else limit + 1)
         except (RedisError, OSError) as exc:
             raise BusUnavailable(f"redis unreachable: {exc}") from exc
-        return [_frame(stream, entry_id, fields) for entry_id, fields in entries]
+        if limit is not None and len(entries) > limit:
+            return None  # so much was missed that a snapshot is cheaper than the replay
+        return [_frame(stream, entry_id, fields["p"]) for entry_id, fields in entries]
 
     @asynccontextmanager
     async def subscribe(self, stream: str, maxsize: int) -> AsyncIterator[Subscription]:
-        if stream not in self._subscribers.by_stream:
-            # Read from what exists now: the pump replays or snapshots up to here itself.
-            self._positions[stream] = await self.last_id(stream)
         subscription = self._subscribers.add(stream, maxsize)
         try:
+            await self._join(self._channel(stream))
             yield subscription
         finally:
             if self._subscribers.remove(subscription):
-                self._positions.pop(stream, None)
+                await self._leave(self._channel(stream))
+
+    async def _join(self, channel: str) -> None:
+        """Subscribe to the channel, once per node, and wait until Redis confirmed it: from then
+        on no frame of the stream passes this node by."""
+        joined = self._joined.get(channel)
+        if joined is None:
+            joined = asyncio.get_running_loop().create_future()
+            self._joined[channel] = joined
+            try:
+                async with self._membership:
+                    await self._connected().subscribe(channel)
+            except (RedisError, OSError) as exc:
+                self._joined.pop(channel, None)
+                raise BusUnavailable(f"redis unreachable: {exc}") from exc
+            self._listening.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(joined), JOIN_TIMEOUT)
+        except TimeoutError:
+            raise BusUnavailable("redis did not confirm the subscription") from None
+
+    async def _leave(self, channel: str) -> None:
+        self._joined.pop(channel, None)
+        if self._pubsub is not None:
+            with contextlib.suppress(RedisError, OSError, RuntimeError):
+                async with self._membership:
+                    if channel not in self._joined:  # nobody joined again meanwhile
+                        await self._pubsub.unsubscribe(channel)
+
+    def _connected(self) -> PubSub:
+        if self._pubsub is None:
+            if self._reader_client is None:
+                raise BusUnavailable("the bus was not started")
+            self._pubsub = self._reader_client.pubsub()
+        return self._pubsub
+
+    async def _drop_pubsub(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
 
     async def _read_forever(self) -> None:
         backoff = 0.1
         while True:
-            streams = {self._key(s): self._positions[s] for s in self._subscribers.by_stream if s in self._positions}
-            if not streams:
-                await asyncio.sleep(BLOCK_MS / 1000)
-                continue
+            await self._listening.wait()
             try:
-                assert self._reader_client is not None
-                batches: Any = await self._reader_client.xread(streams, count=BATCH, block=BLOCK_MS)  # type: ignore[arg-type]
+                await self._read()
                 backoff = 0.1
-            except (RedisError, OSError) as exc:
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError, RuntimeError, TimeoutError) as exc:
                 self.reconnects += 1
-                log.warning("redis bus read failed (%s); retrying in %.1f s", exc, backoff)
+                log.warning("redis bus reader lost its connection (%s); retrying in %.1f s", exc, backoff)
                 # Frames may be lost meanwhile: every socket reconnects and resyncs from its cursor.
                 self._subscribers.fail_all()
+                for joined in self._joined.values():
+                    if not joined.done():
+                        joined.set_exception(BusUnavailable(f"redis unreachable: {exc}"))
+                        joined.exception()  # retrieved: nobody may be waiting for it any more
+                self._joined.clear()
+                self._listening.clear()
+                await self._drop_pubsub()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
+
+    async def _read(self) -> None:
+        """Deliver messages until the channels are all left (then wait) or the connection fails."""
+        pubsub = self._connected()
+        seen = time.monotonic()
+        pinged: float | None = None
+        while self._joined:
+            message: Any = await pubsub.get_message(timeout=1.0)
+            now = time.monotonic()
+            if message is None:
+                if pinged is not None and now - pinged > SOCKET_TIMEOUT:
+                    raise TimeoutError("redis did not answer a ping")
+                if pinged is None and now - seen > IDLE_PING:
+                    await pubsub.ping()
+                    pinged = now
                 continue
-            for key, entries in batches or []:
-                stream = key.removeprefix(f"{self.prefix}stream:")
-                for entry_id, fields in entries:
-                    self._subscribers.deliver(_frame(stream, entry_id, fields))
-                    if stream in self._positions:
-                        self._positions[stream] = entry_id
+            seen, pinged = now, None
+            kind = message.get("type")
+            if kind == "message":
+                channel = str(message["channel"])
+                entry_id, _, payload = str(message["data"]).partition(" ")
+                self._subscribers.deliver(_frame(channel.removeprefix(f"{self.prefix}live:"), entry_id, payload))
+            elif kind == "subscribe":
+                joined = self._joined.get(str(message["channel"]))
+                if joined is not None and not joined.done():
+                    joined.set_result(None)
+        self._listening.clear()

@@ -15,7 +15,7 @@ from console import conversations
 from console.db import Database
 from console.models import Channel
 from console.ports import Context
-from console.web.app import create_app
+from console.web.app import SERVER_OPTIONS, create_app
 from console.web.push import Pusher
 from tests.conftest import free_port, make_settings
 from tests.helpers import PASSWORD, add_agent, add_customer
@@ -39,7 +39,7 @@ class Serving:
 
     def start(self) -> None:
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",  # type: ignore[arg-type]
-                                ws="websockets-sansio")
+                                **SERVER_OPTIONS)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()

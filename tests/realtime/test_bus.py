@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from realtime import Bus, Overflow, make_bus
+from realtime import Bus, Overflow, Subscription, make_bus
 from realtime.hub import pump
 from tests.conftest import redis_bus
 
@@ -55,10 +55,11 @@ async def test_a_subscriber_gets_new_frames_and_overflow_is_reported(bus: Bus) -
     async with bus.subscribe("agent:1", maxsize=2) as subscription:
         await bus.publish("agent:1", "x")
         assert (await asyncio.wait_for(subscription.get(), 1)).payload == "x"
-        for i in range(3):
+        for i in range(10):
             await bus.publish("agent:1", str(i))
-        with pytest.raises(Overflow):
-            await asyncio.wait_for(subscription.get(), 1)
+        with pytest.raises(Overflow):  # once the frames it could not hold have reached it
+            for _ in range(10):
+                await asyncio.wait_for(subscription.get(), 1)
 
 
 async def test_pump_sends_a_snapshot_then_live_frames_each_once(bus: Bus) -> None:
@@ -105,3 +106,68 @@ async def test_a_failed_subscription_tells_its_reader_to_resync(bus: Bus) -> Non
         subscription.fail()  # what the Redis reader does when its connection breaks
         with pytest.raises(Overflow):
             await asyncio.wait_for(subscription.get(), 1)
+
+
+async def test_a_long_gap_is_a_snapshot_not_a_replay(bus: Bus) -> None:
+    cursor = await bus.publish("agent:1", "seen")
+    for i in range(4):
+        await bus.publish("agent:1", f"missed {i}")
+    assert await bus.replay("agent:1", cursor, 3) is None, "more than the limit: take a snapshot"
+    frames = await bus.replay("agent:1", cursor, 4)
+    assert frames is not None and len(frames) == 4
+    sent: list[str] = []
+
+    async def send(text: str) -> None:
+        sent.append(text)
+
+    async def snapshot() -> str:
+        return "snapshot"
+
+    task = asyncio.create_task(pump(bus, "agent:1", send, since=cursor, snapshot=snapshot,
+                                    wrap=lambda payload, cursor: payload, max_replay=3))
+    await until(lambda: bool(sent))
+    task.cancel()
+    assert sent == ["snapshot"]
+
+
+async def payloads_until(subscription: Subscription, last: str) -> list[str]:
+    seen: list[str] = []
+    while not seen or seen[-1] != last:
+        seen.append((await asyncio.wait_for(subscription.get(), 2)).payload)
+    return seen
+
+
+async def test_subscribers_of_one_stream_each_get_every_frame_from_when_they_joined(bus: Bus) -> None:
+    """A frame published just before a subscriber joined may reach it too (the pump skips what its
+    cursor already covers); none published after it joined may be missed."""
+    async with bus.subscribe("agent:1", maxsize=10) as first:
+        await bus.publish("agent:1", "one")
+        # Two more join; none of them moves the first one's position.
+        async with bus.subscribe("agent:1", maxsize=10) as second, bus.subscribe("agent:1", maxsize=10) as third:
+            await bus.publish("agent:1", "two")
+            assert await payloads_until(first, "two") == ["one", "two"]
+            for later in (second, third):
+                assert (await payloads_until(later, "two"))[-1:] == ["two"]
+        await bus.publish("agent:1", "three")
+        assert await payloads_until(first, "three") == ["three"]
+
+
+async def test_concurrent_first_subscribers_both_receive(bus: Bus) -> None:
+    async def one() -> str:
+        async with bus.subscribe("agent:7", maxsize=10) as subscription:
+            await until(lambda: len(joined) == 2)
+            return (await asyncio.wait_for(subscription.get(), 2)).payload
+
+    joined: list[int] = []
+
+    async def joining() -> str:
+        task = asyncio.create_task(one())
+        await asyncio.sleep(0.05)
+        joined.append(1)
+        return await task
+
+    results = asyncio.gather(joining(), joining())
+    await until(lambda: len(joined) == 2)
+    await asyncio.sleep(0.05)
+    await bus.publish("agent:7", "hello")
+    assert await asyncio.wait_for(results, 5) == ["hello", "hello"]
