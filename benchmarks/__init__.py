@@ -1,4 +1,4 @@
-"""Benchmarks of issue 4: screen-pop latency, its floor, sockets, matching and routing throughput.
+"""Benchmarks of issues 4 and 9: screen-pop latency, its floor, sockets, matching and routing throughput.
 
 Run them with `make bench` (or `python -m benchmarks --help`); results go to benchmarks/RESULTS.md.
 """

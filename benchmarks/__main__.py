@@ -1,4 +1,4 @@
-"""Run the benchmarks of issue 4 and write benchmarks/RESULTS.md.
+"""Run the benchmarks of issues 4 and 9 and write benchmarks/RESULTS.md.
 
     python -m benchmarks                  # everything (what `make bench` runs), about 10 minutes
     python -m benchmarks --only b4,b5     # some of them; results go to benchmarks/out/RESULTS-partial.md

@@ -217,7 +217,9 @@ async def agent_view(session: AsyncSession, agent_id: int, region: str,
     return view
 
 
-async def wrap_up_of(session: AsyncSession, info: ConversationInfo, version: int) -> WrapUp:
+async def wrap_up_of(session: AsyncSession, info: ConversationInfo, version: int,
+                     codes: list[str] | None = None) -> WrapUp:
+    """The wrap-up form's content; `codes` when the caller knows the queue's dispositions already."""
     name = await session.scalar(select(Customer.name).where(Customer.id == info.customer_id)) \
         if info.customer_id is not None else None
-    return WrapUp(info, await dispositions(session, info.queue_id), name, version)
+    return WrapUp(info, codes if codes is not None else await dispositions(session, info.queue_id), name, version)

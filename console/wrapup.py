@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import exists, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console import changes, customers
@@ -56,11 +56,11 @@ async def end_handling(session: AsyncSession, agent_id: int) -> None:
     agent = await session.get(Agent, agent_id, with_for_update=True)
     if agent is None or agent.status not in (AgentStatus.BUSY, AgentStatus.WRAP_UP):
         return
-    active = await session.scalar(select(exists().where(
-        Conversation.agent_id == agent_id, Conversation.state == State.ACTIVE)))
-    wrapping = await session.scalar(select(exists().where(
-        Conversation.agent_id == agent_id, Conversation.state == State.WRAP_UP)))
-    status = AgentStatus.BUSY if active else AgentStatus.WRAP_UP if wrapping else AgentStatus.AVAILABLE
+    # One look at the agent's open work (a partial index holds just those rows).
+    handling = set(await session.scalars(select(Conversation.state).where(
+        Conversation.agent_id == agent_id, Conversation.state.in_((State.ACTIVE, State.WRAP_UP))).distinct()))
+    status = AgentStatus.BUSY if State.ACTIVE in handling else AgentStatus.WRAP_UP if handling \
+        else AgentStatus.AVAILABLE
     await set_presence(session, agent, status)
 
 

@@ -119,6 +119,15 @@ async def ctx(database_url: str) -> AsyncIterator[Context]:
         await db.close()
 
 
+async def close_app(app: object) -> None:
+    """Shut down an app that was served without its lifespan (httpx's ASGI transport): the pushes
+    still under way finish first, then the database closes."""
+    wiring = app.state.wiring  # type: ignore[attr-defined]
+    await wiring.notifier.drain()
+    await wiring.notifier.close()
+    await wiring.ctx.db.close()
+
+
 REDIS_URL = os.environ.get("CONSOLE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 

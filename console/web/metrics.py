@@ -6,6 +6,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from starlette.requests import Request
 from starlette.responses import Response
 
+LATENCY = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+
 
 class Metrics:
     """One registry per app, so tests and several apps in one process do not share numbers."""
@@ -16,8 +18,11 @@ class Metrics:
                                   registry=self.registry)
         self.frames_sent = Counter("console_frames_sent", "Frames sent to agent sockets", registry=self.registry)
         self.pop_latency = Histogram(
-            "console_pop_latency_seconds", "From a newCall received to its screen-pop published",
-            buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0), registry=self.registry)
+            "console_pop_latency_seconds", "From a newCall received to it stored and answered (the pop follows)",
+            buckets=LATENCY, registry=self.registry)
+        self.push_latency = Histogram(
+            "console_push_latency_seconds", "From a change stored to its frames published", buckets=LATENCY,
+            registry=self.registry)
         self.queue_size = Gauge("console_queue_size", "Conversations waiting in a queue", ["queue"],
                                 registry=self.registry)
         self.bus_reconnects = Gauge("console_bus_reconnects", "Times the bus reader had to reconnect",

@@ -34,6 +34,7 @@ from console.models import Agent, Conversation, Handoff, HandoffState, Note, Que
 from console.ports import recipients
 from console.screenpop import AgentView, Current, IncomingHandoff, Pop, Presence, agent_view, build_pop, wrap_up_of
 from console.web.render import Renderer, agent_stream, removal
+from console.wrapup import dispositions
 from realtime import Bus
 
 log = logging.getLogger("console.web.push")
@@ -41,6 +42,7 @@ log = logging.getLogger("console.web.push")
 Render = Callable[[str], str]  # a fragment in the given language
 HEAL_SECONDS = 1.0
 AGENT_CACHE_SECONDS = 60.0
+CODES_CACHE_SECONDS = 30.0  # a supervisor's new disposition codes show in wrap-up forms after this long
 
 
 @dataclass
@@ -76,25 +78,27 @@ class Pusher:
     """Implements console.ports.Notifier for the web: renders fragments of changes and publishes them."""
 
     def __init__(self, db: Database, bus: Bus, renderer: Renderer, region: str,
-                 away_reasons: tuple[str, ...] = ()) -> None:
+                 away_reasons: tuple[str, ...] = (), observe: Callable[[float], None] | None = None) -> None:
         self.db = db
         self.bus = bus
         self.renderer = renderer
         self.region = region
         self.away_reasons = away_reasons
         self.frames_published = 0
-        self._queue: asyncio.Queue[list[Change]] = asyncio.Queue()
+        self.observe = observe  # told how long each change took from its commit to its frames published
+        self._queue: asyncio.Queue[tuple[float, list[Change]]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._unhealed: set[int] = set()
         self._cards: dict[int, Card] = {}
         self._queue_names: dict[int, str] = {}
+        self._codes: dict[int | None, tuple[float, list[str]]] = {}
 
     # The port -------------------------------------------------------------------------------
 
     def publish(self, changed: Sequence[Change]) -> None:
         if not changed:
             return
-        self._queue.put_nowait(list(changed))
+        self._queue.put_nowait((time.perf_counter(), list(changed)))
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(self._work(), name="push worker")
 
@@ -131,13 +135,17 @@ class Pusher:
             while not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                await self._push([change for changed in batch for change in changed])
+                await self._push([change for _, changed in batch for change in changed])
+                if self.observe is not None:
+                    done = time.perf_counter()
+                    for committed, _ in batch:
+                        self.observe(done - committed)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 # The changes are committed; whoever could not be told gets a snapshot instead.
                 log.exception("could not render %d changes; the agents concerned get a snapshot", len(batch))
-                self._unhealed |= {a for changed in batch for change in changed for a in recipients(change)}
+                self._unhealed |= {a for _, changed in batch for change in changed for a in recipients(change)}
             finally:
                 for _ in batch:
                     self._queue.task_done()
@@ -207,6 +215,14 @@ class Pusher:
         pop: Pop = memo[key]
         return replace(pop, conversation=info)
 
+    async def _dispositions(self, session: AsyncSession, queue_id: int | None) -> list[str]:
+        cached = self._codes.get(queue_id)
+        now = time.monotonic()
+        if cached is None or now - cached[0] > CODES_CACHE_SECONDS:
+            cached = (now, await dispositions(session, queue_id))
+            self._codes[queue_id] = cached
+        return cached[1]
+
     def _render(self, template: str, **values: Any) -> Render:
         return lambda language: self.renderer.render(template, language, **values)
 
@@ -241,7 +257,8 @@ class Pusher:
 
     async def wrap_up_due(self, session: AsyncSession, change: changes.WrapUpDue, out: Outbox,
                           memo: dict[Any, Any]) -> None:
-        wrap = await wrap_up_of(session, change.conversation, change.version)
+        codes = await self._dispositions(session, change.conversation.queue_id)
+        wrap = await wrap_up_of(session, change.conversation, change.version, codes)
         out.add(change.agent_id, self._render("partials/wrap_up.html", w=wrap))
 
     async def wrapped_up(self, session: AsyncSession, change: changes.WrappedUp, out: Outbox,

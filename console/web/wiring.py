@@ -29,6 +29,8 @@ def build(settings: Settings) -> Wiring:
     db = Database(settings.database_url)
     bus = make_bus(settings.redis_url, backlog=settings.stream_backlog, prefix=settings.redis_prefix)
     renderer = Renderer(timezone=settings.timezone, region=settings.default_region)
-    notifier = Pusher(db, bus, renderer, settings.default_region, settings.away_reasons)
+    metrics = Metrics()
+    notifier = Pusher(db, bus, renderer, settings.default_region, settings.away_reasons,
+                      observe=metrics.push_latency.observe)
     ctx = Context(db=db, notify=notifier, region=settings.default_region, away_reasons=settings.away_reasons)
-    return Wiring(settings=settings, ctx=ctx, bus=bus, renderer=renderer, notifier=notifier)
+    return Wiring(settings=settings, ctx=ctx, bus=bus, renderer=renderer, notifier=notifier, metrics=metrics)

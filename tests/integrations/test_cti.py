@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from console.db import Database
 from console.web.app import create_app
 from integrations.telephony.cti import CTIError, parse
-from tests.conftest import CTI_TOKEN, make_settings
+from tests.conftest import CTI_TOKEN, close_app, make_settings
 from tests.helpers import add_agent
 
 URL = f"/integrations/cti/{CTI_TOKEN}"
@@ -23,7 +23,7 @@ async def client(database_url: str, tmp_path: Path) -> AsyncIterator[httpx.Async
     app = create_app(make_settings(database_url, tmp_path))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console.test") as client:
         yield client
-    await app.state.wiring.ctx.db.close()
+    await close_app(app)
 
 
 def new_call(call_id: str = "c1", **extra: object) -> dict[str, object]:

@@ -11,7 +11,7 @@ import pytest
 
 from console.db import Database
 from console.web.app import create_app
-from tests.conftest import make_settings
+from tests.conftest import close_app, make_settings
 from tests.helpers import add_agent, log_in
 
 BASE = "http://testserver"
@@ -28,7 +28,7 @@ async def client(sqlite_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncCl
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE,
                                  headers={"Accept-Encoding": "gzip"}) as client:
         yield client
-    await app.state.wiring.ctx.db.close()
+    await close_app(app)
 
 
 async def test_the_agent_page_first_load_stays_within_its_budget(client: httpx.AsyncClient) -> None:

@@ -245,6 +245,9 @@ async def test_metrics_count_sockets_frames_pops_and_queues(live_server: LiveSer
             await asyncio.sleep(0.1)
         assert "console_open_sockets 1.0" in text
         assert "console_pop_latency_seconds_count 2.0" in text
+        pushed = float(next(line.split()[1] for line in text.splitlines()
+                            if line.startswith("console_push_latency_seconds_count")))
+        assert pushed >= 1, "changes are timed from their commit to their frames published"
         frames = float(next(line.split()[1] for line in text.splitlines()
                             if line.startswith("console_frames_sent_total")))
         assert frames >= 2, "the snapshot, then the pop"

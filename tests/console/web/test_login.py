@@ -6,7 +6,7 @@ import pytest
 
 from console.db import Database
 from console.web.app import create_app
-from tests.conftest import make_settings
+from tests.conftest import close_app, make_settings
 from tests.helpers import PASSWORD, add_agent, form_token, log_in
 
 BASE = "http://console.test"
@@ -20,7 +20,7 @@ async def client(sqlite_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncCl
     app = create_app(make_settings(sqlite_url, tmp_path, login_max_failures_account=3))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
         yield client
-    await app.state.wiring.ctx.db.close()
+    await close_app(app)
 
 
 async def test_the_agent_page_sends_strangers_to_the_login_form(client: httpx.AsyncClient) -> None:
