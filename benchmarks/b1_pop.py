@@ -60,7 +60,7 @@ async def press_available(pools: list[HttpPool], logins: list[Login], parallel: 
             began = time.perf_counter()
             status, _ = await pool.request("POST", "/agent/status", {"status": "available"}, {
                 "Cookie": login.cookie, "X-CSRF-Token": login.csrf, "Origin": pool.origin, "HX-Request": "true"})
-            spent.append(time.perf_counter() - began if status == 200 else float("inf"))
+            spent.append(time.perf_counter() - began if status in (200, 204) else float("inf"))
 
     await asyncio.gather(*(one(i) for i in range(len(logins))))
     return spent

@@ -106,7 +106,8 @@ async def run(result: PhaseResult, template: str, work: Path, run_id: str, targe
         result.figures["B3 KiB per socket"] = round(per_socket / 1024, 1)
         result.figures["B3 node RSS MiB"] = round(rss / 2**20, 0)
         result.note(f"node resident memory {base_rss / 2**20:.0f} MiB with {WARM} sockets, {rss / 2**20:.0f} MiB with "
-                    f"{count}: {per_socket / 1024:.1f} KiB per socket (permessage-deflate negotiated, as browsers do)")
+                    f"{count}: {per_socket / 1024:.1f} KiB per socket (the clients offer permessage-deflate as "
+                    "browsers do; the node declines it)")
         cpu0, t0 = cpu_seconds(pid), time.perf_counter()
         await asyncio.sleep(10)
         idle = 100 * (cpu_seconds(pid) - cpu0) / (time.perf_counter() - t0)

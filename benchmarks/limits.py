@@ -8,6 +8,59 @@ at a time, with py-spy), whose output is quoted with the command that made it.
 ANALYSIS = """
 ## What limits it
 
+### Issue 9: the push path rebuilt (this run, 2026-12-01, code b20e96a)
+
+**What changed.** Services report changes instead of telling the web which agents' whole views to
+re-read; the push worker renders only the fragments a change touches, after the reply has left;
+agent actions answer 204; the Redis bus fans out by pub/sub per stream (no XREAD naming every
+stream); sockets without permessage-deflate; the agent page's assets compressed and versioned
+(first load 24 KB transferred, `tests/console/web/test_assets.py`; it was 153 KiB).
+
+**Before and after, one worked call** (`.venv/bin/python -m benchmarks.statements --calls 10
+--database-url postgresql+asyncpg://...`, one agent, the console routing, the service and the pushes
+after it; PostgreSQL; CPU is of this one process on the shared machine and noisy):
+
+| step | statements before | after | transactions before | after | CPU ms before | after | frame bytes before | after |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+| newCall | 24 | 20 | 2 | 2 | 30.7 | 26.2 | 3,214 | 2,455 |
+| answer | 25 | 12 | 2 | 1 | 30.2 | 13.7 | 5,674 | 4,159 |
+| hangup | 20 | 14 | 2 | 2 | 21.0 | 14.9 | 1,993 | 1,854 |
+| wrap-up | 18 | 14 | 2 | 1 | 25.1 | 21.1 | 1,197 | 869 |
+| whole call | 87 | 60 | 8 | 6 | 107 | 76 | 12,078 | 9,337 |
+
+("Before" is the same script run on c26e28d, the code before this issue.) The aim of at most 20
+statements and 5 transactions per worked call is **missed** (60 and 6).
+
+**Against the previous run (2026-11-23):** B1 on PostgreSQL at 1/s p99 87 -> 43.5 ms and node CPU per
+worked call 205 -> 100 ms; on SQLite at 1/s p99 180 -> 69.6 ms, CPU 249 -> 90 ms; at 100/s the
+PostgreSQL node now completes 4.4 pops/s (0.5 before) and still falls behind; B5 36.1 -> 91.6 routed
+calls/s; B3 87 -> 43 KiB per idle socket, now with all 10,000 sockets open (6,700 before), idle CPU
+31 -> 7 % of a core; the wallboard frame 851 -> 444 ms; B4 p99 2.0 -> 1.3 ms by phone, 3.4 -> 0.9 ms
+by email (a quieter machine, no code change). Every target but B4 by email is still missed.
+
+**What limits it now.**
+1. **The domain's cost per call**, not the push: about 100 ms of node CPU per worked call on
+   PostgreSQL. Most of it is SQLAlchemy ORM work for some 60 statements (statement building, identity
+   map, result processing: B4 shows 0.1 ms for a bare indexed query against 0.5 to 0.6 ms through the
+   session) and Jinja for the pop and the conversation's forms. The next steps, in order: SQLAlchemy
+   Core for the hot path (`conversations.arrive/answer/hang_up`, `wrapup.finish`, `routing`), with only
+   the columns each step needs; the agent read once per transaction instead of `find_agent` then
+   `session.get(..., with_for_update=True)`; `_find`'s probe for a newer part only on PostgreSQL.
+2. **Picking and filling still count per candidate** (issue 9, item 5, not done): after every ended
+   contact `routing.fill` asks `can_take` for each channel (three correlated count queries) and scans
+   the queue; `pick_agent` evaluates `_eligible`'s count subqueries on each candidate it walks. Readiness
+   columns kept under the agent's row lock, with a partial index, would make both one statement.
+3. **At 100/s a single node process saturates** (one core): arrivals queue for the database pool and
+   are shed with 503 after 5 s; on SQLite the writer is not yet a bounded queue (item 8), so most calls
+   wait instead of being shed.
+4. **B3's wallboard** is still published once per supervisor stream (1,000 publishes): the bus now fans
+   one published frame out to every socket of a stream on a node, but supervisor sockets do not read a
+   shared broadcast stream yet (the supervisor console, issue 14). The 43 KiB per socket are the
+   protocol objects, three tasks per socket and the bounded queue; one task per idle socket would save
+   most of the rest.
+
+### Issue 4: before the push path (2026-11-23)
+
 **Since the first run (2026-11-23 02:24, code b477980+).** Items 1, 2 and 5 below are fixed: the colleague
 lists load when a form opens (3f3f36b), picking an agent walks a partial idle-order index on PostgreSQL
 (46179a7) and a full pool answers 503 after 5 s (8327717). Measured after them (this file): B1 on

@@ -277,10 +277,7 @@ class Pusher:
         note = await session.scalar(select(Note).where(Note.id == change.note_id).options(selectinload(Note.agent)))
         if note is None:
             return
-        prefixes = [f"pop-{change.conversation_id}"] + [f"handoff-{h}" for h in await session.scalars(
-            select(Handoff.id).where(Handoff.conversation_id == change.conversation_id,
-                                     Handoff.state == HandoffState.PENDING))]
-        for prefix in prefixes:
+        for prefix in await _shown_as(session, change.conversation_id):
             out.add(change.agent_ids, self._render("partials/conversation_note.html", n=note, prefix=prefix))
 
     async def handoff_asked(self, session: AsyncSession, change: changes.HandoffAsked, out: Outbox,
@@ -317,9 +314,7 @@ class Pusher:
             earlier = await parts(session, info)
             picture = await customers.picture(session, change.customer_id, exclude=earlier)
             pop = Pop(info, False, info.address, picture=picture, revision=change.revision)
-            prefixes = [f"pop-{info.id}"] + [f"handoff-{h}" for h in await session.scalars(
-                select(Handoff.id).where(Handoff.conversation_id == info.id, Handoff.state == HandoffState.PENDING))]
-            for prefix in prefixes:
+            for prefix in await _shown_as(session, info.id):
                 out.add(change.agent_ids, self._render("partials/pop_customer.html", pop=pop, c=info, prefix=prefix))
         viewing = set(await session.scalars(select(Agent.id).where(Agent.viewing_customer_id == change.customer_id)))
         for agent_id in viewing & change.agent_ids:
@@ -338,6 +333,13 @@ class Pusher:
         card = (await self._cards_of(session, {agent_id})).get(agent_id)
         out.add(agent_id, self._render("partials/customer_panel.html", page=page, me=agent_id,
                                        supervisor=bool(card and card.supervisor)))
+
+
+async def _shown_as(session: AsyncSession, conversation_id: int) -> list[str]:
+    """The id prefixes a conversation's parts have on screens: its pop, and a colleague's handoff request."""
+    pending = await session.scalars(select(Handoff.id).where(Handoff.conversation_id == conversation_id,
+                                                              Handoff.state == HandoffState.PENDING))
+    return [f"pop-{conversation_id}", *(f"handoff-{h}" for h in pending)]
 
 
 Handler = Callable[[Pusher, AsyncSession, Any, Outbox, dict[Any, Any]], Awaitable[None]]
