@@ -33,10 +33,19 @@
   // and a fragment for an element that is not there yet waits until it is inserted.
   var removed = new Map(), parked = new Map(), PARKED_MAX = 200;
   function version(el) { return el && el.dataset && el.dataset.v !== undefined ? parseInt(el.dataset.v, 10) : null; }
+  function keyOf(el) { return (el && el.dataset && el.dataset.key) || ""; }
   function older(incoming, current) {
     var a = version(incoming), b = version(current);
-    if (a === null || b === null || (incoming.dataset.key || "") !== (current.dataset.key || "")) return false;
+    if (a === null || b === null || keyOf(incoming) !== keyOf(current)) return false;
     return a < b;
+  }
+  function remember(el) {
+    // What was taken off the page, with its version and what that version counts (its key).
+    if (version(el) !== null) removed.set(el.id, {v: version(el), key: keyOf(el)});
+  }
+  function buried(el) {
+    var gone = removed.get(el.id);
+    return !!gone && version(el) !== null && gone.key === keyOf(el) && version(el) <= gone.v;
   }
   function freshest(el) {
     // Parts of `el` the page (or the parked fragments) know in a newer version stay as they are.
@@ -57,16 +66,16 @@
     return "beforeend target:" + el.dataset.into + " strip:false";
   }
   function settle(el) {
-    var id = el.id, current = document.getElementById(id), gone = removed.get(id);
+    var id = el.id, current = document.getElementById(id);
     if (el.hasAttribute("data-delete")) {
       if (current && older(el, current)) return false;
-      var v = version(el);
-      if (v !== null && !(gone > v)) removed.set(id, v);
-      if (current) current.querySelectorAll("[id][data-v]").forEach(function (part) { removed.set(part.id, version(part)); });
+      var gone = removed.get(id);
+      if (!(gone && gone.key === keyOf(el) && gone.v > version(el))) remember(el);
+      if (current) current.querySelectorAll("[id][data-v]").forEach(remember);
       el.setAttribute("hx-swap-oob", "delete");
       return !!current;
     }
-    if (gone !== undefined && version(el) !== null && version(el) <= gone) return false;
+    if (buried(el)) return false;
     freshest(el);
     if (current) {
       if (older(el, current)) return false;
@@ -83,18 +92,31 @@
     el.setAttribute("hx-swap-oob", place);
     return true;
   }
-  function guard(html) {
+  // One fragment at a time, each settled against the page as the ones before it left it: a frame
+  // may hold several changes of one element (a pop offered and withdrawn in one batch).
+  async function apply(html, source) {
+    try { await applyEach(html, source); } catch (error) { console.error("could not apply a pushed frame", error); }
+    document.dispatchEvent(new CustomEvent("console:frame"));
+  }
+  async function applyEach(html, source) {
     var template = document.createElement("template");
     template.innerHTML = html;
-    Array.prototype.slice.call(template.content.children).forEach(function (el) {
-      if (el.id && !settle(el)) el.remove();
-    });
-    return template.innerHTML;
+    var fragments = Array.prototype.slice.call(template.content.children);
+    for (var i = 0; i < fragments.length; i++) {
+      var el = fragments[i];
+      if (el.id && !settle(el)) continue;
+      var holder = document.createElement("template");
+      holder.content.appendChild(el);
+      await htmx.swap({sourceElement: source, target: source, swap: "none", text: holder.innerHTML,
+                       transition: false});
+    }
   }
-  window.consoleFrames = {guard: guard};
+  window.consoleFrames = {settle: settle, apply: apply};
   document.addEventListener("htmx:ws:before:message:incoming", function (event) {
-    var message = event.detail && event.detail.message;
-    if (message && typeof message.data === "string") message.data = guard(message.data);
+    var detail = event.detail, message = detail && detail.message;
+    if (!message || typeof message.data !== "string") return;
+    detail.waitUntil(apply(message.data, event.target));
+    detail.cancelled = true;  // applied above, fragment by fragment
   });
   document.addEventListener("htmx:ws:after:connection", function () { indicate("connected"); });
   document.addEventListener("htmx:ws:close", function (event) {
@@ -204,7 +226,7 @@
     });
     if (lines.length) region.textContent = lines.join(". ");
   }
-  document.addEventListener("htmx:ws:after:message:incoming", announce);
+  document.addEventListener("console:frame", announce);
   document.addEventListener("htmx:after:swap", announce);
 
   // New offers in a hidden tab: a desktop notification (with permission) and a short tone.
@@ -221,7 +243,7 @@
     osc.connect(gain); gain.connect(audio.destination);
     osc.start(); osc.stop(audio.currentTime + 0.4);
   }
-  document.addEventListener("htmx:ws:after:message:incoming", function () {
+  document.addEventListener("console:frame", function () {
     document.querySelectorAll(".pop .ringing[data-offer]").forEach(function (pop) {
       if (announced.has(pop.dataset.offer)) return;
       announced.add(pop.dataset.offer);

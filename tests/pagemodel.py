@@ -35,7 +35,7 @@ def _fragments(frame: str) -> list[_Element]:
 class PageModel:
     def __init__(self, page: str) -> None:
         self.root = lxml_html.fromstring(page)
-        self.removed: dict[str, int] = {}
+        self.removed: dict[str, tuple[int, str]] = {}  # id -> (version, key) of what was taken away
         self.parked: dict[str, _Element] = {}
 
     def find(self, element_id: str) -> _Element | None:
@@ -56,23 +56,28 @@ class PageModel:
                 part.getparent().replace(part, _copy(known))
             self.parked.pop(part.get("id"), None)
 
+    def _remember(self, el: _Element) -> None:
+        version = _version(el)
+        if version is not None:
+            self.removed[el.get("id")] = (version, el.get("data-key", ""))
+
     def _settle(self, el: _Element) -> None:
         element_id = el.get("id")
         current = self.find(element_id)
         gone = self.removed.get(element_id)
+        version = _version(el)
+        key = el.get("data-key", "")
         if el.get("data-delete") is not None:
             if current is not None and _older(el, current):
                 return
-            version = _version(el)
-            if version is not None and not (gone is not None and gone > version):
-                self.removed[element_id] = version
+            if not (gone is not None and gone[1] == key and version is not None and gone[0] > version):
+                self._remember(el)
             if current is not None:
                 for part in current.xpath(".//*[@id and @data-v]"):
-                    self.removed[part.get("id")] = _version(part) or 0
+                    self._remember(part)
                 current.getparent().remove(current)
             return
-        version = _version(el)
-        if gone is not None and version is not None and version <= gone:
+        if gone is not None and version is not None and gone[1] == key and version <= gone[0]:
             return
         self._freshest(el)
         _strip_swap(el)

@@ -35,12 +35,13 @@ from console.ports import recipients
 from console.screenpop import AgentView, Current, IncomingHandoff, Pop, Presence, agent_view, build_pop, wrap_up_of
 from console.web.render import Renderer, agent_stream, removal
 from console.wrapup import dispositions
-from realtime import Bus
+from realtime import Bus, BusUnavailable
 
 log = logging.getLogger("console.web.push")
 
 Render = Callable[[str], str]  # a fragment in the given language
 HEAL_SECONDS = 1.0
+CLOSE_GRACE = 5.0  # seconds a stopping node keeps publishing what was committed before
 AGENT_CACHE_SECONDS = 60.0
 CODES_CACHE_SECONDS = 30.0  # a supervisor's new disposition codes show in wrap-up forms after this long
 
@@ -107,6 +108,11 @@ class Pusher:
         await self._queue.join()
 
     async def close(self) -> None:
+        """Publish what was committed before the shutdown (a node going away mid-deploy must not
+        swallow a pop), then stop."""
+        if self._worker is not None and not self._worker.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.drain(), CLOSE_GRACE)
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -181,9 +187,13 @@ class Pusher:
                 await self.bus.publish(agent_stream(agent_id), html)
             except NotFound:
                 pass
-            except Exception as exc:
+            except BusUnavailable as exc:
                 log.info("agent %s still waits for a snapshot (%s)", agent_id, exc)
-                return
+                return  # the bus is still away: the others wait too
+            except Exception:
+                # Not the bus: this agent's view cannot be built now; the page heals on its next
+                # reconnect. The others must not wait for it.
+                log.exception("could not build the snapshot of agent %s", agent_id)
             self._unhealed.discard(agent_id)
 
     # What fragments need ------------------------------------------------------------------------
@@ -209,7 +219,7 @@ class Pusher:
 
     async def _pop(self, session: AsyncSession, memo: dict[Any, Any], info: ConversationInfo) -> Pop:
         """The pop's picture, read once per conversation in a batch (a ring group shares it)."""
-        key = ("pop", info.id)
+        key = ("pop", info.id, info.customer_id)
         if key not in memo:
             memo[key] = await build_pop(session, info, False, self.region)
         pop: Pop = memo[key]

@@ -82,6 +82,7 @@ class RedisBus:
         self._reader: asyncio.Task[None] | None = None
         self._subscribers = Subscribers()
         self._joined: dict[str, asyncio.Future[None]] = {}  # channel -> confirmed by Redis
+        self._unconfirmed: dict[str, int] = {}  # channel -> SUBSCRIBEs sent and not yet confirmed
         self._listening = asyncio.Event()
         # One SUBSCRIBE or UNSUBSCRIBE at a time: redis-py's PubSub is not safe for concurrent
         # commands (two first ones would each open a connection of their own).
@@ -192,8 +193,11 @@ class RedisBus:
             try:
                 async with self._membership:
                     await self._connected().subscribe(channel)
+                    self._unconfirmed[channel] = self._unconfirmed.get(channel, 0) + 1
             except (RedisError, OSError) as exc:
                 self._joined.pop(channel, None)
+                joined.set_exception(BusUnavailable(f"redis unreachable: {exc}"))
+                joined.exception()  # others waiting for it get it; nobody else must see it unretrieved
                 raise BusUnavailable(f"redis unreachable: {exc}") from exc
             self._listening.set()
         try:
@@ -241,6 +245,7 @@ class RedisBus:
                         joined.set_exception(BusUnavailable(f"redis unreachable: {exc}"))
                         joined.exception()  # retrieved: nobody may be waiting for it any more
                 self._joined.clear()
+                self._unconfirmed.clear()
                 self._listening.clear()
                 await self._drop_pubsub()
                 await asyncio.sleep(backoff)
@@ -268,7 +273,15 @@ class RedisBus:
                 entry_id, _, payload = str(message["data"]).partition(" ")
                 self._subscribers.deliver(_frame(channel.removeprefix(f"{self.prefix}live:"), entry_id, payload))
             elif kind == "subscribe":
-                joined = self._joined.get(str(message["channel"]))
+                # The newest SUBSCRIBE counts: a reply to one sent before the channel was left
+                # and joined again must not let the new subscriber go ahead too early.
+                channel = str(message["channel"])
+                left = self._unconfirmed.get(channel, 1) - 1
+                if left > 0:
+                    self._unconfirmed[channel] = left
+                    continue
+                self._unconfirmed.pop(channel, None)
+                joined = self._joined.get(channel)
                 if joined is not None and not joined.done():
                     joined.set_result(None)
         self._listening.clear()

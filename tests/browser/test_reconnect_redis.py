@@ -39,7 +39,7 @@ document.addEventListener("htmx:ws:after:connection", (e) => {
   window.__socketUrls.push(e.detail.connection.url);
   window.__frames.push(0);
 });
-document.addEventListener("htmx:ws:after:message:incoming", () => { window.__frames[window.__frames.length - 1]++; });
+document.addEventListener("console:frame", () => { window.__frames[window.__frames.length - 1]++; });
 document.addEventListener("htmx:ws:close", (e) => window.__closes.push(e.detail.code));
 """
 
