@@ -227,11 +227,6 @@ def conversation_version(session: AsyncSession, conversation: Conversation, deta
     return lambda: event.id
 
 
-def period_of(session: AsyncSession, agent_id: int) -> StatusPeriod | None:
-    periods: dict[int, StatusPeriod] = session.info.get(_PERIODS, {})
-    return periods.get(agent_id)
-
-
 def withdrawn(session: AsyncSession, conversation: Conversation, agent_id: int, detail: str) -> None:
     """The conversation stops ringing for the agent."""
     version = conversation_version(session, conversation, detail)

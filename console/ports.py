@@ -47,9 +47,6 @@ class RecordingNotifier:
         """Per batch, the agents whose screen a change of it touches."""
         return [{agent for change in batch for agent in recipients(change)} for batch in self.batches]
 
-    def of_type(self, kind: type) -> list[Change]:
-        return [change for batch in self.batches for change in batch if isinstance(change, kind)]
-
 
 def recipients(change: Change) -> set[int]:
     """The agents whose screen shows what `change` touches."""

@@ -114,7 +114,6 @@ class AgentView:
     currents: list[Current] = field(default_factory=list)
     customer_page: CustomerPage | None = None
     presence: Presence | None = None
-    page_revision: int = 0
 
     @property
     def current(self) -> ConversationInfo | None:

@@ -85,7 +85,6 @@ class Pusher:
         self.renderer = renderer
         self.region = region
         self.away_reasons = away_reasons
-        self.frames_published = 0
         self.observe = observe  # told how long each change took from its commit to its frames published
         self._queue: asyncio.Queue[tuple[float, list[Change]]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
@@ -174,7 +173,6 @@ class Pusher:
             return  # a snapshot follows, which holds this change too
         try:
             await self.bus.publish(agent_stream(agent_id), html)
-            self.frames_published += 1
         except Exception as exc:
             log.warning("could not publish to agent %s (%s); a snapshot follows once the bus is back",
                         agent_id, exc)

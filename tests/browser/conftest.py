@@ -24,3 +24,17 @@ async def browser() -> AsyncIterator[object]:
             yield browser
         finally:
             await browser.close()
+
+
+async def signed_in_page(browser: object, base_url: str, email: str, password: str) -> object:
+    """A new page logged in through the form, with its live socket connected."""
+    from playwright.async_api import Browser, expect
+
+    assert isinstance(browser, Browser)
+    page = await browser.new_page(viewport={"width": 1280, "height": 860})
+    await page.goto(base_url + "/login")
+    await page.fill("input[name=email]", email)
+    await page.fill("input[name=password]", password)
+    await page.click("button[type=submit]")
+    await expect(page.locator("#connection")).to_have_class("connection connected", timeout=10_000)
+    return page

@@ -13,6 +13,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from console.db import Database
+from tests.browser.conftest import signed_in_page
 from tests.conftest import LiveServer, make_settings
 from tests.helpers import PASSWORD, add_agent
 
@@ -50,13 +51,10 @@ async def deliver(page: Page, *frames: str) -> None:
 
 
 async def test_frames_in_any_order_leave_the_newest_state(browser: Browser, server: LiveServer) -> None:
-    page = await browser.new_page()
+    page = await signed_in_page(browser, server.url, "anna@x.nl", PASSWORD)
+    assert isinstance(page, Page)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    await page.goto(server.url + "/")
-    await page.fill("input[name=email]", "anna@x.nl")
-    await page.fill("input[name=password]", PASSWORD)
-    await page.click("button[type=submit]")
     await expect(page.locator("#ws-cursor")).not_to_have_attribute("content", "", timeout=10_000)
 
     # Node B's removal overtakes node A's insert: the pop must not come back.
