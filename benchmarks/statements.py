@@ -64,7 +64,7 @@ class Counter:
             self.on = False
 
 
-async def worked_calls(database_url: str, calls: int) -> dict[str, dict[str, float]]:
+async def worked_calls(database_url: str, calls: int, show: bool = False) -> dict[str, dict[str, float]]:
     from console import auth, routing
     from console.db import Database
     from console.migrations import upgrade
@@ -120,6 +120,9 @@ async def worked_calls(database_url: str, calls: int) -> dict[str, dict[str, flo
                 await action()
                 await settle()
                 spent = time.process_time() - cpu
+            if show and n == calls:
+                print(f"-- {step}: {counter.statements} statements, {counter.transactions} transactions")
+                print("\n".join(counter.texts))
             if n > 0:
                 totals[step]["statements"] += counter.statements / calls
                 totals[step]["transactions"] += counter.transactions / calls
@@ -171,11 +174,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", help="a database to use (default: a new SQLite file)")
     parser.add_argument("--calls", type=int, default=20)
+    parser.add_argument("--show", action="store_true", help="print the statements of the last call's steps")
     args = parser.parse_args()
     url = args.database_url
     if url is None:
         url = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'statements.db'}"
-    print(table(asyncio.run(worked_calls(url, args.calls))))
+    print(table(asyncio.run(worked_calls(url, args.calls, args.show))))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""Where a call's cost goes: the node's CPU per step of one call, and the agent-picking query with and without
-an index that matches its ORDER BY. Not part of `make bench`; its figures back RESULTS.md's "What limits it".
+"""Where a call's cost goes: the node's CPU per step of one call, and the plan of the agent-picking query.
+Not part of `make bench`; its figures back RESULTS.md's "What limits it".
 
     .venv/bin/python -m benchmarks.steps [--calls 20] [--py-spy]
 
@@ -7,9 +7,8 @@ One node on a copy of the 1,000,000-customer template with the Redis bus, 1,000 
 each, available. Calls are made one at a time, each step 0.3 s after the previous one settled:
 newCall (CTI), answer (CTI), hangup (CTI), wrap-up (the agent's POST). For each step: the reply
 time, the node's CPU time (minus its idle CPU over the same time), and the largest frame the agent's
-socket received. Then EXPLAIN ANALYZE of the query console.routing.pick_agent runs, on the same
-database with its pending offers, as it is, and again after CREATE INDEX on the ordering expression
-(on this throwaway copy only; the app is not changed). With --py-spy (pip install py-spy) the node is
+socket received. Then EXPLAIN ANALYZE of the query console.routing.pick_agent sends runs on the same
+database with its pending offers. With --py-spy (pip install py-spy) the node is
 profiled during the calls and the functions with the most samples are listed.
 """
 
@@ -53,20 +52,15 @@ from benchmarks.load import CTI_PATH, SERVICE_NUMBER
 
 AGENTS = 1000
 STEPS = ("newCall", "answer", "hangup", "wrap-up")
-INDEX = ("CREATE INDEX bench_ix_agents_idle_order ON agents ((coalesce(idle_since, status_since)), id) "
-         "WHERE status IN ('available', 'busy')")
-
 
 def pick_sql() -> str:
     """The statement pick_agent sends for a call without required skills (console.routing)."""
-    from sqlalchemy import and_, func, select
+    from sqlalchemy import select
     from sqlalchemy.dialects import postgresql
 
-    from console.models import Agent, Channel
-    from console.routing import _eligible
+    from console.models import Agent
 
-    query = (select(Agent).where(and_(*_eligible(Channel.CALL, [])))
-             .order_by(func.coalesce(Agent.idle_since, Agent.status_since), Agent.id).limit(1)
+    query = (select(Agent).where(Agent.ready_call).order_by(Agent.ready_since, Agent.id).limit(1)
              .with_for_update(skip_locked=True))
     return str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
 
@@ -194,14 +188,6 @@ async def main(args: argparse.Namespace) -> None:
         sql = pick_sql()
         plain, scan = await explain(database, sql)
         print(f"pick_agent's query with {AGENTS} available agents: {plain:.2f} ms execution ({scan})")
-        conn = await asyncpg.connect(dsn(database))
-        try:
-            await conn.execute(INDEX)
-            await conn.execute("ANALYZE agents")
-        finally:
-            await conn.close()
-        indexed, scan = await explain(database, sql)
-        print(f"  with {INDEX.split(' ON ')[1]}: {indexed:.2f} ms ({scan})")
         if spy is not None and (work / "py-spy.txt").exists():
             print("py-spy, inclusive share of the node's samples during the calls:")
             for line in hot_functions(work / "py-spy.txt"):

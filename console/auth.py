@@ -9,6 +9,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import undefer
 
 from console.errors import Conflict, Forbidden, InvalidInput, TooManyAttempts
 from console.models import Agent, LoginAttempt, Role, utcnow
@@ -97,7 +98,7 @@ async def authenticate(
     if by_account >= max_account or by_address >= max_address:
         raise TooManyAttempts("Too many failed logins. Wait %(minutes)s minutes and try again.",
                               retry_after=window_seconds, minutes=window_seconds // 60)
-    agent = await session.scalar(select(Agent).where(Agent.email == account))
+    agent = await session.scalar(select(Agent).where(Agent.email == account).options(undefer(Agent.password_hash)))
     # argon2 takes a good part of a second of CPU: off the event loop, so sockets keep flowing.
     verified = await asyncio.to_thread(verify_password, agent.password_hash if agent else _DUMMY_HASH, password)
     ok = verified and agent is not None

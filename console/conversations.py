@@ -33,7 +33,8 @@ from console.models import (
     utcnow,
 )
 from console.ports import Context
-from console.routing import ELIGIBLE, fill, offer, offer_to_owner, route
+from console.readiness import ELIGIBLE
+from console.routing import fill, lock_agents, offer, offer_to_owner, route
 from console.search import reindex
 from console.wrapup import begin_wrap_up, end_handling
 
@@ -260,6 +261,8 @@ async def answer(ctx: Context, channel: Channel, external_id: str, answered_by: 
         if agent is None:
             log.warning("%s %s answered by unknown agent %r", channel.value, external_id, answered_by)
         else:
+            holder = [conversation.agent_id] if conversation.agent_id is not None else []
+            await lock_agents(session, {agent.id, *pending, *holder})
             # Locked after the conversation, like everywhere: presence periods must not interleave.
             agent = await session.get(Agent, agent.id, with_for_update=True, populate_existing=True)
         freed: set[int] = set()

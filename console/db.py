@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from console import readiness  # noqa: F401  (registers the flush hook that keeps agents' readiness)
 from console.errors import Unavailable
 
 RETRYABLE = {"40P01", "40001"}  # deadlock detected, serialization failure

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.dialects import postgresql
@@ -183,7 +184,8 @@ class Agent(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     name: Mapped[str] = mapped_column(String(200))
-    password_hash: Mapped[str] = mapped_column(String(200))
+    # Read only where a password is checked: loading an agent for routing or a page leaves it out.
+    password_hash: Mapped[str] = mapped_column(String(200), deferred=True)
     role: Mapped[Role] = mapped_column(_enum(Role, "role"), default=Role.AGENT)
     language: Mapped[str] = mapped_column(String(8), default="en")
     extension: Mapped[str | None] = mapped_column(String(40), unique=True)
@@ -203,14 +205,19 @@ class Agent(Base):
     # No foreign key: customers already refer to agents (owner), and a stale id just shows nothing.
     viewing_customer_id: Mapped[int | None] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # Whether the agent can take new work of each channel now, and since when they are idle:
+    # kept by console.readiness after every change of what they have, under their row lock.
+    ready_call: Mapped[bool] = mapped_column(default=False, server_default=false())
+    ready_chat: Mapped[bool] = mapped_column(default=False, server_default=false())
+    ready_mail: Mapped[bool] = mapped_column(default=False, server_default=false())
+    ready_since: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     __table_args__ = (
         Index("ix_agents_status_idle", "status", "idle_since"),
-        # Picking the longest-idle agent walks this index in idle order and stops at the first
-        # who qualifies, instead of checking every available agent and sorting them. PostgreSQL
-        # only: SQLite's table rebuilds in migrations cannot carry expression indexes.
-        Index("ix_agents_ready_by_idle", text("coalesce(idle_since, status_since)"), "id",
-              postgresql_where=text("status IN ('available', 'busy')")).ddl_if(dialect="postgresql"),
+        # Picking the longest-idle ready agent walks one of these in idle order and stops at the
+        # first who qualifies, whatever the number of agents.
+        *(Index(f"ix_agents_ready_{channel}", "ready_since", "id", sqlite_where=text(f"ready_{channel} = 1"),
+                postgresql_where=text(f"ready_{channel}")) for channel in ("call", "chat", "mail")),
     )
 
 

@@ -11,7 +11,8 @@ from console.errors import Conflict, NotFound
 from console.lifecycle import set_presence
 from console.models import Agent, AgentStatus, Conversation, Offer, OfferState, utcnow
 from console.ports import Context
-from console.routing import ELIGIBLE, fill, release_offers, requeue
+from console.readiness import ELIGIBLE
+from console.routing import fill, lock_agents, release_offers, requeue
 
 MISSED_IN_A_ROW = 2
 MISSED_REASON = "Missed offers"
@@ -34,6 +35,7 @@ async def accept(ctx: Context, agent_id: int, conversation_id: int) -> None:
         now = utcnow()
         others = list(await session.scalars(select(Offer).where(
             Offer.conversation_id == conversation_id, Offer.state == OfferState.PENDING, Offer.id != record.id)))
+        await lock_agents(session, {agent_id, *(other.agent_id for other in others)})
         record.state, record.ended_at = OfferState.ACCEPTED, now
         for other in others:
             other.state, other.ended_at = OfferState.WITHDRAWN, now

@@ -1,9 +1,9 @@
-"""Presence and picking the agent: the longest-idle available agent, atomically.
+"""Presence and picking the agent: the longest-idle ready agent, atomically.
 
-On PostgreSQL the candidate row is locked with FOR UPDATE SKIP LOCKED, so concurrent arrivals on
-several processes pick different agents; after taking the lock the agent's eligibility is checked
-again with a fresh statement, which sees offers committed since the first statement's snapshot.
-On SQLite every transaction is BEGIN IMMEDIATE, so there is one writer at a time.
+Who may take new work is stored on the agent row (console.readiness). On PostgreSQL the pick
+locks the first ready agent with FOR UPDATE SKIP LOCKED, so concurrent arrivals on several
+processes pick different agents, and the row a waiting pick re-checks is judged on its newest
+readiness. On SQLite writes go one at a time (BEGIN IMMEDIATE).
 """
 
 from __future__ import annotations
@@ -11,13 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql import ColumnElement
-from sqlalchemy.sql.elements import SQLCoreOperations
 
-from console import audit, changes
+from console import audit, changes, readiness
 from console.errors import InvalidInput, NotFound
 from console.lifecycle import move, set_presence
 from console.models import (
@@ -36,6 +34,7 @@ from console.models import (
     utcnow,
 )
 from console.ports import Context
+from console.readiness import READY
 
 SETTABLE = (AgentStatus.AVAILABLE, AgentStatus.AWAY, AgentStatus.OFFLINE)
 HANDLING = (AgentStatus.BUSY, AgentStatus.WRAP_UP)
@@ -46,40 +45,20 @@ DEFAULT_OWNER_FIRST = 15
 COOL_DOWN = timedelta(seconds=60)
 
 
-OPEN = (State.ACTIVE, State.WRAP_UP)
-ELIGIBLE = (AgentStatus.AVAILABLE, AgentStatus.BUSY)
+def _has_skills(required: list[tuple[int, int]]) -> list[ColumnElement[bool]]:
+    return [exists().where(AgentSkill.agent_id == Agent.id, AgentSkill.skill_id == skill_id, AgentSkill.level >= level)
+            for skill_id, level in required]
 
 
-def capacity_of(channel: Channel) -> InstrumentedAttribute[int]:
-    return {Channel.CALL: Agent.capacity_call, Channel.CHAT: Agent.capacity_chat,
-            Channel.MAIL: Agent.capacity_mail}[channel]
+async def lock_agents(session: AsyncSession, agent_ids: Iterable[int]) -> None:
+    """Lock several agents in id order, as every transaction that changes more than one does.
 
-
-def _open_count(agent_id: SQLCoreOperations[int] | int, channel: Channel) -> ColumnElement[int]:
-    """Contacts of `channel` the agent has: ringing offers, and handled or in wrap-up."""
-    offered = (select(func.count()).select_from(Offer).join(Conversation, Conversation.id == Offer.conversation_id)
-               .where(Offer.agent_id == agent_id, Offer.state == OfferState.PENDING, Conversation.channel == channel)
-               .scalar_subquery())
-    handling = (select(func.count()).select_from(Conversation)
-                .where(Conversation.agent_id == agent_id, Conversation.state.in_(OPEN),
-                       Conversation.channel == channel).scalar_subquery())
-    return offered + handling
-
-
-def _eligible(channel: Channel, required: list[tuple[int, int]]) -> list[ColumnElement[bool]]:
-    """Who may get new work of `channel` needing these skills: present, with room, never on a call."""
-    conditions = [
-        Agent.status.in_(ELIGIBLE),
-        _open_count(Agent.id, Channel.CALL) == 0,  # a call excludes other new work
-        # ... so for a call that count is already 0: room means a capacity of at least one.
-        capacity_of(channel) >= 1 if channel is Channel.CALL else _open_count(Agent.id, channel) < capacity_of(channel),
-    ]
-    if channel is Channel.CALL:
-        conditions.append(Agent.extension.is_not(None))
-    for skill_id, level in required:
-        conditions.append(exists().where(AgentSkill.agent_id == Agent.id, AgentSkill.skill_id == skill_id,
-                                         AgentSkill.level >= level))
-    return conditions
+    A ring group's answer changes the readiness of each agent it rang; two answers locking the
+    same agents in different orders would deadlock. SQLite has one writer and needs nothing.
+    """
+    ids = sorted(set(agent_ids))
+    if len(ids) > 1 and session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(Agent.id).where(Agent.id.in_(ids)).order_by(Agent.id).with_for_update())
 
 
 async def required_skills(session: AsyncSession, queue_id: int | None) -> list[tuple[int, int]]:
@@ -90,8 +69,10 @@ async def required_skills(session: AsyncSession, queue_id: int | None) -> list[t
 
 
 async def can_take(session: AsyncSession, agent_id: int, channel: Channel, required: list[tuple[int, int]]) -> bool:
-    """Checked with a fresh statement after locking the agent, so it sees work committed meanwhile."""
-    found = await session.scalar(select(Agent.id).where(Agent.id == agent_id, *_eligible(channel, required)))
+    """Read after locking the agent."""
+    await readiness.refresh(session)
+    found = await session.scalar(select(Agent.id).where(Agent.id == agent_id, READY[channel],
+                                                        *_has_skills(required)))
     return found is not None
 
 
@@ -106,24 +87,20 @@ async def recently_missed(session: AsyncSession, conversation_id: int) -> set[in
 
 async def pick_agent(session: AsyncSession, channel: Channel, exclude: Iterable[int] = (),
                      required: list[tuple[int, int]] | None = None) -> Agent | None:
-    """Lock and return the longest-idle eligible agent, or None."""
-    needed = required or []
+    """Lock and return the longest-idle agent ready for `channel`, or None.
+
+    One statement: it walks the channel's readiness index in idle order and stops at the first
+    agent nobody else holds. Readiness is a column of the row it locks, so the row PostgreSQL
+    re-checks after waiting is judged on its newest value.
+    """
+    await readiness.refresh(session)
+    conditions = [READY[channel], *_has_skills(required or [])]
     skipped = set(exclude)
-    idle_order = func.coalesce(Agent.idle_since, Agent.status_since)
-    for _ in range(50):
-        conditions = _eligible(channel, needed)
-        if skipped:
-            conditions.append(Agent.id.not_in(skipped))
-        agent = await session.scalar(
-            select(Agent).where(and_(*conditions)).order_by(idle_order, Agent.id).limit(1)
-            .with_for_update(skip_locked=True)
-        )
-        if agent is None:
-            return None
-        if await can_take(session, agent.id, channel, needed):
-            return agent
-        skipped.add(agent.id)
-    return None
+    if skipped:
+        conditions.append(Agent.id.not_in(skipped))
+    return await session.scalar(
+        select(Agent).where(*conditions).order_by(Agent.ready_since, Agent.id).limit(1)
+        .with_for_update(skip_locked=True).execution_options(populate_existing=True))
 
 
 async def _queue(session: AsyncSession, conversation: Conversation) -> Queue | None:
@@ -198,7 +175,7 @@ async def dispatch_to(session: AsyncSession, agent: Agent, candidates: int = 200
     Priority is waiting time weighted by the customer's tier (per queue), so at equal wait an A
     customer goes before B before C, and a long wait still wins over a better tier.
     """
-    channels = [ch for ch in Channel if await can_take(session, agent.id, ch, [])]
+    channels = (await readiness.refresh(session, [agent.id])).get(agent.id, set())
     if not channels:
         return None
     missed_by_agent = select(Offer.conversation_id).where(

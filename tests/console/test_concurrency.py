@@ -15,6 +15,7 @@ import httpx
 from sqlalchemy import insert, select
 from websockets.asyncio.client import connect
 
+from console import readiness
 from console.auth import hash_password
 from console.db import Database
 from console.models import Agent, Conversation, Offer, OfferState, State
@@ -114,7 +115,24 @@ async def test_two_processes_route_200_concurrent_calls_to_20_agents_safely(pg_u
                 assert wrapped.status_code == 204, wrapped.text
                 handled += 1
 
-        handled = await asyncio.wait_for(asyncio.gather(*(work(i) for i in range(AGENTS))), DEADLINE)
+        differing: list[object] = []
+        checks = 0
+
+        async def watch_readiness() -> None:
+            # While both nodes route, the stored readiness always equals a fresh count.
+            nonlocal checks
+            while True:
+                async with db.reading() as session:
+                    differing.extend(await readiness.mismatches(session))
+                checks += 1
+                await asyncio.sleep(0.05)
+
+        watcher = asyncio.create_task(watch_readiness())
+        try:
+            handled = await asyncio.wait_for(asyncio.gather(*(work(i) for i in range(AGENTS))), DEADLINE)
+        finally:
+            watcher.cancel()
+        assert checks > 5 and differing == [], differing[:5]
         for task in drains:
             task.cancel()
     finally:

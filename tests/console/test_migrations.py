@@ -40,7 +40,7 @@ async def fill(url: str) -> None:
     statements = [
         f"INSERT INTO agents (id, email, name, password_hash, role, language, extension, status, status_since, "
         f"session_version, capacity_call, capacity_chat, capacity_mail, missed_offers, created_at) VALUES "
-        f"(1, 'a@x.nl', 'Anna', 'x', 'agent', 'nl', '201', 'offline', '{now}', 1, 1, 3, 5, 0, '{now}')",
+        f"(1, 'a@x.nl', 'Anna', 'x', 'agent', 'nl', '201', 'available', '{now}', 1, 1, 3, 5, 0, '{now}')",
         f"INSERT INTO customers (id, name, company, lifetime_value, owner_id, created_at, updated_at) VALUES "
         f"(1, 'Jan Jansen', 'Bakkerij Jansen', 10, 1, '{now}', '{now}')",
         "INSERT INTO contact_points (id, customer_id, kind, value, normalized) VALUES "
@@ -57,7 +57,7 @@ async def fill(url: str) -> None:
         f"created_at, updated_at) VALUES (1, 'Broken', '', 'open', 'high', 1, 1, 1, '{now}', '{now}')",
         f"INSERT INTO messages (id, conversation_id, author, agent_id, body, created_at) "
         f"VALUES (1, 1, 'customer', NULL, 'hello', '{now}')",
-        f"INSERT INTO status_periods (id, agent_id, status, started_at) VALUES (1, 1, 'offline', '{now}')",
+        f"INSERT INTO status_periods (id, agent_id, status, started_at) VALUES (1, 1, 'available', '{now}')",
     ]
     try:
         async with db.engine.begin() as connection:
@@ -83,3 +83,26 @@ def test_upgrading_a_database_with_data_keeps_every_row(old_database: str) -> No
     found = asyncio.run(counts(old_database))
     assert {table: found[table] for table in TABLES} == dict.fromkeys(TABLES, 1)
     assert found["search_terms"] == 5, "jan, jansen, bakkerij and both forms of the number"
+
+
+async def readiness_after(url: str) -> tuple[tuple[bool, bool, bool], list[object]]:
+    from sqlalchemy import select
+
+    from console import readiness
+    from console.models import Agent
+
+    db = Database(url)
+    try:
+        async with db.reading() as session:
+            ready = (await session.execute(select(Agent.ready_call, Agent.ready_chat, Agent.ready_mail))).one()
+            return (bool(ready[0]), bool(ready[1]), bool(ready[2])), list(await readiness.mismatches(session))
+    finally:
+        await db.close()
+
+
+def test_upgrading_computes_who_is_ready_for_new_work(old_database: str) -> None:
+    asyncio.run(fill(old_database))
+    upgrade(old_database)
+    ready, differing = asyncio.run(readiness_after(old_database))
+    assert ready == (True, True, True), "an available agent with nothing open is ready for every channel"
+    assert differing == []

@@ -170,27 +170,38 @@ async def test_calls_end_by_hanging_up_not_from_the_page(ctx: Context) -> None:
         await conversations.end(ctx, anna, call.conversation_id)
 
 
-async def test_picking_an_agent_walks_the_idle_order_index_on_postgresql(pg_url: str) -> None:
-    """With many agents available, the longest-idle one is found without checking them all."""
-    from sqlalchemy import and_, func, insert, select, text
+async def test_picking_an_agent_walks_the_readiness_index_on_postgresql(pg_url: str) -> None:
+    """With many agents ready, the longest-idle one is found without checking them all."""
+    from sqlalchemy import event, insert, select, text
 
     from console.db import Database
-    from console.models import Agent, Channel
-    from console.routing import _eligible
+    from console.models import Agent
+    from console.routing import pick_agent
 
     db = Database(pg_url)
     try:
         async with db.transaction() as session:
             await session.execute(insert(Agent), [
                 {"email": f"a{i}@x.nl", "name": f"A{i}", "password_hash": "x", "extension": str(1000 + i),
-                 "status": "available" if i % 3 else "offline"} for i in range(3000)])
+                 "status": "available" if i % 3 else "offline", "ready_call": i % 3 != 0} for i in range(3000)])
             await session.execute(text("ANALYZE agents"))
-        query = (select(Agent).where(and_(*_eligible(Channel.CALL, [])))
-                 .order_by(func.coalesce(Agent.idle_since, Agent.status_since), Agent.id).limit(1)
-                 .with_for_update(skip_locked=True))
-        compiled = query.compile(db.engine, compile_kwargs={"literal_binds": True})
+        seen: list[str] = []
         async with db.transaction() as session:
+            def _capture(conn: object, cursor: object, statement: str, *args: object) -> None:
+                if "FOR UPDATE" in statement:
+                    seen.append(statement)
+
+            event.listen(db.engine.sync_engine, "before_cursor_execute", _capture)
+            try:
+                picked = await pick_agent(session, Channel.CALL)
+            finally:
+                event.remove(db.engine.sync_engine, "before_cursor_execute", _capture)
+            assert picked is not None and picked.status.value == "available"
+            query = (select(Agent.id).where(Agent.ready_call).order_by(Agent.ready_since, Agent.id).limit(1)
+                     .with_for_update(skip_locked=True))
+            compiled = query.compile(db.engine, compile_kwargs={"literal_binds": True})
             plan = "\n".join((await session.execute(text(f"EXPLAIN {compiled}"))).scalars())
-        assert "ix_agents_ready_by_idle" in plan and "Sort" not in plan.split("SubPlan")[0], plan
+        assert len(seen) == 1, "one statement picks and locks"
+        assert "ix_agents_ready_call" in plan and "Sort" not in plan, plan
     finally:
         await db.close()

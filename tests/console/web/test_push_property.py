@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from sqlalchemy import select, update
 
-from console import conversations, handoffs, notes, offers, routing, wrapup
+from console import conversations, handoffs, notes, offers, readiness, routing, wrapup
 from console.db import Database
 from console.errors import ConsoleError
 from console.handoffs import Target
@@ -229,6 +229,13 @@ class PushMachine(RuleBasedStateMachine):
         self.act(routing.set_status(self.ctx, self.agents[who], status, "Break" if status == "away" else None))
 
     # What must hold after every step ------------------------------------------------------------------
+
+    @invariant()
+    def readiness_equals_a_fresh_count(self) -> None:
+        async def check() -> list[object]:
+            async with self.db.reading() as session:
+                return list(await readiness.mismatches(session))
+        assert self.run(check()) == [], "stored readiness differs from counting offers and conversations"
 
     @invariant()
     def pages_equal_snapshots(self) -> None:

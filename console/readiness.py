@@ -1,0 +1,164 @@
+"""Who can take new work now, per channel, kept on the agent row.
+
+An agent is ready for a channel when they are available or busy, on no call, and have room for
+one more contact of that channel (a call also needs an extension). Counting an agent's ringing
+offers and open conversations for every candidate made picking cost grow with the floor, so the
+answer is stored in three plain columns, `ready_call`, `ready_chat` and `ready_mail`, beside
+`ready_since` (the idle order), with a partial index each. Picking is then one indexed statement
+that stops at the first ready agent and locks them (`FOR UPDATE SKIP LOCKED`).
+
+The columns are recomputed from the offers and conversations themselves, in one UPDATE, for
+every agent whose work or presence a transaction changed: an offer made or ended, a
+conversation taken, handed on or ended, a status, capacity or extension changed. A flush notes
+those agents; routing recomputes them before it reads readiness (`refresh`), and the commit
+recomputes what is left. The UPDATE takes the agents' row locks (routing holds them already), so
+readiness always changes under the agent's lock, and a transaction that picks an agent by these
+columns sees either the committed value or a locked row it skips. Code that changes those
+tables with Core statements instead of the ORM must pass the agents to `refresh` itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, event, func, inspect, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from console.models import Agent, AgentStatus, Channel, Conversation, Offer, OfferState, State
+
+ELIGIBLE = (AgentStatus.AVAILABLE, AgentStatus.BUSY)
+OPEN = (State.ACTIVE, State.WRAP_UP)
+READY: dict[Channel, InstrumentedAttribute[bool]] = {
+    Channel.CALL: Agent.ready_call, Channel.CHAT: Agent.ready_chat, Channel.MAIL: Agent.ready_mail}
+CAPACITY: dict[Channel, InstrumentedAttribute[int]] = {
+    Channel.CALL: Agent.capacity_call, Channel.CHAT: Agent.capacity_chat, Channel.MAIL: Agent.capacity_mail}
+# What readiness is computed from, on each table; a change to any of these refreshes the agent.
+AGENT_INPUTS = ("status", "extension", "capacity_call", "capacity_chat", "capacity_mail", "idle_since",
+                "status_since")
+OFFER_INPUTS = ("state", "agent_id", "conversation_id")
+CONVERSATION_INPUTS = ("state", "agent_id", "channel")
+
+
+def open_work(agent_id: Any, channel: Channel) -> ColumnElement[int]:
+    """Contacts of `channel` the agent has: ringing offers, and handled or in wrap-up."""
+    offered = (select(func.count()).select_from(Offer).join(Conversation, Conversation.id == Offer.conversation_id)
+               .where(Offer.agent_id == agent_id, Offer.state == OfferState.PENDING, Conversation.channel == channel)
+               .scalar_subquery())
+    handling = (select(func.count()).select_from(Conversation)
+                .where(Conversation.agent_id == agent_id, Conversation.state.in_(OPEN),
+                       Conversation.channel == channel).scalar_subquery())
+    return offered + handling
+
+
+def computed(channel: Channel) -> ColumnElement[bool]:
+    """Readiness for `channel` counted from the offers and conversations (per agent row)."""
+    conditions: list[ColumnElement[bool]] = [Agent.status.in_(ELIGIBLE), open_work(Agent.id, Channel.CALL) == 0]
+    if channel is Channel.CALL:
+        # A call excludes other new work; with no call going on, room means a capacity of one.
+        conditions += [CAPACITY[channel] >= 1, Agent.extension.is_not(None)]
+    else:
+        conditions.append(open_work(Agent.id, channel) < CAPACITY[channel])
+    return and_(*conditions)
+
+
+RETURNED = (Channel.CALL, Channel.CHAT, Channel.MAIL)  # the order of the ready columns RETURNING gives
+
+
+def _refresh_statement(agent_ids: list[int]) -> Any:
+    values: dict[Any, Any] = {READY[channel]: computed(channel) for channel in Channel}
+    values[Agent.ready_since] = func.coalesce(Agent.idle_since, Agent.status_since)
+    return (update(Agent).where(Agent.id.in_(agent_ids)).values(values)
+            .returning(Agent.id, Agent.ready_call, Agent.ready_chat, Agent.ready_mail, Agent.ready_since)
+            .execution_options(synchronize_session=False))
+
+
+def _apply(session: Session, rows: Iterable[Any]) -> None:
+    """Bring loaded agents up to date with what the refresh stored, without marking them changed."""
+    for agent_id, call, chat, mail, since in rows:
+        agent = session.identity_map.get(session.identity_key(Agent, agent_id))
+        if isinstance(agent, Agent):
+            for key, value in (("ready_call", call), ("ready_chat", chat), ("ready_mail", mail),
+                               ("ready_since", since)):
+                set_committed_value(agent, key, value)
+
+
+DUE = "readiness_due"  # session.info key: agents whose readiness this transaction changed
+
+
+async def refresh(session: AsyncSession, agent_ids: Iterable[int] = ()) -> dict[int, set[Channel]]:
+    """Recompute readiness now for the agents this transaction changed (and `agent_ids`).
+
+    Routing calls this before it reads the columns; the commit does it for whatever is left.
+    Returns the channels each recomputed agent is ready for.
+    """
+    await session.flush()
+    due = sorted(session.info.pop(DUE, set()) | set(agent_ids))
+    if not due:
+        return {}
+    rows = (await session.execute(_refresh_statement(due))).all()
+    _apply(session.sync_session, rows)
+    return {row[0]: {channel for channel, ready in zip(RETURNED, row[1:4], strict=True) if ready} for row in rows}
+
+
+def _changed(obj: Any, keys: tuple[str, ...]) -> tuple[bool, set[int]]:
+    """Whether any of `keys` changed on `obj`, and the agent ids it had before the change."""
+    state = inspect(obj)
+    touched = any(state.attrs[key].history.has_changes() for key in keys)
+    before = {value for value in state.attrs["agent_id"].history.deleted if isinstance(value, int)} \
+        if "agent_id" in keys else set()
+    return touched, before
+
+
+def _touched_agents(session: Session) -> set[int]:
+    """The agents whose readiness the pending flush may change."""
+    ids: set[int] = set()
+    for obj in (*session.new, *session.deleted):
+        if isinstance(obj, Offer | Conversation) and obj.agent_id is not None:
+            ids.add(obj.agent_id)
+        elif isinstance(obj, Agent) and obj.id is not None:
+            ids.add(obj.id)
+    for obj in session.dirty:
+        if isinstance(obj, Offer | Conversation):
+            touched, before = _changed(obj, OFFER_INPUTS if isinstance(obj, Offer) else CONVERSATION_INPUTS)
+            if touched:
+                ids |= before
+                if obj.agent_id is not None:
+                    ids.add(obj.agent_id)
+        elif isinstance(obj, Agent) and _changed(obj, AGENT_INPUTS)[0]:
+            ids.add(obj.id)
+    return ids
+
+
+@event.listens_for(Session, "after_flush")
+def _after_flush(session: Session, _context: Any) -> None:
+    # new, dirty and their attribute histories still show what this flush wrote.
+    touched = _touched_agents(session)
+    if touched:
+        session.info.setdefault(DUE, set()).update(touched)
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    # One UPDATE for everything the transaction changed, in id order, before it commits.
+    session.flush()
+    due = sorted(session.info.pop(DUE, set()))
+    if due:
+        _apply(session, session.connection().execute(_refresh_statement(due)).all())
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(DUE, None)
+
+
+async def mismatches(session: AsyncSession) -> list[tuple[int, Channel, bool, bool]]:
+    """Agents whose stored readiness differs from a fresh count: (agent, channel, stored, counted)."""
+    found: list[tuple[int, Channel, bool, bool]] = []
+    for channel in Channel:
+        rows = await session.execute(select(Agent.id, READY[channel], computed(channel)))
+        found += [(agent_id, channel, bool(stored), bool(counted)) for agent_id, stored, counted in rows.all()
+                  if bool(stored) != bool(counted)]
+    return found
