@@ -1,7 +1,15 @@
-"""The database: one async engine, sessions in a transaction, SQLite made safe for one writer."""
+"""The database: one async engine, sessions in a transaction, SQLite made safe for one writer.
+
+On SQLite (the embedded default) writes take turns in arrival order inside the process, each
+waiting at most `write_wait` seconds for its turn; a write that would wait longer is shed with
+Unavailable (503 and Retry-After) instead of holding its request for SQLite's lock timeout.
+Reads run beside the writer (WAL) and never wait for a turn.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,6 +28,12 @@ RETRYABLE = {"40P01", "40001"}  # deadlock detected, serialization failure
 
 READ_ONLY = "console_read_only"
 POOL_WAIT_SECONDS = 5  # a request waits this long for a free connection, then gets a 503
+WRITE_WAIT_SECONDS = 2.0  # SQLite: a write waits this long for its turn, then gets a 503
+# SQLite: how long a write waits for another process holding the file's lock (a command run
+# beside the server); turns inside the process are taken before that.
+LOCK_TIMEOUT_SECONDS = 5
+
+log = logging.getLogger("console.db")
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -27,7 +41,7 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+        engine = create_async_engine(url, connect_args={"timeout": LOCK_TIMEOUT_SECONDS}, **kwargs)
         _make_sqlite_safe(engine)
         return engine
     kwargs.setdefault("pool_size", 10)
@@ -45,7 +59,7 @@ def _make_sqlite_safe(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={LOCK_TIMEOUT_SECONDS * 1000}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
@@ -56,12 +70,47 @@ def _make_sqlite_safe(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
+class WriterTurns:
+    """One write at a time, in arrival order, with a bounded wait for the turn."""
+
+    def __init__(self, wait: float) -> None:
+        self.wait = wait
+        self.waiting = 0
+        self.shed = 0
+        self._lock: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._loop is not loop:
+            self._lock, self._loop = asyncio.Lock(), loop  # asyncio.Lock wakes waiters first come, first served
+        lock = self._lock
+        self.waiting += 1
+        try:
+            async with asyncio.timeout(self.wait):
+                await lock.acquire()
+        except TimeoutError:
+            self.shed += 1
+            log.warning("write shed after waiting %.1f s for its turn (%d writes waiting); the embedded "
+                        "database is past its capacity", self.wait, self.waiting)
+            raise Unavailable("The database has more work than it can take right now; try again in a moment.",
+                              retry_after=1) from None
+        finally:
+            self.waiting -= 1
+        try:
+            yield
+        finally:
+            lock.release()
+
+
 class Database:
     """Opens sessions; each `transaction()` commits on success and rolls back on error."""
 
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+    def __init__(self, url: str, *, write_wait: float = WRITE_WAIT_SECONDS, **engine_kwargs: Any) -> None:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
+        self.writer = WriterTurns(write_wait) if self.is_sqlite else None
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.read_sessions = async_sessionmaker(self.engine.execution_options(**{READ_ONLY: True}),
                                                 expire_on_commit=False)
@@ -72,7 +121,11 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        async with self._translated(self.sessions) as session:
+        if self.writer is None:
+            async with self._translated(self.sessions) as session:
+                yield session
+            return
+        async with self.writer.turn(), self._translated(self.sessions) as session:
             yield session
 
     @asynccontextmanager

@@ -58,4 +58,8 @@ class TooManyAttempts(ConsoleError):
 
 
 class Unavailable(ConsoleError):
-    pass
+    """Carries how many seconds the caller should wait before trying again."""
+
+    def __init__(self, template: str, *, retry_after: int = 5, **params: Any) -> None:
+        super().__init__(template, field=None, **params)
+        self.retry_after = retry_after

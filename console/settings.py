@@ -42,6 +42,7 @@ class Settings:
     login_window_seconds: int = 900
     presence_grace: float = 30.0
     sweep_interval: float = 1.0
+    write_wait: float = 2.0
     away_reasons: tuple[str, ...] = DEFAULT_AWAY_REASONS
 
     @property
@@ -139,6 +140,7 @@ def load(
         timezone=timezone,
         presence_grace=grace,
         sweep_interval=interval,
+        write_wait=_seconds(env, "CONSOLE_WRITE_WAIT", 2.0),
         away_reasons=reasons,
         cookie_secure=_flag(env.get("CONSOLE_COOKIE_SECURE"), default=not is_demo),
         allowed_origins=origins,

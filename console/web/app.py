@@ -45,7 +45,7 @@ CTI_PATH = re.compile(r"(/integrations/cti/)[^/?\s]+")
 async def console_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ConsoleError)
     status = status_of(exc)
-    headers = {"Retry-After": "5"} if isinstance(exc, Unavailable) else {}
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Unavailable) else {}
     if request.url.path.startswith("/integrations/"):
         return JSONResponse({"error": exc.message, "field": exc.field}, status_code=status, headers=headers)
     w: Wiring = request.app.state.wiring

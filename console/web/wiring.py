@@ -26,7 +26,7 @@ class Wiring:
 
 
 def build(settings: Settings) -> Wiring:
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, write_wait=settings.write_wait)
     bus = make_bus(settings.redis_url, backlog=settings.stream_backlog, prefix=settings.redis_prefix)
     renderer = Renderer(timezone=settings.timezone, region=settings.default_region)
     metrics = Metrics()

@@ -1,11 +1,16 @@
-"""The database wrapper: an exhausted connection pool is 'try again later', not a server error."""
+"""The database wrapper: an exhausted pool or a full embedded writer is 'try again later', not a server
+error, and embedded writes take turns in arrival order."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from sqlalchemy import func, select, text
 
 from console.db import Database
 from console.errors import Unavailable
+from console.models import Agent
 
 
 async def test_a_full_pool_is_unavailable_not_an_error(pg_url: str) -> None:
@@ -16,5 +21,47 @@ async def test_a_full_pool_is_unavailable_not_an_error(pg_url: str) -> None:
             with pytest.raises(Unavailable, match="busy"):
                 async with db.transaction() as second:
                     await second.connection()
+    finally:
+        await db.close()
+
+
+async def test_embedded_writes_take_turns_in_arrival_order(sqlite_url: str) -> None:
+    db = Database(sqlite_url)
+    order: list[int] = []
+    try:
+        async with db.transaction():
+            async def write(n: int) -> None:
+                async with db.transaction() as session:
+                    await session.execute(text("SELECT 1"))
+                    order.append(n)
+
+            tasks = []
+            for n in range(4):
+                tasks.append(asyncio.create_task(write(n)))
+                await asyncio.sleep(0)  # each one queued before the next arrives
+            await asyncio.sleep(0.05)
+            assert order == [], "nobody writes while the turn is held"
+        await asyncio.gather(*tasks)
+        assert order == [0, 1, 2, 3]
+    finally:
+        await db.close()
+
+
+async def test_an_embedded_write_past_its_wait_is_shed_and_the_held_one_still_commits(sqlite_url: str) -> None:
+    db = Database(sqlite_url, write_wait=0.1)
+    try:
+        async with db.transaction() as first:
+            session_count = await first.scalar(select(func.count()).select_from(Agent))
+            first.add(Agent(email="kept@x.nl", name="Kept", password_hash="x"))
+            with pytest.raises(Unavailable) as shed:
+                async with db.transaction() as second:
+                    second.add(Agent(email="shed@x.nl", name="Shed", password_hash="x"))
+            assert shed.value.retry_after == 1 and "try again" in shed.value.message
+            async with db.reading() as reader:  # reads do not wait for a turn
+                assert await reader.scalar(select(func.count()).select_from(Agent)) == session_count
+        assert db.writer is not None and db.writer.shed == 1 and db.writer.waiting == 0
+        async with db.reading() as session:
+            emails = set(await session.scalars(select(Agent.email)))
+        assert "kept@x.nl" in emails and "shed@x.nl" not in emails
     finally:
         await db.close()
