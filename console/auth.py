@@ -10,6 +10,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
+from sqlalchemy.sql import ColumnElement
 
 from console.errors import Conflict, Forbidden, InvalidInput, TooManyAttempts
 from console.models import Agent, LoginAttempt, Role, utcnow
@@ -126,10 +127,23 @@ async def find_agent(session: AsyncSession, reference: str) -> Agent | None:
         return None
     agent = await session.scalar(select(Agent).where(Agent.extension == ref))
     if agent is None:
-        agent = await session.scalar(
-            select(Agent).where(or_(Agent.email == ref.lower(), func.lower(Agent.name) == ref.lower())).limit(1)
-        )
+        agent = await session.scalar(select(Agent).where(_named(ref)).limit(1))
     return agent
+
+
+async def find_agent_id(session: AsyncSession, reference: str) -> int | None:
+    """The id of the agent `find_agent` would find, reading nothing else (to lock them next)."""
+    ref = reference.strip()
+    if not ref:
+        return None
+    found = await session.scalar(select(Agent.id).where(Agent.extension == ref))
+    if found is None:
+        found = await session.scalar(select(Agent.id).where(_named(ref)).limit(1))
+    return found
+
+
+def _named(ref: str) -> ColumnElement[bool]:
+    return or_(Agent.email == ref.lower(), func.lower(Agent.name) == ref.lower())
 
 
 SUPERVISING = (Role.SUPERVISOR, Role.ADMIN)

@@ -6,11 +6,13 @@ import logging
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console import audit, changes, customers, logs
-from console.auth import find_agent
+from console.auth import find_agent, find_agent_id
 from console.errors import Conflict, InvalidInput, NotFound
 from console.lifecycle import ENDED, move, record_arrival, set_presence
 from console.models import (
@@ -69,6 +71,8 @@ async def _find(session: AsyncSession, channel: Channel, external_id: str, *, lo
     # answer and hangup of one call may race; the row lock makes the second see the first. A
     # handoff may have committed a newer part while this waited for the lock: then take that one.
     query = query.with_for_update().execution_options(populate_existing=True)
+    if session.get_bind().dialect.name != "postgresql":
+        return await session.scalar(query)  # one writer at a time: what it reads is the newest part
     for _ in range(20):
         found = await session.scalar(query)
         if found is None:
@@ -133,10 +137,6 @@ async def _arrive(
     subject: str | None,
 ) -> Arrival:
     async with ctx.transaction() as session:
-        existing = await _find(session, channel, external_id)
-        if existing is not None:
-            routed_to = await _routed_target(session, existing)
-            return Arrival(existing.id, existing.state, False, existing.agent_id, routed_to)
         address = to_address if direction is Direction.OUT else from_address
         matches = await customers.match(session, CONTACT_KIND[channel], address, ctx.region)
         queue_id = None
@@ -144,14 +144,19 @@ async def _arrive(
             queue_id = await session.scalar(select(Queue.id).where(Queue.name == queue_name))
             if queue_id is None:
                 log.warning("conversation %s names unknown queue %r; kept without queue", external_id, queue_name)
-        conversation = Conversation(
-            channel=channel, direction=direction, external_id=external_id, state=State.QUEUED,
-            from_address=from_address[:320], to_address=to_address[:320], subject=subject,
-            customer_id=matches[0] if len(matches) == 1 else None, queue_id=queue_id, created_at=utcnow(),
-            routed_by_console=not ringing and direction is Direction.IN,
-        )
-        session.add(conversation)
-        await session.flush()
+        conversation = await _insert_new(session, {
+            "channel": channel, "direction": direction, "external_id": external_id, "state": State.QUEUED,
+            "from_address": from_address[:320], "to_address": to_address[:320], "subject": subject,
+            "customer_id": matches[0] if len(matches) == 1 else None, "queue_id": queue_id, "created_at": utcnow(),
+            "routed_by_console": not ringing and direction is Direction.IN,
+        })
+        if conversation is None:
+            # A repeated event (the phone system sent it again, or asks where the call went).
+            existing = await _find(session, channel, external_id)
+            if existing is None:
+                raise Conflict("This conversation keeps changing hands; try again.", field="callId")
+            return Arrival(existing.id, existing.state, False, existing.agent_id,
+                           await _routed_target(session, existing))
         record_arrival(session, conversation)
         touched: set[int] = set()
         target: str | None = None
@@ -166,7 +171,7 @@ async def _arrive(
             if len(touched) > 1:
                 conversation.agent_id = None
         elif direction is Direction.IN:
-            agent = await offer_to_owner(session, conversation) or await route(session, conversation)
+            agent = await offer_to_owner(session, conversation) or await route(session, conversation, fresh=True)
             if agent is not None:
                 touched.add(agent.id)
                 target = agent.extension
@@ -174,12 +179,30 @@ async def _arrive(
     return arrival
 
 
-async def _end_offers(session: AsyncSession, conversation: Conversation, keep_agent: int | None) -> set[int]:
-    """Withdraw the pending offers of a conversation except `keep_agent`'s; return whose ended."""
+async def _insert_new(session: AsyncSession, values: dict[str, object]) -> Conversation | None:
+    """Store a conversation unless its channel and external id are taken; None when they are.
+
+    One statement either way (INSERT ... ON CONFLICT DO NOTHING RETURNING), so a repeated newCall
+    costs no probe before the insert and raises no error that would end the transaction.
+    """
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = (insert(Conversation).values(values)
+                 .on_conflict_do_nothing(index_elements=["channel", "external_id"],
+                                         index_where=Conversation.parent_id.is_(None))
+                 .returning(Conversation))
+    return await session.scalar(statement, execution_options={"populate_existing": True})
+
+
+async def _end_offers(session: AsyncSession, conversation: Conversation, keep_agent: int | None,
+                      offers: list[Offer] | None = None) -> set[int]:
+    """Withdraw the pending offers of a conversation except `keep_agent`'s; return whose ended.
+
+    `offers` are its pending offers when the caller read them under the conversation's lock.
+    """
     now = utcnow()
-    offers = await session.scalars(
-        select(Offer).where(Offer.conversation_id == conversation.id, Offer.state == OfferState.PENDING)
-    )
+    if offers is None:
+        offers = list(await session.scalars(
+            select(Offer).where(Offer.conversation_id == conversation.id, Offer.state == OfferState.PENDING)))
     ended: set[int] = set()
     for record in offers:
         record.ended_at = now
@@ -246,25 +269,26 @@ async def answer(ctx: Context, channel: Channel, external_id: str, answered_by: 
         if conversation.state in ENDED:
             raise Conflict("%(channel)s %(id)s has ended already (%(state)s)", field="callId",
                            channel=channel.value, id=external_id, state=conversation.state.value)
-        agent = None
+        agent_id = None
         for reference in answered_by:
-            agent = await find_agent(session, reference)
-            if agent is not None:
+            agent_id = await find_agent_id(session, reference)
+            if agent_id is not None:
                 break
-        pending = list(await session.scalars(
-            select(Offer.agent_id).where(Offer.conversation_id == conversation.id,
-                                         Offer.state == OfferState.PENDING)))
-        if agent is None and conversation.agent_id is not None:
-            agent = await session.get(Agent, conversation.agent_id)
-        if agent is None and len(pending) == 1:
-            agent = await session.get(Agent, pending[0])
-        if agent is None:
+        # The conversation is locked, and every change of its offers locks it first: these stay true.
+        pending_offers = list(await session.scalars(select(Offer).where(
+            Offer.conversation_id == conversation.id, Offer.state == OfferState.PENDING)))
+        pending = [record.agent_id for record in pending_offers]
+        if agent_id is None:
+            agent_id = conversation.agent_id if conversation.agent_id is not None \
+                else pending[0] if len(pending) == 1 else None
+        agent = None
+        if agent_id is None:
             log.warning("%s %s answered by unknown agent %r", channel.value, external_id, answered_by)
         else:
             holder = [conversation.agent_id] if conversation.agent_id is not None else []
-            await lock_agents(session, {agent.id, *pending, *holder})
+            await lock_agents(session, {agent_id, *pending, *holder})
             # Locked after the conversation, like everywhere: presence periods must not interleave.
-            agent = await session.get(Agent, agent.id, with_for_update=True, populate_existing=True)
+            agent = await session.get(Agent, agent_id, with_for_update=True, populate_existing=True)
         freed: set[int] = set()
         previous = conversation.agent_id if conversation.state is State.ACTIVE else None
         if previous is not None and agent is not None and previous != agent.id:
@@ -278,7 +302,7 @@ async def answer(ctx: Context, channel: Channel, external_id: str, answered_by: 
             version = changes.conversation_version(session, conversation, "answered elsewhere")
             conversation_id = conversation.id
             changes.emit(session, lambda: changes.Ended(conversation_id, previous, version()))
-        freed |= await _end_offers(session, conversation, agent.id if agent else None)
+        freed |= await _end_offers(session, conversation, agent.id if agent else None, pending_offers)
         await give_freed_agents_work(session, freed)
     return conversation
 

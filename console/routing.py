@@ -152,9 +152,13 @@ async def offer_to_owner(session: AsyncSession, conversation: Conversation) -> A
     return owner
 
 
-async def route(session: AsyncSession, conversation: Conversation, exclude: Iterable[int] = ()) -> Agent | None:
-    """Offer a queued conversation to the best agent who did not just miss it; None leaves it queued."""
-    missed = await recently_missed(session, conversation.id)
+async def route(session: AsyncSession, conversation: Conversation, exclude: Iterable[int] = (), *,
+                fresh: bool = False) -> Agent | None:
+    """Offer a queued conversation to the best agent who did not just miss it; None leaves it queued.
+
+    `fresh`: the conversation was stored in this transaction, so nobody can have missed it yet.
+    """
+    missed = set() if fresh else await recently_missed(session, conversation.id)
     required = await required_skills(session, conversation.queue_id)
     agent = await pick_agent(session, conversation.channel, {*exclude, *missed}, required)
     if agent is not None:

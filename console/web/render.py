@@ -59,6 +59,8 @@ class Renderer:
             autoescape=select_autoescape(default=True, default_for_string=True),
             trim_blocks=True,
             lstrip_blocks=True,
+            # Templates ship with the package: no stat() of every template file on every render.
+            auto_reload=False,
         )
         self.timezone = timezone
         self.region = region
