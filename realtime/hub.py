@@ -1,4 +1,9 @@
-"""Pumping one stream to one socket: snapshot or replay first, then live frames, never twice."""
+"""Pumping streams to a socket.
+
+`pump`: a socket's own stream, snapshot or replay first, then live frames, never twice.
+`follow`: a broadcast stream shared by many sockets (published once, fanned out by each node to
+the sockets it holds), live frames only.
+"""
 
 from __future__ import annotations
 
@@ -55,3 +60,24 @@ async def _deliver(frame: Frame, send: Send, wrap: Wrap) -> None:
         code, _, reason = frame.payload.removeprefix(CLOSE_PREFIX).partition(":")
         raise StreamClosed(int(code), reason)
     await send(wrap(frame.payload, frame.id))
+
+
+async def follow(bus: Bus, stream: str, send: Send, *, maxsize: int = 256,
+                 snapshot: Callable[[], Awaitable[str]] | None = None) -> None:
+    """Send every new frame of the broadcast `stream`, until cancelled.
+
+    Broadcast frames carry views that are whole in each frame (a wallboard, a queue's figures),
+    so there is no cursor and no replay: a socket that (re)connects starts from `snapshot` (the
+    view as it is now, when there is one) and then gets what is published. Raises like `pump`.
+    """
+    async with bus.subscribe(stream, maxsize) as subscription:
+        if snapshot is not None:
+            html = await snapshot()
+            if html:
+                await send(html)
+        while True:
+            await _deliver(await subscription.get(), send, _as_is)
+
+
+def _as_is(payload: str, _cursor: str) -> str:
+    return payload

@@ -8,12 +8,12 @@ import logging
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from console import presence
-from console.web.render import agent_stream, cursor_frame
+from console import auth, presence
+from console.web.render import SUPERVISORS_STREAM, agent_stream, cursor_frame
 from console.web.security import origin_allowed, signed_in
 from console.web.wiring import Wiring
 from realtime import BusUnavailable, Overflow, StreamClosed
-from realtime.hub import pump
+from realtime.hub import follow, pump
 
 log = logging.getLogger("console.web.live")
 
@@ -38,12 +38,14 @@ async def live_socket(websocket: WebSocket) -> None:
     if since and owner != str(agent_id):
         await _refuse(websocket, "signed in as someone else")
         return
+    async with w.ctx.db.reading() as session:
+        supervising = await auth.is_supervisor(session, agent_id)
     await websocket.accept()
     socket_id = await presence.opened(w.ctx, agent_id)
     w.sockets.add(socket_id)
     w.metrics.open_sockets.inc()
     try:
-        await _serve(websocket, w, agent_id, since)
+        await _serve(websocket, w, agent_id, since, supervising)
     finally:
         w.metrics.open_sockets.dec()
         w.sockets.discard(socket_id)
@@ -51,7 +53,7 @@ async def live_socket(websocket: WebSocket) -> None:
             await presence.closed(w.ctx, socket_id)
 
 
-async def _serve(websocket: WebSocket, w: Wiring, agent_id: int, since: str) -> None:
+async def _serve(websocket: WebSocket, w: Wiring, agent_id: int, since: str, supervising: bool) -> None:
     async def snapshot() -> str:
         return await w.notifier.live_html(agent_id)
 
@@ -59,35 +61,42 @@ async def _serve(websocket: WebSocket, w: Wiring, agent_id: int, since: str) -> 
         await websocket.send_text(text)
         w.metrics.frames_sent.inc()
 
-    sender = asyncio.create_task(
+    feeds = {asyncio.create_task(
         pump(w.bus, agent_stream(agent_id), send, since=since or None, snapshot=snapshot,
              wrap=lambda payload, cursor: cursor_frame(payload, f"{agent_id}{CURSOR_SEPARATOR}{cursor}"),
              maxsize=w.settings.socket_queue_size)
-    )
+    )}
+    if supervising:
+        feeds.add(asyncio.create_task(follow(w.bus, SUPERVISORS_STREAM, send, maxsize=w.settings.socket_queue_size)))
     receiver = asyncio.create_task(_drain(websocket))
-    done, pending = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+    done, pending = await asyncio.wait({*feeds, receiver}, return_when=asyncio.FIRST_COMPLETED)
     for task in pending:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
-    if sender in done:
-        exc = sender.exception()
-        if isinstance(exc, StreamClosed):
-            with contextlib.suppress(Exception):
-                await websocket.close(exc.code, exc.reason)
-        elif isinstance(exc, Overflow):
-            log.info("agent %s socket fell behind; closing it so it replays", agent_id)
-            with contextlib.suppress(Exception):
-                await websocket.close(TRY_AGAIN_LATER, "fell behind")
-        elif isinstance(exc, BusUnavailable):
-            # Redis is down: expected during an outage, and the page retries by itself.
-            log.warning("bus unavailable for agent %s's socket: %s; the page will retry", agent_id, exc)
-            with contextlib.suppress(Exception):
-                await websocket.close(TRY_AGAIN_LATER, "bus unavailable")
-        elif exc is not None and not isinstance(exc, WebSocketDisconnect | RuntimeError):
-            log.error("live socket of agent %s failed", agent_id, exc_info=exc)
-            with contextlib.suppress(Exception):
-                await websocket.close(1011, "server error")
+    finished = next((task for task in done if task in feeds), None)
+    if finished is not None:
+        await _close_after(websocket, agent_id, finished.exception())
+
+
+async def _close_after(websocket: WebSocket, agent_id: int, exc: BaseException | None) -> None:
+    """Close the socket with the code that tells the page what to do after its feed stopped."""
+    if isinstance(exc, StreamClosed):
+        with contextlib.suppress(Exception):
+            await websocket.close(exc.code, exc.reason)
+    elif isinstance(exc, Overflow):
+        log.info("agent %s socket fell behind; closing it so it replays", agent_id)
+        with contextlib.suppress(Exception):
+            await websocket.close(TRY_AGAIN_LATER, "fell behind")
+    elif isinstance(exc, BusUnavailable):
+        # Redis is down: expected during an outage, and the page retries by itself.
+        log.warning("bus unavailable for agent %s's socket: %s; the page will retry", agent_id, exc)
+        with contextlib.suppress(Exception):
+            await websocket.close(TRY_AGAIN_LATER, "bus unavailable")
+    elif exc is not None and not isinstance(exc, WebSocketDisconnect | RuntimeError):
+        log.error("live socket of agent %s failed", agent_id, exc_info=exc)
+        with contextlib.suppress(Exception):
+            await websocket.close(1011, "server error")
 
 
 async def _drain(websocket: WebSocket) -> None:

@@ -37,6 +37,10 @@ def agent_stream(agent_id: int) -> str:
     return f"agent:{agent_id}"
 
 
+# Published once for every supervisor's socket (queue and wallboard views), on every node.
+SUPERVISORS_STREAM = "broadcast:supervisors"
+
+
 def cursor_frame(payload: str, cursor: str) -> str:
     """A frame as sent: the payload plus the stream cursor, swapped into the page by id."""
     return f'{payload}<meta id="ws-cursor" name="ws-cursor" content="{cursor}" hx-swap-oob="true">'

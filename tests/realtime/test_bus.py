@@ -5,9 +5,10 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from realtime import Bus, Overflow, Subscription, make_bus
-from realtime.hub import pump
-from tests.conftest import redis_bus
+from realtime import Bus, Overflow, StreamClosed, Subscription, close_frame, make_bus
+from realtime.backends.redis import RedisBus
+from realtime.hub import follow, pump
+from tests.conftest import REDIS_URL, redis_bus
 
 
 async def until(condition: Callable[[], bool], timeout: float = 5) -> None:
@@ -171,3 +172,62 @@ async def test_concurrent_first_subscribers_both_receive(bus: Bus) -> None:
     await asyncio.sleep(0.05)
     await bus.publish("agent:7", "hello")
     assert await asyncio.wait_for(results, 5) == ["hello", "hello"]
+
+
+async def followers(bus: Bus, count: int, stream: str = "broadcast:supervisors"
+                    ) -> tuple[list[list[str]], list[asyncio.Task[None]]]:
+    received: list[list[str]] = [[] for _ in range(count)]
+    tasks = []
+    for inbox in received:
+        async def send(text: str, inbox: list[str] = inbox) -> None:
+            inbox.append(text)
+
+        tasks.append(asyncio.create_task(follow(bus, stream, send, snapshot=None)))
+    await asyncio.sleep(0.2)  # every follower subscribed
+    return received, tasks
+
+
+async def test_a_broadcast_published_once_reaches_every_follower_once(bus: Bus) -> None:
+    received, tasks = await followers(bus, 200)
+    await bus.publish("broadcast:supervisors", "<section id='wallboard'>1</section>")
+    await bus.publish("agent:1", "not for followers")
+    await until(lambda: all(inbox for inbox in received))
+    await bus.publish("broadcast:supervisors", close_frame(4000, "bye"))
+    done = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(inbox == ["<section id='wallboard'>1</section>"] for inbox in received), "no cursor, no repeats"
+    assert all(isinstance(result, StreamClosed) and result.code == 4000 for result in done)
+
+
+async def test_a_broadcast_on_one_node_reaches_the_followers_on_another() -> None:
+    async with redis_bus() as node_a:
+        assert isinstance(node_a, RedisBus)
+        node_b = make_bus(REDIS_URL, prefix=node_a.prefix)
+        await node_b.start()
+        try:
+            received, tasks = await followers(node_b, 50)
+            await node_a.publish("broadcast:supervisors", "queue figures")
+            await until(lambda: all(inbox == ["queue figures"] for inbox in received))
+            for task in tasks:
+                task.cancel()
+        finally:
+            await node_b.close()
+
+
+async def test_a_follower_starts_from_the_current_view() -> None:
+    bus = make_bus("memory://")
+    await bus.start()
+    sent: list[str] = []
+
+    async def send(text: str) -> None:
+        sent.append(text)
+
+    async def snapshot() -> str:
+        return "the board as it is"
+
+    task = asyncio.create_task(follow(bus, "broadcast:x", send, snapshot=snapshot))
+    await until(lambda: len(sent) == 1)
+    await bus.publish("broadcast:x", "changed")
+    await until(lambda: len(sent) == 2)
+    task.cancel()
+    await bus.close()
+    assert sent == ["the board as it is", "changed"]

@@ -251,3 +251,41 @@ async def test_metrics_count_sockets_frames_pops_and_queues(live_server: LiveSer
         frames = float(next(line.split()[1] for line in text.splitlines()
                             if line.startswith("console_frames_sent_total")))
         assert frames >= 2, "the snapshot, then the pop"
+
+
+async def test_a_broadcast_published_once_reaches_supervisors_and_no_agent(sqlite_url: str, tmp_path: Path) -> None:
+    from realtime import make_bus
+    from tests.conftest import REDIS_URL, redis_prefix
+
+    db = Database(sqlite_url)
+    try:
+        await add_agent(db, "anna@x.nl", "Anna de Vries", extension="201")
+        await add_agent(db, "sanne@x.nl", "Sanne Supervisor", role="supervisor")
+    finally:
+        await db.close()
+    async with redis_prefix() as prefix:
+        settings = make_settings(sqlite_url, tmp_path, redis_url=REDIS_URL, redis_prefix=prefix)
+        with LiveServer(settings) as server:
+            async with httpx.AsyncClient(base_url=server.url) as agent, \
+                    httpx.AsyncClient(base_url=server.url) as supervisor:
+                await log_in(agent, "anna@x.nl")
+                await log_in(supervisor, "sanne@x.nl")
+                async with socket(server, agent) as agent_ws, socket(server, supervisor) as supervisor_ws:
+                    await frame_with(agent_ws, 'id="agent-status"')
+                    await frame_with(supervisor_ws, 'id="agent-status"')
+                    publisher = make_bus(REDIS_URL, prefix=prefix)  # another node, publishing once
+                    await publisher.start()
+                    try:
+                        from console.web.render import SUPERVISORS_STREAM
+
+                        await publisher.publish(SUPERVISORS_STREAM, '<section id="wallboard">3 waiting</section>')
+                        board = await frame_with(supervisor_ws, 'id="wallboard"')
+                        assert "3 waiting" in board
+                        await publisher.publish("agent:1", '<p id="marker">for Anna</p>')
+                        seen = []
+                        while not seen or 'id="marker"' not in seen[-1]:
+                            seen.append(str(await asyncio.wait_for(agent_ws.recv(), 10)))
+                        assert not any("wallboard" in frame for frame in seen), \
+                            "agents do not get the supervisors' broadcast"
+                    finally:
+                        await publisher.close()
