@@ -8,7 +8,63 @@ at a time, with py-spy), whose output is quoted with the command that made it.
 ANALYSIS = """
 ## What limits it
 
-### Issue 9: the push path rebuilt (this run, 2026-12-01, code b20e96a)
+### Issue 9, second step: readiness, the embedded writer, broadcast (this run, 2026-12-01, code 8435ced)
+
+**What changed.** Who can take new work of each channel is stored on the agent row
+(`console/readiness.py`, migration 0005) and recomputed in one UPDATE under the agent's row lock in
+the transaction that changes it; picking an agent is one statement on a partial index
+(`routing.pick_agent`), and filling an agent who became free reads their readiness instead of
+counting three times. On SQLite writes take turns in arrival order and wait at most
+`CONSOLE_WRITE_WAIT` (2 s), then get 503 with `Retry-After: 1`. A repeated newCall is one
+`INSERT ... ON CONFLICT DO NOTHING`. Supervisor sockets follow one broadcast stream, so B3's
+wallboard frame is published once instead of 1,000 times. Sign-in checks on every request and
+socket are read transactions (they took the SQLite writer's turn before).
+
+**One worked call** (`.venv/bin/python -m benchmarks.statements --calls 30 --database-url
+postgresql+asyncpg://...`; PostgreSQL; CPU is of the one process on the shared machine and noisy):
+
+| step | statements before | after | transactions before | after | CPU ms before | after |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: |
+| newCall | 20 | 18 | 2 | 2 | 23.3 | 19.1 |
+| answer | 12 | 12 | 1 | 1 | 12.0 | 11.6 |
+| hangup | 14 | 15 | 2 | 2 | 13.2 | 14.4 |
+| wrap-up | 14 | 12 | 1 | 1 | 17.4 | 14.7 |
+| whole call | 60 | 57 | 6 | 6 | 65.8 | 59.8 |
+
+("Before" is the same script on 3433ab3, the start of this step; the readiness UPDATE adds one
+statement where work ends and saves the three counting reads of `can_take` and the re-check after
+each pick.) The aim of at most 20 statements and 5 transactions is **missed** (57 and 6).
+
+**Against the previous run (code b20e96a):** B1 on PostgreSQL at 1/s p99 43.5 -> 42.1 ms, node CPU
+per worked call 100 -> 91 ms; at 100/s the node completes 8.2 pops/s (4.4) and still falls behind.
+B1 on SQLite at 1/s p99 69.6 -> 40.3 ms; at 100/s it now sheds: 1,757 of 2,000 newCalls got 503
+with `Retry-After` after the bounded 2 s wait (newCall reply p99 2.26 s, never the 30 s lock wait),
+while the node completed 16.4 worked calls/s (4.7), which is where shedding starts on this machine
+(a rate sweep is not part of `make bench`). B5 91.6 -> 118.9 routed calls/s. B3's wallboard 444 ->
+65 ms to the last of 1,000 supervisors (median of 3; the publish itself takes about 1 ms). B3 in this
+run opened only 7,700 sockets in its 100 s budget (45.8 KiB each): each socket open then did two
+sign-in transactions, one of them for the role. With the role read in the sign-in check (committed
+after this run), `.venv/bin/python -m benchmarks --only b3` opened all 10,000 (10.1 ms per socket),
+43.7 KiB per socket, wallboard 48 / 68 / 123 ms (median 68). B4 moved within noise (no code change).
+
+**What limits it now.**
+1. **The domain's CPU per call**, about 90 ms per worked call on PostgreSQL against a target of 10.
+   Profiles (`py-spy` over `benchmarks.statements`, and cProfile) put most of it in SQLAlchemy: the
+   ORM unit of work for each flush, building and compiling statements each time (`coercions.expect`,
+   cache-key generation), and result processing, for 57 statements; then Jinja for the pop. Building
+   the readiness UPDATE once instead of per transaction saved a few ms; the same treatment (statements
+   built once with bind parameters, Core inserts and updates instead of the unit of work, the pop's
+   eight reads merged) for `conversations.arrive/answer/hang_up`, `wrapup.finish` and
+   `customers.picture` is the next step.
+2. **One node process is one core.** At 100/s on PostgreSQL the node runs at 94 % of a core and
+   queues; 503s start when the pool's 5 s wait passes. On SQLite the writer's turn is the limit; it is
+   now bounded and shed.
+3. **B3**: 43.7 KiB per idle socket (target 40) are the protocol objects, two tasks per socket (its
+   feed and its reader; a supervisor's third follows the broadcast) and the bounded queue; one task
+   per idle socket would save most of the missing 4 KiB. The wallboard's 65 ms are the node's fan-out
+   of a 32 KiB frame to 1,000 sockets on one core shared with the load generator.
+
+### Issue 9: the push path rebuilt (previous run, 2026-12-01, code b20e96a)
 
 **What changed.** Services report changes instead of telling the web which agents' whole views to
 re-read; the push worker renders only the fragments a change touches, after the reply has left;

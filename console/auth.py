@@ -109,8 +109,13 @@ async def authenticate(
 
 async def session_is_current(session: AsyncSession, agent_id: int, version: object) -> bool:
     """Whether a login session of `agent_id` made at `version` is still valid (not logged out since)."""
-    current = await session.scalar(select(Agent.session_version).where(Agent.id == agent_id))
-    return current is not None and current == version
+    return await session_role(session, agent_id, version) is not None
+
+
+async def session_role(session: AsyncSession, agent_id: int, version: object) -> Role | None:
+    """The role of `agent_id` when their login session made at `version` is still valid, else None."""
+    row = (await session.execute(select(Agent.session_version, Agent.role).where(Agent.id == agent_id))).first()
+    return row[1] if row is not None and row[0] == version else None
 
 
 async def end_sessions(session: AsyncSession, agent_id: int) -> None:

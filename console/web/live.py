@@ -10,7 +10,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from console import auth, presence
 from console.web.render import SUPERVISORS_STREAM, agent_stream, cursor_frame
-from console.web.security import origin_allowed, signed_in
+from console.web.security import origin_allowed, signed_in_as
 from console.web.wiring import Wiring
 from realtime import BusUnavailable, Overflow, StreamClosed
 from realtime.hub import follow, pump
@@ -28,18 +28,18 @@ async def live_socket(websocket: WebSocket) -> None:
     if not origin_allowed(websocket, w.settings.allowed_origins):
         await _refuse(websocket, "origin not allowed")
         return
-    agent_id = await signed_in(websocket, w.ctx.db)
-    if agent_id is None:
+    found = await signed_in_as(websocket, w.ctx.db)
+    if found is None:
         await _refuse(websocket, "not signed in")
         return
+    agent_id, role = found
     # Cursors name the agent whose stream they count: a page left open from another login
     # must not be fed this agent's frames.
     owner, _, since = websocket.query_params.get("since", "")[:MAX_CURSOR].partition(CURSOR_SEPARATOR)
     if since and owner != str(agent_id):
         await _refuse(websocket, "signed in as someone else")
         return
-    async with w.ctx.db.reading() as session:
-        supervising = await auth.is_supervisor(session, agent_id)
+    supervising = role in auth.SUPERVISING
     await websocket.accept()
     socket_id = await presence.opened(w.ctx, agent_id)
     w.sockets.add(socket_id)

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from console import auth
 from console.db import Database
+from console.models import Role
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 CSRF_HEADER = "x-csrf-token"
@@ -52,14 +53,20 @@ def sign_in(session: dict[str, Any], agent_id: int, version: int) -> None:
 
 async def signed_in(conn: HTTPConnection, db: Database) -> int | None:
     """The agent whose session this is, when it has not been logged out since."""
+    found = await signed_in_as(conn, db)
+    return found[0] if found else None
+
+
+async def signed_in_as(conn: HTTPConnection, db: Database) -> tuple[int, Role] | None:
+    """The agent whose session this is and their role, when it has not been logged out since."""
     if "session" not in conn.scope:
         return None
     agent_id = conn.session.get(SESSION_AGENT)
     if not isinstance(agent_id, int):
         return None
-    async with db.transaction() as session:
-        current = await auth.session_is_current(session, agent_id, conn.session.get(SESSION_VERSION))
-    return agent_id if current else None
+    async with db.reading() as session:  # a read: on SQLite it does not wait for the writer's turn
+        role = await auth.session_role(session, agent_id, conn.session.get(SESSION_VERSION))
+    return (agent_id, role) if role is not None else None
 
 
 def own_origin(conn: HTTPConnection) -> str:
