@@ -53,11 +53,13 @@ async def console_error(request: Request, exc: Exception) -> Response:
     agent_id = request.session.get("agent_id")
     if isinstance(agent_id, int):
         try:
-            async with w.ctx.db.transaction() as session:
+            # A read: when the error is a shed write, it must not wait for the writer's turn again.
+            async with w.ctx.db.reading() as session:
+                from sqlalchemy import select
+
                 from console.models import Agent
 
-                agent = await session.get(Agent, agent_id)
-                language = agent.language if agent else language
+                language = await session.scalar(select(Agent.language).where(Agent.id == agent_id)) or language
         except ConsoleError:
             pass
     text = exc.translated(i18n.translations(language).gettext)

@@ -151,3 +151,4 @@ async def test_an_embedded_node_past_its_capacity_sheds_with_503_and_stores_noth
             assert again.status_code == 200 and again.json()["state"] == "queued", "the retry stores it"
     finally:
         await close_app(app)
+
