@@ -128,6 +128,21 @@ async def close_app(app: object) -> None:
     await wiring.ctx.db.close()
 
 
+@asynccontextmanager
+async def served(settings: Settings, base_url: str = "http://console.test", **client: object
+                 ) -> AsyncIterator[tuple[object, httpx.AsyncClient]]:
+    """The app over httpx's ASGI transport (no lifespan), and a client for it; closed afterwards."""
+    from console.web.app import create_app
+
+    app = create_app(settings)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url,
+                                     **client) as http:  # type: ignore[arg-type]
+            yield app, http
+    finally:
+        await close_app(app)
+
+
 REDIS_URL = os.environ.get("CONSOLE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 

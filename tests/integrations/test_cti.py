@@ -11,7 +11,7 @@ from console.db import Database
 from console.models import Conversation
 from console.web.app import create_app
 from integrations.telephony.cti import CTIError, parse
-from tests.conftest import CTI_TOKEN, close_app, make_settings
+from tests.conftest import CTI_TOKEN, make_settings, served
 from tests.helpers import add_agent
 
 URL = f"/integrations/cti/{CTI_TOKEN}"
@@ -22,10 +22,8 @@ async def client(database_url: str, tmp_path: Path) -> AsyncIterator[httpx.Async
     db = Database(database_url)
     await add_agent(db, "anna@x.nl", "Anna de Vries", extension="201")
     await db.close()
-    app = create_app(make_settings(database_url, tmp_path))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console.test") as client:
+    async with served(make_settings(database_url, tmp_path)) as (_, client):
         yield client
-    await close_app(app)
 
 
 def new_call(call_id: str = "c1", **extra: object) -> dict[str, object]:
@@ -137,18 +135,14 @@ async def test_while_the_database_is_unreachable_the_phone_system_is_told_to_ret
 
 async def test_an_embedded_node_past_its_capacity_sheds_with_503_and_stores_nothing(sqlite_url: str,
                                                                                      tmp_path: Path) -> None:
-    app = create_app(make_settings(sqlite_url, tmp_path, write_wait=0.1))
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console.test") as client:
-            db: Database = app.state.wiring.ctx.db
-            async with db.transaction():  # the writer is busy for longer than a write may wait
-                response = await client.post(URL, json=new_call("shed-me"))
-            assert response.status_code == 503 and response.headers["retry-after"] == "1"
-            assert "retry" in response.json()["error"]
-            async with db.reading() as session:
-                assert await session.scalar(select(func.count()).select_from(Conversation)) == 0
-            again = await client.post(URL, json=new_call("shed-me"))
-            assert again.status_code == 200 and again.json()["state"] == "queued", "the retry stores it"
-    finally:
-        await close_app(app)
+    async with served(make_settings(sqlite_url, tmp_path, write_wait=0.1)) as (app, client):
+        db: Database = app.state.wiring.ctx.db  # type: ignore[attr-defined]
+        async with db.transaction():  # the writer is busy for longer than a write may wait
+            response = await client.post(URL, json=new_call("shed-me"))
+        assert response.status_code == 503 and response.headers["retry-after"] == "1"
+        assert "retry" in response.json()["error"]
+        async with db.reading() as session:
+            assert await session.scalar(select(func.count()).select_from(Conversation)) == 0
+        again = await client.post(URL, json=new_call("shed-me"))
+        assert again.status_code == 200 and again.json()["state"] == "queued", "the retry stores it"
 

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
-
 from console.db import Database
-from console.web.app import create_app
-from tests.conftest import close_app, make_settings
+from tests.conftest import make_settings, served
 from tests.helpers import add_agent, log_in
 
 
@@ -16,15 +13,11 @@ async def test_an_agent_action_shed_by_a_full_embedded_writer_says_try_again(sql
     db = Database(sqlite_url)
     await add_agent(db, "anna@x.nl", "Anna de Vries", extension="201", language="nl")
     await db.close()
-    app = create_app(make_settings(sqlite_url, tmp_path, write_wait=0.1))
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console.test") as client:
-            token = await log_in(client, "anna@x.nl")
-            held: Database = app.state.wiring.ctx.db
-            async with held.transaction():
-                response = await client.post("/agent/status", data={"status": "available"},
-                                             headers={"X-CSRF-Token": token, "HX-Request": "true"})
-            assert response.status_code == 503 and response.headers["retry-after"] == "1"
-            assert "probeer het zo opnieuw" in response.text, "the agent's language, read beside the writer"
-    finally:
-        await close_app(app)
+    async with served(make_settings(sqlite_url, tmp_path, write_wait=0.1)) as (app, client):
+        token = await log_in(client, "anna@x.nl")
+        held: Database = app.state.wiring.ctx.db  # type: ignore[attr-defined]
+        async with held.transaction():
+            response = await client.post("/agent/status", data={"status": "available"},
+                                         headers={"X-CSRF-Token": token, "HX-Request": "true"})
+        assert response.status_code == 503 and response.headers["retry-after"] == "1"
+        assert "probeer het zo opnieuw" in response.text, "the agent's language, read beside the writer"

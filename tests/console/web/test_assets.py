@@ -10,8 +10,7 @@ import httpx
 import pytest
 
 from console.db import Database
-from console.web.app import create_app
-from tests.conftest import close_app, make_settings
+from tests.conftest import make_settings, served
 from tests.helpers import add_agent, log_in
 
 BASE = "http://testserver"
@@ -24,11 +23,8 @@ async def client(sqlite_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncCl
     db = Database(sqlite_url)
     await add_agent(db, "anna@x.nl", "Anna", extension="201")
     await db.close()
-    app = create_app(make_settings(sqlite_url, tmp_path))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE,
-                                 headers={"Accept-Encoding": "gzip"}) as client:
+    async with served(make_settings(sqlite_url, tmp_path), BASE, headers={"Accept-Encoding": "gzip"}) as (_, client):
         yield client
-    await close_app(app)
 
 
 async def test_the_agent_page_first_load_stays_within_its_budget(client: httpx.AsyncClient) -> None:

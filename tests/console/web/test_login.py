@@ -6,7 +6,7 @@ import pytest
 
 from console.db import Database
 from console.web.app import create_app
-from tests.conftest import close_app, make_settings
+from tests.conftest import make_settings, served
 from tests.helpers import PASSWORD, add_agent, form_token, log_in
 
 BASE = "http://console.test"
@@ -17,10 +17,8 @@ async def client(sqlite_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncCl
     db = Database(sqlite_url)
     await add_agent(db, "anna@x.nl", "Anna", extension="201", language="nl")
     await db.close()
-    app = create_app(make_settings(sqlite_url, tmp_path, login_max_failures_account=3))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
+    async with served(make_settings(sqlite_url, tmp_path, login_max_failures_account=3), BASE) as (_, client):
         yield client
-    await close_app(app)
 
 
 async def test_the_agent_page_sends_strangers_to_the_login_form(client: httpx.AsyncClient) -> None:
