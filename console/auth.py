@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import bindparam, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 from sqlalchemy.sql import ColumnElement
@@ -136,12 +136,15 @@ async def find_agent(session: AsyncSession, reference: str) -> Agent | None:
     return agent
 
 
+_ID_BY_EXTENSION = select(Agent.id).where(Agent.extension == bindparam("extension"))  # every answer asks
+
+
 async def find_agent_id(session: AsyncSession, reference: str) -> int | None:
     """The id of the agent `find_agent` would find, reading nothing else (to lock them next)."""
     ref = reference.strip()
     if not ref:
         return None
-    found = await session.scalar(select(Agent.id).where(Agent.extension == ref))
+    found = await session.scalar(_ID_BY_EXTENSION, {"extension": ref})
     if found is None:
         found = await session.scalar(select(Agent.id).where(_named(ref)).limit(1))
     return found

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -36,7 +36,7 @@ from console.models import (
 )
 from console.ports import Context
 from console.readiness import ELIGIBLE
-from console.routing import fill, lock_agents, offer, offer_to_owner, route
+from console.routing import fill, lock_agent, lock_agents, offer, offer_to_owner, route
 from console.search import reindex
 from console.wrapup import begin_wrap_up, end_handling
 
@@ -61,26 +61,41 @@ def customer_address(conversation: Conversation) -> str:
     return conversation.to_address if conversation.direction is Direction.OUT else conversation.from_address
 
 
+# Built once: every call event looks its conversation up. After a handoff the newest part is the
+# one that is going on.
+_NEWEST = (select(Conversation)
+           .where(Conversation.channel == bindparam("channel"), Conversation.external_id == bindparam("external_id"))
+           .order_by(Conversation.id.desc()).limit(1))
+_NEWEST_LOCKED = _NEWEST.with_for_update().execution_options(populate_existing=True)
+_NEWER_PART = select(Conversation.id).where(Conversation.parent_id == bindparam("parent")).limit(1)
+_PENDING_OFFERS = select(Offer).where(Offer.conversation_id == bindparam("conversation"),
+                                      Offer.state == OfferState.PENDING).order_by(Offer.id)
+
+
 async def _find(session: AsyncSession, channel: Channel, external_id: str, *, lock: bool = False
                 ) -> Conversation | None:
-    # After a handoff the newest part is the one that is going on.
-    query = (select(Conversation).where(Conversation.channel == channel, Conversation.external_id == external_id)
-             .order_by(Conversation.id.desc()).limit(1))
+    key = {"channel": channel, "external_id": external_id}
     if not lock:
-        return await session.scalar(query)
+        return await session.scalar(_NEWEST, key)
     # answer and hangup of one call may race; the row lock makes the second see the first. A
     # handoff may have committed a newer part while this waited for the lock: then take that one.
-    query = query.with_for_update().execution_options(populate_existing=True)
     if session.get_bind().dialect.name != "postgresql":
-        return await session.scalar(query)  # one writer at a time: what it reads is the newest part
+        return await session.scalar(_NEWEST_LOCKED, key)  # one writer at a time: it reads the newest part
     for _ in range(20):
-        found = await session.scalar(query)
-        if found is None:
-            return None
-        newer = await session.scalar(select(Conversation.id).where(Conversation.parent_id == found.id).limit(1))
+        found = await session.scalar(_NEWEST_LOCKED, key)
+        if found is None or found.transferred_at is None:
+            # A handoff stores the next part and marks this one transferred in one transaction;
+            # the lock returned this row's newest version, so unmarked means no newer part.
+            return found
+        newer = await session.scalar(_NEWER_PART, {"parent": found.id})
         if newer is None:
             return found
     raise Conflict("This conversation keeps changing hands; try again.", field="callId")
+
+
+async def pending_offers(session: AsyncSession, conversation_id: int) -> list[Offer]:
+    """The conversation's ringing offers (read under the conversation's lock to stay true)."""
+    return list(await session.scalars(_PENDING_OFFERS, {"conversation": conversation_id}))
 
 
 async def _routed_target(session: AsyncSession, conversation: Conversation) -> str | None:
@@ -201,8 +216,7 @@ async def _end_offers(session: AsyncSession, conversation: Conversation, keep_ag
     """
     now = utcnow()
     if offers is None:
-        offers = list(await session.scalars(
-            select(Offer).where(Offer.conversation_id == conversation.id, Offer.state == OfferState.PENDING)))
+        offers = await pending_offers(session, conversation.id)
     ended: set[int] = set()
     for record in offers:
         record.ended_at = now
@@ -216,12 +230,17 @@ async def _end_offers(session: AsyncSession, conversation: Conversation, keep_ag
 
 
 
+# Read without flushing first: a hangup's cause goes out with its move to wrap-up, in one UPDATE.
+_PENDING_HANDOFFS = (select(Handoff).where(Handoff.conversation_id == bindparam("conversation"),
+                                           Handoff.state == HandoffState.PENDING).order_by(Handoff.id)
+                     .execution_options(autoflush=False))
+
+
 async def cancel_pending_handoffs(session: AsyncSession, conversation: Conversation) -> set[int]:
     """The conversation ended while a colleague was asked to take it: the request lapses."""
     now = utcnow()
     told: set[int] = set()
-    for handoff in await session.scalars(select(Handoff).where(
-            Handoff.conversation_id == conversation.id, Handoff.state == HandoffState.PENDING)):
+    for handoff in await session.scalars(_PENDING_HANDOFFS, {"conversation": conversation.id}):
         handoff.state = HandoffState.CANCELLED
         handoff.reason = "the conversation ended"
         handoff.ended_at = now
@@ -237,7 +256,7 @@ async def give_freed_agents_work(session: AsyncSession, agent_ids: set[int]) -> 
     await session.flush()
     served: set[int] = set()
     for agent_id in sorted(agent_ids):
-        agent = await session.get(Agent, agent_id, with_for_update=True)
+        agent = await lock_agent(session, agent_id)
         if agent is None or agent.status not in ELIGIBLE:
             continue
         if await fill(session, agent):
@@ -275,9 +294,8 @@ async def answer(ctx: Context, channel: Channel, external_id: str, answered_by: 
             if agent_id is not None:
                 break
         # The conversation is locked, and every change of its offers locks it first: these stay true.
-        pending_offers = list(await session.scalars(select(Offer).where(
-            Offer.conversation_id == conversation.id, Offer.state == OfferState.PENDING)))
-        pending = [record.agent_id for record in pending_offers]
+        ringing = await pending_offers(session, conversation.id)
+        pending = [record.agent_id for record in ringing]
         if agent_id is None:
             agent_id = conversation.agent_id if conversation.agent_id is not None \
                 else pending[0] if len(pending) == 1 else None
@@ -288,7 +306,7 @@ async def answer(ctx: Context, channel: Channel, external_id: str, answered_by: 
             holder = [conversation.agent_id] if conversation.agent_id is not None else []
             await lock_agents(session, {agent_id, *pending, *holder})
             # Locked after the conversation, like everywhere: presence periods must not interleave.
-            agent = await session.get(Agent, agent_id, with_for_update=True, populate_existing=True)
+            agent = await lock_agent(session, agent_id)
         freed: set[int] = set()
         previous = conversation.agent_id if conversation.state is State.ACTIVE else None
         if previous is not None and agent is not None and previous != agent.id:
@@ -302,7 +320,7 @@ async def answer(ctx: Context, channel: Channel, external_id: str, answered_by: 
             version = changes.conversation_version(session, conversation, "answered elsewhere")
             conversation_id = conversation.id
             changes.emit(session, lambda: changes.Ended(conversation_id, previous, version()))
-        freed |= await _end_offers(session, conversation, agent.id if agent else None, pending_offers)
+        freed |= await _end_offers(session, conversation, agent.id if agent else None, ringing)
         await give_freed_agents_work(session, freed)
     return conversation
 

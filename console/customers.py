@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 import phonenumbers
-from sqlalchemy import func, select, union, update
+from sqlalchemy import Select, bindparam, func, select, union, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from console import changes
 from console.errors import InvalidInput
@@ -99,14 +100,13 @@ async def match(session: AsyncSession, kind: ContactKind, raw: str, region: str)
     normalized = normalize(kind, raw, region)
     if normalized is None:
         return []
-    rows = await session.execute(
-        select(ContactPoint.customer_id)
-        .where(ContactPoint.kind == kind, ContactPoint.normalized == normalized)
-        .distinct()
-        .order_by(ContactPoint.customer_id)
-        .limit(20)
-    )
-    return list(rows.scalars())
+    return list(await session.scalars(_MATCH, {"kind": kind, "normalized": normalized}))
+
+
+# Built once: matching runs for every contact that arrives.
+_MATCH = (select(ContactPoint.customer_id)
+          .where(ContactPoint.kind == bindparam("kind"), ContactPoint.normalized == bindparam("normalized"))
+          .distinct().order_by(ContactPoint.customer_id).limit(20))
 
 
 def parse_tier(raw: str | None) -> Tier | None:
@@ -197,52 +197,41 @@ class Picture:
     contracts: list[Contract] = field(default_factory=list)  # the newest agreements, active first
 
 
+# Built once with bind parameters: the push worker reads these for every pop. Five statements:
+# the customer with owner and contact points joined, the history with its full count beside it
+# (a window function counts before LIMIT applies), open tickets, notes with their authors, and
+# contracts.
+_CUSTOMER: Select[Customer] = (select(Customer).where(Customer.id == bindparam("customer"))
+             .options(joinedload(Customer.owner), joinedload(Customer.contact_points)))
+_EARLIER = (Conversation.customer_id == bindparam("customer"),
+            Conversation.id.not_in(bindparam("exclude", expanding=True)), Conversation.state.in_(FINISHED))
+_HISTORY = (select(Conversation, func.count().over()).where(*_EARLIER)
+            .order_by(Conversation.created_at.desc(), Conversation.id.desc()).limit(HISTORY_LENGTH))
+_TICKETS = (select(Ticket).where(Ticket.customer_id == bindparam("customer"), Ticket.status.in_(OPEN_TICKET_STATUSES))
+            .order_by(Ticket.created_at.desc()).limit(10))
+_NOTES = (select(Note).where(Note.customer_id == bindparam("customer")).options(joinedload(Note.agent))
+          .order_by(Note.created_at.desc(), Note.id.desc()).limit(NOTES_SHOWN))
+_CONTRACTS = (select(Contract).where(Contract.customer_id == bindparam("customer"))
+              .order_by((Contract.status == ContractStatus.ACTIVE).desc(), Contract.starts_on.desc(),
+                        Contract.id.desc()).limit(2))
+
+
 async def picture(session: AsyncSession, customer_id: int, *, exclude: Collection[int] = ()) -> Picture | None:
     """The customer's picture; `exclude` leaves the contact being popped (and its earlier parts,
     after a handoff) out of its own history."""
-    customer = await session.scalar(
-        select(Customer).where(Customer.id == customer_id).options(
-            selectinload(Customer.contact_points), selectinload(Customer.owner)
-        )
-    )
+    by_customer = {"customer": customer_id}
+    customer = (await session.scalars(_CUSTOMER, by_customer)).unique().one_or_none()
     if customer is None:
         return None
     # Earlier contacts that are over: what the pop shows of them no longer changes while it is up
     # (conversation_ended tells the screens when one more is over).
-    history = list(
-        await session.scalars(
-            select(Conversation)
-            .where(Conversation.customer_id == customer_id, Conversation.id.not_in(list(exclude) or [0]),
-                   Conversation.state.in_(FINISHED))
-            .order_by(Conversation.created_at.desc(), Conversation.id.desc())
-            .limit(HISTORY_LENGTH)
-        )
-    )
-    tickets = list(
-        await session.scalars(
-            select(Ticket)
-            .where(Ticket.customer_id == customer_id, Ticket.status.in_(OPEN_TICKET_STATUSES))
-            .order_by(Ticket.created_at.desc())
-            .limit(10)
-        )
-    )
-    notes = list(
-        await session.scalars(
-            select(Note)
-            .where(Note.customer_id == customer_id)
-            .options(selectinload(Note.agent))
-            .order_by(Note.created_at.desc(), Note.id.desc())
-            .limit(NOTES_SHOWN)
-        )
-    )
-    count = await session.scalar(
-        select(func.count()).where(Conversation.customer_id == customer_id,
-                                   Conversation.id.not_in(list(exclude) or [0]), Conversation.state.in_(FINISHED)))
-    contracts = list(await session.scalars(
-        select(Contract).where(Contract.customer_id == customer_id)
-        .order_by((Contract.status == ContractStatus.ACTIVE).desc(), Contract.starts_on.desc(), Contract.id.desc())
-        .limit(2)))
-    return Picture(customer, customer.owner, history, tickets, notes, int(count or 0), contracts)
+    rows = (await session.execute(_HISTORY, {**by_customer, "exclude": list(exclude) or [0]})).all()
+    history = [conversation for conversation, _ in rows]
+    count = rows[0][1] if rows else 0
+    tickets = list(await session.scalars(_TICKETS, by_customer))
+    notes = list(await session.scalars(_NOTES, by_customer))
+    contracts = list(await session.scalars(_CONTRACTS, by_customer))
+    return Picture(customer, customer.owner, history, tickets, notes, int(count), contracts)
 
 
 async def brief(session: AsyncSession, ids: list[int]) -> list[Customer]:
@@ -256,19 +245,27 @@ async def brief(session: AsyncSession, ids: list[int]) -> list[Customer]:
     return list(rows)
 
 
+def _viewers() -> Any:
+    customer: Any = bindparam("customer")
+    handling = select(Conversation.agent_id).where(
+        Conversation.customer_id == customer, Conversation.agent_id.is_not(None),
+        Conversation.state.in_((State.OFFERED, State.ACTIVE, State.WRAP_UP)))
+    offered = select(Offer.agent_id).join(Conversation, Conversation.id == Offer.conversation_id).where(
+        Conversation.customer_id == customer, Offer.state == OfferState.PENDING)
+    warm = select(Handoff.to_agent_id).join(Conversation, Conversation.id == Handoff.conversation_id).where(
+        Conversation.customer_id == customer, Handoff.state == HandoffState.PENDING)
+    looking = select(Agent.id).where(Agent.viewing_customer_id == customer)
+    return union(handling, offered, warm, looking)
+
+
+_VIEWERS = _viewers()  # built once: every ended contact asks it
+
+
 async def viewers(session: AsyncSession, customer_id: int | None) -> set[int]:
     """Agents whose live view shows this customer: in a pop, a handoff, a wrap-up or their open page."""
     if customer_id is None:
         return set()
-    handling = select(Conversation.agent_id).where(
-        Conversation.customer_id == customer_id, Conversation.agent_id.is_not(None),
-        Conversation.state.in_((State.OFFERED, State.ACTIVE, State.WRAP_UP)))
-    offered = select(Offer.agent_id).join(Conversation, Conversation.id == Offer.conversation_id).where(
-        Conversation.customer_id == customer_id, Offer.state == OfferState.PENDING)
-    warm = select(Handoff.to_agent_id).join(Conversation, Conversation.id == Handoff.conversation_id).where(
-        Conversation.customer_id == customer_id, Handoff.state == HandoffState.PENDING)
-    looking = select(Agent.id).where(Agent.viewing_customer_id == customer_id)
-    rows = await session.scalars(union(handling, offered, warm, looking))
+    rows = await session.scalars(_VIEWERS, {"customer": customer_id})
     return {agent_id for agent_id in rows if agent_id is not None}
 
 

@@ -46,7 +46,10 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pre-ping: it cost a round trip per transaction. A connection that died while idle (the
+    # server restarted) fails its first statement instead: that request gets a 503, SQLAlchemy
+    # drops every connection of the pool made before, and the next request connects afresh.
+    kwargs.setdefault("pool_pre_ping", False)
     kwargs.setdefault("pool_timeout", POOL_WAIT_SECONDS)
     return create_async_engine(url, **kwargs)
 

@@ -38,7 +38,7 @@ from console.models import (
 )
 from console.notes import check_body
 from console.ports import Context
-from console.routing import can_take, pick_agent, required_skills, route
+from console.routing import can_take, lock_agent, pick_agent, required_skills, route
 from console.wrapup import begin_wrap_up
 
 MAX_NOTE = 2000
@@ -65,7 +65,7 @@ async def _held(session: AsyncSession, agent_id: int, conversation_id: int) -> C
 async def _colleague(session: AsyncSession, agent_id: int, colleague_id: int, conversation: Conversation) -> Agent:
     if colleague_id == agent_id:
         raise InvalidInput("Choose a colleague other than yourself.", field="to_agent_id")
-    colleague = await session.get(Agent, colleague_id, with_for_update=True)
+    colleague = await lock_agent(session, colleague_id)
     if colleague is None:
         raise NotFound("That colleague does not exist.", field="to_agent_id")
     if colleague.status is AgentStatus.OFFLINE:

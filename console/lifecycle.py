@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console import changes
@@ -69,16 +69,19 @@ def move(conversation: Conversation, to: State, session: AsyncSession, *, agent_
     changes.event_written(session, event)
 
 
+# Built once: every presence change runs it.
+_END_PERIOD = (update(StatusPeriod)
+               .where(StatusPeriod.agent_id == bindparam("agent"), StatusPeriod.ended_at.is_(None))
+               .values(ended_at=bindparam("now")).execution_options(synchronize_session=False))
+
+
 async def set_presence(session: AsyncSession, agent: Agent, status: AgentStatus, reason: str | None = None,
                        *, at: datetime | None = None) -> bool:
     """Put the agent in `status`, closing the period of the previous one; False when unchanged."""
     if agent.status is status and agent.away_reason == reason:
         return False
     now = at or utcnow()
-    await session.execute(
-        update(StatusPeriod).where(StatusPeriod.agent_id == agent.id, StatusPeriod.ended_at.is_(None))
-        .values(ended_at=now)
-    )
+    await session.execute(_END_PERIOD, {"agent": agent.id, "now": now})
     period = StatusPeriod(agent_id=agent.id, status=status, reason=reason, started_at=now)
     session.add(period)
     changes.period_started(session, period)

@@ -12,7 +12,7 @@ from console.lifecycle import set_presence
 from console.models import Agent, AgentStatus, Conversation, Offer, OfferState, utcnow
 from console.ports import Context
 from console.readiness import ELIGIBLE
-from console.routing import fill, lock_agents, release_offers, requeue
+from console.routing import fill, lock_agent, lock_agents, release_offers, requeue
 
 MISSED_IN_A_ROW = 2
 MISSED_REASON = "Missed offers"
@@ -39,7 +39,7 @@ async def accept(ctx: Context, agent_id: int, conversation_id: int) -> None:
         record.state, record.ended_at = OfferState.ACCEPTED, now
         for other in others:
             other.state, other.ended_at = OfferState.WITHDRAWN, now
-        agent = await session.get(Agent, agent_id, with_for_update=True)
+        agent = await lock_agent(session, agent_id)
         await start_handling(session, conversation, agent, "accepted", rang=True)
         for other in others:
             changes.withdrawn(session, conversation, other.agent_id, "accepted by a colleague")
@@ -53,7 +53,7 @@ async def decline(ctx: Context, agent_id: int, conversation_id: int) -> None:
         await session.flush()
         await requeue(session, conversation, leaving=agent_id, detail="declined")
         changes.withdrawn(session, conversation, agent_id, "declined")
-        agent = await session.get(Agent, agent_id, with_for_update=True)
+        agent = await lock_agent(session, agent_id)
         if agent is not None and agent.status in ELIGIBLE:
             await fill(session, agent)  # room for other waiting work, not this conversation
 

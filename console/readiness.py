@@ -92,13 +92,20 @@ def _apply(session: Session, rows: Iterable[Any]) -> None:
 DUE = "readiness_due"  # session.info key: agents whose readiness this transaction changed
 
 
+def _inputs_pending(session: Session) -> bool:
+    """Whether unflushed changes include what readiness is computed from (other rows can wait)."""
+    pending = (*session.new, *session.deleted, *session.dirty)
+    return any(isinstance(obj, Offer | Conversation | Agent) for obj in pending)
+
+
 async def refresh(session: AsyncSession, agent_ids: Iterable[int] = ()) -> dict[int, set[Channel]]:
     """Recompute readiness now for the agents this transaction changed (and `agent_ids`).
 
     Routing calls this before it reads the columns; the commit does it for whatever is left.
     Returns the channels each recomputed agent is ready for.
     """
-    await session.flush()
+    if _inputs_pending(session.sync_session):
+        await session.flush()  # the flush hook notes whose readiness the pending changes touch
     due = sorted(session.info.pop(DUE, set()) | set(agent_ids))
     if not due:
         return {}

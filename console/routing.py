@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import Select, bindparam, event, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from console import audit, changes, readiness
@@ -50,21 +52,57 @@ def _has_skills(required: list[tuple[int, int]]) -> list[ColumnElement[bool]]:
             for skill_id, level in required]
 
 
+LOCKED = "agents_locked"  # session.info key: agents whose row lock this transaction holds
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_locks(session: Session, transaction: Any) -> None:
+    # The transaction ended, or a savepoint did (rolled back, it releases the row locks taken
+    # inside it; forget them all to be safe). A flush's own inner transaction changes nothing.
+    if transaction.parent is None or transaction.nested:
+        session.info.pop(LOCKED, None)
+
+
+def _held(session: AsyncSession, agents: Iterable[Agent]) -> None:
+    # Kept here, not only in the session's identity map, which holds unchanged objects weakly.
+    session.info.setdefault(LOCKED, {}).update((agent.id, agent) for agent in agents)
+
+
+async def lock_agent(session: AsyncSession, agent_id: int) -> Agent | None:
+    """The agent, row-locked until the transaction ends and read fresh when the lock was taken.
+
+    The first call costs one SELECT ... FOR UPDATE; later calls in the same transaction return
+    the loaded agent, which holds what this transaction wrote, without asking the database again.
+    """
+    held: dict[int, Agent] = session.info.get(LOCKED, {})
+    if agent_id in held:
+        return held[agent_id]
+    agent = await session.get(Agent, agent_id, with_for_update=True, populate_existing=True)
+    if agent is not None:
+        _held(session, [agent])
+    return agent
+
+
 async def lock_agents(session: AsyncSession, agent_ids: Iterable[int]) -> None:
     """Lock several agents in id order, as every transaction that changes more than one does.
 
     A ring group's answer changes the readiness of each agent it rang; two answers locking the
     same agents in different orders would deadlock. SQLite has one writer and needs nothing.
     """
-    ids = sorted(set(agent_ids))
+    ids = sorted(set(agent_ids) - session.info.get(LOCKED, {}).keys())
     if len(ids) > 1 and session.get_bind().dialect.name == "postgresql":
-        await session.execute(select(Agent.id).where(Agent.id.in_(ids)).order_by(Agent.id).with_for_update())
+        _held(session, await session.scalars(
+            select(Agent).where(Agent.id.in_(ids)).order_by(Agent.id).with_for_update()
+            .execution_options(populate_existing=True)))
+
+
+_SKILLS = select(QueueSkill.skill_id, QueueSkill.level).where(QueueSkill.queue_id == bindparam("queue"))
 
 
 async def required_skills(session: AsyncSession, queue_id: int | None) -> list[tuple[int, int]]:
     if queue_id is None:
         return []
-    rows = await session.execute(select(QueueSkill.skill_id, QueueSkill.level).where(QueueSkill.queue_id == queue_id))
+    rows = await session.execute(_SKILLS, {"queue": queue_id})
     return [(skill_id, level) for skill_id, level in rows.all()]
 
 
@@ -76,13 +114,25 @@ async def can_take(session: AsyncSession, agent_id: int, channel: Channel, requi
     return found is not None
 
 
+_MISSED = select(Offer.agent_id).where(Offer.conversation_id == bindparam("conversation"),
+                                       Offer.state.in_((OfferState.DECLINED, OfferState.EXPIRED)),
+                                       Offer.ended_at >= bindparam("since"))
+
+
 async def recently_missed(session: AsyncSession, conversation_id: int) -> set[int]:
     """Agents who declined or let this conversation ring out a moment ago."""
-    rows = await session.scalars(select(Offer.agent_id).where(
-        Offer.conversation_id == conversation_id,
-        Offer.state.in_((OfferState.DECLINED, OfferState.EXPIRED)),
-        Offer.ended_at >= utcnow() - COOL_DOWN))
+    rows = await session.scalars(_MISSED, {"conversation": conversation_id, "since": utcnow() - COOL_DOWN})
     return set(rows)
+
+
+def _pick(conditions: list[Any]) -> Select[Agent]:
+    return (select(Agent).where(*conditions).order_by(Agent.ready_since, Agent.id).limit(1)
+            .with_for_update(skip_locked=True).execution_options(populate_existing=True, autoflush=False))
+
+
+# The pick reads only agents' readiness, which refresh() brought up to date (flushing what it is
+# computed from); other pending rows, such as the arrival's event, go out with the offer.
+_PICK = {channel: _pick([READY[channel]]) for channel in Channel}  # the usual pick, built once
 
 
 async def pick_agent(session: AsyncSession, channel: Channel, exclude: Iterable[int] = (),
@@ -94,13 +144,17 @@ async def pick_agent(session: AsyncSession, channel: Channel, exclude: Iterable[
     re-checks after waiting is judged on its newest value.
     """
     await readiness.refresh(session)
-    conditions = [READY[channel], *_has_skills(required or [])]
     skipped = set(exclude)
-    if skipped:
-        conditions.append(Agent.id.not_in(skipped))
-    return await session.scalar(
-        select(Agent).where(*conditions).order_by(Agent.ready_since, Agent.id).limit(1)
-        .with_for_update(skip_locked=True).execution_options(populate_existing=True))
+    if not skipped and not required:
+        agent = await session.scalar(_PICK[channel])
+    else:
+        conditions = [READY[channel], *_has_skills(required or [])]
+        if skipped:
+            conditions.append(Agent.id.not_in(skipped))
+        agent = await session.scalar(_pick(conditions))
+    if agent is not None:
+        _held(session, [agent])
+    return agent
 
 
 async def _queue(session: AsyncSession, conversation: Conversation) -> Queue | None:
@@ -133,14 +187,22 @@ async def offer(session: AsyncSession, conversation: Conversation, agent: Agent,
     return record
 
 
+# Read without flushing first: what is pending (the arrival's event) goes out with the offer.
+_OWNER = select(Customer.owner_id).where(Customer.id == bindparam("customer")).execution_options(autoflush=False)
+_OWNER_IF_FREE: Select[Agent] = (select(Agent).where(Agent.id == bindparam("agent")).with_for_update(skip_locked=True)
+                  .execution_options(populate_existing=True))
+
+
 async def offer_to_owner(session: AsyncSession, conversation: Conversation) -> Agent | None:
     """Owner first: the customer's owner, when present and free, gets the conversation for a while."""
     if conversation.customer_id is None:
         return None
-    owner_id = await session.scalar(select(Customer.owner_id).where(Customer.id == conversation.customer_id))
+    owner_id = await session.scalar(_OWNER, {"customer": conversation.customer_id})
     if owner_id is None:
         return None
-    owner = await session.scalar(select(Agent).where(Agent.id == owner_id).with_for_update(skip_locked=True))
+    owner = await session.scalar(_OWNER_IF_FREE, {"agent": owner_id})
+    if owner is not None:
+        _held(session, [owner])
     required = await required_skills(session, conversation.queue_id)
     if owner is None or not await can_take(session, owner.id, conversation.channel, required):
         return None
@@ -173,6 +235,27 @@ def _weight(queue: Queue | None, tier: Tier | None) -> float:
         if tier else queue.weight_c
 
 
+def _waiting_for() -> Any:
+    """Waiting conversations an agent may take, oldest first (bound: agent, channels, since, candidates)."""
+    agent: Any = bindparam("agent")
+    missed_by_agent = select(Offer.conversation_id).where(
+        Offer.agent_id == agent, Offer.state.in_((OfferState.DECLINED, OfferState.EXPIRED)),
+        Offer.ended_at >= bindparam("since"))
+    lacking = exists().where(
+        QueueSkill.queue_id == Conversation.queue_id,
+        ~exists().where(AgentSkill.agent_id == agent, AgentSkill.skill_id == QueueSkill.skill_id,
+                        AgentSkill.level >= QueueSkill.level))
+    return (select(Conversation.id, Conversation.created_at, Conversation.queue_id, Customer.tier)
+            .outerjoin(Customer, Customer.id == Conversation.customer_id)
+            .where(Conversation.state == State.QUEUED, Conversation.routed_by_console.is_(True),
+                   Conversation.channel.in_(bindparam("channels", expanding=True)),
+                   Conversation.id.not_in(missed_by_agent), ~lacking)
+            .order_by(Conversation.created_at, Conversation.id).limit(bindparam("candidates")))
+
+
+_WAITING_FOR = _waiting_for()  # built once: every agent who becomes free asks it
+
+
 async def dispatch_to(session: AsyncSession, agent: Agent, candidates: int = 200) -> Conversation | None:
     """Offer the waiting conversation with the highest priority that `agent` may take; return it.
 
@@ -182,19 +265,9 @@ async def dispatch_to(session: AsyncSession, agent: Agent, candidates: int = 200
     channels = (await readiness.refresh(session, [agent.id])).get(agent.id, set())
     if not channels:
         return None
-    missed_by_agent = select(Offer.conversation_id).where(
-        Offer.agent_id == agent.id, Offer.state.in_((OfferState.DECLINED, OfferState.EXPIRED)),
-        Offer.ended_at >= utcnow() - COOL_DOWN)
-    lacking = exists().where(
-        QueueSkill.queue_id == Conversation.queue_id,
-        ~exists().where(AgentSkill.agent_id == agent.id, AgentSkill.skill_id == QueueSkill.skill_id,
-                        AgentSkill.level >= QueueSkill.level))
-    rows = (await session.execute(
-        select(Conversation.id, Conversation.created_at, Conversation.queue_id, Customer.tier)
-        .outerjoin(Customer, Customer.id == Conversation.customer_id)
-        .where(Conversation.state == State.QUEUED, Conversation.routed_by_console.is_(True),
-               Conversation.channel.in_(channels), Conversation.id.not_in(missed_by_agent), ~lacking)
-        .order_by(Conversation.created_at, Conversation.id).limit(candidates))).all()
+    rows = (await session.execute(_WAITING_FOR, {
+        "agent": agent.id, "channels": sorted(channels), "since": utcnow() - COOL_DOWN, "candidates": candidates,
+    })).all()
     if not rows:
         return None
     queues: dict[int, Queue | None] = {}
@@ -279,7 +352,7 @@ async def set_status(ctx: Context, agent_id: int, status: str, reason: str | Non
         if new is not AgentStatus.AVAILABLE:
             # Conversations before the agent row: the order accept and decline lock in.
             await release_offers(session, agent_id)
-        agent = await session.get(Agent, agent_id, with_for_update=True)
+        agent = await lock_agent(session, agent_id)
         if agent is None:
             raise NotFound("Agent not found.")
         if not (new is AgentStatus.AVAILABLE and agent.status in HANDLING):

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console import changes, customers
 from console.errors import Conflict, InvalidInput, NotFound
 from console.lifecycle import move, set_presence
-from console.models import Agent, AgentStatus, Conversation, Disposition, Queue, State, utcnow
+from console.models import AgentStatus, Conversation, Disposition, Queue, State, utcnow
 from console.ports import Context
-from console.routing import fill
+from console.routing import fill, lock_agent
 
 DEFAULT_WRAP_UP_SECONDS = 60
 TIMEOUT_CODE = "wrap-up timeout"
@@ -20,15 +20,21 @@ DEFAULT_DISPOSITIONS = ("resolved", "callback agreed", "sale", "complaint", "inf
 MAX_NOTE = 2000
 
 
+# Built once with bind parameters: each wrap-up reads them.
+_QUEUE_CODES = select(Disposition.code).where(Disposition.queue_id == bindparam("queue")).order_by(Disposition.id)
+_GENERAL_CODES = select(Disposition.code).where(Disposition.queue_id.is_(None)).order_by(Disposition.id)
+_WRAP_UP_SECONDS = select(Queue.wrap_up_seconds).where(Queue.id == bindparam("queue"))
+_OPEN_STATES = (select(Conversation.state).where(Conversation.agent_id == bindparam("agent"),
+                                                 Conversation.state.in_((State.ACTIVE, State.WRAP_UP))).distinct())
+
+
 async def dispositions(session: AsyncSession, queue_id: int | None) -> list[str]:
     """The codes the queue allows; queues without a list of their own share the general one."""
-    for owner in ([queue_id] if queue_id is not None else []) + [None]:
-        codes = list(await session.scalars(
-            select(Disposition.code).where(Disposition.queue_id.is_(None) if owner is None
-                                           else Disposition.queue_id == owner).order_by(Disposition.id)))
+    if queue_id is not None:
+        codes = list(await session.scalars(_QUEUE_CODES, {"queue": queue_id}))
         if codes:
             return codes
-    return list(DEFAULT_DISPOSITIONS)
+    return list(await session.scalars(_GENERAL_CODES)) or list(DEFAULT_DISPOSITIONS)
 
 
 async def begin_wrap_up(session: AsyncSession, conversation: Conversation, detail: str) -> set[int]:
@@ -41,7 +47,7 @@ async def begin_wrap_up(session: AsyncSession, conversation: Conversation, detai
         return set()
     seconds = DEFAULT_WRAP_UP_SECONDS
     if conversation.queue_id is not None:
-        queued = await session.scalar(select(Queue.wrap_up_seconds).where(Queue.id == conversation.queue_id))
+        queued = await session.scalar(_WRAP_UP_SECONDS, {"queue": conversation.queue_id})
         seconds = DEFAULT_WRAP_UP_SECONDS if queued is None else queued
     conversation.wrap_up_deadline = now + timedelta(seconds=seconds)
     await end_handling(session, conversation.agent_id)
@@ -53,12 +59,11 @@ async def begin_wrap_up(session: AsyncSession, conversation: Conversation, detai
 async def end_handling(session: AsyncSession, agent_id: int) -> None:
     """The agent's contact is over: available again unless other work is still going on."""
     await session.flush()
-    agent = await session.get(Agent, agent_id, with_for_update=True)
+    agent = await lock_agent(session, agent_id)
     if agent is None or agent.status not in (AgentStatus.BUSY, AgentStatus.WRAP_UP):
         return
     # One look at the agent's open work (a partial index holds just those rows).
-    handling = set(await session.scalars(select(Conversation.state).where(
-        Conversation.agent_id == agent_id, Conversation.state.in_((State.ACTIVE, State.WRAP_UP))).distinct()))
+    handling = set(await session.scalars(_OPEN_STATES, {"agent": agent_id}))
     status = AgentStatus.BUSY if State.ACTIVE in handling else AgentStatus.WRAP_UP if handling \
         else AgentStatus.AVAILABLE
     await set_presence(session, agent, status)
@@ -75,7 +80,7 @@ async def _close(session: AsyncSession, conversation: Conversation, code: str, n
         return None
     changes.wrapped_up(session, conversation, conversation.agent_id)
     await end_handling(session, conversation.agent_id)
-    agent = await session.get(Agent, conversation.agent_id)
+    agent = await lock_agent(session, conversation.agent_id)
     if agent is not None:
         await fill(session, agent)
     return conversation.agent_id

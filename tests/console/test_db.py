@@ -65,3 +65,29 @@ async def test_an_embedded_write_past_its_wait_is_shed_and_the_held_one_still_co
         assert "kept@x.nl" in emails and "shed@x.nl" not in emails
     finally:
         await db.close()
+
+
+async def test_a_connection_the_server_dropped_costs_one_503_then_the_pool_reconnects(pg_url: str) -> None:
+    db = Database(pg_url, pool_size=2, max_overflow=0)
+    try:
+        pids = set()
+        async with db.transaction() as first, db.transaction() as second:  # two idle connections in the pool
+            for session in (first, second):
+                pids.add(await session.scalar(text("SELECT pg_backend_pid()")))
+        admin = Database(pg_url, pool_size=1, max_overflow=0)
+        try:
+            async with admin.transaction() as session:
+                await session.execute(text("SELECT pg_terminate_backend(pid) FROM unnest(CAST(:pids AS int[])) pid"),
+                                      {"pids": list(pids)})
+        finally:
+            await admin.close()
+        with pytest.raises(Unavailable, match=r"lost|unreachable"):
+            async with db.transaction() as session:
+                await session.scalar(select(func.count()).select_from(Agent))
+        # The other dropped connection is not handed out again: the pool replaced both.
+        for _ in range(2):
+            async with db.transaction() as session:
+                assert await session.scalar(select(func.count()).select_from(Agent)) == 0
+                assert await session.scalar(text("SELECT pg_backend_pid()")) not in pids
+    finally:
+        await db.close()
