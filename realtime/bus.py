@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from collections import deque
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -44,39 +45,64 @@ class Overflow(Exception):
 
 @dataclass(eq=False)
 class Subscription:
-    """Frames of one stream for one socket, bounded; overflowing marks it broken, never blocks."""
+    """Frames of one stream for one socket, bounded; overflowing marks it broken, never blocks.
+
+    Frames wait in the subscription until they are read with `get`, or, once a listener is set
+    (`listen`), are handed to it as they arrive: how a socket takes them without a task of its
+    own waiting on each stream.
+    """
 
     stream: str
     maxsize: int
-    _queue: asyncio.Queue[Frame] = field(init=False)
     overflowed: bool = False
-
-    def __post_init__(self) -> None:
-        self._queue = asyncio.Queue(self.maxsize)
+    _frames: deque[Frame] = field(default_factory=deque, init=False, repr=False)
+    _waiter: asyncio.Future[None] | None = field(default=None, init=False, repr=False)
+    _listener: Callable[[Frame | None], None] | None = field(default=None, init=False, repr=False)
 
     def fail(self) -> None:
         """The bus lost frames for this subscriber (it fell behind, or the backend failed)."""
-        if not self.overflowed:
-            self.overflowed = True
-            with contextlib.suppress(asyncio.QueueFull):
-                self._queue.put_nowait(Frame(self.stream, "", (), ""))
+        if self.overflowed:
+            return
+        self.overflowed = True
+        self._frames.clear()
+        if self._listener is not None:
+            self._listener(None)
+        self._wake()
 
     def deliver(self, frame: Frame) -> None:
         if self.overflowed:
             return
-        try:
-            self._queue.put_nowait(frame)
-        except asyncio.QueueFull:
-            self.overflowed = True
-            # Wake the reader so it notices at once.
-            self._queue.get_nowait()
-            self._queue.put_nowait(frame)
+        if self._listener is not None:
+            self._listener(frame)
+        elif len(self._frames) >= self.maxsize:
+            self.fail()
+        else:
+            self._frames.append(frame)
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def get(self) -> Frame:
-        frame = await self._queue.get()
+        """The next frame; raises Overflow once frames were lost."""
+        while not self._frames and not self.overflowed:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
         if self.overflowed:
             raise Overflow(self.stream)
-        return frame
+        return self._frames.popleft()
+
+    def listen(self, listener: Callable[[Frame | None], None]) -> None:
+        """Hand every frame to `listener` from now on, those waiting first; None means frames were lost."""
+        self._listener = listener
+        while self._frames and self._listener is listener:
+            listener(self._frames.popleft())
+        if self.overflowed:
+            listener(None)
 
 
 class Subscribers:

@@ -13,7 +13,7 @@ from console.web.render import SUPERVISORS_STREAM, agent_stream, cursor_frame
 from console.web.security import origin_allowed, signed_in_as
 from console.web.wiring import Wiring
 from realtime import BusUnavailable, Overflow, StreamClosed
-from realtime.hub import follow, pump
+from realtime.hub import Feed, catch_up, listen_broadcast
 
 log = logging.getLogger("console.web.live")
 
@@ -54,6 +54,20 @@ async def live_socket(websocket: WebSocket) -> None:
 
 
 async def _serve(websocket: WebSocket, w: Wiring, agent_id: int, since: str, supervising: bool) -> None:
+    """Feed the socket until the browser goes or the feed stops, in this one task.
+
+    The socket's task reads from the browser; frames are handed to the socket's feed as the bus
+    delivers them, and a sender task exists only while some wait to be sent. A feed that stops
+    (overflow, a close frame, the bus gone, a failed send) cancels the read to close the socket.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    reading = False
+
+    def stop_reading(_error: BaseException) -> None:
+        if reading:
+            task.cancel()
+
     async def snapshot() -> str:
         return await w.notifier.live_html(agent_id)
 
@@ -61,22 +75,33 @@ async def _serve(websocket: WebSocket, w: Wiring, agent_id: int, since: str, sup
         await websocket.send_text(text)
         w.metrics.frames_sent.inc()
 
-    feeds = {asyncio.create_task(
-        pump(w.bus, agent_stream(agent_id), send, since=since or None, snapshot=snapshot,
-             wrap=lambda payload, cursor: cursor_frame(payload, f"{agent_id}{CURSOR_SEPARATOR}{cursor}"),
-             maxsize=w.settings.socket_queue_size)
-    )}
-    if supervising:
-        feeds.add(asyncio.create_task(follow(w.bus, SUPERVISORS_STREAM, send, maxsize=w.settings.socket_queue_size)))
-    receiver = asyncio.create_task(_drain(websocket))
-    done, pending = await asyncio.wait({*feeds, receiver}, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-    finished = next((task for task in done if task in feeds), None)
-    if finished is not None:
-        await _close_after(websocket, agent_id, finished.exception())
+    size = w.settings.socket_queue_size
+    feed = Feed(send, size, on_stop=stop_reading)
+    error: BaseException | None = None
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            own = await stack.enter_async_context(w.bus.subscribe(agent_stream(agent_id), size))
+            await catch_up(w.bus, own, feed, since=since or None, snapshot=snapshot,
+                           wrap=lambda payload, cursor: cursor_frame(payload, f"{agent_id}{CURSOR_SEPARATOR}{cursor}"))
+            if supervising:
+                await listen_broadcast(await stack.enter_async_context(w.bus.subscribe(SUPERVISORS_STREAM, size)),
+                                       feed)
+            if feed.running():
+                reading = True
+                try:
+                    await _drain(websocket)
+                except asyncio.CancelledError:
+                    if feed.running() or task.uncancel() > 0:
+                        raise  # cancelled from outside: the server is stopping
+                finally:
+                    reading = False
+            error = feed.error
+    except Exception as exc:
+        error = exc
+    finally:
+        await feed.aclose()
+    if error is not None:
+        await _close_after(websocket, agent_id, error)
 
 
 async def _close_after(websocket: WebSocket, agent_id: int, exc: BaseException | None) -> None:

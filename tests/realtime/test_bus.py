@@ -7,7 +7,7 @@ import pytest
 
 from realtime import Bus, Overflow, StreamClosed, Subscription, close_frame, make_bus
 from realtime.backends.redis import RedisBus
-from realtime.hub import follow, pump
+from realtime.hub import Feed, follow, pump
 from tests.conftest import REDIS_URL, redis_bus
 
 
@@ -231,3 +231,40 @@ async def test_a_follower_starts_from_the_current_view() -> None:
     task.cancel()
     await bus.close()
     assert sent == ["the board as it is", "changed"]
+
+
+async def test_a_feed_sends_in_order_with_a_task_only_while_frames_wait_and_stops_once() -> None:
+    sent: list[str] = []
+    gate = asyncio.Event()
+    stops: list[BaseException] = []
+
+    async def send(text: str) -> None:
+        await gate.wait()
+        if text == "boom":
+            raise RuntimeError("the socket is gone")
+        sent.append(text)
+
+    feed = Feed(send, maxsize=10, on_stop=stops.append)
+    assert feed._sender is None, "an idle feed has no task"
+    for text in ("a", "b", "c"):
+        feed.put(text)
+    gate.set()
+    await asyncio.sleep(0.01)
+    assert sent == ["a", "b", "c"] and feed._sender is None and feed.running()
+    feed.put("boom")
+    feed.put("never")
+    assert isinstance(await asyncio.wait_for(feed.stopped(), 1), RuntimeError)
+    feed.put("after")
+    await asyncio.sleep(0.01)
+    assert sent == ["a", "b", "c"] and len(stops) == 1, "nothing is sent after the first error"
+
+
+async def test_a_feed_that_cannot_keep_up_stops_with_overflow() -> None:
+    async def never(_text: str) -> None:
+        await asyncio.Event().wait()
+
+    feed = Feed(never, maxsize=3)
+    for i in range(5):
+        feed.put(str(i))
+    assert isinstance(await asyncio.wait_for(feed.stopped(), 1), Overflow)
+    await feed.aclose()
