@@ -1,10 +1,11 @@
 """Pumping streams to a socket, with no task of its own while the socket is idle.
 
-A socket's frames go through one `Feed`: frames are handed to it as they arrive, and a sender
-task exists only while some wait to be sent, so an idle socket costs its connection's own task
-and nothing more (ten thousand open agent pages are ten thousand tasks, not thirty thousand).
+A socket's frames go through one `Feed`: frames are handed to it as they arrive and sent at
+once when the socket can take them; a sender task exists only while some must wait. An idle
+socket costs its connection's own task and nothing more (ten thousand open agent pages are ten
+thousand tasks, not thirty thousand).
 
-`catch_up` + `listen`: a socket's own stream, snapshot or replay first, then live frames, never
+`catch_up`: a socket's own stream, snapshot or replay first, then live frames, never
 twice. `listen_broadcast`: a broadcast stream shared by many sockets (published once, fanned out
 by each node to the sockets it holds), live frames only. `pump` and `follow` run either until
 the feed stops, for callers that give a socket a task of its own.
@@ -15,19 +16,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from realtime.bus import CLOSE_PREFIX, Bus, Frame, Overflow, StreamClosed, Subscription
 
-Send = Callable[[str], Awaitable[None]]
+Send = Callable[[str], Coroutine[Any, Any, None]]
 Wrap = Callable[[str, str], str]
 MAX_REPLAY = 50  # frames; a socket that missed more gets a snapshot instead
 
 
 class Feed:
-    """What one socket still has to send, in order, sent by a task that lives only while it is
-    needed. The feed stops at the first error (a failed send, an overflow, a close frame); then
-    `error` says why, `on_stop` is told once, and nothing more is sent."""
+    """What one socket still has to send, in order.
+
+    A frame is sent at once by whoever hands it over when the socket can take it; a sender task
+    lives only while frames must wait. The feed stops at the first error (a failed send, an
+    overflow, a close frame); then `error` says why, `on_stop` is told once, and nothing more is
+    sent.
+    """
 
     __slots__ = ("_maxsize", "_on_stop", "_out", "_send", "_sender", "_stopped", "error")
 
@@ -50,9 +56,21 @@ class Feed:
         if len(self._out) >= self._maxsize:
             self.stop(Overflow("socket"))
             return
-        self._out.append(text)
-        if self._sender is None:
-            self._sender = asyncio.get_running_loop().create_task(self._run())
+        if self._sender is not None:
+            self._out.append(text)
+            return
+        # Nothing is being sent: start sending now, in the caller. A socket that can take the
+        # frame (the usual case) is done before this returns, with no task made for it; one that
+        # must wait (its transport is full) finishes in a sender task, the rest queued behind.
+        sending = self._send(text)
+        try:
+            waiting_for = sending.send(None)
+        except StopIteration:
+            return
+        except Exception as exc:
+            self.stop(exc)
+            return
+        self._sender = asyncio.get_running_loop().create_task(self._run(sending, waiting_for))
 
     def deliver(self, frame: Frame, wrap: Wrap) -> None:
         """Queue a frame of a stream; a close frame stops the feed with its code instead."""
@@ -62,8 +80,9 @@ class Feed:
         else:
             self.put(wrap(frame.payload, frame.id))
 
-    async def _run(self) -> None:
+    async def _run(self, sending: Coroutine[Any, Any, None], waiting_for: Any) -> None:
         try:
+            await _finish(sending, waiting_for)
             while self._out and self.error is None:
                 await self._send(self._out.popleft())
         except Exception as exc:  # the socket is gone or broken: the caller closes it
@@ -95,6 +114,26 @@ class Feed:
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await sender
+
+
+async def _finish(coroutine: Coroutine[Any, Any, None], waiting_for: Any) -> None:
+    """Run a coroutine that was started outside a task to its end, as the task running it would:
+    wait for what it waits for, then resume it with that outcome."""
+    try:
+        while True:
+            try:
+                if waiting_for is None:
+                    await asyncio.sleep(0)  # it only yielded to the loop
+                else:
+                    await waiting_for
+            except BaseException as exc:
+                waiting_for = coroutine.throw(exc)
+            else:
+                waiting_for = coroutine.send(None)
+    except StopIteration:
+        return
+    finally:
+        coroutine.close()
 
 
 async def catch_up(bus: Bus, subscription: Subscription, feed: Feed, *, since: str | None,

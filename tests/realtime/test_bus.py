@@ -251,12 +251,17 @@ async def test_a_feed_sends_in_order_with_a_task_only_while_frames_wait_and_stop
     gate.set()
     await asyncio.sleep(0.01)
     assert sent == ["a", "b", "c"] and feed._sender is None and feed.running()
+    feed.put("d")  # the socket can take it: sent before put returns, no task made
+    assert sent == ["a", "b", "c", "d"] and feed._sender is None
+    gate.clear()
     feed.put("boom")
     feed.put("never")
+    assert feed._sender is not None, "a socket that must wait gets a sender task"
+    gate.set()
     assert isinstance(await asyncio.wait_for(feed.stopped(), 1), RuntimeError)
     feed.put("after")
     await asyncio.sleep(0.01)
-    assert sent == ["a", "b", "c"] and len(stops) == 1, "nothing is sent after the first error"
+    assert sent == ["a", "b", "c", "d"] and len(stops) == 1, "nothing is sent after the first error"
 
 
 async def test_a_feed_that_cannot_keep_up_stops_with_overflow() -> None:

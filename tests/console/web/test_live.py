@@ -304,16 +304,15 @@ async def _tasks_on(server: LiveServer) -> int:
 async def test_an_idle_socket_costs_its_connection_one_task_and_still_gets_every_frame(
         live_server: LiveServer, database_url: str) -> None:
     await prepare(live_server, database_url)
-    async with agent_session(live_server) as (client, token):
-        async with socket(live_server, client) as first:
-            await frame_with(first, 'id="agent-status"')
-            await asyncio.sleep(0.2)
-            before = await _tasks_on(live_server)
-            async with socket(live_server, client) as second, socket(live_server, client) as third:
-                for ws in (second, third):
-                    await frame_with(ws, 'id="agent-status"')
-                await asyncio.sleep(0.2)  # the snapshots' sender tasks have ended
-                assert await _tasks_on(live_server) - before <= 2, "one task per idle socket"
-                await client.post("/agent/status", data={"status": "available"}, headers={"X-CSRF-Token": token})
-                for ws in (first, second, third):
-                    await frame_with(ws, "status-available")
+    async with agent_session(live_server) as (client, token), socket(live_server, client) as first:
+        await frame_with(first, 'id="agent-status"')
+        await asyncio.sleep(0.2)
+        before = await _tasks_on(live_server)
+        async with socket(live_server, client) as second, socket(live_server, client) as third:
+            for ws in (second, third):
+                await frame_with(ws, 'id="agent-status"')
+            await asyncio.sleep(0.2)  # the snapshots' sender tasks have ended
+            assert await _tasks_on(live_server) - before <= 2, "one task per idle socket"
+            await client.post("/agent/status", data={"status": "available"}, headers={"X-CSRF-Token": token})
+            for ws in (first, second, third):
+                await frame_with(ws, "status-available")
