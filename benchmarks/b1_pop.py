@@ -31,6 +31,7 @@ from benchmarks.common import (
     PhaseResult,
     Summary,
     copy_database,
+    cpu_seconds,
     delete_redis_keys,
     drop_database,
     loadavg,
@@ -94,8 +95,15 @@ async def scrape(pool: HttpPool) -> str:
     return body.decode() if status == 200 else ""
 
 
+async def idle_share(pid: int, seconds: float = 5.0) -> float:
+    """The share of a core the node uses with its sockets open and no calls (sweeps, keep-alives)."""
+    before, began = cpu_seconds(pid), time.perf_counter()
+    await asyncio.sleep(seconds)
+    return (cpu_seconds(pid) - before) / (time.perf_counter() - began)
+
+
 async def window(result: PhaseResult, load: PopLoad, label: str, admin: HttpPool, pid: int, database: str | None,
-                 *, rate: float, duration: float, warm_up: float, tag: str) -> None:
+                 *, rate: float, duration: float, warm_up: float, tag: str, idle: float = 0.0) -> None:
     """One measured window: `warm_up` s then `duration` s of newCall at `rate` per second."""
     load.run = f"{tag}-{int(time.time())}"
     warm = int(warm_up * rate)
@@ -144,6 +152,10 @@ async def window(result: PhaseResult, load: PopLoad, label: str, admin: HttpPool
     result.note(f"{key}: pops received {popped_in_window} in {wall:.0f} s = {popped_in_window / wall:.1f}/s; "
                 f"node CPU {node_cpu:.1f} s = {1000 * node_cpu / max(popped_in_window, 1):.0f} ms per pop "
                 f"(each popped call also answered, hung up and wrapped up)")
+    worked = 1000 * max(node_cpu - idle * wall, 0.0) / max(popped_in_window, 1)
+    result.figures[key]["node CPU ms per pop above idle"] = round(worked, 0)  # type: ignore[index]
+    result.note(f"{key}: above the node's idle use ({100 * idle:.1f} % of a core with the sockets open and no calls): "
+                f"{worked:.0f} ms per pop")
     result.note(f"{key}: newCall replies by state: {dict(load.states)} (queued = no agent free at arrival)")
     if load.errors:
         result.note(f"{key}: errors: {dict(load.errors)}")
@@ -181,10 +193,11 @@ async def run_pop(result: PhaseResult, label: str, base: str, ws: str, pid: int,
                     f"each, 50 at a time); POST /agent/status for {HTTP_SAMPLE} agents: "
                     f"{Summary.of(pressed).ms()}; the other {AGENTS - HTTP_SAMPLE} set available in one transaction")
         result.figures[f"B1 {label} socket open ms"] = round(1000 * opened / len(sockets), 1)
+        idle = await idle_share(pid)
         await window(result, load, label, admin, pid, database, rate=low_rate, duration=low_duration, warm_up=2,
-                     tag="low")
+                     tag="low", idle=idle)
         await window(result, load, label, admin, pid, database, rate=rate, duration=duration, warm_up=warm_up,
-                     tag="spec")
+                     tag="spec", idle=idle)
         sizes = sorted(load.frame_sizes)
         if sizes:
             result.note(f"{label}: pop frame size (characters, as received): median {sizes[len(sizes) // 2]}, "
