@@ -8,7 +8,64 @@ at a time, with py-spy), whose output is quoted with the command that made it.
 ANALYSIS = """
 ## What limits it
 
-### Issue 9, second step: readiness, the embedded writer, broadcast (this run, 2026-12-01, code 8435ced)
+### Issue 9, third step: fewer and cheaper statements, one task per socket (this run, 2026-12-02, code 0074a2c)
+
+**What changed.** No connection pre-ping (a round trip per transaction). The statements the hot
+path runs for every contact are built once with bind parameters (matching, finding the call, its
+offers and handoffs, the pick, the owner, the queue's dispositions, the waiting work for an agent
+who became free, presence periods, the pop's picture). Each agent is locked once per transaction
+(`routing.lock_agent` hands back the row it holds). The newer-part probe after locking a call runs
+only when the locked row says it was handed off. The pop's picture is five reads instead of eight
+(owner and contact points joined, the history's count beside it as a window function). Pending
+rows that do not feed readiness are flushed with the next batch (the arrival's and the offer's
+events are one INSERT; a hangup's cause and its move to wrap-up one UPDATE). An idle socket is one
+task (the connection's own) instead of three: frames are handed to the socket's feed as the bus
+delivers them and sent at once when the socket can take them; a sender task exists only while
+frames must wait.
+
+**One worked call** (`.venv/bin/python -m benchmarks.statements --calls 60 --database-url
+postgresql+asyncpg://...`, run on b9b120b and on 0074a2c one after the other; PostgreSQL; CPU of
+the one process, noisy):
+
+| step | statements before | after | CPU ms before | after | of it the service | of it the pushes |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: |
+| newCall | 18 | 15 | 17.7 | 12.9 | 6.9 | 6.0 |
+| answer | 12 | 11 | 10.8 | 8.6 | 7.2 | 1.3 |
+| hangup | 15 | 12 | 13.3 | 9.4 | 7.3 | 2.1 |
+| wrap-up | 12 | 12 | 11.8 | 9.2 | 8.6 | 0.7 |
+| whole call | 57 | 50 | 53.7 | 40.1 | 30.0 | 10.1 |
+
+Transactions stay at 6 (newCall and hangup each have the push worker's read). The aim of at most
+20 statements and 5 transactions is **missed** (50 and 6).
+
+**Against the previous run (code 8435ced):** B1 on PostgreSQL at 100/s the node completes 12.9
+worked calls/s (8.2) at 73 ms of node CPU each (115), still falling behind; at 1/s p99 48.9 ms
+(42.1; noise: the node's own histogram is unchanged) and 81 ms per call (91), of which 56 ms above
+the node's idle use (B1 now measures the idle node for 5 s first: 2.6 % of a core with 1,000 sockets
+open, the sweeps and keep-alives). SQLite at 100/s completes 18.2 worked calls/s (16.4) and sheds
+the rest with 503. B5 118.9 -> 147.5 routed calls/s. B3 45.8 -> 38.5 KiB per idle socket (target
+met; 9,700 of 10,000 sockets opened in the 100 s budget on this busier run, all 10,000 in a run
+with `--only b3`: 38.2 KiB); the wallboard to the last of 1,000 supervisors 67 ms (median of 3;
+54 to 131 ms across runs), target 50 missed. B4 moved within noise (no code change; the bare
+indexed query's p99 itself went from 0.14 to 0.50 ms).
+
+**What limits it now.**
+1. **SQLAlchemy's cost per statement and transaction.** Measured on this machine
+   (`/tmp`-style micro-benchmark, 2,000 runs each, PostgreSQL): one ORM select built per call 0.30
+   ms of CPU, built once 0.23 ms, the same through Core on the connection 0.15 ms, bare asyncpg
+   0.07 ms; a transaction around one select 0.85 ms with the pre-ping, 0.60 without. At 50
+   statements and 6 transactions that is about 15 ms of the 30 ms the services spend; the unit of
+   work (flushes) and the readiness hooks most of the rest. Reaching 10 ms per worked call needs
+   both the statement aim (20) and the statements off the ORM (Core or the driver) for arrive,
+   answer, hang-up and wrap-up, plus the HTTP and socket work (about 1 ms per request on this
+   machine, 4 requests per call).
+2. **One node is one core.** At 100/s the node runs at 91 % of a core and queues; past the pool's
+   5 s wait newCalls get 503.
+3. **B3 wallboard**: the fan-out of a 32 KiB frame to 1,000 sockets is the websocket framing and
+   the writes on the one core the load generator shares; sending in the deliverer's step (no task
+   per socket) brought it from 92 ms back to 54 to 67 ms.
+
+### Issue 9, second step: readiness, the embedded writer, broadcast (previous run, 2026-12-01, code 8435ced)
 
 **What changed.** Who can take new work of each channel is stored on the agent row
 (`console/readiness.py`, migration 0005) and recomputed in one UPDATE under the agent's row lock in

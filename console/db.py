@@ -28,6 +28,7 @@ RETRYABLE = {"40P01", "40001"}  # deadlock detected, serialization failure
 
 READ_ONLY = "console_read_only"
 POOL_WAIT_SECONDS = 5  # a request waits this long for a free connection, then gets a 503
+POOL_RECYCLE_SECONDS = 300  # a pooled PostgreSQL connection older than this is replaced at checkout
 WRITE_WAIT_SECONDS = 2.0  # SQLite: a write waits this long for its turn, then gets a 503
 # SQLite: how long a write waits for another process holding the file's lock (a command run
 # beside the server); turns inside the process are taken before that.
@@ -49,7 +50,10 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     # No pre-ping: it cost a round trip per transaction. A connection that died while idle (the
     # server restarted) fails its first statement instead: that request gets a 503, SQLAlchemy
     # drops every connection of the pool made before, and the next request connects afresh.
+    # Connections idle past a firewall's or pooler's timeout are dropped silently; replacing those
+    # older than this at checkout (no round trip) keeps most of them from costing a request.
     kwargs.setdefault("pool_pre_ping", False)
+    kwargs.setdefault("pool_recycle", POOL_RECYCLE_SECONDS)
     kwargs.setdefault("pool_timeout", POOL_WAIT_SECONDS)
     return create_async_engine(url, **kwargs)
 

@@ -14,7 +14,6 @@ the feed stops, for callers that give a socket a task of its own.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -29,20 +28,21 @@ MAX_REPLAY = 50  # frames; a socket that missed more gets a snapshot instead
 class Feed:
     """What one socket still has to send, in order.
 
-    A frame is sent at once by whoever hands it over when the socket can take it; a sender task
-    lives only while frames must wait. The feed stops at the first error (a failed send, an
-    overflow, a close frame); then `error` says why, `on_stop` is told once, and nothing more is
-    sent.
+    A frame is sent at once by whoever hands it over when nothing else is being sent and the
+    socket can take it; a sender task lives only while frames must wait. The feed stops at the
+    first error (a failed send, an overflow, a close frame, once what came before it was sent);
+    then `error` says why, `on_stop` is told once, and nothing more is sent.
     """
 
-    __slots__ = ("_maxsize", "_on_stop", "_out", "_send", "_sender", "_stopped", "error")
+    __slots__ = ("_busy", "_maxsize", "_on_stop", "_out", "_send", "_sender", "_stopped", "error")
 
     def __init__(self, send: Send, maxsize: int = 256,
                  on_stop: Callable[[BaseException], None] | None = None) -> None:
         self._send = send
         self._maxsize = maxsize
         self._on_stop = on_stop
-        self._out: deque[str] = deque()
+        self._out: deque[str | StreamClosed] = deque()
+        self._busy = False  # a send is under way (inline or in the sender task)
         self._sender: asyncio.Task[None] | None = None
         self._stopped: asyncio.Future[None] | None = None
         self.error: BaseException | None = None
@@ -51,43 +51,70 @@ class Feed:
         return self.error is None
 
     def put(self, text: str) -> None:
-        if self.error is not None:
-            return
-        if len(self._out) >= self._maxsize:
-            self.stop(Overflow("socket"))
-            return
-        if self._sender is not None:
-            self._out.append(text)
-            return
-        # Nothing is being sent: start sending now, in the caller. A socket that can take the
-        # frame (the usual case) is done before this returns, with no task made for it; one that
-        # must wait (its transport is full) finishes in a sender task, the rest queued behind.
-        sending = self._send(text)
-        try:
-            waiting_for = sending.send(None)
-        except StopIteration:
-            return
-        except Exception as exc:
-            self.stop(exc)
-            return
-        self._sender = asyncio.get_running_loop().create_task(self._run(sending, waiting_for))
+        self._enqueue(text)
 
     def deliver(self, frame: Frame, wrap: Wrap) -> None:
-        """Queue a frame of a stream; a close frame stops the feed with its code instead."""
+        """Queue a frame of a stream; a close frame stops the feed with its code, after what came before."""
         if frame.payload.startswith(CLOSE_PREFIX):
             code, _, reason = frame.payload.removeprefix(CLOSE_PREFIX).partition(":")
-            self.stop(StreamClosed(int(code), reason))
+            self._enqueue(StreamClosed(int(code), reason))
         else:
-            self.put(wrap(frame.payload, frame.id))
+            self._enqueue(wrap(frame.payload, frame.id))
+
+    def _enqueue(self, item: str | StreamClosed) -> None:
+        if self.error is not None:
+            return
+        if self._busy or self._out:
+            if len(self._out) >= self._maxsize:
+                self.stop(Overflow("socket"))
+            else:
+                self._out.append(item)
+            return
+        self._send_inline(item)
+
+    def _send_inline(self, item: str | StreamClosed) -> None:
+        """Send now, in the caller's step, and what was queued meanwhile; hand over to a sender
+        task as soon as a send has to wait (its transport is full)."""
+        while True:
+            if isinstance(item, StreamClosed):
+                self.stop(item)
+                return
+            self._busy = True
+            sending = self._send(item)
+            try:
+                waiting_for = sending.send(None)
+            except StopIteration:
+                self._busy = False
+            except BaseException as exc:  # never into the bus that delivered the frame
+                self._busy = False
+                sending.close()
+                self.stop(exc)
+                if isinstance(exc, KeyboardInterrupt | SystemExit):
+                    raise
+                return
+            else:
+                self._sender = asyncio.get_running_loop().create_task(self._run(sending, waiting_for))
+                return
+            if not self._out or self.error is not None:
+                return
+            item = self._out.popleft()
 
     async def _run(self, sending: Coroutine[Any, Any, None], waiting_for: Any) -> None:
         try:
             await _finish(sending, waiting_for)
             while self._out and self.error is None:
-                await self._send(self._out.popleft())
-        except Exception as exc:  # the socket is gone or broken: the caller closes it
+                item = self._out.popleft()
+                if isinstance(item, StreamClosed):
+                    self.stop(item)
+                    break
+                await self._send(item)
+        except BaseException as exc:  # the socket is gone or broken, or the feed was closed
             self.stop(exc)
+            if not isinstance(exc, Exception):
+                raise
         finally:
+            sending.close()  # a no-op once it ran to its end
+            self._busy = False
             self._sender = None
 
     def stop(self, error: BaseException) -> None:
@@ -109,11 +136,14 @@ class Feed:
         return self.error
 
     async def aclose(self) -> None:
-        sender, self._sender = self._sender, None
+        """Send nothing more; end a send under way. A cancellation of the caller still propagates."""
+        if self.error is None:
+            self.error = ConnectionAbortedError("the feed was closed")
+            self._out.clear()
+        sender = self._sender
         if sender is not None:
             sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await sender
+            await asyncio.wait([sender])
 
 
 async def _finish(coroutine: Coroutine[Any, Any, None], waiting_for: Any) -> None:
@@ -132,8 +162,6 @@ async def _finish(coroutine: Coroutine[Any, Any, None], waiting_for: Any) -> Non
                 waiting_for = coroutine.send(None)
     except StopIteration:
         return
-    finally:
-        coroutine.close()
 
 
 async def catch_up(bus: Bus, subscription: Subscription, feed: Feed, *, since: str | None,

@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from realtime import Bus, Overflow, StreamClosed, Subscription, close_frame, make_bus
+from realtime import Bus, Frame, Overflow, StreamClosed, Subscription, close_frame, make_bus
 from realtime.backends.redis import RedisBus
 from realtime.hub import Feed, follow, pump
 from tests.conftest import REDIS_URL, redis_bus
@@ -272,4 +272,30 @@ async def test_a_feed_that_cannot_keep_up_stops_with_overflow() -> None:
     for i in range(5):
         feed.put(str(i))
     assert isinstance(await asyncio.wait_for(feed.stopped(), 1), Overflow)
+    await feed.aclose()
+
+
+async def test_a_close_frame_stops_the_feed_after_what_came_before_it_and_a_send_may_hand_over_more() -> None:
+    sent: list[str] = []
+    gate = asyncio.Event()
+    feed: Feed
+
+    async def send(text: str) -> None:
+        if text == "first":
+            feed.put("handed over while sending")  # a send that causes another frame queues it behind
+        if text == "slow":
+            await gate.wait()
+        sent.append(text)
+
+    feed = Feed(send, maxsize=10)
+    feed.put("first")
+    assert sent == ["first", "handed over while sending"]
+    feed.put("slow")
+    feed.put("waiting")
+    feed.deliver(Frame("agent:1", "1-0", (1, 0), close_frame(1008, "logged out")), lambda payload, _c: payload)
+    feed.put("after the close")
+    gate.set()
+    stopped = await asyncio.wait_for(feed.stopped(), 1)
+    assert isinstance(stopped, StreamClosed) and stopped.code == 1008
+    assert sent == ["first", "handed over while sending", "slow", "waiting"]
     await feed.aclose()
