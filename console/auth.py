@@ -107,11 +107,6 @@ async def authenticate(
     return agent if ok else None
 
 
-async def session_is_current(session: AsyncSession, agent_id: int, version: object) -> bool:
-    """Whether a login session of `agent_id` made at `version` is still valid (not logged out since)."""
-    return await session_role(session, agent_id, version) is not None
-
-
 async def session_role(session: AsyncSession, agent_id: int, version: object) -> Role | None:
     """The role of `agent_id` when their login session made at `version` is still valid, else None."""
     row = (await session.execute(select(Agent.session_version, Agent.role).where(Agent.id == agent_id))).first()
@@ -125,18 +120,18 @@ async def end_sessions(session: AsyncSession, agent_id: int) -> None:
         agent.session_version += 1
 
 
+# Built once: every answer and ring names its agent. Extension first, then email or name.
+_BY_EXTENSION = select(Agent).where(Agent.extension == bindparam("extension"))
+_ID_BY_EXTENSION = select(Agent.id).where(Agent.extension == bindparam("extension"))
+
+
 async def find_agent(session: AsyncSession, reference: str) -> Agent | None:
     """An agent named by a phone system: extension, email or name, in that order."""
     ref = reference.strip()
     if not ref:
         return None
-    agent = await session.scalar(select(Agent).where(Agent.extension == ref))
-    if agent is None:
-        agent = await session.scalar(select(Agent).where(_named(ref)).limit(1))
-    return agent
-
-
-_ID_BY_EXTENSION = select(Agent.id).where(Agent.extension == bindparam("extension"))  # every answer asks
+    return await session.scalar(_BY_EXTENSION, {"extension": ref}) \
+        or await session.scalar(select(Agent).where(_named(ref)).limit(1))
 
 
 async def find_agent_id(session: AsyncSession, reference: str) -> int | None:
@@ -144,10 +139,8 @@ async def find_agent_id(session: AsyncSession, reference: str) -> int | None:
     ref = reference.strip()
     if not ref:
         return None
-    found = await session.scalar(_ID_BY_EXTENSION, {"extension": ref})
-    if found is None:
-        found = await session.scalar(select(Agent.id).where(_named(ref)).limit(1))
-    return found
+    return await session.scalar(_ID_BY_EXTENSION, {"extension": ref}) \
+        or await session.scalar(select(Agent.id).where(_named(ref)).limit(1))
 
 
 def _named(ref: str) -> ColumnElement[bool]:

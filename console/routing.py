@@ -254,6 +254,10 @@ def _waiting_for() -> Any:
 
 
 _WAITING_FOR = _waiting_for()  # built once: every agent who becomes free asks it
+# A waiting conversation, locked unless another transaction holds it (then it is skipped).
+_STILL_QUEUED = (select(Conversation)
+                 .where(Conversation.id == bindparam("conversation"), Conversation.state == State.QUEUED)
+                 .with_for_update(skip_locked=True))
 
 
 async def dispatch_to(session: AsyncSession, agent: Agent, candidates: int = 200) -> Conversation | None:
@@ -279,9 +283,10 @@ async def dispatch_to(session: AsyncSession, agent: Agent, candidates: int = 200
         wait = max((now - created_at).total_seconds(), 0.001)
         scored.append((wait * _weight(queues.get(queue_id) if queue_id else None, tier), conversation_id))
     for _, conversation_id in sorted(scored, reverse=True):
-        conversation = await session.scalar(select(Conversation).where(
-            Conversation.id == conversation_id, Conversation.state == State.QUEUED).with_for_update(skip_locked=True))
-        if conversation is not None and await can_take(session, agent.id, conversation.channel, []):
+        # The agent is locked and the candidates are of the channels they are ready for: what
+        # is left to check is that the conversation still waits and nobody else holds it.
+        conversation = await session.scalar(_STILL_QUEUED, {"conversation": conversation_id})
+        if conversation is not None:
             await offer(session, conversation, agent)
             return conversation
     return None
@@ -308,9 +313,7 @@ async def sweep_queue(ctx: Context, limit: int = 50) -> int:
     routed = 0
     for conversation_id in waiting:
         async with ctx.transaction() as session:
-            conversation = await session.scalar(select(Conversation).where(
-                Conversation.id == conversation_id, Conversation.state == State.QUEUED)
-                .with_for_update(skip_locked=True))
+            conversation = await session.scalar(_STILL_QUEUED, {"conversation": conversation_id})
             agent = await route(session, conversation) if conversation is not None else None
         if agent is not None:
             routed += 1

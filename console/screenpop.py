@@ -147,11 +147,12 @@ async def revision_of(session: AsyncSession, customer_id: int | None) -> int:
 
 
 async def build_pop(session: AsyncSession, conversation: Conversation | ConversationInfo, offered: bool,
-                    region: str) -> Pop:
+                    region: str, *, queue_name: str | None = None) -> Pop:
+    """Everything one pop shows; `queue_name` when the caller knows it already (the push worker)."""
     if isinstance(conversation, Conversation):
         conversation = ConversationInfo.of(conversation)
-    pop = Pop(conversation=conversation, offered=offered, address=conversation.address)
-    if conversation.queue_id is not None:
+    pop = Pop(conversation=conversation, offered=offered, address=conversation.address, queue_name=queue_name)
+    if conversation.queue_id is not None and queue_name is None:
         pop.queue_name = await session.scalar(select(Queue.name).where(Queue.id == conversation.queue_id))
     earlier = await parts(session, conversation)  # no query unless it was handed off
     if conversation.customer_id is not None:

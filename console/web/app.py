@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
@@ -24,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from console import handoffs, i18n, logs, offers, presence, routing, wrapup
 from console.errors import ConsoleError, Unavailable
+from console.models import Agent
 from console.settings import Settings
 from console.settings import load as load_settings
 from console.web import health, live, pages, workspace
@@ -55,10 +57,6 @@ async def console_error(request: Request, exc: Exception) -> Response:
         try:
             # A read: when the error is a shed write, it must not wait for the writer's turn again.
             async with w.ctx.db.reading() as session:
-                from sqlalchemy import select
-
-                from console.models import Agent
-
                 language = await session.scalar(select(Agent.language).where(Agent.id == agent_id)) or language
         except ConsoleError:
             pass

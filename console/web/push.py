@@ -90,7 +90,7 @@ class Pusher:
         self._worker: asyncio.Task[None] | None = None
         self._unhealed: set[int] = set()
         self._cards: dict[int, Card] = {}
-        self._queue_names: dict[int, str] = {}
+        self._queue_names: dict[int, tuple[float, str]] = {}
         self._codes: dict[int | None, tuple[float, list[str]]] = {}
 
     # The port -------------------------------------------------------------------------------
@@ -208,18 +208,21 @@ class Pusher:
     async def _queue_name(self, session: AsyncSession, queue_id: int | None) -> str | None:
         if queue_id is None:
             return None
-        if queue_id not in self._queue_names:
+        now = time.monotonic()
+        cached = self._queue_names.get(queue_id)
+        if cached is None or now - cached[0] > CODES_CACHE_SECONDS:  # a renamed queue shows soon
             name = await session.scalar(select(Queue.name).where(Queue.id == queue_id))
             if name is None:
                 return None
-            self._queue_names[queue_id] = name
-        return self._queue_names[queue_id]
+            cached = self._queue_names[queue_id] = (now, name)
+        return cached[1]
 
     async def _pop(self, session: AsyncSession, memo: dict[Any, Any], info: ConversationInfo) -> Pop:
         """The pop's picture, read once per conversation in a batch (a ring group shares it)."""
         key = ("pop", info.id, info.customer_id)
         if key not in memo:
-            memo[key] = await build_pop(session, info, False, self.region)
+            memo[key] = await build_pop(session, info, False, self.region,
+                                        queue_name=await self._queue_name(session, info.queue_id))
         pop: Pop = memo[key]
         return replace(pop, conversation=info)
 

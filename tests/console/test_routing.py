@@ -172,11 +172,11 @@ async def test_calls_end_by_hanging_up_not_from_the_page(ctx: Context) -> None:
 
 async def test_picking_an_agent_walks_the_readiness_index_on_postgresql(pg_url: str) -> None:
     """With many agents ready, the longest-idle one is found without checking them all."""
-    from sqlalchemy import event, insert, select, text
+    from sqlalchemy import event, insert, text
 
     from console.db import Database
     from console.models import Agent
-    from console.routing import pick_agent
+    from console.routing import _PICK, pick_agent
 
     db = Database(pg_url)
     try:
@@ -197,9 +197,7 @@ async def test_picking_an_agent_walks_the_readiness_index_on_postgresql(pg_url: 
             finally:
                 event.remove(db.engine.sync_engine, "before_cursor_execute", _capture)
             assert picked is not None and picked.status.value == "available"
-            query = (select(Agent.id).where(Agent.ready_call).order_by(Agent.ready_since, Agent.id).limit(1)
-                     .with_for_update(skip_locked=True))
-            compiled = query.compile(db.engine, compile_kwargs={"literal_binds": True})
+            compiled = _PICK[Channel.CALL].compile(db.engine, compile_kwargs={"literal_binds": True})
             plan = "\n".join((await session.execute(text(f"EXPLAIN {compiled}"))).scalars())
         assert len(seen) == 1, "one statement picks and locks"
         assert "ix_agents_ready_call" in plan and "Sort" not in plan, plan
