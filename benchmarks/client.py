@@ -126,6 +126,8 @@ class HttpPool:
                 chunked = True
             elif name == "connection" and value.strip().lower() == "close":
                 keep = False
+        if status in (204, 304) or 100 <= status < 200:
+            return status, b"", keep  # no body by definition (RFC 9112, 6.3): never wait for one
         if chunked:
             parts = []
             while True:
