@@ -30,7 +30,6 @@ from console.models import (
     Direction,
     Handoff,
     State,
-    StatusPeriod,
 )
 
 
@@ -185,7 +184,6 @@ Change = (Offered | Withdrawn | Answered | Ended | WrapUpDue | WrappedUp | Statu
 
 _PENDING = "console.changes"
 _EVENTS = "console.events"
-_PERIODS = "console.periods"
 
 
 def emit(session: AsyncSession, make: Callable[[], Change]) -> None:
@@ -203,10 +201,6 @@ def built(makers: list[Callable[[], Change]]) -> list[Change]:
 
 def event_written(session: AsyncSession, event: ConversationEvent) -> None:
     session.info.setdefault(_EVENTS, {})[event.conversation_id] = event
-
-
-def period_started(session: AsyncSession, period: StatusPeriod) -> None:
-    session.info.setdefault(_PERIODS, {})[period.agent_id] = period
 
 
 def latest_event(session: AsyncSession, conversation: Conversation, detail: str) -> ConversationEvent:

@@ -214,9 +214,16 @@ async def _end_offers(session: AsyncSession, conversation: Conversation, keep_ag
 
     `offers` are its pending offers when the caller read them under the conversation's lock.
     """
-    now = utcnow()
     if offers is None:
         offers = await pending_offers(session, conversation.id)
+    ended = _close_offers(offers, keep_agent)
+    _tell_withdrawn(session, conversation, ended)
+    return ended
+
+
+def _close_offers(offers: list[Offer], keep_agent: int | None) -> set[int]:
+    """Mark the offers accepted (`keep_agent`'s) or withdrawn; return the agents withdrawn from."""
+    now = utcnow()
     ended: set[int] = set()
     for record in offers:
         record.ended_at = now
@@ -225,8 +232,12 @@ async def _end_offers(session: AsyncSession, conversation: Conversation, keep_ag
         else:
             record.state = OfferState.WITHDRAWN
             ended.add(record.agent_id)
-            changes.withdrawn(session, conversation, record.agent_id, "offer withdrawn")
     return ended
+
+
+def _tell_withdrawn(session: AsyncSession, conversation: Conversation, agent_ids: set[int]) -> None:
+    for agent_id in sorted(agent_ids):
+        changes.withdrawn(session, conversation, agent_id, "offer withdrawn")
 
 
 
@@ -308,6 +319,9 @@ async def answer(ctx: Context, channel: Channel, external_id: str, answered_by: 
             # Locked after the conversation, like everywhere: presence periods must not interleave.
             agent = await lock_agent(session, agent_id)
         freed: set[int] = set()
+        # The offers end before the agent's presence changes, so the presence change stores the
+        # agent's readiness from all of it (the commit then has none left to compute).
+        withdrawn = _close_offers(ringing, agent.id if agent else None)
         previous = conversation.agent_id if conversation.state is State.ACTIVE else None
         if previous is not None and agent is not None and previous != agent.id:
             # Answered again elsewhere (a pickup): the first agent's view and capacity change too.
@@ -320,7 +334,8 @@ async def answer(ctx: Context, channel: Channel, external_id: str, answered_by: 
             version = changes.conversation_version(session, conversation, "answered elsewhere")
             conversation_id = conversation.id
             changes.emit(session, lambda: changes.Ended(conversation_id, previous, version()))
-        freed |= await _end_offers(session, conversation, agent.id if agent else None, ringing)
+        _tell_withdrawn(session, conversation, withdrawn)
+        freed |= withdrawn
         await give_freed_agents_work(session, freed)
     return conversation
 
@@ -337,11 +352,13 @@ async def hang_up(ctx: Context, channel: Channel, external_id: str, cause: str |
         conversation.hangup_cause = (cause or "")[:100] or None
         touched = await cancel_pending_handoffs(session, conversation)
         if conversation.state is State.ACTIVE:
+            # Nothing rings for an active conversation: offers are made only to queued or offered
+            # ones, and answering ended them all.
             touched |= await begin_wrap_up(session, conversation, detail=f"hangup {cause or ''}".strip())
         else:
             move(conversation, State.ABANDONED, session, detail=cause)
             await customers.conversation_ended(session, conversation.id, conversation.customer_id)
-        touched |= await _end_offers(session, conversation, None)
+            touched |= await _end_offers(session, conversation, None)
         await give_freed_agents_work(session, set(touched))
     return conversation
 

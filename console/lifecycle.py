@@ -12,13 +12,16 @@ StatusPeriod, so wait, talk, wrap-up and time-in-state can be computed later.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Boolean, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from console import changes
 from console.errors import Conflict
-from console.models import Agent, AgentStatus, Conversation, ConversationEvent, State, StatusPeriod, utcnow
+from console.models import Agent, AgentStatus, Channel, Conversation, ConversationEvent, State, StatusPeriod, utcnow
+from console.readiness import ELIGIBLE, READY, apply, computed, flush_inputs, stored
 
 MOVES: dict[State, frozenset[State]] = {
     State.QUEUED: frozenset({State.OFFERED, State.ACTIVE, State.ABANDONED}),
@@ -69,29 +72,73 @@ def move(conversation: Conversation, to: State, session: AsyncSession, *, agent_
     changes.event_written(session, event)
 
 
-# Built once: every presence change runs it.
-_END_PERIOD = (update(StatusPeriod)
-               .where(StatusPeriod.agent_id == bindparam("agent"), StatusPeriod.ended_at.is_(None))
-               .values(ended_at=bindparam("now")).execution_options(synchronize_session=False))
+def _presence_statements() -> tuple[Any, Any, Any, Any]:
+    """The statements of a presence change, built once with bind parameters.
+
+    The agent's UPDATE stores the new status and the readiness that follows from it (computed from
+    the offers and conversations this transaction already wrote), so the commit has nothing left to
+    recompute for the agent. PostgreSQL runs the whole change as one statement: closing the open
+    period and opening the next are data-modifying CTEs of the agent's UPDATE. SQLite runs the
+    three one after the other (in process, so they cost no round trips).
+    """
+    agent: Any = bindparam("p_agent")
+    now = bindparam("p_now", type_=StatusPeriod.started_at.type)
+    status = bindparam("p_status", type_=StatusPeriod.status.type)
+    reason = bindparam("p_reason", type_=StatusPeriod.reason.type)
+    idle = bindparam("p_idle", type_=Agent.idle_since.type)  # now when going available, else NULL
+    eligible = bindparam("p_eligible", type_=Boolean())
+    end_period = (update(StatusPeriod).where(StatusPeriod.agent_id == agent, StatusPeriod.ended_at.is_(None))
+                  .values(ended_at=now))
+    start_period = (insert(StatusPeriod).values(agent_id=agent, status=status, reason=reason, started_at=now)
+                    .returning(StatusPeriod.id))
+    values: dict[Any, Any] = {READY[channel]: computed(channel, eligible) for channel in Channel}
+    values.update({
+        Agent.status: bindparam("p_agent_status", type_=Agent.status.type),
+        Agent.away_reason: bindparam("p_away_reason", type_=Agent.away_reason.type),
+        Agent.status_since: now, Agent.idle_since: func.coalesce(idle, Agent.idle_since),
+        Agent.ready_since: func.coalesce(idle, Agent.idle_since, now)})
+    columns = (Agent.id, Agent.ready_call, Agent.ready_chat, Agent.ready_mail, Agent.ready_since)
+    set_agent = (update(Agent).where(Agent.id == agent).values(values)
+                 .execution_options(synchronize_session=False))
+    ended, opened = end_period.cte("ended"), start_period.cte("opened")
+    in_one = set_agent.add_cte(ended, opened).returning(select(opened.c.id).scalar_subquery(), *columns)
+    return end_period.execution_options(synchronize_session=False), start_period, \
+        set_agent.returning(*columns), in_one
+
+
+_END_PERIOD, _START_PERIOD, _SET_AGENT, _PRESENCE_IN_ONE = _presence_statements()
 
 
 async def set_presence(session: AsyncSession, agent: Agent, status: AgentStatus, reason: str | None = None,
                        *, at: datetime | None = None) -> bool:
-    """Put the agent in `status`, closing the period of the previous one; False when unchanged."""
+    """Put the agent in `status`, closing the period of the previous one; False when unchanged.
+
+    The agent is row-locked by the caller. Its readiness is stored with the status, from what this
+    transaction changed so far (pending changes are flushed first).
+    """
     if agent.status is status and agent.away_reason == reason:
         return False
     now = at or utcnow()
-    await session.execute(_END_PERIOD, {"agent": agent.id, "now": now})
-    period = StatusPeriod(agent_id=agent.id, status=status, reason=reason, started_at=now)
-    session.add(period)
-    changes.period_started(session, period)
-    agent.status = status
-    agent.away_reason = reason if status is AgentStatus.AWAY else None
-    agent.status_since = now
-    if status is AgentStatus.AVAILABLE:
-        agent.idle_since = now
-    agent_id, shown_reason = agent.id, agent.away_reason
-    changes.emit(session, lambda: changes.StatusChanged(agent_id, status, shown_reason, now, period.id))
+    shown_reason = reason if status is AgentStatus.AWAY else None
+    idle = now if status is AgentStatus.AVAILABLE else None
+    await flush_inputs(session)
+    params = {"p_agent": agent.id, "p_now": now, "p_status": status, "p_reason": reason, "p_idle": idle,
+              "p_eligible": status in ELIGIBLE, "p_agent_status": status, "p_away_reason": shown_reason}
+    if session.get_bind().dialect.name == "postgresql":
+        period_id, *row = (await session.execute(_PRESENCE_IN_ONE, params)).one()
+    else:
+        await session.execute(_END_PERIOD, params)
+        period_id = (await session.execute(_START_PERIOD, params)).scalar_one()
+        row = list((await session.execute(_SET_AGENT, params)).one())
+    sync = session.sync_session
+    apply(sync, [row])
+    for key, value in (("status", status), ("away_reason", shown_reason), ("status_since", now)):
+        set_committed_value(agent, key, value)
+    if idle is not None:
+        set_committed_value(agent, "idle_since", idle)
+    stored(session, agent.id)
+    agent_id = agent.id
+    changes.emit(session, lambda: changes.StatusChanged(agent_id, status, shown_reason, now, period_id))
     return True
 
 

@@ -53,9 +53,14 @@ def open_work(agent_id: Any, channel: Channel) -> ColumnElement[int]:
     return offered + handling
 
 
-def computed(channel: Channel) -> ColumnElement[bool]:
-    """Readiness for `channel` counted from the offers and conversations (per agent row)."""
-    conditions: list[ColumnElement[bool]] = [Agent.status.in_(ELIGIBLE), open_work(Agent.id, Channel.CALL) == 0]
+def computed(channel: Channel, eligible: ColumnElement[bool] | None = None) -> ColumnElement[bool]:
+    """Readiness for `channel` counted from the offers and conversations (per agent row).
+
+    `eligible` replaces the agent's status test: a presence change stores the new status and its
+    readiness in one UPDATE, where the row's status column still holds the old value.
+    """
+    conditions: list[ColumnElement[bool]] = [Agent.status.in_(ELIGIBLE) if eligible is None else eligible,
+                                             open_work(Agent.id, Channel.CALL) == 0]
     if channel is Channel.CALL:
         # A call excludes other new work; with no call going on, room means a capacity of one.
         conditions += [CAPACITY[channel] >= 1, Agent.extension.is_not(None)]
@@ -79,7 +84,7 @@ def _refresh_statement() -> Any:
 REFRESH = _refresh_statement()
 
 
-def _apply(session: Session, rows: Iterable[Any]) -> None:
+def apply(session: Session, rows: Iterable[Any]) -> None:
     """Bring loaded agents up to date with what the refresh stored, without marking them changed."""
     for agent_id, call, chat, mail, since in rows:
         agent = session.identity_map.get(session.identity_key(Agent, agent_id))
@@ -98,19 +103,40 @@ def _inputs_pending(session: Session) -> bool:
     return any(isinstance(obj, Offer | Conversation | Agent) for obj in pending)
 
 
+async def flush_inputs(session: AsyncSession) -> None:
+    """Write what readiness is computed from, so a statement that computes it sees all of it."""
+    if _inputs_pending(session.sync_session):
+        await session.flush()  # the flush hook notes whose readiness the pending changes touch
+
+
+def stored(session: AsyncSession, agent_id: int) -> None:
+    """The agent's readiness was just computed and stored by a statement that saw every change of
+    this transaction (after `flush_inputs`): the commit need not compute it again."""
+    due: set[int] = session.info.get(DUE, set())
+    due.discard(agent_id)
+
+
+async def ready_channels(session: AsyncSession, agent: Agent) -> set[Channel]:
+    """The channels a locked agent is ready for; computed again only when this transaction changed
+    what it depends on (otherwise the loaded row, read under the lock, holds it already)."""
+    await flush_inputs(session)
+    if agent.id in session.info.get(DUE, ()):
+        return (await refresh(session, [agent.id])).get(agent.id, set())
+    return {channel for channel in Channel if getattr(agent, READY[channel].key)}
+
+
 async def refresh(session: AsyncSession, agent_ids: Iterable[int] = ()) -> dict[int, set[Channel]]:
     """Recompute readiness now for the agents this transaction changed (and `agent_ids`).
 
     Routing calls this before it reads the columns; the commit does it for whatever is left.
     Returns the channels each recomputed agent is ready for.
     """
-    if _inputs_pending(session.sync_session):
-        await session.flush()  # the flush hook notes whose readiness the pending changes touch
+    await flush_inputs(session)
     due = sorted(session.info.pop(DUE, set()) | set(agent_ids))
     if not due:
         return {}
     rows = (await session.execute(REFRESH, {"ids": due})).all()
-    _apply(session.sync_session, rows)
+    apply(session.sync_session, rows)
     return {row[0]: {channel for channel, ready in zip(RETURNED, row[1:4], strict=True) if ready} for row in rows}
 
 
@@ -157,7 +183,7 @@ def _before_commit(session: Session) -> None:
     session.flush()
     due = sorted(session.info.pop(DUE, set()))
     if due:
-        _apply(session, session.connection().execute(REFRESH, {"ids": due}).all())
+        apply(session, session.connection().execute(REFRESH, {"ids": due}).all())
 
 
 @event.listens_for(Session, "after_rollback")

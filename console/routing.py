@@ -187,20 +187,20 @@ async def offer(session: AsyncSession, conversation: Conversation, agent: Agent,
     return record
 
 
-# Read without flushing first: what is pending (the arrival's event) goes out with the offer.
-_OWNER = select(Customer.owner_id).where(Customer.id == bindparam("customer")).execution_options(autoflush=False)
-_OWNER_IF_FREE: Select[Agent] = (select(Agent).where(Agent.id == bindparam("agent")).with_for_update(skip_locked=True)
-                  .execution_options(populate_existing=True))
+# The customer's owner, locked unless another transaction holds them (then owner first is skipped),
+# in one statement. Read without flushing first: what is pending (the arrival's event) goes out
+# with the offer.
+_OWNER_IF_FREE: Select[Agent] = (
+    select(Agent).where(Agent.id == select(Customer.owner_id).where(Customer.id == bindparam("customer"))
+                        .scalar_subquery())
+    .with_for_update(skip_locked=True).execution_options(populate_existing=True, autoflush=False))
 
 
 async def offer_to_owner(session: AsyncSession, conversation: Conversation) -> Agent | None:
     """Owner first: the customer's owner, when present and free, gets the conversation for a while."""
     if conversation.customer_id is None:
         return None
-    owner_id = await session.scalar(_OWNER, {"customer": conversation.customer_id})
-    if owner_id is None:
-        return None
-    owner = await session.scalar(_OWNER_IF_FREE, {"agent": owner_id})
+    owner = await session.scalar(_OWNER_IF_FREE, {"customer": conversation.customer_id})
     if owner is not None:
         _held(session, [owner])
     required = await required_skills(session, conversation.queue_id)
@@ -266,7 +266,7 @@ async def dispatch_to(session: AsyncSession, agent: Agent, candidates: int = 200
     Priority is waiting time weighted by the customer's tier (per queue), so at equal wait an A
     customer goes before B before C, and a long wait still wins over a better tier.
     """
-    channels = (await readiness.refresh(session, [agent.id])).get(agent.id, set())
+    channels = await readiness.ready_channels(session, agent)
     if not channels:
         return None
     rows = (await session.execute(_WAITING_FOR, {
