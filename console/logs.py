@@ -8,11 +8,33 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
 request_id: ContextVar[str] = ContextVar("request_id", default="-")
 conversation_id: ContextVar[str] = ContextVar("conversation_id", default="-")
+
+
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def safe(value: object) -> str:
+    """`value` as one printable line: control characters, line breaks and lone surrogates are
+    written as escapes, so a value from outside can neither forge a log line nor break the writer."""
+    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace").decode("ascii")
+                       if not "\ud800" <= m.group() <= "\udfff" else f"\\u{ord(m.group()):04x}", str(value))
+
+
+class SafeFormatter(logging.Formatter):
+    """Text lines whose message and ids are escaped by `safe`; a traceback keeps its own lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = safe(record.message)
+        for name in ("request_id", "conversation_id"):
+            if hasattr(record, name):
+                setattr(record, name, safe(getattr(record, name)))
+        return super().formatMessage(record)
 
 
 class ContextFilter(logging.Filter):
@@ -34,7 +56,8 @@ class JSONFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        # JSON escapes line breaks itself; a lone surrogate cannot be written as UTF-8, so escape it.
+        return json.dumps(entry, ensure_ascii=False).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 TEXT = "%(asctime)s %(levelname)s %(name)s request=%(request_id)s conversation=%(conversation_id)s %(message)s"
@@ -44,7 +67,7 @@ def configure(fmt: str = "text", level: int = logging.INFO) -> None:
     """Log to stderr as `text` or `json` lines; the ids are added to every record."""
     handler = logging.StreamHandler()
     handler.addFilter(ContextFilter())
-    handler.setFormatter(JSONFormatter() if fmt == "json" else logging.Formatter(TEXT))
+    handler.setFormatter(JSONFormatter() if fmt == "json" else SafeFormatter(TEXT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -16,9 +16,11 @@ import hmac
 import json
 import logging
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -26,6 +28,7 @@ from starlette.routing import Route
 
 from console import conversations
 from console.errors import ConsoleError, NotFound, Unavailable
+from console.logs import safe
 from console.models import Channel, Direction
 from console.ports import Context
 
@@ -34,6 +37,7 @@ log = logging.getLogger("integrations.cti")
 EVENTS = ("newCall", "answer", "hangup")
 MAX_BODY = 64 * 1024
 MAX_VALUE = 250
+MAX_FIELDS = 200
 
 
 class CTIError(Exception):
@@ -56,6 +60,15 @@ class CallEvent:
     answering_number: str | None
 
 
+def _unfit(value: str) -> str | None:
+    """The first character a CTI value may not hold, as U+XXXX: a control character (NUL,
+    a line break, which would also forge log lines) or half of a surrogate pair (no UTF-8)."""
+    for char in value:
+        if unicodedata.category(char) in ("Cc", "Cs") or char in "\u2028\u2029":
+            return f"U+{ord(char):04X}"
+    return None
+
+
 def _text(data: dict[str, Any], name: str, *, required: bool = False) -> str:
     value = data.get(name)
     if value is None or value == "":
@@ -68,6 +81,9 @@ def _text(data: dict[str, Any], name: str, *, required: bool = False) -> str:
         raise CTIError(f"field '{name}' must be a string", name)
     if len(value) > MAX_VALUE:
         raise CTIError(f"field '{name}' is longer than {MAX_VALUE} characters", name)
+    bad = _unfit(value)
+    if bad is not None:
+        raise CTIError(f"field '{name}' contains the character {bad}, which is not allowed", name)
     return value.strip()
 
 
@@ -76,8 +92,13 @@ def _users(data: dict[str, Any]) -> list[str]:
     if raw is None or raw == "":
         return []
     values = raw if isinstance(raw, list) else [raw]
-    if not all(isinstance(v, str) for v in values) or len(values) > 100:
-        raise CTIError("field 'user' must be a name or a list of at most 100 names", "user")
+    if not all(isinstance(v, str) and len(v) <= MAX_VALUE for v in values) or len(values) > 100:
+        raise CTIError(f"field 'user' must be a name or a list of at most 100 names of at most {MAX_VALUE} "
+                       "characters", "user")
+    for value in values:
+        bad = _unfit(value)
+        if bad is not None:
+            raise CTIError(f"field 'user' contains the character {bad}, which is not allowed", "user")
     return [v.strip() for v in values if v.strip()]
 
 
@@ -104,25 +125,57 @@ def parse(data: dict[str, Any]) -> CallEvent:
     )
 
 
+async def _limited_body(request: Request) -> bytes:
+    """The body, refused once it passes MAX_BODY (without reading the rest into memory)."""
+    too_large = CTIError(f"request body is larger than {MAX_BODY} bytes", "body")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _form(body: bytes) -> dict[str, Any]:
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict",
+                          max_num_fields=MAX_FIELDS)
+    except UnicodeDecodeError:
+        raise CTIError("form body is not valid UTF-8", "body") from None
+    except ValueError:
+        raise CTIError(f"form body has more than {MAX_FIELDS} fields", "body") from None
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in ("user", "user[]"):
+            data.setdefault(key, []).append(value)
+        else:
+            data[key] = value
+    return data
+
+
 async def read_body(request: Request) -> dict[str, Any]:
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise CTIError(f"request body is larger than {MAX_BODY} bytes", "body")
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("application/json"):
+    """The event's fields from a JSON object or a URL-encoded form; CTIError says what is wrong."""
+    body = await _limited_body(request)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/json":
         try:
             data = json.loads(body or b"{}")
         except (ValueError, UnicodeDecodeError):
             raise CTIError("body is not valid JSON", "body") from None
+        except RecursionError:
+            raise CTIError("JSON body is nested too deeply", "body") from None
         if not isinstance(data, dict):
             raise CTIError("JSON body must be an object", "body")
         return data
-    form = await request.form()
-    data = {}
-    for key in form:
-        values = form.getlist(key)
-        data[key] = values if key in ("user", "user[]") else values[-1]
-    return data
+    if content_type in ("application/x-www-form-urlencoded", ""):
+        return _form(body)
+    raise CTIError(f"content type must be application/json or application/x-www-form-urlencoded, not "
+                   f"{safe(content_type)}", "body")
 
 
 async def handle(ctx: Context, call: CallEvent) -> dict[str, Any]:

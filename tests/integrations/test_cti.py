@@ -1,9 +1,14 @@
+import asyncio
+import collections
+import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
@@ -146,3 +151,117 @@ async def test_an_embedded_node_past_its_capacity_sheds_with_503_and_stores_noth
         again = await client.post(URL, json=new_call("shed-me"))
         assert again.status_code == 200 and again.json()["state"] == "queued", "the retry stores it"
 
+
+
+# What an attacker's review found answered 500, and what forged log lines: each is a 422 now.
+@pytest.mark.parametrize(("content", "field"), [
+    (b"[" * 2048, "body"),  # nested deeper than the JSON parser recurses
+    (b'{"event": "newCall", "from": "1", "to": "2", "direction": "in", "callId": "\\ud800"}', "callId"),
+    (b'{"event": "newCall", "from": "1", "to": "2", "direction": "in", "callId": "a\\u0000b"}', "callId"),
+    (b'{"event": "newCall", "from": "06\\u00001", "to": "2", "direction": "in", "callId": "nul"}', "from"),
+    (b'{"event": "newCall", "from": "1", "to": "2", "direction": "in", "callId": "x\\nINFO forged"}', "callId"),
+    (b'{"event": "newCall", "from": "1", "to": "2", "direction": "in", "callId": "u", "user": ["\\udfff"]}',
+     "user"),
+])
+async def test_bodies_that_answered_500_are_422_naming_the_field(client: httpx.AsyncClient, content: bytes,
+                                                                 field: str) -> None:
+    response = await client.post(URL, content=content, headers={"content-type": "application/json"})
+    assert response.status_code == 422 and response.json()["field"] == field
+    assert "error" in response.json()
+
+
+async def test_a_body_over_the_limit_is_refused_before_it_is_read(client: httpx.AsyncClient) -> None:
+    response = await client.post(URL, content=b"x" * (65 * 1024),
+                                 headers={"content-type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 422 and "larger than" in response.json()["error"]
+
+
+async def test_an_unknown_content_type_is_422_saying_which_are_understood(client: httpx.AsyncClient) -> None:
+    response = await client.post(URL, content=b"<call/>", headers={"content-type": "text/xml"})
+    assert response.status_code == 422 and "application/json" in response.json()["error"]
+
+
+async def test_form_bytes_that_are_not_utf8_are_422(client: httpx.AsyncClient) -> None:
+    response = await client.post(URL, content=b"event=newCall&callId=%FF%FE",
+                                 headers={"content-type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 422 and "UTF-8" in response.json()["error"]
+
+
+def test_a_refused_value_is_logged_on_one_line() -> None:
+    from console.logs import TEXT, ContextFilter, SafeFormatter, conversation_id
+
+    record = logging.LogRecord("integrations.cti", logging.WARNING, __file__, 1, "CTI request refused: %s",
+                               ("callId 'x\nINFO integrations.cti forged\u2028\ud800'",), None)
+    token = conversation_id.set("call:a\rb")
+    try:
+        ContextFilter().filter(record)
+    finally:
+        conversation_id.reset(token)
+    line = SafeFormatter(TEXT).format(record)
+    assert "conversation=call:a\\rb" in line
+    assert "\n" not in line and "\u2028" not in line and "\ud800" not in line
+    assert "\\nINFO integrations.cti forged" in line
+    line.encode("utf-8")  # a lone surrogate would make the log writer raise
+
+
+TEXTS = st.text(alphabet=st.characters(categories=["Cc", "Cs", "L", "N", "P", "S", "Z"]), max_size=40)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | TEXTS | st.sampled_from(["201", "Anna de Vries"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXTS, inner, max_size=4), max_leaves=12)
+GOOD = {"event": ["newCall", "answer", "hangup"], "callId": ["f1", "f2", "f3"], "from": ["0612345678"],
+        "to": ["0201234567"], "direction": ["in", "out"], "user": ["201", "Anna de Vries"], "cause": ["cancel"],
+        "answeringNumber": ["201"], "queue": ["sales"]}
+
+
+def _field(name: str) -> st.SearchStrategy[object]:
+    """Mostly a value that fits, so that requests get past the parser into the services too."""
+    return st.sampled_from(GOOD[name]) | st.sampled_from(GOOD[name]) | JSON_VALUES
+
+
+EVENT_BODIES = st.fixed_dictionaries({name: _field(name) for name in ("event", "callId", "from", "to", "direction")},
+                                     optional={name: _field(name) for name in ("user", "cause", "answeringNumber",
+                                                                               "queue")})
+RAW = st.one_of(
+    EVENT_BODIES.map(lambda body: ("application/json", json.dumps(body).encode())),
+    EVENT_BODIES.map(lambda body: ("application/x-www-form-urlencoded",
+                                   urlencode({k: str(v) for k, v in body.items()}, errors="surrogatepass")
+                                   .encode())),
+    st.tuples(st.sampled_from(["application/json", "application/x-www-form-urlencoded", "multipart/form-data",
+                               "", "text/plain; charset=utf-8"]), st.binary(max_size=300)),
+    st.integers(1, 5000).map(lambda depth: ("application/json", b'{"event": ' + b"[" * depth + b"]" * depth
+                                            + b"}")),
+)
+
+
+def test_the_endpoint_answers_any_body_below_500_and_logs_no_traceback(
+        database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The fuzzer: JSON and form bodies of known fields with hostile values, and raw bytes, on
+    each database. Every answer is below 500 and nothing is logged with a traceback."""
+    loop = asyncio.new_event_loop()
+    serving = served(make_settings(database_url, tmp_path))
+    try:
+        db = Database(database_url)
+        loop.run_until_complete(add_agent(db, "anna@x.nl", "Anna de Vries", extension="201"))
+        loop.run_until_complete(db.close())
+        _, http = loop.run_until_complete(serving.__aenter__())
+        client: httpx.AsyncClient = http  # type: ignore[assignment]
+        seen: collections.Counter[int] = collections.Counter()
+
+        @settings(max_examples=150, deadline=None, database=None,
+                  suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+        @given(RAW)
+        def post(raw: tuple[str, bytes]) -> None:
+            content_type, content = raw
+            response = loop.run_until_complete(client.post(URL, content=content,
+                                                           headers={"content-type": content_type}))
+            seen[response.status_code] += 1
+            assert response.status_code < 500, (raw, response.text)
+            assert "error" in response.json() or response.status_code == 200
+
+        with caplog.at_level(logging.INFO):
+            post()
+        assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+        assert seen[422] and seen[200], seen  # the fuzzer reached both the parser and the services
+    finally:
+        loop.run_until_complete(serving.__aexit__(None, None, None))
+        loop.close()
