@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
+from dataclasses import dataclass
 from datetime import timedelta
 
 from argon2 import PasswordHasher
@@ -15,6 +18,7 @@ from sqlalchemy.sql import ColumnElement
 from console.errors import Conflict, Forbidden, InvalidInput, TooManyAttempts
 from console.models import Agent, LoginAttempt, Role, utcnow
 
+log = logging.getLogger("console.auth")
 _hasher = PasswordHasher()
 # Verifying against this when the account does not exist keeps the timing the same.
 _DUMMY_HASH = _hasher.hash("not a real password")
@@ -68,37 +72,92 @@ async def create_agent(
     return agent
 
 
-async def authenticate(
-    session: AsyncSession,
-    email: str,
-    password: str,
-    address: str,
-    *,
-    max_account: int = 5,
-    max_address: int = 20,
-    window_seconds: int = 900,
-) -> Agent | None:
-    """The agent for these credentials, or None; raises TooManyAttempts when rate-limited.
+@dataclass(frozen=True)
+class LoginPolicy:
+    """How failed logins slow down whoever makes them, without locking out the account's owner.
 
-    Failures are counted per account and per client address over a sliding window, in the
-    database, so the limits hold across several app processes.
+    Failures count per account *and* client address: after `free_failures` wrong passwords in a
+    row from one address for one account, that address waits before its next try for that account:
+    `delay` seconds, twice as long after each further failure, at most `max_delay`. A client
+    with no failures of its own is never held up by those of others, so knowing an agent's email
+    address is not enough to lock them out. `address_ceiling` failures from one address within
+    `window` seconds, over all accounts, is a flood: that address waits until it falls below.
     """
+
+    free_failures: int = 3
+    delay: float = 2.0
+    max_delay: float = 900.0
+    address_ceiling: int = 100
+    window: int = 900
+
+    def wait_after(self, failures: int) -> float:
+        """Seconds to wait after `failures` wrong passwords in a row."""
+        if failures < self.free_failures:
+            return 0.0
+        return min(self.delay * 2.0 ** (failures - self.free_failures), self.max_delay)
+
+
+def _too_many(wait: float) -> TooManyAttempts:
+    seconds = max(1, math.ceil(wait))
+    if seconds < 120:
+        return TooManyAttempts("Too many failed logins. Wait %(seconds)s seconds and try again.",
+                               retry_after=seconds, seconds=seconds)
+    return TooManyAttempts("Too many failed logins. Wait %(minutes)s minutes and try again.",
+                           retry_after=seconds, minutes=math.ceil(seconds / 60))
+
+
+_PAIR = (select(LoginAttempt.succeeded, LoginAttempt.created_at)
+         .where(LoginAttempt.account == bindparam("account"), LoginAttempt.address == bindparam("address"),
+                LoginAttempt.created_at >= bindparam("since"))
+         .order_by(LoginAttempt.created_at.desc(), LoginAttempt.id.desc()).limit(64))
+_ADDRESS_FAILURES = (select(LoginAttempt.created_at)
+                     .where(LoginAttempt.address == bindparam("address"), LoginAttempt.succeeded.is_(False),
+                            LoginAttempt.created_at >= bindparam("since"))
+                     .order_by(LoginAttempt.created_at.desc()))
+
+
+async def _check_throttle(session: AsyncSession, account: str, address: str, policy: LoginPolicy) -> None:
+    """Raise TooManyAttempts when this address must wait before trying `account` again."""
+    now = utcnow()
+    since = now - timedelta(seconds=policy.window)
+    flood = list(await session.scalars(_ADDRESS_FAILURES.limit(policy.address_ceiling),
+                                       {"address": address, "since": since}))
+    if len(flood) >= policy.address_ceiling:
+        # Below the ceiling again once the oldest of the newest `ceiling` failures leaves the window.
+        wait = (flood[-1] + timedelta(seconds=policy.window) - now).total_seconds()
+        log.warning("login from %s refused: %d failed logins from there in %d s", address, len(flood),
+                    policy.window)
+        raise _too_many(wait)
+    failures, last = 0, None
+    for succeeded, at in (await session.execute(_PAIR, {"account": account, "address": address,
+                                                        "since": since})).all():
+        if succeeded:
+            break
+        failures += 1
+        last = last or at
+    if last is not None:
+        wait = (last + timedelta(seconds=policy.wait_after(failures)) - now).total_seconds()
+        if wait > 0:
+            log.warning("login to %s from %s held for %.0f s after %d failures in a row", account, address,
+                        wait, failures)
+            raise _too_many(wait)
+
+
+async def authenticate(session: AsyncSession, email: str, password: str, address: str,
+                       policy: LoginPolicy | None = None) -> Agent | None:
+    """The agent for these credentials, or None; raises TooManyAttempts while the client must wait.
+
+    Attempts are stored, so the limits hold across several app processes (see LoginPolicy).
+    """
+    policy = policy or LoginPolicy()
     account = email.strip().lower()[:254]
     address = address[:64]
     if session.get_bind().dialect.name == "postgresql":
-        # Concurrent tries for one account or address would all count the same failures;
-        # these locks make them count one after the other (SQLite has one writer anyway).
-        for key in ("login-account:" + account, "login-address:" + address):
-            await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
-    since = utcnow() - timedelta(seconds=window_seconds)
-    failures = select(func.count()).select_from(LoginAttempt).where(
-        LoginAttempt.created_at >= since, LoginAttempt.succeeded.is_(False)
-    )
-    by_account = await session.scalar(failures.where(LoginAttempt.account == account)) or 0
-    by_address = await session.scalar(failures.where(LoginAttempt.address == address)) or 0
-    if by_account >= max_account or by_address >= max_address:
-        raise TooManyAttempts("Too many failed logins. Wait %(minutes)s minutes and try again.",
-                              retry_after=window_seconds, minutes=window_seconds // 60)
+        # Concurrent tries from one address would all count the same failures; the lock makes
+        # them count one after the other (SQLite has one writer anyway).
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                              {"key": "login-address:" + address})
+    await _check_throttle(session, account, address, policy)
     agent = await session.scalar(select(Agent).where(Agent.email == account).options(undefer(Agent.password_hash)))
     # argon2 takes a good part of a second of CPU: off the event loop, so sockets keep flowing.
     verified = await asyncio.to_thread(verify_password, agent.password_hash if agent else _DUMMY_HASH, password)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -37,9 +38,12 @@ class Settings:
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
     stream_backlog: int = 1000
     socket_queue_size: int = 256
-    login_max_failures_account: int = 5
-    login_max_failures_address: int = 20
+    login_free_failures: int = 3
+    login_delay: float = 2.0
+    login_max_delay: float = 900.0
+    login_address_ceiling: int = 100
     login_window_seconds: int = 900
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     presence_grace: float = 30.0
     sweep_interval: float = 1.0
     write_wait: float = 2.0
@@ -61,6 +65,36 @@ def _seconds(env: dict[str, str], name: str, default: float) -> float:
     if not 0 < value <= 86400:
         raise InvalidInput(f"{name}={raw!r} must be a number of seconds between 0 and 86400", field=name)
     return value
+
+
+def _count(env: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise InvalidInput(f"{name}={raw!r} must be a whole number from {low} to {high}", field=name)
+    return int(raw)
+
+
+def _proxies(env: dict[str, str]) -> tuple[str, ...]:
+    """Addresses or networks of reverse proxies whose X-Forwarded-For names the real client."""
+    raw = env.get("CONSOLE_TRUSTED_PROXIES")
+    if raw is None or not raw.strip():
+        return ("127.0.0.1", "::1")
+    found: list[str] = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        if item == "*":
+            found.append(item)
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            message = f"CONSOLE_TRUSTED_PROXIES: {item!r} is not an IP address or network such as 10.0.0.0/8"
+            raise InvalidInput(message, field="CONSOLE_TRUSTED_PROXIES") from None
+        found.append(item)
+    return tuple(found)
 
 
 def _kept_secret(var_dir: Path, name: str) -> str:
@@ -144,4 +178,10 @@ def load(
         away_reasons=reasons,
         cookie_secure=_flag(env.get("CONSOLE_COOKIE_SECURE"), default=not is_demo),
         allowed_origins=origins,
+        login_free_failures=_count(env, "CONSOLE_LOGIN_FREE_FAILURES", 3, 1, 100),
+        login_delay=_seconds(env, "CONSOLE_LOGIN_DELAY", 2.0),
+        login_max_delay=_seconds(env, "CONSOLE_LOGIN_MAX_DELAY", 900.0),
+        login_address_ceiling=_count(env, "CONSOLE_LOGIN_ADDRESS_CEILING", 100, 1, 100_000),
+        login_window_seconds=_count(env, "CONSOLE_LOGIN_WINDOW", 900, 60, 86400),
+        trusted_proxies=_proxies(env),
     )

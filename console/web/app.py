@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from console import handoffs, i18n, logs, offers, presence, routing, wrapup
 from console.errors import ConsoleError, Unavailable
@@ -41,7 +42,9 @@ log = logging.getLogger("console.web")
 # How uvicorn serves the console, everywhere it runs (serve, demo, tests). No permessage-deflate:
 # its compressor and decompressor cost some 55 KiB per socket for frames of a few KiB that
 # change little (benchmarks, B3), and the pushes are small fragments now.
-SERVER_OPTIONS: dict[str, Any] = {"ws": "websockets-sansio", "ws_per_message_deflate": False}
+# The app reads X-Forwarded-For itself (from CONSOLE_TRUSTED_PROXIES only), so uvicorn must not.
+SERVER_OPTIONS: dict[str, Any] = {"ws": "websockets-sansio", "ws_per_message_deflate": False,
+                                  "proxy_headers": False}
 CTI_PATH = re.compile(r"(/integrations/cti/)[^/?\s]+")
 
 async def console_error(request: Request, exc: Exception) -> Response:
@@ -226,6 +229,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await w.ctx.db.close()
 
     middleware = [
+        # The client's address (login limits, logs) is the connecting peer's, unless that peer is a
+        # trusted reverse proxy: then the nearest address in X-Forwarded-For that is not one.
+        Middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies)),
         Middleware(RequestIds),
         # Pages and static files travel compressed (the agent page's first load is about a third).
         Middleware(GZipMiddleware, minimum_size=500),

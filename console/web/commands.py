@@ -88,7 +88,7 @@ def serve(args: argparse.Namespace) -> int:
     from console.web.app import SERVER_OPTIONS
 
     uvicorn.run("console.web.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                proxy_headers=True, log_level="info", **SERVER_OPTIONS)
+                log_level="info", **SERVER_OPTIONS)
     return 0
 
 

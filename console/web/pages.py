@@ -97,12 +97,7 @@ async def login(request: Request) -> Response:
     address = request.client.host if request.client else "unknown"
     try:
         async with w.ctx.db.transaction() as session:
-            agent = await auth.authenticate(
-                session, email, password, address,
-                max_account=w.settings.login_max_failures_account,
-                max_address=w.settings.login_max_failures_address,
-                window_seconds=w.settings.login_window_seconds,
-            )
+            agent = await auth.authenticate(session, email, password, address, w.login_policy)
     except TooManyAttempts as exc:
         response = login_page(request, error=exc.translated(_), email=email, status_code=429)
         response.headers["Retry-After"] = str(exc.retry_after)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from console.auth import LoginPolicy
 from console.db import Database
 from console.ports import Context
 from console.settings import Settings
@@ -23,6 +24,12 @@ class Wiring:
     metrics: Metrics = field(default_factory=Metrics)
     # The ids of the agent sockets this process holds, refreshed in the database while open.
     sockets: set[str] = field(default_factory=set)
+
+    @property
+    def login_policy(self) -> LoginPolicy:
+        s = self.settings
+        return LoginPolicy(free_failures=s.login_free_failures, delay=s.login_delay, max_delay=s.login_max_delay,
+                           address_ceiling=s.login_address_ceiling, window=s.login_window_seconds)
 
 
 def build(settings: Settings) -> Wiring:

@@ -34,3 +34,19 @@ def test_region_and_database_url_are_checked(tmp_path: Path) -> None:
         load({**base, "CONSOLE_DATABASE_URL": "mysql://x"})
     url = load({**base, "CONSOLE_DATABASE_URL": "postgresql://u@h/db"}).database_url
     assert url == "postgresql+asyncpg://u@h/db"
+
+
+def test_login_limits_and_trusted_proxies_are_read_and_checked(tmp_path: Path) -> None:
+    base = {"CONSOLE_VAR_DIR": str(tmp_path), "CONSOLE_SECRET_KEY": "k" * 32}
+    default = load(base)
+    assert default.trusted_proxies == ("127.0.0.1", "::1") and default.login_free_failures == 3
+    settings = load({**base, "CONSOLE_TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.5", "CONSOLE_LOGIN_FREE_FAILURES": "5",
+                     "CONSOLE_LOGIN_DELAY": "1.5", "CONSOLE_LOGIN_ADDRESS_CEILING": "500",
+                     "CONSOLE_LOGIN_WINDOW": "600"})
+    assert settings.trusted_proxies == ("10.0.0.0/8", "192.168.1.5")
+    assert (settings.login_free_failures, settings.login_delay, settings.login_address_ceiling,
+            settings.login_window_seconds) == (5, 1.5, 500, 600)
+    with pytest.raises(InvalidInput, match=r"CONSOLE_TRUSTED_PROXIES: 'lb\.internal' is not an IP address"):
+        load({**base, "CONSOLE_TRUSTED_PROXIES": "lb.internal"})
+    with pytest.raises(InvalidInput, match="CONSOLE_LOGIN_FREE_FAILURES='many' must be a whole number"):
+        load({**base, "CONSOLE_LOGIN_FREE_FAILURES": "many"})

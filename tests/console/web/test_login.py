@@ -17,7 +17,7 @@ async def client(sqlite_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncCl
     db = Database(sqlite_url)
     await add_agent(db, "anna@x.nl", "Anna", extension="201", language="nl")
     await db.close()
-    async with served(make_settings(sqlite_url, tmp_path, login_max_failures_account=3), BASE) as (_, client):
+    async with served(make_settings(sqlite_url, tmp_path, login_free_failures=3), BASE) as (_, client):
         yield client
 
 
@@ -49,15 +49,91 @@ async def test_a_wrong_password_shows_an_error_in_the_form(client: httpx.AsyncCl
     assert 'value="anna@x.nl"' in response.text
 
 
-async def test_repeated_failures_lock_the_account_with_a_clear_message(client: httpx.AsyncClient) -> None:
+async def _try(client: httpx.AsyncClient, password: str, address: str, email: str = "anna@x.nl") -> httpx.Response:
+    """A login from `address` (the test client is a trusted proxy, as a load balancer would be)."""
     page = await client.get("/login")
-    token = form_token(page.text)
+    return await client.post("/login", data={"email": email, "password": password,
+                                             "csrf_token": form_token(page.text)},
+                             headers={"X-Forwarded-For": address})
+
+
+async def test_repeated_failures_make_that_client_wait_with_a_clear_message(client: httpx.AsyncClient) -> None:
     for _ in range(3):
-        await client.post("/login", data={"email": "anna@x.nl", "password": "wrong", "csrf_token": token})
-    response = await client.post("/login", data={"email": "anna@x.nl", "password": PASSWORD, "csrf_token": token})
-    assert response.status_code == 429
-    assert "Too many failed logins. Wait 15 minutes" in response.text
-    assert response.headers["retry-after"] == "900"
+        assert (await _try(client, "wrong", "203.0.113.5")).status_code == 400
+    held = await _try(client, PASSWORD, "203.0.113.5")
+    assert held.status_code == 429 and held.headers["retry-after"] in ("1", "2")
+    assert "Te veel mislukte inlogpogingen. Wacht" in held.text or "Too many failed logins. Wait" in held.text
+
+
+async def test_a_stranger_cannot_lock_the_agent_out(client: httpx.AsyncClient) -> None:
+    """An attacker who knows Anna's email address fails again and again; Anna still logs in."""
+    for _ in range(6):
+        await _try(client, "guess", "203.0.113.5")
+    assert (await _try(client, "guess", "203.0.113.5")).status_code == 429
+    anna = await _try(client, PASSWORD, "198.51.100.7")
+    assert anna.status_code == 303 and anna.headers["location"] == "/"
+
+
+async def _time_passes(db: Database, seconds: int) -> None:
+    """Every login attempt stored so far moves `seconds` into the past."""
+    from datetime import timedelta
+
+    from sqlalchemy import select, update
+
+    from console.models import LoginAttempt
+
+    async with db.transaction() as session:
+        for attempt_id, at in (await session.execute(select(LoginAttempt.id, LoginAttempt.created_at))).all():
+            await session.execute(update(LoginAttempt).where(LoginAttempt.id == attempt_id)
+                                  .values(created_at=at - timedelta(seconds=seconds)))
+
+
+async def test_the_wait_grows_with_each_failure_and_ends(sqlite_url: str, tmp_path: Path) -> None:
+    db = Database(sqlite_url)
+    await add_agent(db, "anna@x.nl", "Anna")
+    settings = make_settings(sqlite_url, tmp_path, login_free_failures=2, login_delay=10.0)
+    async with served(settings, BASE) as (_, client):
+        waits = []
+        for _ in range(4):
+            response = await _try(client, "wrong", "203.0.113.5")
+            if response.status_code == 429:
+                waits.append(int(response.headers["retry-after"]))
+                await _time_passes(db, waits[-1] + 1)
+                response = await _try(client, "wrong", "203.0.113.5")
+            assert response.status_code == 400
+        held = await _try(client, PASSWORD, "203.0.113.5")
+        assert held.status_code == 429
+        waits.append(int(held.headers["retry-after"]))
+        assert waits == [10, 20, 40], waits  # after 2 free failures: 10 s, then doubling
+        await _time_passes(db, 41)
+        assert (await _try(client, PASSWORD, "203.0.113.5")).status_code == 303
+    await db.close()
+
+
+async def test_a_flood_from_one_address_is_refused_there_only(sqlite_url: str, tmp_path: Path) -> None:
+    db = Database(sqlite_url)
+    await add_agent(db, "anna@x.nl", "Anna")
+    await db.close()
+    async with served(make_settings(sqlite_url, tmp_path, login_address_ceiling=5), BASE) as (_, client):
+        for n in range(5):  # one failure each for five accounts: no pair is held, the address floods
+            assert (await _try(client, "wrong", "203.0.113.5", f"nobody{n}@x.nl")).status_code == 400
+        flooded = await _try(client, PASSWORD, "203.0.113.5")
+        assert flooded.status_code == 429 and 800 < int(flooded.headers["retry-after"]) <= 900
+        assert "15" in flooded.text  # minutes
+        assert (await _try(client, PASSWORD, "198.51.100.7")).status_code == 303
+
+
+async def test_forwarded_addresses_count_only_from_trusted_proxies(sqlite_url: str, tmp_path: Path) -> None:
+    db = Database(sqlite_url)
+    await add_agent(db, "anna@x.nl", "Anna")
+    await db.close()
+    settings = make_settings(sqlite_url, tmp_path, login_free_failures=2, trusted_proxies=("10.0.0.1",))
+    async with served(settings, BASE) as (_, client):
+        # The test client (127.0.0.1) is no trusted proxy here: its X-Forwarded-For is ignored, so
+        # both "addresses" are the same client and its failures hold the second one too.
+        for _ in range(2):
+            await _try(client, "wrong", "203.0.113.5")
+        assert (await _try(client, PASSWORD, "198.51.100.7")).status_code == 429
 
 
 async def test_login_without_the_form_token_is_refused(client: httpx.AsyncClient) -> None:
@@ -129,7 +205,8 @@ async def test_concurrent_wrong_passwords_cannot_exceed_the_limit(ctx: object) -
     async def attempt() -> str:
         try:
             async with ctx.db.transaction() as session:
-                await auth.authenticate(session, "anna@x.nl", "wrong", "10.0.0.1", max_account=5)
+                await auth.authenticate(session, "anna@x.nl", "wrong", "10.0.0.1",
+                                        auth.LoginPolicy(free_failures=5, delay=900))
             return "checked"
         except TooManyAttempts:
             return "refused"
