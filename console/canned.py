@@ -18,6 +18,7 @@ from console.auth import require_supervisor
 from console.errors import Conflict, InvalidInput, NotFound
 from console.i18n import N_
 from console.models import Agent, CannedResponse, Customer, utcnow
+from console.ownership import conversation_for
 from console.ports import Context
 
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -103,14 +104,18 @@ async def listed(session: AsyncSession) -> list[CannedResponse]:
     return list(await session.scalars(select(CannedResponse).order_by(CannedResponse.title)))
 
 
-async def render_for(ctx: Context, agent_id: int, response_id: int, customer_id: int | None) -> str:
-    """The response filled in for this customer and agent, ready to paste into a reply."""
+async def render_for(ctx: Context, agent_id: int, response_id: int, conversation_id: int | None = None) -> str:
+    """The response filled in for this agent, and for the customer of the conversation (which the
+    agent must be allowed to work on, see console.ownership), ready to paste into a reply."""
     async with ctx.transaction() as session:
         found = await session.get(CannedResponse, response_id)
         if found is None:
             raise NotFound("That canned response does not exist.")
         agent = await session.get(Agent, agent_id)
         assert agent is not None
+        customer_id = None
+        if conversation_id is not None:
+            customer_id = (await conversation_for(session, conversation_id, agent_id)).customer_id
         customer = await session.get(Customer, customer_id) if customer_id else None
         if customer is not None:
             audit.record(session, agent_id, audit.VIEW, audit.CUSTOMER, customer.id, "canned response filled")

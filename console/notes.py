@@ -9,6 +9,7 @@ from sqlalchemy.orm import selectinload
 from console import audit, changes, customers
 from console.errors import InvalidInput, NotFound
 from console.models import Conversation, Customer, Handoff, HandoffState, Note, utcnow
+from console.ownership import conversation_for
 from console.ports import Context
 
 MAX_NOTE = 5000
@@ -29,9 +30,7 @@ async def add(ctx: Context, agent_id: int, body: str, *, conversation_id: int | 
     text = check_body(body)
     async with ctx.transaction() as session:
         if conversation_id is not None:
-            conversation = await session.get(Conversation, conversation_id)
-            if conversation is None:
-                raise NotFound("This conversation does not exist.")
+            conversation = await conversation_for(session, conversation_id, agent_id)
             customer_id = conversation.customer_id
         elif customer_id is None or await session.get(Customer, customer_id) is None:
             raise NotFound("That customer does not exist.", field="customer_id")

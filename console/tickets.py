@@ -20,7 +20,6 @@ from console.i18n import N_
 from console.models import (
     OPEN_TICKET_STATUSES,
     Agent,
-    Conversation,
     Customer,
     Priority,
     Queue,
@@ -31,6 +30,7 @@ from console.models import (
     utcnow,
 )
 from console.notes import check_body
+from console.ownership import conversation_for
 from console.ports import Context
 
 # Hours from opening to the due time, per priority.
@@ -113,9 +113,7 @@ async def open_ticket(ctx: Context, agent_id: int, draft: Draft) -> Ticket:
     async with ctx.transaction() as session:
         customer_id = draft.customer_id
         if draft.conversation_id is not None:
-            conversation = await session.get(Conversation, draft.conversation_id)
-            if conversation is None:
-                raise NotFound("This conversation does not exist.")
+            conversation = await conversation_for(session, draft.conversation_id, agent_id)
             customer_id = conversation.customer_id
         elif customer_id is not None and await session.get(Customer, customer_id) is None:
             raise NotFound("That customer does not exist.", field="customer_id")

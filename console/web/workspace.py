@@ -445,10 +445,6 @@ async def delete_canned(request: Request, agent_id: int) -> Response:
 async def fill_canned(request: Request, agent_id: int) -> Response:
     w = wiring(request)
     raw = request.query_params.get("conversation", "")
-    customer_id = None
-    if raw:
-        async with w.ctx.db.transaction() as session:
-            conversation = await session.get(Conversation, record_id(raw, NO_CONVERSATION))
-            customer_id = conversation.customer_id if conversation else None
-    text = await canned.render_for(w.ctx, agent_id, path_id(request, NO_RESPONSE), customer_id)
+    conversation_id = record_id(raw, NO_CONVERSATION) if raw else None
+    text = await canned.render_for(w.ctx, agent_id, path_id(request, NO_RESPONSE), conversation_id)
     return HTMLResponse(escape(text))  # swapped into the page: customer names are untrusted
