@@ -32,7 +32,7 @@ from console.settings import load as load_settings
 from console.web import health, live, pages, workspace
 from console.web.assets import StaticAssets, asset_dir
 from console.web.metrics import metrics_endpoint
-from console.web.security import CSRFMiddleware
+from console.web.security import CSRFMiddleware, SecurityHeaders
 from console.web.statuses import status_of
 from console.web.wiring import Wiring, build
 from integrations.telephony import cti
@@ -232,6 +232,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # The client's address (login limits, logs) is the connecting peer's, unless that peer is a
         # trusted reverse proxy: then the nearest address in X-Forwarded-For that is not one.
         Middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies)),
+        Middleware(SecurityHeaders),
         Middleware(RequestIds),
         # Pages and static files travel compressed (the agent page's first load is about a third).
         Middleware(GZipMiddleware, minimum_size=500),

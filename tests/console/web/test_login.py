@@ -247,3 +247,19 @@ async def test_every_response_carries_its_request_id(client: httpx.AsyncClient) 
     assert echoed.headers["x-request-id"] == "pbx-123"
     fresh = await client.get("/healthz")
     assert len(fresh.headers["x-request-id"]) == 16
+
+
+async def test_every_answer_carries_the_browser_policy(client: httpx.AsyncClient) -> None:
+    for path in ("/login", "/static/console.js", "/healthz", "/no-such-page"):
+        response = await client.get(path)
+        policy = response.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy, path
+        assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+        assert response.headers["x-content-type-options"] == "nosniff", path
+        assert response.headers["referrer-policy"] == "same-origin" and response.headers["x-frame-options"] == "DENY"
+        assert "strict-transport-security" not in response.headers, "plain HTTP: no HSTS"
+
+
+async def test_hsts_when_a_trusted_proxy_terminated_https(client: httpx.AsyncClient) -> None:
+    response = await client.get("/login", headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.7"})
+    assert response.headers["strict-transport-security"] == "max-age=31536000"
