@@ -44,6 +44,8 @@ class Settings:
     login_address_ceiling: int = 100
     login_window_seconds: int = 900
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    operator_addresses: tuple[str, ...] = ("127.0.0.1", "::1")
+    metrics_token: str = ""
     presence_grace: float = 30.0
     sweep_interval: float = 1.0
     write_wait: float = 2.0
@@ -76,9 +78,9 @@ def _count(env: dict[str, str], name: str, default: int, low: int, high: int) ->
     return int(raw)
 
 
-def _proxies(env: dict[str, str]) -> tuple[str, ...]:
-    """Addresses or networks of reverse proxies whose X-Forwarded-For names the real client."""
-    raw = env.get("CONSOLE_TRUSTED_PROXIES")
+def _networks(env: dict[str, str], name: str) -> tuple[str, ...]:
+    """Addresses or networks (comma-separated), `*` for any; loopback when unset."""
+    raw = env.get(name)
     if raw is None or not raw.strip():
         return ("127.0.0.1", "::1")
     found: list[str] = []
@@ -91,8 +93,8 @@ def _proxies(env: dict[str, str]) -> tuple[str, ...]:
         try:
             ipaddress.ip_network(item, strict=False)
         except ValueError:
-            message = f"CONSOLE_TRUSTED_PROXIES: {item!r} is not an IP address or network such as 10.0.0.0/8"
-            raise InvalidInput(message, field="CONSOLE_TRUSTED_PROXIES") from None
+            message = f"{name}: {item!r} is not an IP address or network such as 10.0.0.0/8"
+            raise InvalidInput(message, field=name) from None
         found.append(item)
     return tuple(found)
 
@@ -183,5 +185,7 @@ def load(
         login_max_delay=_seconds(env, "CONSOLE_LOGIN_MAX_DELAY", 900.0),
         login_address_ceiling=_count(env, "CONSOLE_LOGIN_ADDRESS_CEILING", 100, 1, 100_000),
         login_window_seconds=_count(env, "CONSOLE_LOGIN_WINDOW", 900, 60, 86400),
-        trusted_proxies=_proxies(env),
+        trusted_proxies=_networks(env, "CONSOLE_TRUSTED_PROXIES"),
+        operator_addresses=_networks(env, "CONSOLE_OPERATOR_ADDRESSES"),
+        metrics_token=env.get("CONSOLE_METRICS_TOKEN", "").strip(),
     )

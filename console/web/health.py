@@ -1,4 +1,9 @@
-"""Liveness and readiness for load balancers and orchestrators."""
+"""Liveness and readiness for load balancers and orchestrators, and who may read what a node reveals.
+
+`/healthz` says only that the process answers. `/readyz` (database and bus state) and `/metrics`
+(volumes, latencies) are for operators: reachable from CONSOLE_OPERATOR_ADDRESSES, or with
+`Authorization: Bearer <CONSOLE_METRICS_TOKEN>`.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,15 @@ import asyncio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from console.web.security import operators_only
 from console.web.wiring import Wiring
 
 CHECK_TIMEOUT = 2.0
-
-
 async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
+@operators_only
 async def readyz(request: Request) -> Response:
     w: Wiring = request.app.state.wiring
     checks: dict[str, str] = {}

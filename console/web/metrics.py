@@ -6,6 +6,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from starlette.requests import Request
 from starlette.responses import Response
 
+from console.web.security import operators_only
+
 LATENCY = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 
 
@@ -32,6 +34,7 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+@operators_only
 async def metrics_endpoint(request: Request) -> Response:
     metrics: Metrics = request.app.state.wiring.metrics
     bus = request.app.state.wiring.bus

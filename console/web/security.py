@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import secrets
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from functools import wraps
 from typing import Any
 
 from starlette.datastructures import Headers
-from starlette.requests import HTTPConnection
-from starlette.responses import PlainTextResponse
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from console import auth
@@ -152,3 +154,33 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_policy)
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _from_operator(request: Request, addresses: tuple[str, ...], token: str) -> bool:
+    given = request.headers.get("authorization", "")
+    if token and given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), token.encode()):
+        return True
+    host = request.client.host if request.client else ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(item == "*" or address in ipaddress.ip_network(item, strict=False) for item in addresses)
+
+
+def operators_only(endpoint: Endpoint) -> Endpoint:
+    """Refuse with 403 unless the request comes from an operator address or carries the token."""
+
+    @wraps(endpoint)
+    async def guarded(request: Request) -> Response:
+        s = request.app.state.wiring.settings
+        if not _from_operator(request, s.operator_addresses, s.metrics_token):
+            return JSONResponse({"error": "only for operators: connect from an address in "
+                                          "CONSOLE_OPERATOR_ADDRESSES or send the CONSOLE_METRICS_TOKEN"},
+                                status_code=403)
+        return await endpoint(request)
+
+    return guarded

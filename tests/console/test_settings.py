@@ -50,3 +50,12 @@ def test_login_limits_and_trusted_proxies_are_read_and_checked(tmp_path: Path) -
         load({**base, "CONSOLE_TRUSTED_PROXIES": "lb.internal"})
     with pytest.raises(InvalidInput, match="CONSOLE_LOGIN_FREE_FAILURES='many' must be a whole number"):
         load({**base, "CONSOLE_LOGIN_FREE_FAILURES": "many"})
+
+
+def test_operator_addresses_and_metrics_token(tmp_path: Path) -> None:
+    base = {"CONSOLE_VAR_DIR": str(tmp_path), "CONSOLE_SECRET_KEY": "k" * 32}
+    assert load(base).operator_addresses == ("127.0.0.1", "::1") and load(base).metrics_token == ""
+    settings = load({**base, "CONSOLE_OPERATOR_ADDRESSES": "10.1.0.0/16", "CONSOLE_METRICS_TOKEN": " t0ken "})
+    assert settings.operator_addresses == ("10.1.0.0/16",) and settings.metrics_token == "t0ken"
+    with pytest.raises(InvalidInput, match="CONSOLE_OPERATOR_ADDRESSES"):
+        load({**base, "CONSOLE_OPERATOR_ADDRESSES": "prometheus"})

@@ -263,3 +263,18 @@ async def test_every_answer_carries_the_browser_policy(client: httpx.AsyncClient
 async def test_hsts_when_a_trusted_proxy_terminated_https(client: httpx.AsyncClient) -> None:
     response = await client.get("/login", headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.7"})
     assert response.headers["strict-transport-security"] == "max-age=31536000"
+
+
+async def test_readiness_and_metrics_are_for_operators_only(sqlite_url: str, tmp_path: Path) -> None:
+    settings = make_settings(sqlite_url, tmp_path, operator_addresses=("10.1.0.0/16",), metrics_token="m" * 24)
+    async with served(settings, BASE) as (_, client):
+        # The test client connects from 127.0.0.1, which this node does not count as an operator.
+        for path in ("/readyz", "/metrics"):
+            refused = await client.get(path)
+            assert refused.status_code == 403 and "CONSOLE_OPERATOR_ADDRESSES" in refused.json()["error"]
+            wrong = await client.get(path, headers={"Authorization": "Bearer " + "x" * 24})
+            assert wrong.status_code == 403
+            assert (await client.get(path, headers={"Authorization": "Bearer " + "m" * 24})).status_code == 200
+        # A trusted proxy's X-Forwarded-For names the client: an operator's address inside 10.1/16.
+        assert (await client.get("/metrics", headers={"X-Forwarded-For": "10.1.4.2"})).status_code == 200
+        assert (await client.get("/healthz")).text == "ok", "liveness stays open: it tells nothing"
