@@ -12,7 +12,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.errors import Conflict, InvalidInput, NotFound
-from console.models import Agent, AgentSkill, Disposition, Queue, QueueSkill, Skill
+from console.models import Agent, AgentSkill, Disposition, Queue, QueueSkill, Role, Skill
 
 MAX_LEVEL = 10
 MAX_SECONDS = 3600
@@ -110,10 +110,22 @@ async def configure_queue(session: AsyncSession, name: str, values: QueueSetting
 
 
 async def configure_agent(session: AsyncSession, email: str, *, skills: list[str] | None = None,
-                          capacity: dict[str, int] | None = None) -> Agent:
-    agent = await session.scalar(select(Agent).where(Agent.email == email.strip().lower()))
+                          capacity: dict[str, int] | None = None, role: str | None = None) -> Agent:
+    """Set an agent's skills, capacities and role. A new role ends the agent's sessions: what a
+    session may do is fixed when it starts, so they log in again to work in the new role."""
+    agent = await session.scalar(select(Agent).where(Agent.email == email.strip().lower())
+                                 .with_for_update())
     if agent is None:
         raise NotFound("no agent with email %(email)s", field="email", email=email)
+    if role is not None:
+        try:
+            new_role = Role(role)
+        except ValueError:
+            raise InvalidInput("role must be agent, supervisor or admin, not %(role)s", field="role",
+                               role=role) from None
+        if new_role is not agent.role:
+            agent.role = new_role
+            agent.session_version += 1
     for channel, value in (capacity or {}).items():
         if channel not in ("call", "chat", "mail"):
             raise InvalidInput("capacity is for call, chat or mail, not %(channel)s", field="capacity",

@@ -34,7 +34,8 @@ class Settings:
     default_language: str = "en"
     timezone: str = "Europe/Amsterdam"
     cookie_secure: bool = False
-    session_max_age: int = 12 * 3600
+    session_max_age: int = 12 * 3600  # absolute: a login lasts this long at most
+    session_idle: int = 4 * 3600  # a session without a request for this long has ended
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
     stream_backlog: int = 1000
     socket_queue_size: int = 256
@@ -185,6 +186,8 @@ def load(
         login_max_delay=_seconds(env, "CONSOLE_LOGIN_MAX_DELAY", 900.0),
         login_address_ceiling=_count(env, "CONSOLE_LOGIN_ADDRESS_CEILING", 100, 1, 100_000),
         login_window_seconds=_count(env, "CONSOLE_LOGIN_WINDOW", 900, 60, 86400),
+        session_max_age=_count(env, "CONSOLE_SESSION_LIFETIME", 12 * 3600, 300, 30 * 86400),
+        session_idle=_count(env, "CONSOLE_SESSION_IDLE", 4 * 3600, 60, 30 * 86400),
         trusted_proxies=_networks(env, "CONSOLE_TRUSTED_PROXIES"),
         operator_addresses=_networks(env, "CONSOLE_OPERATOR_ADDRESSES"),
         metrics_token=env.get("CONSOLE_METRICS_TOKEN", "").strip(),

@@ -51,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     agent_cfg.add_argument("email")
     agent_cfg.add_argument("--skill", action="append", help="NAME or NAME:LEVEL (repeat; replaces the list)")
     agent_cfg.add_argument("--capacity", help="contacts at once per channel, e.g. call=1,chat=3,mail=5")
+    agent_cfg.add_argument("--role", choices=("agent", "supervisor", "admin"),
+                           help="a new role; it ends the agent's sessions, so they log in again in it")
     general = sub.add_parser("dispositions", help="the disposition codes for contacts without a queue list")
     general.add_argument("codes", nargs="+")
     sim = sub.add_parser("simulate", help="post realistic CTI calls to a running console")

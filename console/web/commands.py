@@ -202,9 +202,10 @@ def agent(args: argparse.Namespace) -> int:
 
     async def job(db: Database, settings: Settings) -> int:
         async with db.transaction() as session:
-            found = await config.configure_agent(session, args.email, skills=args.skill, capacity=capacity)
-            print(f"{found.name}: capacity call {found.capacity_call}, chat {found.capacity_chat}, "
-                  f"mail {found.capacity_mail}")
+            found = await config.configure_agent(session, args.email, skills=args.skill, capacity=capacity,
+                                                 role=args.role)
+            print(f"{found.name} ({found.role.value}): capacity call {found.capacity_call}, chat "
+                  f"{found.capacity_chat}, mail {found.capacity_mail}")
         return 0
 
     return _with_database(job)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from functools import wraps
 from typing import Any
@@ -44,13 +45,41 @@ def token_matches(session: dict[str, Any], given: str | None) -> bool:
 
 SESSION_AGENT = "agent_id"
 SESSION_VERSION = "v"
+SESSION_STARTED = "at"  # when the agent logged in (seconds since the epoch)
+SESSION_SEEN = "seen"  # the session's last request
+SEEN_STEP = 60  # how much newer a request must be to store it again (the cookie need not change each time)
 
 
 def sign_in(session: dict[str, Any], agent_id: int, version: int) -> None:
+    """A fresh session (a new CSRF token, nothing carried over from before the login)."""
     session.clear()
+    now = int(time.time())
     session[SESSION_AGENT] = agent_id
     session[SESSION_VERSION] = version
+    session[SESSION_STARTED] = session[SESSION_SEEN] = now
     csrf_token(session)
+
+
+def _session_current(conn: HTTPConnection) -> bool:
+    """Whether the session is within its lifetimes: CONSOLE_SESSION_LIFETIME since the login and
+    CONSOLE_SESSION_IDLE since its last request. A session from before lifetimes were kept
+    starts counting now."""
+    wiring = getattr(conn.app.state, "wiring", None)
+    if wiring is None:
+        return True
+    settings = wiring.settings
+    session = conn.session
+    now = int(time.time())
+    started, seen = session.get(SESSION_STARTED), session.get(SESSION_SEEN)
+    if not isinstance(started, int) or not isinstance(seen, int):
+        session[SESSION_STARTED] = session[SESSION_SEEN] = now
+        return True
+    if now - started > settings.session_max_age or now - seen > settings.session_idle:
+        session.clear()
+        return False
+    if conn.scope["type"] == "http" and now - seen >= SEEN_STEP:
+        session[SESSION_SEEN] = now
+    return True
 
 
 async def signed_in(conn: HTTPConnection, db: Database) -> int | None:
@@ -64,7 +93,7 @@ async def signed_in_as(conn: HTTPConnection, db: Database) -> tuple[int, Role] |
     if "session" not in conn.scope:
         return None
     agent_id = conn.session.get(SESSION_AGENT)
-    if not isinstance(agent_id, int):
+    if not isinstance(agent_id, int) or not _session_current(conn):
         return None
     async with db.reading() as session:  # a read: on SQLite it does not wait for the writer's turn
         role = await auth.session_role(session, agent_id, conn.session.get(SESSION_VERSION))

@@ -59,3 +59,12 @@ def test_operator_addresses_and_metrics_token(tmp_path: Path) -> None:
     assert settings.operator_addresses == ("10.1.0.0/16",) and settings.metrics_token == "t0ken"
     with pytest.raises(InvalidInput, match="CONSOLE_OPERATOR_ADDRESSES"):
         load({**base, "CONSOLE_OPERATOR_ADDRESSES": "prometheus"})
+
+
+def test_session_lifetimes(tmp_path: Path) -> None:
+    base = {"CONSOLE_VAR_DIR": str(tmp_path), "CONSOLE_SECRET_KEY": "k" * 32}
+    assert (load(base).session_max_age, load(base).session_idle) == (12 * 3600, 4 * 3600)
+    settings = load({**base, "CONSOLE_SESSION_LIFETIME": "28800", "CONSOLE_SESSION_IDLE": "1800"})
+    assert (settings.session_max_age, settings.session_idle) == (28800, 1800)
+    with pytest.raises(InvalidInput, match="CONSOLE_SESSION_IDLE"):
+        load({**base, "CONSOLE_SESSION_IDLE": "10"})

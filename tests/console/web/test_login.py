@@ -278,3 +278,48 @@ async def test_readiness_and_metrics_are_for_operators_only(sqlite_url: str, tmp
         # A trusted proxy's X-Forwarded-For names the client: an operator's address inside 10.1/16.
         assert (await client.get("/metrics", headers={"X-Forwarded-For": "10.1.4.2"})).status_code == 200
         assert (await client.get("/healthz")).text == "ok", "liveness stays open: it tells nothing"
+
+
+async def test_a_session_ends_when_idle_and_after_its_lifetime(sqlite_url: str, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    db = Database(sqlite_url)
+    await add_agent(db, "anna@x.nl", "Anna")
+    await db.close()
+    clock = [time.time()]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    settings = make_settings(sqlite_url, tmp_path, session_idle=600, session_max_age=1500)
+    async with served(settings, BASE) as (_, client):
+        await log_in(client, "anna@x.nl")
+        for _ in range(2):  # each request within the idle time keeps the session going
+            clock[0] += 500
+            assert (await client.get("/")).status_code == 200
+        clock[0] += 601
+        idle = await client.get("/")
+        assert idle.status_code == 303 and idle.headers["location"] == "/login", "idle for too long"
+
+        await log_in(client, "anna@x.nl")
+        for _ in range(3):
+            clock[0] += 500
+            page = await client.get("/")
+        assert page.status_code == 200, "1500 s after the login, active all the while"
+        clock[0] += 10
+        ended = await client.get("/")
+        assert ended.status_code == 303 and ended.headers["location"] == "/login", "past its lifetime"
+
+
+async def test_a_new_role_ends_the_agents_sessions(client: httpx.AsyncClient, sqlite_url: str) -> None:
+    from console import config
+
+    await log_in(client, "anna@x.nl")
+    db = Database(sqlite_url)
+    async with db.transaction() as session:
+        await config.configure_agent(session, "anna@x.nl", role="agent")  # unchanged: nothing ends
+    assert (await client.get("/")).status_code == 200
+    async with db.transaction() as session:
+        await config.configure_agent(session, "anna@x.nl", role="supervisor")
+    await db.close()
+    response = await client.get("/")
+    assert response.status_code == 303 and response.headers["location"] == "/login"
+    await log_in(client, "anna@x.nl")  # and the next login is a session in the new role
