@@ -8,7 +8,69 @@ at a time, with py-spy), whose output is quoted with the command that made it.
 ANALYSIS = """
 ## What limits it
 
-### Issue 9, third step: fewer and cheaper statements, one task per socket (this run, 2026-12-02, code 0074a2c)
+### Issue 9, fourth step: the benchmark client fixed, presence in one statement (this run, 2026-12-02, code 046e380)
+
+**A bug in the benchmark client capped B1.** Agent actions answer 204 with no body and no
+`Content-Length`; the client (`benchmarks/client.py`) then read the body until the connection
+closed, which uvicorn does after 5 s of keep-alive idleness. Every wrap-up POST therefore held one
+of the client's 128 agent connections for 5 s: at most 25.6 wrap-ups/s, and each agent stayed
+busy 5 s longer per call. The 12.9 worked calls/s of the third step (and the 5-second
+`POST /agent/status` lines in earlier runs) were that limit, not the node's. A reply of 204, 304 or
+1xx is now read as empty (RFC 9112, 6.3), with a test. `benchmarks.steps` had the same fault in
+its wrap-up step (it showed 5 s replies).
+
+**What changed in the console.** A presence change is one statement on PostgreSQL: closing the
+open status period and opening the next are data-modifying CTEs of the agent's UPDATE, which also
+stores the readiness that follows from the new status (computed from what the transaction wrote
+so far), so the commit has nothing left to recompute for that agent; SQLite runs the three
+statements one after the other. An answered call's offers end before the agent turns busy (so the
+presence statement sees them), a hangup of an active call no longer looks for offers (nothing
+rings for an active conversation), owner first reads the owner inside its lock statement, and
+routing takes a locked agent's readiness from the row it holds unless this transaction changed it.
+
+**One worked call** (`.venv/bin/python -m benchmarks.statements --calls 40 --database-url
+postgresql+asyncpg://...`; PostgreSQL; CPU of the one process):
+
+| step | statements before (2358070) | after (046e380) | transactions |
+| --- | ---: | ---: | ---: |
+| newCall | 15 | 15 | 2 |
+| answer | 11 | 8 | 1 |
+| hangup | 12 | 8 | 2 |
+| wrap-up | 12 | 9 | 1 |
+| whole call | 50 | 40 | 6 |
+
+Ten statements, that is ten round trips, fewer per call. The CPU they saved is small and within
+the noise: run back to back on the same database, old and new code took 50.0 / 46.7 ms and then
+42.4 / 42.2 ms of in-process CPU per worked call (services plus pushes). The statements saved were
+cheap ones; the cost is in what surrounds every statement (the ORM's unit of work, attribute
+instrumentation and identity map, building and binding parameters) and in Python work per step,
+not in the count. The aim of at most 20 statements and 5 transactions stays **missed** (40 and
+6: newCall and hangup each have the push worker's read after the commit, by design, outside the
+row locks).
+
+**B1 at 100/s is an overload figure, and it is noisy.** With the client fixed, B1 on PostgreSQL
+measured 23.5, 18.8 pops/s (the previous code, two runs) and 13.3 (this full run), 18.7 pops/s (this
+code, run alone right after): the same within the noise, 51 ms of node CPU per pop in both
+back-to-back runs. At this rate one node process is saturated (95 % of a core), most arrivals find
+no free agent and queue (5,100 of 6,000), and the node's CPU goes to those arrivals and to the
+503s it sheds as much as to worked calls, so "CPU per pop" overstates what a worked call costs.
+One call at a time (`.venv/bin/python -m benchmarks.steps --calls 30`, 1,000 agents with sockets)
+the node spent 49 to 77 ms per whole call across runs today (clock ticks of 10 ms, and a sweep
+landing inside a step's window counts toward it), against 221 ms before issue 9.
+
+**What limits it now.** One CPython process per node spends 40 to 70 ms of CPU per worked call:
+four HTTP requests through Starlette's middleware stack, about 40 statements through the
+SQLAlchemy ORM (0.37 ms each built per call, 0.25 built once, 0.18 in Core, 0.09 on the bare driver,
+per `benchmarks.statement_cost`), and the fragments rendered and published. The targets of 10 ms
+per call and 100 calls/s per node would need the hot path off the ORM (Core rows, or the driver
+directly, for locking the call and the agent and for the pop's picture) and several worker
+processes per node (`serve --workers N` with PostgreSQL and Redis already works); neither is done.
+B5 (152 routed calls/s on two nodes, target 500) and B4's p99 (noisy: 1.4 ms in the third step,
+3.8 ms in this run against a bare query p99 of 0.5 ms) are limited the same way. B3's wallboard
+(65 ms to the last of 1,000 sockets, target 50 ms) is the node sending 1,000 frames of 32 KiB from
+one event loop.
+
+### Issue 9, third step: fewer and cheaper statements, one task per socket (previous run, 2026-12-02, code 0074a2c)
 
 **What changed.** No connection pre-ping (a round trip per transaction). The statements the hot
 path runs for every contact are built once with bind parameters (matching, finding the call, its

@@ -54,6 +54,23 @@ async def test_a_queued_call_is_offered_when_an_agent_becomes_available(ctx: Con
     assert agent in told(ctx)
 
 
+async def test_the_call_that_waited_is_offered_when_the_agent_finishes_the_one_before(ctx: Context) -> None:
+    from console import wrapup
+
+    agent = await add_agent(ctx.db, "a@x.nl", "A", extension="201")
+    await routing.set_status(ctx, agent, "available")
+    first = await call(ctx, "c1")
+    waiting = await call(ctx, "c2", "0687654321")
+    assert first.agent_id == agent and waiting.state is State.QUEUED
+    await conversations.answer(ctx, Channel.CALL, "c1", ["201"])
+    await conversations.hang_up(ctx, Channel.CALL, "c1", "normalClearing")
+    again = await call(ctx, "c2", "0687654321")
+    assert again.state is State.QUEUED, "in wrap-up: no new call yet"
+    await wrapup.finish(ctx, agent, first.conversation_id, "resolved")
+    again = await call(ctx, "c2", "0687654321")
+    assert (again.state, again.agent_id, again.target_extension) == (State.OFFERED, agent, "201")
+
+
 async def test_a_repeated_new_call_returns_the_same_conversation_and_pops_nothing_twice(ctx: Context) -> None:
     agent = await add_agent(ctx.db, "a@x.nl", "A", extension="201")
     first = await call(ctx, "dup", ringing=["201"])
