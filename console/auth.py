@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import math
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import bindparam, func, or_, select, text
@@ -15,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 from sqlalchemy.sql import ColumnElement
 
-from console.errors import Conflict, Forbidden, InvalidInput, TooManyAttempts
+from console.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyAttempts
 from console.models import Agent, LoginAttempt, Role, utcnow
 
 log = logging.getLogger("console.auth")
@@ -163,6 +166,74 @@ async def authenticate(session: AsyncSession, email: str, password: str, address
     verified = await asyncio.to_thread(verify_password, agent.password_hash if agent else _DUMMY_HASH, password)
     ok = verified and agent is not None
     session.add(LoginAttempt(account=account, address=address, succeeded=ok))
+    return agent if ok else None
+
+
+TOTP_ISSUER = "Agent console"
+TOTP_STEP = 30  # seconds per code (RFC 6238's default, what authenticator apps expect)
+
+
+async def enable_totp(session: AsyncSession, email: str) -> str:
+    """Turn on the second factor for a supervisor or admin; returns the otpauth:// URI to scan.
+
+    A new secret replaces an old one, and the agent's sessions end: the next login asks for a
+    code from the new secret.
+    """
+    agent = await session.scalar(select(Agent).where(Agent.email == email.strip().lower()).with_for_update())
+    if agent is None:
+        raise NotFound("no agent with email %(email)s", field="email", email=email)
+    if agent.role not in SUPERVISING:
+        raise InvalidInput("the second factor is for supervisors and admins; %(email)s is an agent",
+                           field="email", email=agent.email)
+    secret = pyotp.random_base32()
+    agent.totp_secret, agent.totp_last_step = secret, None
+    agent.session_version += 1
+    return pyotp.TOTP(secret, interval=TOTP_STEP).provisioning_uri(name=agent.email, issuer_name=TOTP_ISSUER)
+
+
+async def disable_totp(session: AsyncSession, email: str) -> None:
+    agent = await session.scalar(select(Agent).where(Agent.email == email.strip().lower()).with_for_update())
+    if agent is None:
+        raise NotFound("no agent with email %(email)s", field="email", email=email)
+    agent.totp_secret, agent.totp_last_step = None, None
+
+
+async def needs_code(session: AsyncSession, agent_id: int) -> bool:
+    """Whether the agent's login asks for a one-time code after the password."""
+    secret = await session.scalar(select(Agent.totp_secret).where(Agent.id == agent_id))
+    return secret is not None
+
+
+def _matching_step(secret: str, code: str, now: float) -> int | None:
+    """The time step whose code this is: the current one or a neighbour (clocks drift), else None."""
+    totp = pyotp.TOTP(secret, interval=TOTP_STEP)
+    current = int(now // TOTP_STEP)
+    for step in (current, current - 1, current + 1):
+        if hmac.compare_digest(totp.at(step * TOTP_STEP), code):
+            return step
+    return None
+
+
+async def check_code(session: AsyncSession, agent_id: int, code: str, address: str,
+                     policy: LoginPolicy | None = None, *, now: float | None = None) -> Agent | None:
+    """The agent when `code` is their current one-time code, used for the first time; else None.
+
+    Wrong codes count as failed logins of the account from this address, with the same waits.
+    """
+    policy = policy or LoginPolicy()
+    agent = await session.scalar(select(Agent).where(Agent.id == agent_id).with_for_update()
+                                 .options(undefer(Agent.totp_secret), undefer(Agent.totp_last_step)))
+    if agent is None or agent.totp_secret is None:
+        return None
+    address = address[:64]
+    await _check_throttle(session, agent.email, address, policy)
+    cleaned = "".join(code.split())
+    step = _matching_step(agent.totp_secret, cleaned, time.time() if now is None else now) \
+        if cleaned.isdigit() and len(cleaned) == 6 else None
+    ok = step is not None and (agent.totp_last_step is None or step > agent.totp_last_step)
+    if ok:
+        agent.totp_last_step = step
+    session.add(LoginAttempt(account=agent.email, address=address, succeeded=ok))
     return agent if ok else None
 
 

@@ -186,6 +186,10 @@ class Agent(Base):
     name: Mapped[str] = mapped_column(String(200))
     # Read only where a password is checked: loading an agent for routing or a page leaves it out.
     password_hash: Mapped[str] = mapped_column(String(200), deferred=True)
+    # The second factor (TOTP, RFC 6238) of a supervisor or admin who turned it on; the time step of
+    # the last code accepted, so a code works once.
+    totp_secret: Mapped[str | None] = mapped_column(String(64), deferred=True)
+    totp_last_step: Mapped[int | None] = mapped_column(deferred=True)
     role: Mapped[Role] = mapped_column(_enum(Role, "role"), default=Role.AGENT)
     language: Mapped[str] = mapped_column(String(8), default="en")
     extension: Mapped[str | None] = mapped_column(String(40), unique=True)

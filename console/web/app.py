@@ -157,6 +157,7 @@ def make_routes(w: Wiring) -> list[BaseRoute]:
         Route("/", pages.agent_page, methods=["GET"]),
         Route("/login", pages.login_form, methods=["GET"]),
         Route("/login", pages.login, methods=["POST"]),
+        Route("/login/code", pages.login_code, methods=["POST"]),
         Route("/logout", pages.logout, methods=["POST"]),
         Route("/agent/status", pages.set_status, methods=["POST"]),
         Route("/conversations/{id:int}/customer", pages.link_customer, methods=["POST"]),

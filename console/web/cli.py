@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     agent_cfg.add_argument("--capacity", help="contacts at once per channel, e.g. call=1,chat=3,mail=5")
     agent_cfg.add_argument("--role", choices=("agent", "supervisor", "admin"),
                            help="a new role; it ends the agent's sessions, so they log in again in it")
+    totp = sub.add_parser("totp", help="turn a supervisor's or admin's second factor (one-time codes) on or off")
+    totp.add_argument("email")
+    totp.add_argument("--off", action="store_true", help="turn it off")
     general = sub.add_parser("dispositions", help="the disposition codes for contacts without a queue list")
     general.add_argument("codes", nargs="+")
     sim = sub.add_parser("simulate", help="post realistic CTI calls to a running console")

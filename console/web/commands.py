@@ -9,6 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 from console import settings as settings_module
 from console.db import Database
@@ -38,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
         "queue": queue,
         "agent": agent,
         "dispositions": dispositions,
+        "totp": totp,
     }[args.command]
     return handler(args)
 
@@ -206,6 +208,26 @@ def agent(args: argparse.Namespace) -> int:
                                                  role=args.role)
             print(f"{found.name} ({found.role.value}): capacity call {found.capacity_call}, chat "
                   f"{found.capacity_chat}, mail {found.capacity_mail}")
+        return 0
+
+    return _with_database(job)
+
+
+def totp(args: argparse.Namespace) -> int:
+    from console import auth
+
+    async def job(db: Database, settings: Settings) -> int:
+        async with db.transaction() as session:
+            if args.off:
+                await auth.disable_totp(session, args.email)
+                print(f"{args.email}: logs in with the password alone now")
+                return 0
+            uri = await auth.enable_totp(session, args.email)
+        secret = parse_qs(urlsplit(uri).query)["secret"][0]
+        print(f"{args.email}: add this account to an authenticator app (scan it as a QR code, or type the key):")
+        print(f"  {uri}")
+        print(f"  key: {secret}")
+        print("From the next login on, the console asks for the app's six-digit code after the password.")
         return 0
 
     return _with_database(job)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -104,6 +105,56 @@ async def login(request: Request) -> Response:
         return response
     if agent is None:
         return login_page(request, error=_("Email address or password is wrong."), email=email, status_code=400)
+    async with w.ctx.db.reading() as session:
+        second_factor = await auth.needs_code(session, agent.id)
+    if second_factor:
+        # Not signed in yet: the session only remembers who passed the password, for a while.
+        request.session.clear()
+        request.session[PENDING_AGENT], request.session[PENDING_SINCE] = agent.id, int(time.time())
+        request.session[PENDING_VERSION] = agent.session_version
+        return code_page(request)
+    sign_in(request.session, agent.id, agent.session_version)
+    return RedirectResponse("/", status_code=303)
+
+
+PENDING_AGENT, PENDING_SINCE, PENDING_VERSION = "totp_agent", "totp_since", "totp_version"
+CODE_WAIT = 300  # seconds to type the code after the password
+
+
+def code_page(request: Request, *, error: str = "", status_code: int = 200) -> Response:
+    w = wiring(request)
+    html = w.renderer.render("login_code.html", login_language(request), csrf=csrf_token(request.session),
+                             error=error)
+    return HTMLResponse(html, status_code=status_code)
+
+
+async def login_code(request: Request) -> Response:
+    """The second step of a login with a second factor: the one-time code from the agent's app."""
+    w = wiring(request)
+    form = await request.form()
+    if not form_csrf_ok(request, form):
+        return HTMLResponse(REFUSED, status_code=403)
+    _ = i18n.translations(login_language(request)).gettext
+    agent_id, since = request.session.get(PENDING_AGENT), request.session.get(PENDING_SINCE)
+    if not isinstance(agent_id, int) or not isinstance(since, int) or time.time() - since > CODE_WAIT:
+        request.session.clear()
+        return login_page(request, error=_("Log in again: the code must follow the password within five minutes."),
+                          status_code=400)
+    code = field(form, "code", 20)
+    address = request.client.host if request.client else "unknown"
+    try:
+        async with w.ctx.db.transaction() as session:
+            agent = await auth.check_code(session, agent_id, code, address, w.login_policy)
+    except TooManyAttempts as exc:
+        response = code_page(request, error=exc.translated(_), status_code=429)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    if agent is None:
+        return code_page(request, error=_("That code is wrong or was used already. Enter the current code."),
+                         status_code=400)
+    if agent.session_version != request.session.get(PENDING_VERSION):
+        request.session.clear()
+        return login_page(request, error=_("Log in again: your account changed meanwhile."), status_code=400)
     sign_in(request.session, agent.id, agent.session_version)
     return RedirectResponse("/", status_code=303)
 

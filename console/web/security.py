@@ -23,7 +23,7 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 # Plain HTML forms that work without htmx send the token as a form field; their handlers check it.
-FORM_PATHS = {"/login", "/logout"}
+FORM_PATHS = {"/login", "/login/code", "/logout"}
 REFUSED = ("Refused: this request did not come from a console page (CSRF check). "
            "Reload the console and try again.")
 

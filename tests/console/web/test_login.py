@@ -7,7 +7,7 @@ import pytest
 from console.db import Database
 from console.web.app import create_app
 from tests.conftest import make_settings, served
-from tests.helpers import PASSWORD, add_agent, form_token, log_in
+from tests.helpers import PASSWORD, add_agent, form_token, log_in, page_token
 
 BASE = "http://console.test"
 
@@ -323,3 +323,54 @@ async def test_a_new_role_ends_the_agents_sessions(client: httpx.AsyncClient, sq
     response = await client.get("/")
     assert response.status_code == 303 and response.headers["location"] == "/login"
     await log_in(client, "anna@x.nl")  # and the next login is a session in the new role
+
+
+async def test_a_supervisor_with_a_second_factor_logs_in_with_password_and_code(
+        sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+    from urllib.parse import parse_qs, urlsplit
+
+    import pyotp
+
+    from console import auth
+    from console.errors import InvalidInput
+
+    db = Database(sqlite_url)
+    await add_agent(db, "anna@x.nl", "Anna")
+    await add_agent(db, "sanne@x.nl", "Sanne", role="supervisor")
+    async with db.transaction() as session:
+        with pytest.raises(InvalidInput, match="for supervisors and admins"):
+            await auth.enable_totp(session, "anna@x.nl")
+    async with db.transaction() as session:
+        uri = await auth.enable_totp(session, "sanne@x.nl")
+    await db.close()
+    assert uri.startswith("otpauth://totp/") and "issuer=Agent%20console" in uri
+    totp = pyotp.TOTP(parse_qs(urlsplit(uri).query)["secret"][0])
+
+    async with served(make_settings(sqlite_url, tmp_path), BASE) as (_, client):
+        async def password_then(code: str) -> httpx.Response:
+            page = await client.get("/login")
+            asked = await client.post("/login", data={"email": "sanne@x.nl", "password": PASSWORD,
+                                                      "csrf_token": form_token(page.text)})
+            assert asked.status_code == 200 and 'name="code"' in asked.text
+            assert (await client.get("/")).status_code == 303, "the password alone does not sign in"
+            return await client.post("/login/code", data={"code": code, "csrf_token": form_token(asked.text)})
+
+        wrong = await password_then("000000" if totp.now() != "000000" else "111111")
+        assert wrong.status_code == 400 and "wrong or was used already" in wrong.text
+        code = totp.now()
+        ok = await password_then(code[:3] + " " + code[3:])  # as apps show it
+        agent_page = await client.get("/")
+        assert ok.status_code == 303 and agent_page.status_code == 200
+        await client.post("/logout", headers={"X-CSRF-Token": page_token(agent_page.text)})
+        replayed = await password_then(code)
+        assert replayed.status_code == 400, "a code works once"
+
+        # The code must follow the password within five minutes.
+        page = await client.get("/login")
+        asked = await client.post("/login", data={"email": "sanne@x.nl", "password": PASSWORD,
+                                                  "csrf_token": form_token(page.text)})
+        later = time.time() + 301
+        monkeypatch.setattr(time, "time", lambda: later)
+        late = await client.post("/login/code", data={"code": totp.at(later), "csrf_token": form_token(asked.text)})
+        assert late.status_code == 400 and "within five minutes" in late.text
