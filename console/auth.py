@@ -109,6 +109,8 @@ def _too_many(wait: float) -> TooManyAttempts:
                            retry_after=seconds, minutes=math.ceil(seconds / 60))
 
 
+STREAK_MEMORY = timedelta(days=1)
+CODE_FAILURES_PER_ACCOUNT = 10  # wrong one-time codes per account within the window, from anywhere
 _PAIR = (select(LoginAttempt.succeeded, LoginAttempt.created_at)
          .where(LoginAttempt.account == bindparam("account"), LoginAttempt.address == bindparam("address"),
                 LoginAttempt.created_at >= bindparam("since"))
@@ -132,8 +134,10 @@ async def _check_throttle(session: AsyncSession, account: str, address: str, pol
                     policy.window)
         raise _too_many(wait)
     failures, last = 0, None
+    # A streak of failures lasts until a success (or a day), not only the window: otherwise the
+    # oldest failures of a long streak would drop out and the wait would shrink again.
     for succeeded, at in (await session.execute(_PAIR, {"account": account, "address": address,
-                                                        "since": since})).all():
+                                                        "since": now - STREAK_MEMORY})).all():
         if succeeded:
             break
         failures += 1
@@ -161,12 +165,21 @@ async def authenticate(session: AsyncSession, email: str, password: str, address
         await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
                               {"key": "login-address:" + address})
     await _check_throttle(session, account, address, policy)
-    agent = await session.scalar(select(Agent).where(Agent.email == account).options(undefer(Agent.password_hash)))
+    agent = await session.scalar(select(Agent).where(Agent.email == account)
+                                 .options(undefer(Agent.password_hash), undefer(Agent.totp_secret)))
     # argon2 takes a good part of a second of CPU: off the event loop, so sockets keep flowing.
     verified = await asyncio.to_thread(verify_password, agent.password_hash if agent else _DUMMY_HASH, password)
     ok = verified and agent is not None
-    session.add(LoginAttempt(account=account, address=address, succeeded=ok))
+    if not (ok and agent is not None and agent.totp_secret is not None):
+        # A right password of an account with a second factor is no success yet: it must not end
+        # the streak of wrong codes (check_code records the success).
+        session.add(LoginAttempt(account=account, address=address, succeeded=ok))
     return agent if ok else None
+
+
+def _code_account(email: str) -> str:
+    """The account name one-time codes are counted under, apart from passwords."""
+    return ("code:" + email)[:254]
 
 
 TOTP_ISSUER = "Agent console"
@@ -226,14 +239,24 @@ async def check_code(session: AsyncSession, agent_id: int, code: str, address: s
     if agent is None or agent.totp_secret is None:
         return None
     address = address[:64]
-    await _check_throttle(session, agent.email, address, policy)
+    account = _code_account(agent.email)
+    await _check_throttle(session, account, address, policy)
+    # Only someone who knows the password gets here, so a ceiling per account (from any address)
+    # locks out nobody but them; it stops guessing codes from many addresses.
+    since = utcnow() - timedelta(seconds=policy.window)
+    wrong = await session.scalar(select(func.count()).select_from(LoginAttempt).where(
+        LoginAttempt.account == account, LoginAttempt.succeeded.is_(False), LoginAttempt.created_at >= since)) or 0
+    if wrong >= CODE_FAILURES_PER_ACCOUNT:
+        log.warning("one-time codes for %s refused: %d wrong codes in %d s", agent.email, wrong, policy.window)
+        raise _too_many(policy.window)
     cleaned = "".join(code.split())
-    step = _matching_step(agent.totp_secret, cleaned, time.time() if now is None else now) \
-        if cleaned.isdigit() and len(cleaned) == 6 else None
+    fits = cleaned.isascii() and cleaned.isdigit() and len(cleaned) == 6
+    step = _matching_step(agent.totp_secret, cleaned, time.time() if now is None else now) if fits else None
     ok = step is not None and (agent.totp_last_step is None or step > agent.totp_last_step)
     if ok:
         agent.totp_last_step = step
-    session.add(LoginAttempt(account=agent.email, address=address, succeeded=ok))
+        session.add(LoginAttempt(account=agent.email, address=address, succeeded=True))  # ends the password streak
+    session.add(LoginAttempt(account=account, address=address, succeeded=ok))
     return agent if ok else None
 
 

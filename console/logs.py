@@ -50,7 +50,7 @@ class JSONFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": safe(record.getMessage()),
             "request": getattr(record, "request_id", "-"),
             "conversation": getattr(record, "conversation_id", "-"),
         }

@@ -10,7 +10,7 @@ console.conversations and console.wrapup.)
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, exists, or_, select
+from sqlalchemy import bindparam, exists, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.auth import SUPERVISING
@@ -18,12 +18,13 @@ from console.errors import Forbidden, NotFound
 from console.models import Agent, Conversation, Handoff, HandoffState, Offer, OfferState
 
 _MAY_WORK_ON = select(
-    or_(Conversation.agent_id == bindparam("agent"),
+    # coalesce: with nobody holding it, agent_id = :agent is NULL, and the answer must still be false.
+    func.coalesce(or_(Conversation.agent_id == bindparam("agent"),
         exists().where(Offer.conversation_id == Conversation.id, Offer.agent_id == bindparam("agent"),
                        Offer.state == OfferState.PENDING),
         exists().where(Handoff.conversation_id == Conversation.id, Handoff.to_agent_id == bindparam("agent"),
                        Handoff.state == HandoffState.PENDING),
-        exists().where(Agent.id == bindparam("agent"), Agent.role.in_(SUPERVISING))),
+        exists().where(Agent.id == bindparam("agent"), Agent.role.in_(SUPERVISING))), false()),
 ).where(Conversation.id == bindparam("conversation"))
 
 

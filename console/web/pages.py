@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -95,7 +98,7 @@ async def login(request: Request) -> Response:
     email, password = field(form, "email", 254).strip(), field(form, "password")
     if not email or not password:
         return login_page(request, error=_("Enter your email address and password."), email=email, status_code=400)
-    address = request.client.host if request.client else "unknown"
+    address = known_device(request, email) or client_address(request)
     try:
         async with w.ctx.db.transaction() as session:
             agent = await auth.authenticate(session, email, password, address, w.login_policy)
@@ -112,12 +115,47 @@ async def login(request: Request) -> Response:
         request.session.clear()
         request.session[PENDING_AGENT], request.session[PENDING_SINCE] = agent.id, int(time.time())
         request.session[PENDING_VERSION] = agent.session_version
+        request.session[PENDING_ADDRESS] = address
         return code_page(request)
     sign_in(request.session, agent.id, agent.session_version)
-    return RedirectResponse("/", status_code=303)
+    return remember_device(request, RedirectResponse("/", status_code=303), email)
 
 
-PENDING_AGENT, PENDING_SINCE, PENDING_VERSION = "totp_agent", "totp_since", "totp_version"
+DEVICE_COOKIE = "console_device"
+DEVICE_DAYS = 90
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _device_mac(request: Request, email: str, nonce: str) -> str:
+    key = wiring(request).settings.secret_key.encode()
+    return hmac.new(key, f"device:{email.strip().lower()}:{nonce}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def known_device(request: Request, email: str) -> str | None:
+    """The browser's own name for the login limits when it logged in to this account before.
+
+    A browser that logged in successfully keeps a cookie bound to the account. Its attempts count
+    under that name instead of its address, so strangers failing from the same office address
+    (one NAT for the whole floor) hold up neither it nor the agent using it.
+    """
+    nonce, _, mac = request.cookies.get(DEVICE_COOKIE, "").partition(".")
+    if len(nonce) == 16 and nonce.isalnum() and hmac.compare_digest(mac, _device_mac(request, email, nonce)):
+        return f"device:{nonce}"
+    return None
+
+
+def remember_device(request: Request, response: Response, email: str) -> Response:
+    nonce = secrets.token_hex(8)
+    response.set_cookie(DEVICE_COOKIE, f"{nonce}.{_device_mac(request, email, nonce)}",
+                        max_age=DEVICE_DAYS * 86400, httponly=True, samesite="lax",
+                        secure=wiring(request).settings.cookie_secure)
+    return response
+
+
+PENDING_AGENT, PENDING_SINCE, PENDING_VERSION, PENDING_ADDRESS = "totp_agent", "totp_since", "totp_version", "totp_from"
 CODE_WAIT = 300  # seconds to type the code after the password
 
 
@@ -141,7 +179,8 @@ async def login_code(request: Request) -> Response:
         return login_page(request, error=_("Log in again: the code must follow the password within five minutes."),
                           status_code=400)
     code = field(form, "code", 20)
-    address = request.client.host if request.client else "unknown"
+    pending_address = request.session.get(PENDING_ADDRESS)
+    address = pending_address if isinstance(pending_address, str) else client_address(request)
     try:
         async with w.ctx.db.transaction() as session:
             agent = await auth.check_code(session, agent_id, code, address, w.login_policy)
@@ -156,7 +195,7 @@ async def login_code(request: Request) -> Response:
         request.session.clear()
         return login_page(request, error=_("Log in again: your account changed meanwhile."), status_code=400)
     sign_in(request.session, agent.id, agent.session_version)
-    return RedirectResponse("/", status_code=303)
+    return remember_device(request, RedirectResponse("/", status_code=303), agent.email)
 
 
 async def logout(request: Request) -> Response:

@@ -82,3 +82,12 @@ async def test_an_unknown_conversation_is_not_found_for_everyone(ctx: Context, f
     for who in ("anna", "bram"):
         with pytest.raises(NotFound):
             await _note(ctx, floor[who], 999_999)
+
+
+async def test_a_waiting_conversation_nobody_holds_is_refused_not_missing(ctx: Context, floor: dict[str, int]) -> None:
+    waiting = await conversations.arrive(ctx, channel=Channel.CALL, external_id="own-2", from_address="0687654321",
+                                         to_address="0201234567")
+    assert waiting.agent_id is None
+    with pytest.raises(Forbidden):
+        await _note(ctx, floor["bram"], waiting.conversation_id)
+    await _note(ctx, floor["sanne"], waiting.conversation_id)

@@ -374,3 +374,53 @@ async def test_a_supervisor_with_a_second_factor_logs_in_with_password_and_code(
         monkeypatch.setattr(time, "time", lambda: later)
         late = await client.post("/login/code", data={"code": totp.at(later), "csrf_token": form_token(asked.text)})
         assert late.status_code == 400 and "within five minutes" in late.text
+
+
+async def test_one_time_codes_cannot_be_guessed_and_odd_digits_are_a_clear_error(sqlite_url: str,
+                                                                                  tmp_path: Path) -> None:
+    from console import auth
+
+    db = Database(sqlite_url)
+    await add_agent(db, "sanne@x.nl", "Sanne", role="supervisor")
+    async with db.transaction() as session:
+        await auth.enable_totp(session, "sanne@x.nl")
+    await db.close()
+    async with served(make_settings(sqlite_url, tmp_path), BASE) as (_, client):
+        async def guess(code: str, address: str) -> httpx.Response:
+            page = await client.get("/login")
+            asked = await client.post("/login", data={"email": "sanne@x.nl", "password": PASSWORD,
+                                                      "csrf_token": form_token(page.text)},
+                                      headers={"X-Forwarded-For": address})
+            assert asked.status_code == 200, asked.text
+            return await client.post("/login/code", data={"code": code, "csrf_token": form_token(asked.text)},
+                                     headers={"X-Forwarded-For": address})
+
+        arabic = await guess("١٢٣٤٥٦", "203.0.113.5")  # digits, but not ASCII ones
+        assert arabic.status_code == 400 and "wrong" in arabic.text
+        # The right password again does not reset the streak of wrong codes from this address.
+        for _ in range(2):
+            assert (await guess("000001", "203.0.113.5")).status_code == 400
+        assert (await guess("000002", "203.0.113.5")).status_code == 429
+        # From many addresses: at most 10 wrong codes per account in the window, then no more tries.
+        for n in range(7):
+            assert (await guess("000003", f"198.51.100.{n}")).status_code == 400
+        refused = await guess("000004", "192.0.2.1")
+        assert refused.status_code == 429 and "Retry-After" in refused.headers
+
+
+async def test_a_browser_that_logged_in_before_is_not_held_up_by_strangers_on_its_address(
+        sqlite_url: str, tmp_path: Path) -> None:
+    """One office NAT address for the whole floor: a stranger there floods and fails Anna's account;
+    Anna's own browser, which logged in before, still gets in; an unknown browser there waits."""
+    db = Database(sqlite_url)
+    await add_agent(db, "anna@x.nl", "Anna")
+    await db.close()
+    async with served(make_settings(sqlite_url, tmp_path, login_address_ceiling=5), BASE) as (app, anna):
+        assert (await _try(anna, PASSWORD, "203.0.113.5")).status_code == 303
+        assert "console_device" in anna.cookies
+        await anna.post("/logout", headers={"X-CSRF-Token": page_token((await anna.get("/")).text)})
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as stranger:
+            for n in range(6):
+                await _try(stranger, "guess", "203.0.113.5", "anna@x.nl" if n % 2 else f"x{n}@x.nl")
+            assert (await _try(stranger, PASSWORD, "203.0.113.5")).status_code == 429
+        assert (await _try(anna, PASSWORD, "203.0.113.5")).status_code == 303
