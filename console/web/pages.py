@@ -89,10 +89,21 @@ async def login_form(request: Request) -> Response:
     return login_page(request)
 
 
+async def _login_form(request: Request) -> FormData | None:
+    """The posted login form when its CSRF token is right (these forms post without htmx)."""
+    form = await request.form()
+    return form if form_csrf_ok(request, form) else None
+
+
+def _wait(response: Response, exc: TooManyAttempts) -> Response:
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 async def login(request: Request) -> Response:
     w = wiring(request)
-    form = await request.form()
-    if not form_csrf_ok(request, form):
+    form = await _login_form(request)
+    if form is None:
         return HTMLResponse(REFUSED, status_code=403)
     _ = i18n.translations(login_language(request)).gettext
     email, password = field(form, "email", 254).strip(), field(form, "password")
@@ -103,9 +114,7 @@ async def login(request: Request) -> Response:
         async with w.ctx.db.transaction() as session:
             agent = await auth.authenticate(session, email, password, address, w.login_policy)
     except TooManyAttempts as exc:
-        response = login_page(request, error=exc.translated(_), email=email, status_code=429)
-        response.headers["Retry-After"] = str(exc.retry_after)
-        return response
+        return _wait(login_page(request, error=exc.translated(_), email=email, status_code=429), exc)
     if agent is None:
         return login_page(request, error=_("Email address or password is wrong."), email=email, status_code=400)
     async with w.ctx.db.reading() as session:
@@ -169,8 +178,8 @@ def code_page(request: Request, *, error: str = "", status_code: int = 200) -> R
 async def login_code(request: Request) -> Response:
     """The second step of a login with a second factor: the one-time code from the agent's app."""
     w = wiring(request)
-    form = await request.form()
-    if not form_csrf_ok(request, form):
+    form = await _login_form(request)
+    if form is None:
         return HTMLResponse(REFUSED, status_code=403)
     _ = i18n.translations(login_language(request)).gettext
     agent_id, since = request.session.get(PENDING_AGENT), request.session.get(PENDING_SINCE)
@@ -185,9 +194,7 @@ async def login_code(request: Request) -> Response:
         async with w.ctx.db.transaction() as session:
             agent = await auth.check_code(session, agent_id, code, address, w.login_policy)
     except TooManyAttempts as exc:
-        response = code_page(request, error=exc.translated(_), status_code=429)
-        response.headers["Retry-After"] = str(exc.retry_after)
-        return response
+        return _wait(code_page(request, error=exc.translated(_), status_code=429), exc)
     if agent is None:
         return code_page(request, error=_("That code is wrong or was used already. Enter the current code."),
                          status_code=400)
@@ -199,8 +206,7 @@ async def login_code(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    form = await request.form()
-    if not form_csrf_ok(request, form):
+    if await _login_form(request) is None:
         return HTMLResponse(REFUSED, status_code=403)
     agent_id = await agent_id_of(request)
     if agent_id is not None:
