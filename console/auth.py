@@ -186,15 +186,21 @@ TOTP_ISSUER = "Agent console"
 TOTP_STEP = 30  # seconds per code (RFC 6238's default, what authenticator apps expect)
 
 
+async def agent_by_email(session: AsyncSession, email: str) -> Agent:
+    """The agent with this email address, row-locked for a change; NotFound names the address."""
+    agent = await session.scalar(select(Agent).where(Agent.email == email.strip().lower()).with_for_update())
+    if agent is None:
+        raise NotFound("no agent with email %(email)s", field="email", email=email)
+    return agent
+
+
 async def enable_totp(session: AsyncSession, email: str) -> str:
     """Turn on the second factor for a supervisor or admin; returns the otpauth:// URI to scan.
 
     A new secret replaces an old one, and the agent's sessions end: the next login asks for a
     code from the new secret.
     """
-    agent = await session.scalar(select(Agent).where(Agent.email == email.strip().lower()).with_for_update())
-    if agent is None:
-        raise NotFound("no agent with email %(email)s", field="email", email=email)
+    agent = await agent_by_email(session, email)
     if agent.role not in SUPERVISING:
         raise InvalidInput("the second factor is for supervisors and admins; %(email)s is an agent",
                            field="email", email=agent.email)
@@ -205,16 +211,8 @@ async def enable_totp(session: AsyncSession, email: str) -> str:
 
 
 async def disable_totp(session: AsyncSession, email: str) -> None:
-    agent = await session.scalar(select(Agent).where(Agent.email == email.strip().lower()).with_for_update())
-    if agent is None:
-        raise NotFound("no agent with email %(email)s", field="email", email=email)
+    agent = await agent_by_email(session, email)
     agent.totp_secret, agent.totp_last_step = None, None
-
-
-async def needs_code(session: AsyncSession, agent_id: int) -> bool:
-    """Whether the agent's login asks for a one-time code after the password."""
-    secret = await session.scalar(select(Agent.totp_secret).where(Agent.id == agent_id))
-    return secret is not None
 
 
 def _matching_step(secret: str, code: str, now: float) -> int | None:

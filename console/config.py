@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from console.auth import agent_by_email
 from console.errors import Conflict, InvalidInput, NotFound
 from console.models import Agent, AgentSkill, Disposition, Queue, QueueSkill, Role, Skill
 
@@ -113,10 +114,7 @@ async def configure_agent(session: AsyncSession, email: str, *, skills: list[str
                           capacity: dict[str, int] | None = None, role: str | None = None) -> Agent:
     """Set an agent's skills, capacities and role. A new role ends the agent's sessions: what a
     session may do is fixed when it starts, so they log in again to work in the new role."""
-    agent = await session.scalar(select(Agent).where(Agent.email == email.strip().lower())
-                                 .with_for_update())
-    if agent is None:
-        raise NotFound("no agent with email %(email)s", field="email", email=email)
+    agent = await agent_by_email(session, email)
     if role is not None:
         try:
             new_role = Role(role)

@@ -16,14 +16,22 @@ request_id: ContextVar[str] = ContextVar("request_id", default="-")
 conversation_id: ContextVar[str] = ContextVar("conversation_id", default="-")
 
 
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+# What a value from outside may not carry into a log line: control characters (C0 and C1, line
+# breaks among them), the Unicode line and paragraph separators, and halves of surrogate pairs.
+UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    if "\ud800" <= char <= "\udfff":
+        return f"\\u{ord(char):04x}"  # unicode_escape cannot encode a lone surrogate
+    return char.encode("unicode_escape").decode("ascii")
 
 
 def safe(value: object) -> str:
-    """`value` as one printable line: control characters, line breaks and lone surrogates are
-    written as escapes, so a value from outside can neither forge a log line nor break the writer."""
-    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace").decode("ascii")
-                       if not "\ud800" <= m.group() <= "\udfff" else f"\\u{ord(m.group()):04x}", str(value))
+    """`value` as one printable line, UNSAFE characters written as escapes, so a value from
+    outside can neither forge a log line nor break the writer."""
+    return UNSAFE.sub(_escaped, str(value))
 
 
 class SafeFormatter(logging.Formatter):

@@ -18,6 +18,7 @@ from console.errors import Forbidden, NotFound
 from console.models import Agent, Conversation, Handoff, HandoffState, Offer, OfferState
 
 _MAY_WORK_ON = select(
+    Conversation,
     # coalesce: with nobody holding it, agent_id = :agent is NULL, and the answer must still be false.
     func.coalesce(or_(Conversation.agent_id == bindparam("agent"),
         exists().where(Offer.conversation_id == Conversation.id, Offer.agent_id == bindparam("agent"),
@@ -30,12 +31,10 @@ _MAY_WORK_ON = select(
 
 async def conversation_for(session: AsyncSession, conversation_id: int, agent_id: int) -> Conversation:
     """The conversation, when `agent_id` may work on it; NotFound or Forbidden otherwise."""
-    allowed = await session.scalar(_MAY_WORK_ON, {"agent": agent_id, "conversation": conversation_id})
-    if allowed is None:
+    row = (await session.execute(_MAY_WORK_ON, {"agent": agent_id, "conversation": conversation_id})).first()
+    if row is None:
         raise NotFound("This conversation does not exist.")
+    conversation, allowed = row
     if not allowed:
         raise Forbidden("This conversation is handled by a colleague; only they (or a supervisor) can do this.")
-    conversation = await session.get(Conversation, conversation_id)
-    if conversation is None:  # deleted in between
-        raise NotFound("This conversation does not exist.")
     return conversation

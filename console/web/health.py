@@ -16,6 +16,8 @@ from console.web.security import operators_only
 from console.web.wiring import Wiring
 
 CHECK_TIMEOUT = 2.0
+
+
 async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok")
 

@@ -19,7 +19,7 @@ from console.errors import InvalidInput, NotFound, TooManyAttempts
 from console.models import AgentStatus
 from console.ports import Context
 from console.web.render import agent_stream
-from console.web.security import CSRF_FIELD, REFUSED, csrf_token, sign_in, signed_in, token_matches
+from console.web.security import CSRF_FIELD, REFUSED, client_address, csrf_token, sign_in, signed_in, token_matches
 from console.web.wiring import Wiring
 from realtime import close_frame
 
@@ -117,9 +117,7 @@ async def login(request: Request) -> Response:
         return _wait(login_page(request, error=exc.translated(_), email=email, status_code=429), exc)
     if agent is None:
         return login_page(request, error=_("Email address or password is wrong."), email=email, status_code=400)
-    async with w.ctx.db.reading() as session:
-        second_factor = await auth.needs_code(session, agent.id)
-    if second_factor:
+    if agent.totp_secret is not None:  # loaded by authenticate
         # Not signed in yet: the session only remembers who passed the password, for a while.
         request.session.clear()
         request.session[PENDING_AGENT], request.session[PENDING_SINCE] = agent.id, int(time.time())
@@ -132,10 +130,6 @@ async def login(request: Request) -> Response:
 
 DEVICE_COOKIE = "console_device"
 DEVICE_DAYS = 90
-
-
-def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def _device_mac(request: Request, email: str, nonce: str) -> str:

@@ -7,7 +7,8 @@ import ipaddress
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from functools import wraps
+from functools import lru_cache, wraps
+from ipaddress import IPv4Network, IPv6Network
 from typing import Any
 
 from starlette.datastructures import Headers
@@ -64,10 +65,7 @@ def _session_current(conn: HTTPConnection) -> bool:
     """Whether the session is within its lifetimes: CONSOLE_SESSION_LIFETIME since the login and
     CONSOLE_SESSION_IDLE since its last request. A session from before lifetimes were kept
     starts counting now."""
-    wiring = getattr(conn.app.state, "wiring", None)
-    if wiring is None:
-        return True
-    settings = wiring.settings
+    settings = conn.app.state.wiring.settings
     session = conn.session
     now = int(time.time())
     started, seen = session.get(SESSION_STARTED), session.get(SESSION_SEEN)
@@ -186,18 +184,34 @@ class SecurityHeaders:
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+IPNetwork = IPv4Network | IPv6Network
+
+
+def client_address(conn: HTTPConnection) -> str:
+    """The client's address: the peer's, or what a trusted proxy said it was (ProxyHeadersMiddleware)."""
+    return conn.client.host if conn.client else "unknown"
+
+
+@lru_cache(maxsize=8)
+def _networks(addresses: tuple[str, ...]) -> tuple[IPNetwork, ...] | None:
+    """The settings' addresses as networks, parsed once; None when `*` allows every address."""
+    if "*" in addresses:
+        return None
+    return tuple(ipaddress.ip_network(item, strict=False) for item in addresses)
 
 
 def _from_operator(request: Request, addresses: tuple[str, ...], token: str) -> bool:
     given = request.headers.get("authorization", "")
     if token and given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), token.encode()):
         return True
-    host = request.client.host if request.client else ""
+    networks = _networks(addresses)
+    if networks is None:
+        return True
     try:
-        address = ipaddress.ip_address(host)
+        address = ipaddress.ip_address(client_address(request))
     except ValueError:
         return False
-    return any(item == "*" or address in ipaddress.ip_network(item, strict=False) for item in addresses)
+    return any(address in network for network in networks)
 
 
 def operators_only(endpoint: Endpoint) -> Endpoint:

@@ -16,7 +16,6 @@ import hmac
 import json
 import logging
 import time
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +27,7 @@ from starlette.routing import Route
 
 from console import conversations
 from console.errors import ConsoleError, NotFound, Unavailable
-from console.logs import safe
+from console.logs import UNSAFE, safe
 from console.models import Channel, Direction
 from console.ports import Context
 
@@ -61,12 +60,10 @@ class CallEvent:
 
 
 def _unfit(value: str) -> str | None:
-    """The first character a CTI value may not hold, as U+XXXX: a control character (NUL,
-    a line break, which would also forge log lines) or half of a surrogate pair (no UTF-8)."""
-    for char in value:
-        if unicodedata.category(char) in ("Cc", "Cs") or char in "\u2028\u2029":
-            return f"U+{ord(char):04X}"
-    return None
+    """The first character a CTI value may not hold, as U+XXXX: what may not reach a log line
+    (console.logs.UNSAFE: NUL, line breaks, halves of surrogate pairs, which no database stores)."""
+    found = UNSAFE.search(value)
+    return f"U+{ord(found.group()):04X}" if found else None
 
 
 def _text(data: dict[str, Any], name: str, *, required: bool = False) -> str:

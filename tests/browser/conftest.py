@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -26,12 +26,22 @@ async def browser() -> AsyncIterator[object]:
             await browser.close()
 
 
-async def signed_in_page(browser: object, base_url: str, email: str, password: str) -> object:
-    """A new page logged in through the form, with its live socket connected."""
+async def signed_in_page(browser: object, base_url: str, email: str, password: str, *,
+                         init_script: str | None = None, watch: Callable[[object], None] | None = None,
+                         viewport: tuple[int, int] = (1280, 860)) -> object:
+    """A new page logged in through the form, with its live socket connected.
+
+    `init_script` runs in every document before the page's own scripts; `watch` gets the page
+    before it loads anything (to listen to its console, say).
+    """
     from playwright.async_api import Browser, expect
 
     assert isinstance(browser, Browser)
-    page = await browser.new_page(viewport={"width": 1280, "height": 860})
+    page = await browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+    if init_script is not None:
+        await page.add_init_script(init_script)
+    if watch is not None:
+        watch(page)
     await page.goto(base_url + "/login")
     await page.fill("input[name=email]", email)
     await page.fill("input[name=password]", password)

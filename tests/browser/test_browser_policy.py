@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, expect
+from playwright.async_api import Browser, ConsoleMessage, Page, Response, expect
 
 from console.db import Database
+from tests.browser.conftest import signed_in_page
 from tests.browser.test_screen_pop import new_call
 from tests.conftest import LiveServer, make_settings
 from tests.helpers import PASSWORD, add_agent, add_customer
@@ -37,24 +38,27 @@ async def server(sqlite_url: str, tmp_path: Path) -> object:
 
 
 async def test_every_page_and_panel_runs_under_the_policy(browser: Browser, server: LiveServer) -> None:
-    context = await browser.new_context(viewport={"width": 1366, "height": 768})
-    await context.add_init_script(RECORD_VIOLATIONS)
-    page = await context.new_page()
     problems: list[str] = []
-    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    policies: list[str] = []
 
     def on_console(message: ConsoleMessage) -> None:
         if message.type == "error":
             problems.append(f"console error: {message.text}")
 
-    page.on("console", on_console)
+    def on_response(response: Response) -> None:
+        if response.request.resource_type == "document":
+            policies.append(response.headers.get("content-security-policy", ""))
 
-    login = await page.goto(server.url + "/login")
-    assert login is not None and "frame-ancestors 'none'" in (await login.header_value("content-security-policy") or "")
-    await page.fill("input[name=email]", "sanne@x.nl")
-    await page.fill("input[name=password]", PASSWORD)
-    await page.click("button[type=submit]")
-    await expect(page.locator("#connection")).to_have_class("connection connected", timeout=10_000)
+    def watch(page: object) -> None:
+        assert isinstance(page, Page)
+        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+        page.on("console", on_console)
+        page.on("response", on_response)
+
+    page = await signed_in_page(browser, server.url, "sanne@x.nl", PASSWORD, init_script=RECORD_VIOLATIONS,
+                                watch=watch, viewport=(1366, 768))
+    assert isinstance(page, Page)
+    assert policies and all("frame-ancestors 'none'" in policy for policy in policies), policies
 
     # A call pops, is answered from the page, and its forms load their pickers.
     await page.click("#agent-status button[value=available]")
@@ -81,4 +85,4 @@ async def test_every_page_and_panel_runs_under_the_policy(browser: Browser, serv
     violations = await page.evaluate("window.__violations")
     assert not violations, violations
     assert not problems, problems
-    await context.close()
+    await page.close()
