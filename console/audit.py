@@ -13,6 +13,7 @@ from sqlalchemy.orm import selectinload
 from console.models import AuditEvent, utcnow
 
 VIEW, CREATE, UPDATE, MERGE, HANDOFF, NOTE, COMMENT = "view", "create", "update", "merge", "handoff", "note", "comment"
+EXPORT, ERASE = "export", "erase"
 CUSTOMER, TICKET, CONVERSATION = "customer", "ticket", "conversation"
 
 

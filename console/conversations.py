@@ -22,7 +22,6 @@ from console.models import (
     ContactKind,
     ContactPoint,
     Conversation,
-    Customer,
     Direction,
     Handoff,
     HandoffState,
@@ -403,9 +402,7 @@ async def link_customer(ctx: Context, agent_id: int, conversation_id: int, custo
     """Attach the conversation to an existing customer, adding the caller's address to them."""
     async with ctx.transaction() as session:
         conversation, viewers = await _held_by(session, conversation_id, agent_id)
-        customer = await session.get(Customer, customer_id, with_for_update=True)  # not merged away meanwhile
-        if customer is None:
-            raise NotFound("That customer does not exist.", field="customer_id")
+        customer = await customers.for_change(session, customer_id)  # not merged away or erased meanwhile
         await _attach(session, conversation, customer.id)
         audit.record(session, agent_id, audit.UPDATE, audit.CUSTOMER, customer.id,
                      f"linked conversation {conversation_id}")

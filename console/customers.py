@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
 from console import changes
-from console.errors import InvalidInput
+from console.errors import Conflict, InvalidInput, NotFound
 from console.i18n import N_
 from console.models import (
     OPEN_TICKET_STATUSES,
@@ -267,6 +267,20 @@ async def viewers(session: AsyncSession, customer_id: int | None) -> set[int]:
         return set()
     rows = await session.scalars(_VIEWERS, {"customer": customer_id})
     return {agent_id for agent_id in rows if agent_id is not None}
+
+
+ERASED = N_("This customer was erased on request; nothing can be added to the record.")
+
+
+async def for_change(session: AsyncSession, customer_id: int, field: str = "customer_id") -> Customer:
+    """The customer under its row lock, to change or add to; NotFound when there is none, Conflict
+    when the person was erased (console.privacy): an erased record takes nothing new."""
+    customer = await session.get(Customer, customer_id, with_for_update=True)
+    if customer is None:
+        raise NotFound("That customer does not exist.", field=field)
+    if customer.erased_at is not None:
+        raise Conflict(ERASED, field=field)
+    return customer
 
 
 async def changed(session: AsyncSession, customer_id: int | None, also: Iterable[int] = ()) -> None:

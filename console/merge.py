@@ -18,7 +18,7 @@ from sqlalchemy.orm import selectinload
 
 from console import audit, customers
 from console.auth import require_supervisor
-from console.errors import InvalidInput, NotFound
+from console.errors import Conflict, InvalidInput, NotFound
 from console.i18n import N_
 from console.models import (
     Address,
@@ -188,6 +188,8 @@ async def merge(ctx: Context, agent_id: int, keep_id: int, merge_id: int) -> Cus
         if keep is None or gone is None:
             raise NotFound("That customer does not exist (any more); perhaps it was merged already.",
                            field="merge_id")
+        if keep.erased_at is not None or gone.erased_at is not None:
+            raise Conflict(customers.ERASED, field="merge_id")
         told = await customers.viewers(session, merge_id)
         points = list(await session.scalars(select(ContactPoint).where(ContactPoint.customer_id == merge_id)))
         addresses = list(await session.scalars(select(Address).where(Address.customer_id == merge_id)))

@@ -246,6 +246,8 @@ class Customer(Base):
     revision: Mapped[int] = mapped_column(default=1, server_default=text("1"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
+    # Set when the person was erased on request (console.privacy): the record stays for the figures.
+    erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     owner: Mapped[Agent | None] = relationship(lazy="raise")
     contact_points: Mapped[list[ContactPoint]] = relationship(
@@ -437,6 +439,8 @@ class Conversation(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     abandoned_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     transferred_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Set when what identifies the customer was taken out (erasure or retention, console.privacy).
+    redacted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     # A handoff ends one agent's part and starts the next one's as a new conversation row with
     # the same external id; the phone system's events go to the newest part.
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"), index=True)
@@ -455,6 +459,7 @@ class Conversation(Base):
                       where="state IN ('offered', 'active', 'wrap_up')"),
         partial_index("ix_conversations_queued", "created_at", "id", where="state = 'queued'"),
         partial_index("ix_conversations_wrap_up_due", "wrap_up_deadline", where="state = 'wrap_up'"),
+        partial_index("ix_conversations_unredacted", "created_at", where="redacted_at IS NULL"),
     )
 
 

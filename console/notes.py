@@ -8,7 +8,7 @@ from sqlalchemy.orm import selectinload
 
 from console import audit, changes, customers
 from console.errors import InvalidInput, NotFound
-from console.models import Conversation, Customer, Handoff, HandoffState, Note, utcnow
+from console.models import Conversation, Handoff, HandoffState, Note, utcnow
 from console.ownership import conversation_for
 from console.ports import Context
 
@@ -32,8 +32,10 @@ async def add(ctx: Context, agent_id: int, body: str, *, conversation_id: int | 
         if conversation_id is not None:
             conversation = await conversation_for(session, conversation_id, agent_id)
             customer_id = conversation.customer_id
-        elif customer_id is None or await session.get(Customer, customer_id) is None:
+        elif customer_id is None:
             raise NotFound("That customer does not exist.", field="customer_id")
+        if customer_id is not None:
+            await customers.for_change(session, customer_id)
         note = Note(customer_id=customer_id, conversation_id=conversation_id, agent_id=agent_id, body=text,
                     created_at=utcnow())
         session.add(note)

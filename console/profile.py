@@ -142,9 +142,7 @@ def _text(raw: str, name: str, limit: int, *, required: bool = False) -> str | N
 
 
 async def _locked(session: AsyncSession, customer_id: int, version: int) -> Customer:
-    customer = await session.get(Customer, customer_id, with_for_update=True)
-    if customer is None:
-        raise NotFound("That customer does not exist.", field="customer_id")
+    customer = await customers.for_change(session, customer_id)
     if customer.version != version:
         who = await session.scalar(
             select(Agent.name).join(AuditEvent, AuditEvent.agent_id == Agent.id)
@@ -207,9 +205,7 @@ async def add_contact_point(ctx: Context, agent_id: int, customer_id: int, kind:
     if normalized is None or which is ContactKind.VISITOR:
         raise InvalidInput(customers.BAD_CONTACT[which], field=which.value, value=value)
     async with ctx.transaction() as session:
-        customer = await session.get(Customer, customer_id, with_for_update=True)
-        if customer is None:
-            raise NotFound("That customer does not exist.", field="customer_id")
+        customer = await customers.for_change(session, customer_id)
         known = await session.scalar(select(ContactPoint.id).where(
             ContactPoint.customer_id == customer_id, ContactPoint.kind == which, ContactPoint.normalized == normalized))
         if known is not None:
@@ -234,9 +230,7 @@ async def add_address(ctx: Context, agent_id: int, customer_id: int, *, kind: st
     if len(land) != 2 or not land.isalpha():
         raise InvalidInput("Country is a two-letter code such as NL or BE.", field="country")
     async with ctx.transaction() as session:
-        customer = await session.get(Customer, customer_id, with_for_update=True)
-        if customer is None:
-            raise NotFound("That customer does not exist.", field="customer_id")
+        customer = await customers.for_change(session, customer_id)
         session.add(Address(customer_id=customer_id, kind=which, street=street_text or "", postal_code=code,
                             city=city_text or "", country=land))
         customer.version += 1
@@ -267,9 +261,7 @@ async def add_contract(ctx: Context, agent_id: int, customer_id: int, *, title: 
         raise InvalidInput("The end date is before the start date.", field="ends_on")
     terms_text = _text(terms, "terms", 10_000) or ""
     async with ctx.transaction() as session:
-        customer = await session.get(Customer, customer_id, with_for_update=True)
-        if customer is None:
-            raise NotFound("That customer does not exist.", field="customer_id")
+        customer = await customers.for_change(session, customer_id)
         values = {"title": title_text or "", "status": state, "starts_on": start, "ends_on": end, "terms": terms_text}
         if contract_id is None:
             session.add(Contract(customer_id=customer_id, **values))

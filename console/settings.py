@@ -51,6 +51,10 @@ class Settings:
     sweep_interval: float = 1.0
     write_wait: float = 2.0
     away_reasons: tuple[str, ...] = DEFAULT_AWAY_REASONS
+    # Days to keep (None: for ever): conversations are anonymised after, notes and audit entries deleted.
+    retain_conversations_days: int | None = None
+    retain_notes_days: int | None = None
+    retain_audit_days: int | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -77,6 +81,13 @@ def _count(env: dict[str, str], name: str, default: int, low: int, high: int) ->
     if not raw.isdigit() or not low <= int(raw) <= high:
         raise InvalidInput(f"{name}={raw!r} must be a whole number from {low} to {high}", field=name)
     return int(raw)
+
+
+def _days(env: dict[str, str], name: str) -> int | None:
+    """A retention in days; unset or empty keeps for ever."""
+    if not env.get(name, "").strip():
+        return None
+    return _count(env, name, 0, 1, 36_500)
 
 
 def _networks(env: dict[str, str], name: str) -> tuple[str, ...]:
@@ -191,4 +202,7 @@ def load(
         trusted_proxies=_networks(env, "CONSOLE_TRUSTED_PROXIES"),
         operator_addresses=_networks(env, "CONSOLE_OPERATOR_ADDRESSES"),
         metrics_token=env.get("CONSOLE_METRICS_TOKEN", "").strip(),
+        retain_conversations_days=_days(env, "CONSOLE_RETAIN_CONVERSATIONS_DAYS"),
+        retain_notes_days=_days(env, "CONSOLE_RETAIN_NOTES_DAYS"),
+        retain_audit_days=_days(env, "CONSOLE_RETAIN_AUDIT_DAYS"),
     )

@@ -30,7 +30,7 @@ from console.models import (
     utcnow,
 )
 from console.notes import check_body
-from console.ownership import conversation_for
+from console.ownership import conversation_for, may_change_ticket, ticket_for
 from console.ports import Context
 
 # Hours from opening to the due time, per priority.
@@ -115,8 +115,8 @@ async def open_ticket(ctx: Context, agent_id: int, draft: Draft) -> Ticket:
         if draft.conversation_id is not None:
             conversation = await conversation_for(session, draft.conversation_id, agent_id)
             customer_id = conversation.customer_id
-        elif customer_id is not None and await session.get(Customer, customer_id) is None:
-            raise NotFound("That customer does not exist.", field="customer_id")
+        if customer_id is not None:
+            await customers.for_change(session, customer_id)
         now = utcnow()
         ticket = Ticket(subject=subject, description=description, priority=priority, status=status,
                         customer_id=customer_id, conversation_id=draft.conversation_id,
@@ -144,9 +144,7 @@ async def update(ctx: Context, agent_id: int, ticket_id: int, version: int, chan
         raise InvalidInput("These fields cannot be changed: %(fields)s.", field=sorted(unknown)[0],
                            fields=", ".join(sorted(unknown)))
     async with ctx.transaction() as session:
-        ticket = await session.get(Ticket, ticket_id, with_for_update=True)
-        if ticket is None:
-            raise NotFound("This ticket does not exist.")
+        ticket = await ticket_for(session, ticket_id, agent_id)
         if ticket.version != version:
             last = await session.scalar(
                 select(Agent.name).join(TicketChange, TicketChange.agent_id == Agent.id)
@@ -194,9 +192,7 @@ async def _parse(session: AsyncSession, changes: dict[str, object]) -> dict[str,
 async def comment(ctx: Context, agent_id: int, ticket_id: int, body: str) -> TicketComment:
     text = check_body(body, "body", MAX_DESCRIPTION)
     async with ctx.transaction() as session:
-        ticket = await session.get(Ticket, ticket_id, with_for_update=True)
-        if ticket is None:
-            raise NotFound("This ticket does not exist.")
+        ticket = await ticket_for(session, ticket_id, agent_id)
         now = utcnow()
         note = TicketComment(ticket_id=ticket_id, agent_id=agent_id, body=text, created_at=now)
         session.add(note)
@@ -216,6 +212,7 @@ class TicketPage:
     overdue: bool
     agents: list[Agent] = field(default_factory=list)
     queues: list[Queue] = field(default_factory=list)
+    may_change: bool = False  # the ownership rule (console.ownership): the forms are shown only then
 
 
 async def page(session: AsyncSession, agent_id: int, ticket_id: int) -> TicketPage:
@@ -233,7 +230,8 @@ async def page(session: AsyncSession, agent_id: int, ticket_id: int) -> TicketPa
     audit.record(session, agent_id, audit.VIEW, audit.TICKET, ticket_id)
     return TicketPage(ticket, customer, comments, changes, is_overdue(ticket),
                       list(await session.scalars(select(Agent).order_by(Agent.name))),
-                      list(await session.scalars(select(Queue).order_by(Queue.name))))
+                      list(await session.scalars(select(Queue).order_by(Queue.name))),
+                      await may_change_ticket(session, ticket_id, agent_id))
 
 
 async def assigned_to(session: AsyncSession, agent_id: int, limit: int = 50) -> list[Ticket]:

@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from console import handoffs, i18n, logs, offers, presence, routing, wrapup
+from console import handoffs, i18n, logs, offers, presence, privacy, routing, wrapup
 from console.errors import ConsoleError, Unavailable
 from console.models import Agent
 from console.settings import Settings
@@ -152,6 +152,29 @@ async def refresh_sockets_forever(w: Wiring) -> None:
             log.exception("could not refresh this node's sockets; trying again")
 
 
+RETENTION_EVERY_SECONDS = 3600.0
+
+
+def retention_of(settings: Settings) -> privacy.Retention:
+    return privacy.Retention(conversations=settings.retain_conversations_days, notes=settings.retain_notes_days,
+                             audit=settings.retain_audit_days)
+
+
+async def retain_forever(w: Wiring) -> None:
+    """The retention sweep: once a minute after start, then every hour (every node runs it; what
+    one node did, the next finds done)."""
+    keep = retention_of(w.settings)
+    if keep.keeps_everything:
+        return
+    await asyncio.sleep(60)
+    while True:
+        try:
+            await privacy.sweep(w.ctx, keep)
+        except Exception:
+            log.exception("the retention sweep failed; trying again in an hour")
+        await asyncio.sleep(RETENTION_EVERY_SECONDS)
+
+
 def make_routes(w: Wiring) -> list[BaseRoute]:
     return [
         Route("/", pages.agent_page, methods=["GET"]),
@@ -190,6 +213,9 @@ def make_routes(w: Wiring) -> list[BaseRoute]:
         Route("/customers/{id:int}/addresses/{detail:int}/delete", workspace.remove_address, methods=["POST"]),
         Route("/customers/{id:int}/contracts", workspace.add_contract, methods=["POST"]),
         Route("/customers/{id:int}/contracts/{detail:int}", workspace.add_contract, methods=["POST"]),
+        Route("/customers/{id:int}/export", workspace.export_customer, methods=["GET"]),
+        Route("/customers/{id:int}/export.json", workspace.export_customer_json, methods=["GET"]),
+        Route("/customers/{id:int}/erase", workspace.erase_customer, methods=["POST"]),
         Route("/customers/{id:int}/duplicates", workspace.duplicates_of, methods=["GET"]),
         Route("/audit/{entity}/{id:int}", workspace.audit_trail, methods=["GET"]),
         Route("/customers/{id:int}/merge", workspace.merge_customers, methods=["POST"]),
@@ -217,7 +243,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await w.bus.start()
         tasks = [asyncio.create_task(sweep_forever(w), name="sweeps"),
-                 asyncio.create_task(refresh_sockets_forever(w), name="socket refresh")]
+                 asyncio.create_task(refresh_sockets_forever(w), name="socket refresh"),
+                 asyncio.create_task(retain_forever(w), name="retention")]
         try:
             yield
         finally:

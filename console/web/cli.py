@@ -1,4 +1,4 @@
-"""python -m console: serve, demo, migrate, create-agent, import-customers, seed, simulate."""
+"""python -m console: serve, demo, migrate, create-agent, import-customers, seed, simulate, retention and more."""
 
 from __future__ import annotations
 
@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     totp = sub.add_parser("totp", help="turn a supervisor's or admin's second factor (one-time codes) on or off")
     totp.add_argument("email")
     totp.add_argument("--off", action="store_true", help="turn it off")
+    sub.add_parser("retention", help="anonymise and delete what is older than CONSOLE_RETAIN_*_DAYS, now")
     general = sub.add_parser("dispositions", help="the disposition codes for contacts without a queue list")
     general.add_argument("codes", nargs="+")
     sim = sub.add_parser("simulate", help="post realistic CTI calls to a running console")

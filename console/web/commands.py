@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         "agent": agent,
         "dispositions": dispositions,
         "totp": totp,
+        "retention": retention,
     }[args.command]
     return handler(args)
 
@@ -228,6 +229,29 @@ def totp(args: argparse.Namespace) -> int:
         print(f"  {uri}")
         print(f"  key: {secret}")
         print("From the next login on, the console asks for the app's six-digit code after the password.")
+        return 0
+
+    return _with_database(job)
+
+
+def retention(args: argparse.Namespace) -> int:
+    """The retention sweep, now, with CONSOLE_RETAIN_*_DAYS (the server also runs it every hour)."""
+    from console import privacy
+    from console.ports import Context, NullNotifier
+    from console.web.app import retention_of
+
+    async def job(db: Database, settings: Settings) -> int:
+        keep = retention_of(settings)
+        if keep.keeps_everything:
+            print("nothing to do: no retention is set (CONSOLE_RETAIN_CONVERSATIONS_DAYS, CONSOLE_RETAIN_NOTES_DAYS, "
+                  "CONSOLE_RETAIN_AUDIT_DAYS), so everything is kept")
+            return 0
+        done = await privacy.sweep(Context(db, NullNotifier(), settings.default_region), keep)
+        kept = ", ".join(f"{name} {days} days" for name, days in
+                         (("conversations", keep.conversations), ("notes", keep.notes), ("audit", keep.audit))
+                         if days is not None)
+        print(f"retention ({kept}): anonymised {done.conversations} conversations, deleted {done.notes} notes "
+              f"and {done.audit} audit entries")
         return 0
 
     return _with_database(job)

@@ -8,7 +8,9 @@ shown in that form with what the agent typed; the others go to the flash message
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from html import escape
 from typing import Any
 
@@ -17,7 +19,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from console import audit, auth, canned, handoffs, i18n, merge, notes, profile, search, tickets
+from console import audit, auth, canned, handoffs, i18n, merge, notes, privacy, profile, search, tickets
 from console.errors import ConsoleError, InvalidInput, NotFound
 from console.i18n import N_
 from console.models import Agent, Conversation, Customer, Queue, State, Ticket, Tier
@@ -401,6 +403,40 @@ async def merge_customers(request: Request, agent_id: int) -> Response:
         supervisor=True,
         merged=_("%(name)s was merged into this customer.") % {"name": record.merged_name})
     return with_live(html)
+
+
+# Personal data (GDPR) -------------------------------------------------------------------------
+
+PRIVATE = {"Cache-Control": "no-store"}  # personal data: never kept by a browser or proxy cache
+
+
+@signed_in
+async def export_customer(request: Request, agent_id: int) -> Response:
+    """Everything held about the customer as a page to read or print (supervisors; audited)."""
+    customer_id = path_id(request, NO_CUSTOMER)
+    data = await privacy.export(wiring(request).ctx, agent_id, customer_id, "html")
+    language = await language_of(request, agent_id)
+    renderer = wiring(request).renderer
+    when = renderer.context(language)["when"]
+
+    def at(value: str | None) -> str:
+        return when(datetime.fromisoformat(value), "d MMM yyyy HH:mm") if value else "–"
+
+    return HTMLResponse(renderer.render("export.html", language, data=data, at=at), headers=PRIVATE)
+
+
+@signed_in
+async def export_customer_json(request: Request, agent_id: int) -> Response:
+    """The same as JSON, downloaded as a file (supervisors; audited)."""
+    customer_id = path_id(request, NO_CUSTOMER)
+    data = await privacy.export(wiring(request).ctx, agent_id, customer_id, "json")
+    body = json.dumps(data, ensure_ascii=False, indent=2)
+    return Response(body, media_type="application/json", headers={
+        **PRIVATE, "Content-Disposition": f'attachment; filename="customer-{customer_id}.json"'})
+
+
+async def erase_customer(request: Request) -> Response:
+    return await act(request, lambda ctx, agent_id, _: privacy.erase(ctx, agent_id, path_id(request, NO_CUSTOMER)))
 
 
 # Canned responses -----------------------------------------------------------------------------

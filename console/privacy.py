@@ -1,0 +1,355 @@
+"""Personal data under control (GDPR): export what the console holds about a customer, erase a
+customer on request, and keep conversations, notes and the audit trail no longer than configured.
+
+- **Export** (supervisors and admins): everything about one customer as one document: the record,
+  contact points, addresses, contracts, every conversation with its events, messages, notes and
+  handoffs, the customer's own notes, tickets with comments and changes, merges into them, and who
+  viewed or changed any of it. The export itself is recorded in the audit trail.
+- **Erase** (supervisors and admins), refused while a conversation of the customer is live: the
+  record keeps its id (so counts and reports stay right) but loses its name, company, profile,
+  contact points, addresses, contracts and search terms; its conversations lose their numbers and
+  subjects, their messages, notes, handoff notes and event details; its tickets lose their text.
+  The audit trail keeps every entry (who, what, when) without its detail text, and records the
+  erasure. A new call from the same number no longer finds the person.
+- **Retention** (a sweep every node runs, and `python -m console retention`): conversations over
+  for longer than CONSOLE_RETAIN_CONVERSATIONS_DAYS are anonymised as above (kept for the
+  figures), notes older than CONSOLE_RETAIN_NOTES_DAYS and audit entries older than
+  CONSOLE_RETAIN_AUDIT_DAYS are deleted. Each unset: kept for ever.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from console import audit, changes, customers
+from console.auth import require_supervisor
+from console.errors import Conflict, NotFound
+from console.i18n import N_
+from console.models import (
+    Address,
+    Agent,
+    AuditEvent,
+    ContactPoint,
+    Contract,
+    Conversation,
+    ConversationEvent,
+    Customer,
+    CustomerMerge,
+    Handoff,
+    Message,
+    Note,
+    SearchTerm,
+    State,
+    Ticket,
+    TicketChange,
+    TicketComment,
+    utcnow,
+)
+from console.ports import Context
+
+log = logging.getLogger("console.privacy")
+
+ERASED_NAME = "Erased customer"
+# A conversation in one of these is over; anything else is live (queued, ringing, active, wrap-up).
+OVER = (State.CLOSED, State.ABANDONED, State.TRANSFERRED)
+SWEEP_BATCH = 500
+
+
+def _plain(value: Any) -> Any:
+    """A value as JSON has it."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def _row(obj: object, *names: str) -> dict[str, Any]:
+    return {name: _plain(getattr(obj, name)) for name in names}
+
+
+async def _names(session: AsyncSession, ids: Iterable[int | None]) -> dict[int, str]:
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    return {agent_id: name for agent_id, name in
+            await session.execute(select(Agent.id, Agent.name).where(Agent.id.in_(wanted)))}
+
+
+async def _conversation_ids(session: AsyncSession, customer_id: int) -> list[int]:
+    return list(await session.scalars(select(Conversation.id).where(Conversation.customer_id == customer_id)
+                                      .order_by(Conversation.id)))
+
+
+def _tickets_of(customer_id: int, conversation_ids: list[int]) -> ColumnElement[bool]:
+    return or_(Ticket.customer_id == customer_id, Ticket.conversation_id.in_(conversation_ids or [0]))
+
+
+def _about(customer_id: int, conversation_ids: list[int], ticket_ids: list[int]) -> ColumnElement[bool]:
+    """Audit entries about the customer, its conversations and its tickets."""
+    return or_((AuditEvent.entity == audit.CUSTOMER) & (AuditEvent.entity_id == customer_id),
+               (AuditEvent.entity == audit.CONVERSATION) & AuditEvent.entity_id.in_(conversation_ids or [0]),
+               (AuditEvent.entity == audit.TICKET) & AuditEvent.entity_id.in_(ticket_ids or [0]))
+
+
+async def export(ctx: Context, agent_id: int, customer_id: int, form: str) -> dict[str, Any]:
+    """Everything the console holds about the customer, as plain data (for JSON and the HTML page).
+    `form` ("json" or "html") is recorded with the export in the audit trail."""
+    async with ctx.transaction() as session:
+        await require_supervisor(session, agent_id, N_("Only supervisors can export a customer's data."))
+        customer = await session.scalar(select(Customer).where(Customer.id == customer_id)
+                                        .options(selectinload(Customer.contact_points)))
+        if customer is None:
+            raise NotFound("That customer does not exist.", field="customer_id")
+        document = await _document(session, customer)
+        by = await session.scalar(select(Agent.name).where(Agent.id == agent_id))
+        document["exported_by"] = by
+        audit.record(session, agent_id, audit.EXPORT, audit.CUSTOMER, customer_id, form)
+    return document
+
+
+async def _document(session: AsyncSession, customer: Customer) -> dict[str, Any]:
+    customer_id = customer.id
+    conversation_ids = await _conversation_ids(session, customer_id)
+    ids = conversation_ids or [0]
+    conversations = list(await session.scalars(select(Conversation).where(Conversation.id.in_(ids))
+                                               .order_by(Conversation.created_at, Conversation.id)))
+    events = list(await session.scalars(select(ConversationEvent).where(ConversationEvent.conversation_id.in_(ids))
+                                        .order_by(ConversationEvent.at, ConversationEvent.id)))
+    messages = list(await session.scalars(select(Message).where(Message.conversation_id.in_(ids))
+                                          .order_by(Message.created_at, Message.id)))
+    notes = list(await session.scalars(select(Note).where(or_(Note.customer_id == customer_id,
+                                                              Note.conversation_id.in_(ids)))
+                                       .order_by(Note.created_at, Note.id)))
+    handoffs = list(await session.scalars(select(Handoff).where(Handoff.conversation_id.in_(ids))
+                                          .order_by(Handoff.created_at, Handoff.id)))
+    tickets = list(await session.scalars(select(Ticket).where(_tickets_of(customer_id, conversation_ids))
+                                         .order_by(Ticket.created_at, Ticket.id)))
+    ticket_ids = [t.id for t in tickets] or [0]
+    comments = list(await session.scalars(select(TicketComment).where(TicketComment.ticket_id.in_(ticket_ids))
+                                          .order_by(TicketComment.created_at, TicketComment.id)))
+    ticket_changes = list(await session.scalars(select(TicketChange).where(TicketChange.ticket_id.in_(ticket_ids))
+                                                .order_by(TicketChange.at, TicketChange.id)))
+    addresses = list(await session.scalars(select(Address).where(Address.customer_id == customer_id)
+                                           .order_by(Address.id)))
+    contracts = list(await session.scalars(select(Contract).where(Contract.customer_id == customer_id)
+                                           .order_by(Contract.id)))
+    merges = list(await session.scalars(select(CustomerMerge).where(CustomerMerge.kept_id == customer_id)
+                                        .order_by(CustomerMerge.at, CustomerMerge.id)))
+    trail = list(await session.scalars(select(AuditEvent).where(_about(customer_id, conversation_ids, ticket_ids))
+                                       .order_by(AuditEvent.at, AuditEvent.id)))
+    names = await _names(session, [customer.owner_id, *(c.agent_id for c in conversations),
+                                   *(e.agent_id for e in events), *(m.agent_id for m in messages),
+                                   *(n.agent_id for n in notes), *(h.from_agent_id for h in handoffs),
+                                   *(h.to_agent_id for h in handoffs), *(t.assignee_id for t in tickets),
+                                   *(t.created_by_id for t in tickets), *(c.agent_id for c in comments),
+                                   *(c.agent_id for c in ticket_changes), *(m.agent_id for m in merges),
+                                   *(a.agent_id for a in trail)])
+
+    def who(agent_id: int | None) -> str | None:
+        return names.get(agent_id) if agent_id is not None else None
+
+    def of(items: list[Any], conversation_id: int) -> list[Any]:
+        return [item for item in items if item.conversation_id == conversation_id]
+
+    return {
+        "exported_at": utcnow().isoformat(),
+        "customer": {**_row(customer, "id", "name", "company", "tier", "lifetime_value", "language", "segment",
+                            "consent_email", "consent_phone", "created_at", "updated_at", "erased_at"),
+                     "owner": who(customer.owner_id)},
+        "contact_points": [_row(p, "kind", "value") for p in sorted(customer.contact_points, key=lambda p: p.id)],
+        "addresses": [_row(a, "kind", "street", "postal_code", "city", "country") for a in addresses],
+        "contracts": [_row(k, "title", "status", "starts_on", "ends_on", "terms", "created_at") for k in contracts],
+        "conversations": [{
+            **_row(c, "id", "channel", "direction", "state", "from_address", "to_address", "subject", "created_at",
+                   "answered_at", "closed_at", "abandoned_at", "disposition", "disposition_note", "redacted_at"),
+            "agent": who(c.agent_id),
+            "events": [{**_row(e, "at", "from_state", "to_state", "detail"), "agent": who(e.agent_id)}
+                       for e in of(events, c.id)],
+            "messages": [{**_row(m, "created_at", "author", "body"), "agent": who(m.agent_id)}
+                         for m in of(messages, c.id)],
+            "notes": [{**_row(n, "created_at", "body"), "agent": who(n.agent_id)} for n in of(notes, c.id)],
+            "handoffs": [{**_row(h, "created_at", "mode", "state", "note", "reason"), "from": who(h.from_agent_id),
+                          "to": who(h.to_agent_id)} for h in of(handoffs, c.id)],
+        } for c in conversations],
+        "notes": [{**_row(n, "created_at", "body"), "agent": who(n.agent_id)} for n in notes
+                  if n.conversation_id is None],
+        "tickets": [{
+            **_row(t, "id", "subject", "description", "status", "priority", "created_at", "updated_at", "due_at"),
+            "assignee": who(t.assignee_id), "created_by": who(t.created_by_id),
+            "comments": [{**_row(c, "created_at", "body"), "agent": who(c.agent_id)} for c in comments
+                         if c.ticket_id == t.id],
+            "changes": [{**_row(c, "at", "field", "old", "new"), "agent": who(c.agent_id)} for c in ticket_changes
+                        if c.ticket_id == t.id],
+        } for t in tickets],
+        "merged_records": [{**_row(m, "at", "merged_name"), "record": _loaded(m.snapshot), "by": who(m.agent_id)}
+                           for m in merges],
+        "access": [{**_row(a, "at", "action", "entity", "entity_id", "detail"), "agent": who(a.agent_id)}
+                   for a in trail],
+    }
+
+
+def _loaded(snapshot: str) -> Any:
+    try:
+        return json.loads(snapshot)
+    except ValueError:
+        return snapshot
+
+
+async def live_conversations(session: AsyncSession, customer_id: int) -> int:
+    return int(await session.scalar(select(func.count()).select_from(Conversation).where(
+        Conversation.customer_id == customer_id, Conversation.state.not_in(OVER))) or 0)
+
+
+async def erase(ctx: Context, agent_id: int, customer_id: int) -> None:
+    """Erase the person behind a customer record; refused while one of their conversations is live."""
+    async with ctx.transaction() as session:
+        await require_supervisor(session, agent_id, N_("Only supervisors can erase a customer."))
+        customer = await session.get(Customer, customer_id, with_for_update=True)
+        if customer is None:
+            raise NotFound("That customer does not exist.", field="customer_id")
+        if customer.erased_at is not None:
+            raise Conflict("This customer was erased already.")
+        if await live_conversations(session, customer_id):
+            raise Conflict("This customer has a conversation going on. Erase them once it is over.")
+        now = utcnow()
+        conversation_ids = await _conversation_ids(session, customer_id)
+        ticket_ids = list(await session.scalars(select(Ticket.id).where(_tickets_of(customer_id, conversation_ids))))
+        # The numbers and addresses the person used, to find them on contacts that were never linked.
+        used = {v for p in await session.scalars(select(ContactPoint).where(ContactPoint.customer_id == customer_id))
+                for v in (p.value, p.normalized)}
+        # Every detail text about the person, before their record goes: the trail keeps who and when.
+        await session.execute(update(AuditEvent).where(_about(customer_id, conversation_ids, ticket_ids))
+                              .values(detail=None).execution_options(synchronize_session=False))
+        for model in (ContactPoint, Address, Contract, SearchTerm):
+            await session.execute(delete(model).where(model.customer_id == customer_id))
+        await session.execute(delete(Note).where(Note.customer_id == customer_id))
+        await session.execute(update(CustomerMerge).where(CustomerMerge.kept_id == customer_id)
+                              .values(merged_name=ERASED_NAME, snapshot="{}")
+                              .execution_options(synchronize_session=False))
+        await _anonymise_conversations(session, conversation_ids, now)
+        if used:
+            unlinked = list(await session.scalars(select(Conversation.id).where(
+                Conversation.customer_id.is_(None), Conversation.state.in_(OVER),
+                or_(Conversation.from_address.in_(used), Conversation.to_address.in_(used)))))
+            await _anonymise_conversations(session, unlinked, now)
+        if ticket_ids:
+            await session.execute(update(Ticket).where(Ticket.id.in_(ticket_ids))
+                                  .values(subject=ERASED_NAME, description="", version=Ticket.version + 1)
+                                  .execution_options(synchronize_session=False))
+            await session.execute(delete(TicketComment).where(TicketComment.ticket_id.in_(ticket_ids)))
+            await session.execute(update(TicketChange).where(TicketChange.ticket_id.in_(ticket_ids))
+                                  .values(old=None, new=None).execution_options(synchronize_session=False))
+        customer.name, customer.company, customer.segment, customer.language = ERASED_NAME, None, None, None
+        customer.tier, customer.owner_id = None, None
+        customer.consent_email = customer.consent_phone = False
+        customer.erased_at = now
+        customer.version += 1
+        # Whoever has the page open sees it close; the pops refresh without the person.
+        watching = await customers.viewers(session, customer_id)
+        await session.execute(update(Agent).where(Agent.viewing_customer_id == customer_id)
+                              .values(viewing_customer_id=None).execution_options(synchronize_session=False))
+        for viewer in watching:
+            changes.emit(session, functools.partial(changes.PageOpened, viewer, None))
+        audit.record(session, agent_id, audit.ERASE, audit.CUSTOMER, customer_id)
+        await customers.changed(session, customer_id)
+    log.info("customer %s erased by agent %s (%s conversations, %s tickets)", customer_id, agent_id,
+             len(conversation_ids), len(ticket_ids))
+
+
+async def _anonymise_conversations(session: AsyncSession, ids: list[int], now: datetime) -> None:
+    """Conversations stay (for the figures) without what identifies or quotes the person."""
+    if not ids:
+        return
+    await session.execute(update(Conversation).where(Conversation.id.in_(ids))
+                          .values(from_address="", to_address="", subject=None, disposition_note=None,
+                                  redacted_at=now).execution_options(synchronize_session=False))
+    await session.execute(update(Message).where(Message.conversation_id.in_(ids))
+                          .values(body="").execution_options(synchronize_session=False))
+    await session.execute(delete(Note).where(Note.conversation_id.in_(ids)))
+    await session.execute(update(Handoff).where(Handoff.conversation_id.in_(ids))
+                          .values(note="", reason=None).execution_options(synchronize_session=False))
+    await session.execute(update(ConversationEvent).where(ConversationEvent.conversation_id.in_(ids))
+                          .values(detail=None).execution_options(synchronize_session=False))
+    await session.execute(update(AuditEvent).where(AuditEvent.entity == audit.CONVERSATION,
+                                                   AuditEvent.entity_id.in_(ids))
+                          .values(detail=None).execution_options(synchronize_session=False))
+
+
+@dataclass
+class Retention:
+    """How long each kind of record is kept, in days (None: for ever)."""
+
+    conversations: int | None = None
+    notes: int | None = None
+    audit: int | None = None
+
+    @property
+    def keeps_everything(self) -> bool:
+        return self.conversations is None and self.notes is None and self.audit is None
+
+
+@dataclass
+class Swept:
+    conversations: int = 0
+    notes: int = 0
+    audit: int = 0
+
+    def __str__(self) -> str:
+        return ", ".join(f"{name} {count}" for name, count in asdict(self).items())
+
+
+async def sweep(ctx: Context, keep: Retention, now: datetime | None = None) -> Swept:
+    """Anonymise and delete what is older than the retention allows, in batches (a short write
+    each, so live traffic is never held up for long); the counts of what it did."""
+    done = Swept()
+    if keep.keeps_everything:
+        return done
+    now = now or utcnow()
+    if keep.conversations is not None:
+        cutoff = now - timedelta(days=keep.conversations)
+        while True:
+            async with ctx.transaction() as session:
+                batch = list(await session.scalars(
+                    select(Conversation.id).where(Conversation.redacted_at.is_(None), Conversation.created_at < cutoff,
+                                                  Conversation.state.in_(OVER),
+                                                  func.coalesce(Conversation.closed_at, Conversation.abandoned_at,
+                                                                Conversation.transferred_at,
+                                                                Conversation.created_at) < cutoff)
+                    .order_by(Conversation.id).limit(SWEEP_BATCH)))
+                await _anonymise_conversations(session, batch, now)
+            done.conversations += len(batch)
+            if len(batch) < SWEEP_BATCH:
+                break
+    for name, days, model, column in (("notes", keep.notes, Note, Note.created_at),
+                                      ("audit", keep.audit, AuditEvent, AuditEvent.at)):
+        if days is None:
+            continue
+        cutoff = now - timedelta(days=days)
+        while True:
+            async with ctx.transaction() as session:
+                ids = list(await session.scalars(select(model.id).where(column < cutoff)
+                                                 .order_by(model.id).limit(SWEEP_BATCH)))
+                if ids:
+                    await session.execute(delete(model).where(model.id.in_(ids)))
+            setattr(done, name, getattr(done, name) + len(ids))
+            if len(ids) < SWEEP_BATCH:
+                break
+    if done.conversations or done.notes or done.audit:
+        log.info("retention sweep: anonymised %s conversations, deleted %s notes and %s audit entries",
+                 done.conversations, done.notes, done.audit)
+    return done
