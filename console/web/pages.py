@@ -19,7 +19,16 @@ from console.errors import InvalidInput, NotFound, TooManyAttempts
 from console.models import AgentStatus
 from console.ports import Context
 from console.web.render import agent_stream
-from console.web.security import CSRF_FIELD, REFUSED, client_address, csrf_token, sign_in, signed_in, token_matches
+from console.web.security import (
+    CSRF_FIELD,
+    REFUSED,
+    SIGNED_OUT,
+    client_address,
+    csrf_token,
+    sign_in,
+    signed_in,
+    token_matches,
+)
 from console.web.wiring import Wiring
 from realtime import close_frame
 
@@ -232,7 +241,7 @@ def done() -> Response:
 
 
 def signed_out() -> Response:
-    return HTMLResponse("Your session has ended. Log in again.", status_code=401, headers={"HX-Redirect": "/login"})
+    return HTMLResponse(SIGNED_OUT, status_code=401, headers={"HX-Redirect": "/login"})
 
 
 Action = Callable[[Context, int, FormData], Awaitable[object]]

@@ -111,6 +111,9 @@ def origin_allowed(conn: HTTPConnection, allowed: Iterable[str]) -> bool:
     return origin == own_origin(conn) or origin in allowed
 
 
+SIGNED_OUT = "Your session has ended. Log in again."
+
+
 class CSRFMiddleware:
     """Refuse state-changing requests from other sites.
 
@@ -137,6 +140,12 @@ class CSRFMiddleware:
             return
         scope["csrf_ok"] = token_matches(scope.get("session", {}), headers.get(CSRF_HEADER))
         if not scope["csrf_ok"] and scope["path"] not in FORM_PATHS:
+            if "agent_id" not in scope.get("session", {}):
+                # Nobody is signed in (the session ended, or never was): the page goes to the login
+                # form instead of showing a refusal the agent cannot act on.
+                await PlainTextResponse(SIGNED_OUT, status_code=401, headers={"HX-Redirect": "/login"})(
+                    scope, receive, send)
+                return
             await PlainTextResponse(REFUSED, status_code=403)(scope, receive, send)
             return
         await self.app(scope, receive, send)

@@ -152,6 +152,14 @@ async def test_actions_need_the_csrf_header(client: httpx.AsyncClient) -> None:
     assert ok.status_code == 204 and ok.text == "", "the socket carries the change"
 
 
+async def test_an_action_after_the_session_ended_sends_the_page_to_the_login(client: httpx.AsyncClient) -> None:
+    token = await log_in(client, "anna@x.nl")
+    await client.post("/logout", headers={"X-CSRF-Token": token})
+    late = await client.post("/agent/status", data={"status": "available"}, headers={"X-CSRF-Token": token})
+    assert late.status_code == 401 and late.headers["hx-redirect"] == "/login"
+    assert "Log in again" in late.text
+
+
 async def test_requests_from_another_site_are_refused_even_with_the_token(client: httpx.AsyncClient) -> None:
     token = await log_in(client, "anna@x.nl")
     for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Origin": "https://evil.example"}):
