@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -71,13 +72,51 @@ def drop_pg_database(name: str) -> None:
     asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+# Migrating takes most of a second; each test's database is a copy of one migrated once per run
+# (a file copy on SQLite, CREATE DATABASE ... TEMPLATE on PostgreSQL). The migrations themselves
+# are tested on their own (tests/console/test_migrations.py).
+_templates: dict[str, str] = {}
+
+
+def _pg_template() -> str:
+    if "postgres" not in _templates:
+        name = create_pg_database()
+        upgrade(POSTGRES_URL.rsplit("/", 1)[0] + "/" + name)
+        _templates["postgres"] = name
+    return _templates["postgres"]
+
+
+def migrated_sqlite(path: Path) -> str:
+    """A migrated SQLite database at `path`; its URL."""
+    if "sqlite" not in _templates:
+        import tempfile
+
+        template = Path(tempfile.mkdtemp(prefix="console-template-")) / "template.db"
+        upgrade(f"sqlite+aiosqlite:///{template}")
+        _templates["sqlite"] = str(template)
+    shutil.copyfile(_templates["sqlite"], path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_templates() -> Iterator[None]:
+    yield
+    if "postgres" in _templates:
+        drop_pg_database(_templates.pop("postgres"))
+    if "sqlite" in _templates:
+        shutil.rmtree(Path(_templates.pop("sqlite")).parent, ignore_errors=True)
+
+
 @contextmanager
 def pg_database() -> Iterator[str]:
     """A fresh, migrated PostgreSQL database, dropped afterwards."""
-    name = create_pg_database()
+    name = f"console_test_{secrets.token_hex(6)}"
+    try:
+        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{_pg_template()}"'))
+    except (TimeoutError, OSError) as exc:
+        missing(f"PostgreSQL at {POSTGRES_URL} ({exc.__class__.__name__})")
     url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
     try:
-        upgrade(url)
         yield url
     finally:
         drop_pg_database(name)
@@ -94,9 +133,7 @@ def pg_url() -> Iterator[str]:
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A migrated, empty database: a SQLite file, and a fresh PostgreSQL database."""
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'console.db'}"
-        upgrade(url)
-        yield url
+        yield migrated_sqlite(tmp_path / "console.db")
         return
     with pg_database() as url:
         yield url
@@ -104,9 +141,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'console.db'}"
-    upgrade(url)
-    return url
+    return migrated_sqlite(tmp_path / "console.db")
 
 
 @pytest.fixture

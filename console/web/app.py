@@ -29,7 +29,7 @@ from console.errors import ConsoleError, Unavailable
 from console.models import Agent
 from console.settings import Settings
 from console.settings import load as load_settings
-from console.web import health, live, pages, workspace
+from console.web import health, live, openapi, pages, workspace
 from console.web.assets import StaticAssets, asset_dir
 from console.web.metrics import metrics_endpoint
 from console.web.security import CSRFMiddleware, SecurityHeaders
@@ -228,6 +228,7 @@ def make_routes(w: Wiring) -> list[BaseRoute]:
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/openapi.json", openapi.openapi, methods=["GET"]),
         WebSocketRoute("/ws", live.live_socket),
         *cti.routes(w.ctx, w.settings.cti_token, observe_pop=w.metrics.pop_latency.observe),
         Mount("/static", StaticAssets(directory=asset_dir("static")), name="static"),

@@ -20,7 +20,9 @@ from console import auth
 from console.db import Database
 from console.models import Role
 
-SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+# The methods that change state, and so must come from a console page. Any other method (TRACE,
+# PROPFIND, ...) reaches the router, which answers 405 where the path exists.
+CHANGING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 # Plain HTML forms that work without htmx send the token as a form field; their handlers check it.
@@ -128,7 +130,7 @@ class CSRFMiddleware:
         self.exempt = tuple(exempt_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in SAFE_METHODS or scope["path"].startswith(self.exempt):
+        if scope["type"] != "http" or scope["method"] not in CHANGING_METHODS or scope["path"].startswith(self.exempt):
             await self.app(scope, receive, send)
             return
         conn = HTTPConnection(scope)

@@ -37,6 +37,7 @@ EVENTS = ("newCall", "answer", "hangup")
 MAX_BODY = 64 * 1024
 MAX_VALUE = 250
 MAX_FIELDS = 200
+MAX_INTEGER = 10**18 - 1  # a JSON integer field is taken as its digits up to this size
 
 
 class CTIError(Exception):
@@ -68,20 +69,21 @@ def _unfit(value: str) -> str | None:
 
 def _text(data: dict[str, Any], name: str, *, required: bool = False) -> str:
     value = data.get(name)
-    if value is None or value == "":
-        if required:
-            raise CTIError(f"field '{name}' is required", name)
-        return ""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str):
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 42.0 is the integer 42 in JSON
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_INTEGER:
+        value = str(value)  # JSON from some phone systems has numeric ids and numbers
+    if value is not None and not isinstance(value, str):
         raise CTIError(f"field '{name}' must be a string", name)
-    if len(value) > MAX_VALUE:
+    if value and len(value) > MAX_VALUE:
         raise CTIError(f"field '{name}' is longer than {MAX_VALUE} characters", name)
-    bad = _unfit(value)
+    bad = _unfit(value) if value else None
     if bad is not None:
         raise CTIError(f"field '{name}' contains the character {bad}, which is not allowed", name)
-    return value.strip()
+    value = (value or "").strip()
+    if not value and required:
+        raise CTIError(f"field '{name}' is required", name)
+    return value
 
 
 def _users(data: dict[str, Any]) -> list[str]:
@@ -226,3 +228,74 @@ def routes(ctx: Context, token: str, observe_pop: Callable[[float], None] | None
 
     return [Route("/integrations/cti/{token}", endpoint, methods=["POST"])]
 
+
+
+def openapi_paths() -> dict[str, Any]:
+    """The endpoint described for /openapi.json (console.web.openapi): what parse and read_body accept."""
+    # A value: at most MAX_VALUE characters, none that console.logs.UNSAFE refuses; in JSON also an
+    # integer. A required one needs more than spaces.
+    # (Halves of surrogate pairs are refused too; a pattern cannot name them portably.)
+    unsafe = "\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029"
+    safe_text = {"type": "string", "maxLength": MAX_VALUE, "pattern": f"^[^{unsafe}]*$"}
+    some_text = {**safe_text, "minLength": 1, "pattern": f"^[^{unsafe}]*[^\\s{unsafe}][^{unsafe}]*$"}
+    integer = {"type": "integer", "minimum": -MAX_INTEGER, "maximum": MAX_INTEGER}
+    value = {"oneOf": [safe_text, integer, {"type": "null"}]}  # null: as if absent
+    given = {"oneOf": [some_text, integer]}
+    optional = {
+        "user": {"oneOf": [safe_text, {"type": "array", "items": safe_text, "maxItems": 100}, {"type": "null"}],
+                 "description": "extensions or agent names the call rings at"},
+        "queue": {**value, "description": "the console queue's name"},
+        "cause": {**value, "description": "hangup: cancel, noAnswer, busy, normalClearing, ..."},
+        "answeringNumber": {**value, "description": "answer: the extension that took the call"},
+    }
+    new_call = {
+        "type": "object", "title": "newCall",
+        "required": ["event", "callId", "from", "to", "direction"],
+        "properties": {
+            "event": {"const": "newCall"},
+            "callId": {**given, "description": "the phone system's id of the call"},
+            "from": {**given, "description": "the caller's number"},
+            "to": {**given, "description": "the number dialled"},
+            "direction": {"type": "string", "enum": ["in", "out"]},
+            **optional,
+        },
+    }
+    later = {
+        "type": "object", "title": "answer or hangup",
+        "required": ["event", "callId"],
+        "properties": {
+            "event": {"type": "string", "enum": [e for e in EVENTS if e != "newCall"]},
+            "callId": given, "from": value, "to": value,
+            "direction": {"type": "string", "enum": ["in", "out"]},
+            **optional,
+        },
+    }
+    event = {"oneOf": [new_call, later]}
+    problem = {"$ref": "#/components/schemas/Problem"}
+    answers = {
+        "200": {"description": "stored", "content": {"application/json": {"schema": {
+            "type": "object", "required": ["conversation", "state"],
+            "properties": {"conversation": {"type": "integer"}, "state": {"type": "string"},
+                           "action": {"type": "string", "enum": ["transfer"]},
+                           "target": {"type": "string", "description": "the extension to transfer to"}}}}}},
+        "401": {"description": "wrong or missing token", "content": {"application/json": {"schema": problem}}},
+        "404": {"description": "answer or hangup of a call the console does not know",
+                "content": {"application/json": {"schema": problem}}},
+        "409": {"description": "the event does not fit the call's state",
+                "content": {"application/json": {"schema": problem}}},
+        "422": {"description": "a field is missing or malformed; `field` names it",
+                "content": {"application/json": {"schema": problem}}},
+        "503": {"description": "not stored now (the node is past its capacity); retry after Retry-After",
+                "headers": {"Retry-After": {"schema": {"type": "string"}}},
+                "content": {"application/json": {"schema": problem}}},
+    }
+    return {"/integrations/cti/{token}": {"post": {
+        "operationId": "ctiEvent",
+        "summary": "A call event from the phone system (Zammad's generic CTI format)",
+        "parameters": [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"},
+                        "description": "CONSOLE_CTI_TOKEN"}],
+        "requestBody": {"required": True, "content": {
+            "application/x-www-form-urlencoded": {"schema": event},
+            "application/json": {"schema": event}}},
+        "responses": answers,
+    }}}

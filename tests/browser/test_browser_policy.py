@@ -77,11 +77,18 @@ async def test_every_page_and_panel_runs_under_the_policy(browser: Browser, serv
     await expect(page.locator("#customer-panel .customer-name")).to_have_text("Jan Jansen", timeout=10_000)
     await page.get_by_role("button", name="Edit profile").click()
     await expect(page.locator("#panel form.profile")).to_be_visible()
+    export = await page.get_by_role("link", name="Export personal data").get_attribute("href")
     for path, shown in (("/tickets", "#panel table, #panel .empty"), ("/duplicates", "#panel h2"),
                         ("/canned", "#panel h2")):
         await page.locator(f"button[hx-get='{path}']").click()
         await expect(page.locator(shown).first).to_be_visible(timeout=10_000)
 
+    violations = await page.evaluate("window.__violations")
+    assert not violations, violations
+
+    # The supervisor's export of the customer's personal data (a page of its own).
+    await page.goto(f"{server.url}{export}")
+    await expect(page.locator("h1")).to_contain_text("Jan Jansen", timeout=10_000)
     violations = await page.evaluate("window.__violations")
     assert not violations, violations
     assert not problems, problems
