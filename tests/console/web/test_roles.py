@@ -87,6 +87,7 @@ TABLE: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("POST", "/canned/{id}/delete"):                    (403, 403, 200, 200, 401),
     ("GET", "/canned/{id}/fill"):                       (200, 403, 200, 200, 401),
     ("GET", "/healthz"):                                (200, 200, 200, 200, 200),
+    ("GET", "/openapi.json"):                           (200, 200, 200, 200, 200),
     # Operators only, by address or token, whoever is logged in (the test client is on loopback).
     ("GET", "/readyz"):                                 (200, 200, 200, 200, 200),
     ("GET", "/metrics"):                                (200, 200, 200, 200, 200),
