@@ -206,6 +206,28 @@ async def redis_prefix() -> AsyncIterator[str]:
         await admin.aclose()
 
 
+@contextmanager
+def redis_keys() -> Iterator[str]:
+    """redis_prefix for synchronous tests and fixtures."""
+    import redis
+    from redis.exceptions import RedisError
+
+    prefix = f"console-test-{secrets.token_hex(6)}:"
+    admin = redis.Redis.from_url(REDIS_URL)
+    try:
+        admin.ping()
+    except (RedisError, OSError) as exc:
+        admin.close()
+        missing(f"Redis at {REDIS_URL} ({exc.__class__.__name__})")
+    try:
+        yield prefix
+    finally:
+        keys = list(admin.scan_iter(match=prefix + "*"))
+        if keys:
+            admin.delete(*keys)
+        admin.close()
+
+
 @asynccontextmanager
 async def redis_bus(backlog: int = 1000) -> AsyncIterator[Bus]:
     """The Redis bus under a key prefix of its own, removed afterwards."""

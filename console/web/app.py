@@ -43,8 +43,10 @@ log = logging.getLogger("console.web")
 # its compressor and decompressor cost some 55 KiB per socket for frames of a few KiB that
 # change little (benchmarks, B3), and the pushes are small fragments now.
 # The app reads X-Forwarded-For itself (from CONSOLE_TRUSTED_PROXIES only), so uvicorn must not.
+# The page sends nothing on its socket, so a frame from the browser over 64 KiB is refused (1009)
+# instead of held in memory (uvicorn's default allows 16 MiB).
 SERVER_OPTIONS: dict[str, Any] = {"ws": "websockets-sansio", "ws_per_message_deflate": False,
-                                  "proxy_headers": False}
+                                  "proxy_headers": False, "ws_max_size": 64 * 1024}
 CTI_PATH = re.compile(r"(/integrations/cti/)[^/?\s]+")
 
 async def console_error(request: Request, exc: Exception) -> Response:
