@@ -24,6 +24,18 @@ from console import readiness  # noqa: F401  (registers the flush hook that keep
 from console.errors import Unavailable
 
 RETRYABLE = {"40P01", "40001"}  # deadlock detected, serialization failure
+# PostgreSQL going down or coming up (admin_shutdown, crash_shutdown, cannot_connect_now: a
+# restart or failover); class 08, a connection that failed.
+GONE = {"57P01", "57P02", "57P03"}
+SQLITE_FULL = 13
+DISK_FULL = "53100"  # PostgreSQL's disk_full
+DISK_FULL_RETRY_SECONDS = 30
+
+
+def _disk_full(exc: DBAPIError) -> bool:
+    cause = exc.orig
+    return (getattr(cause, "sqlite_errorcode", None) == SQLITE_FULL or getattr(cause, "sqlstate", None) == DISK_FULL
+            or "disk is full" in str(cause))
 
 
 READ_ONLY = "console_read_only"
@@ -35,6 +47,12 @@ WRITE_WAIT_SECONDS = 2.0  # SQLite: a write waits this long for its turn, then g
 LOCK_TIMEOUT_SECONDS = 5
 
 log = logging.getLogger("console.db")
+
+
+def _unreachable(exc: BaseException) -> Unavailable:
+    cause = getattr(exc, "orig", None) or exc
+    detail = (str(cause).splitlines() or [""])[0][:200]
+    return Unavailable(f"database unreachable or failing ({exc.__class__.__name__}: {detail})")
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -150,17 +168,25 @@ class Database:
             # Every connection of this node is in use: overloaded, not broken. The phone system
             # retries on 503; holding its request for the pool's full wait would only pile up more.
             raise Unavailable("the database is busy on this node; try again") from exc
-        except (OperationalError, OSError, ConnectionError) as exc:
-            cause = getattr(exc, "orig", None) or exc
-            detail = (str(cause).splitlines() or [""])[0][:200]
-            raise Unavailable(f"database unreachable or failing ({exc.__class__.__name__}: {detail})") from exc
         except DBAPIError as exc:
+            if _disk_full(exc):
+                # Nothing of this transaction was written. The admin must free space; the agent and
+                # the phone system are told so, and try again.
+                log.error("the database's disk is full: a write was refused (%s); free space on its server",
+                          (str(exc.orig).splitlines() or [""])[0][:200])
+                raise Unavailable("The database's disk is full, so nothing was stored. Tell your administrator; "
+                                  "try again once there is room.", retry_after=DISK_FULL_RETRY_SECONDS) from exc
+            state = str(getattr(exc.orig, "sqlstate", "") or "")
+            if isinstance(exc, OperationalError) or state in GONE or state.startswith("08"):
+                raise _unreachable(exc) from exc
             if exc.connection_invalidated:
                 raise Unavailable("database connection lost") from exc
             if getattr(exc.orig, "sqlstate", None) in RETRYABLE:
                 # A deadlock or serialization failure: nothing was written; the caller may retry.
                 raise Unavailable("the database was busy; try again") from exc
             raise
+        except (OSError, ConnectionError) as exc:
+            raise _unreachable(exc) from exc
 
     async def ping(self) -> None:
         async with self.transaction() as session:

@@ -126,13 +126,25 @@ async def sweep_forever(w: Wiring) -> None:
         ("queue", lambda: routing.sweep_queue(w.ctx)),
         ("queue sizes", lambda: update_queue_sizes(w)),
     ]
+    down = False
     while True:
         await asyncio.sleep(w.settings.sweep_interval)
         for name, sweep in sweeps:
             try:
                 await sweep()
+            except Unavailable as exc:
+                # The database is down or restarting: one line when it goes, one when it is back,
+                # not a traceback per sweep per second.
+                if not down:
+                    log.warning("sweeps paused, the database is unavailable: %s", exc.message)
+                down = True
+                break
             except Exception:
                 log.exception("the %s sweep failed; trying again next round", name)
+        else:
+            if down:
+                log.warning("sweeps resumed, the database is back")
+            down = False
 
 
 async def update_queue_sizes(w: Wiring) -> None:
@@ -150,6 +162,8 @@ async def refresh_sockets_forever(w: Wiring) -> None:
         await asyncio.sleep(interval)
         try:
             await presence.refresh(w.ctx, w.sockets)
+        except Unavailable as exc:
+            log.warning("could not refresh this node's sockets, the database is unavailable: %s", exc.message)
         except Exception:
             log.exception("could not refresh this node's sockets; trying again")
 
@@ -172,6 +186,9 @@ async def retain_forever(w: Wiring) -> None:
     while True:
         try:
             await privacy.sweep(w.ctx, keep)
+        except Unavailable as exc:
+            log.warning("the retention sweep waits for the database (unavailable: %s); trying again in an hour",
+                        exc.message)
         except Exception:
             log.exception("the retention sweep failed; trying again in an hour")
         await asyncio.sleep(RETENTION_EVERY_SECONDS)

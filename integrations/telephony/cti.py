@@ -220,7 +220,7 @@ def routes(ctx: Context, token: str, observe_pop: Callable[[float], None] | None
             return JSONResponse({"error": exc.message, "field": exc.field}, status_code=404)
         except Unavailable as exc:
             log.error("CTI event not stored, phone system told to retry: %s", exc.message)
-            return JSONResponse({"error": "temporarily unavailable, retry"}, status_code=503,
+            return JSONResponse({"error": f"not stored, retry after Retry-After: {exc.message}"}, status_code=503,
                                 headers={"Retry-After": str(exc.retry_after)})
         except ConsoleError as exc:
             return JSONResponse({"error": exc.message, "field": exc.field}, status_code=409)
