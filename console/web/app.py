@@ -19,7 +19,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -32,7 +32,7 @@ from console.settings import load as load_settings
 from console.web import health, live, openapi, pages, workspace
 from console.web.assets import StaticAssets, asset_dir
 from console.web.metrics import metrics_endpoint
-from console.web.security import CSRFMiddleware, SecurityHeaders
+from console.web.security import CSRFMiddleware, SecurityHeaders, policy_headers
 from console.web.statuses import status_of
 from console.web.wiring import Wiring, build
 from integrations.telephony import cti
@@ -68,6 +68,14 @@ async def console_error(request: Request, exc: Exception) -> Response:
     text = exc.translated(i18n.translations(language).gettext)
     html = w.renderer.render("partials/flash.html", language, message=text)
     return HTMLResponse(html, status_code=status, headers=headers)
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    """The answer to a bug (Starlette logs its traceback): a plain message, under the same browser
+    policy as every other answer (this one is sent outside the middleware that adds it)."""
+    response = PlainTextResponse("Something went wrong on the server. It was logged; try again.", status_code=500)
+    response.headers.update({name.decode(): value.decode() for name, value in policy_headers(request.scope)})
+    return response
 
 
 class RequestIds:
@@ -289,6 +297,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Middleware(CSRFMiddleware, allowed_origins=settings.allowed_origins, exempt_prefixes=("/integrations/",)),
     ]
     app = Starlette(routes=make_routes(w), middleware=middleware, lifespan=lifespan,
-                    exception_handlers={ConsoleError: console_error})
+                    exception_handlers={ConsoleError: console_error, Exception: internal_error})
     app.state.wiring = w
     return app

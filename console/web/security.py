@@ -172,6 +172,11 @@ POLICY_HEADERS = (
 HSTS = (b"strict-transport-security", b"max-age=31536000")
 
 
+def policy_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
+    """The policy headers for an answer to `scope` (HSTS only over HTTPS)."""
+    return [*POLICY_HEADERS, HSTS] if scope.get("scheme") == "https" else list(POLICY_HEADERS)
+
+
 class SecurityHeaders:
     """Put the browser policy on every HTTP answer (pages, fragments, static files, errors), and
     HSTS on those served over HTTPS (also when a trusted proxy says it terminated HTTPS)."""
@@ -183,7 +188,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = [*POLICY_HEADERS, HSTS] if scope.get("scheme") == "https" else list(POLICY_HEADERS)
+        extra = policy_headers(scope)
 
         async def send_with_policy(message: Message) -> None:
             if message["type"] == "http.response.start":

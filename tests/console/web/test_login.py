@@ -268,6 +268,23 @@ async def test_every_answer_carries_the_browser_policy(client: httpx.AsyncClient
         assert "strict-transport-security" not in response.headers, "plain HTTP: no HSTS"
 
 
+async def test_a_server_error_carries_the_browser_policy_too(sqlite_url: str, tmp_path: Path) -> None:
+    from starlette.routing import Route
+
+    async def broken(request: object) -> None:
+        raise RuntimeError("a bug")
+
+    app = create_app(make_settings(sqlite_url, tmp_path))
+    app.router.routes.append(Route("/broken", broken))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+        response = await client.get("/broken", headers={"X-Forwarded-Proto": "https"})
+    assert response.status_code == 500 and "logged" in response.text and "a bug" not in response.text
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    assert response.headers["x-content-type-options"] == "nosniff" and response.headers["x-frame-options"] == "DENY"
+    assert response.headers["strict-transport-security"], "over HTTPS (a trusted proxy said so) with HSTS"
+
+
 async def test_hsts_when_a_trusted_proxy_terminated_https(client: httpx.AsyncClient) -> None:
     response = await client.get("/login", headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.7"})
     assert response.headers["strict-transport-security"] == "max-age=31536000"
