@@ -7,6 +7,7 @@ import hmac
 import logging
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -262,6 +263,16 @@ async def session_role(session: AsyncSession, agent_id: int, version: object) ->
     """The role of `agent_id` when their login session made at `version` is still valid, else None."""
     row = (await session.execute(select(Agent.session_version, Agent.role).where(Agent.id == agent_id))).first()
     return row[1] if row is not None and row[0] == version else None
+
+
+async def session_versions(session: AsyncSession, agent_ids: Iterable[int]) -> dict[int, int]:
+    """The current session version of each agent (absent: the agent is gone); a session made at
+    another version has ended (a logout everywhere, a new role, a new second factor)."""
+    ids = sorted(set(agent_ids))
+    if not ids:
+        return {}
+    rows = await session.execute(select(Agent.id, Agent.session_version).where(Agent.id.in_(ids)))
+    return {agent_id: version for agent_id, version in rows}
 
 
 async def end_sessions(session: AsyncSession, agent_id: int) -> None:

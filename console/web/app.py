@@ -163,13 +163,14 @@ async def update_queue_sizes(w: Wiring) -> None:
 
 
 async def refresh_sockets_forever(w: Wiring) -> None:
-    """Tell the database this node still holds its sockets; separate from the sweeps, so a slow
-    sweep never makes present agents look gone."""
+    """Tell the database this node still holds its sockets, and close those whose session ended;
+    separate from the sweeps, so a slow sweep never makes present agents look gone."""
     interval = min(SOCKET_REFRESH_SECONDS, w.settings.presence_grace / 3)
     while True:
         await asyncio.sleep(interval)
         try:
             await presence.refresh(w.ctx, w.sockets)
+            await live.close_ended_sessions(w)
         except Unavailable as exc:
             log.warning("could not refresh this node's sockets, the database is unavailable: %s", exc.message)
         except Exception:

@@ -10,8 +10,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from console import auth, presence
 from console.web.render import SUPERVISORS_STREAM, agent_stream, cursor_frame
-from console.web.security import origin_allowed, signed_in_as
-from console.web.wiring import Wiring
+from console.web.security import SESSION_VERSION, origin_allowed, session_seconds_left, signed_in_as
+from console.web.wiring import HeldSocket, Wiring
 from realtime import BusUnavailable, Overflow, StreamClosed
 from realtime.hub import Feed, catch_up, listen_broadcast
 
@@ -42,23 +42,42 @@ async def live_socket(websocket: WebSocket) -> None:
     supervising = role in auth.SUPERVISING
     await websocket.accept()
     socket_id = await presence.opened(w.ctx, agent_id)
-    w.sockets.add(socket_id)
     w.metrics.open_sockets.inc()
     try:
-        await _serve(websocket, w, agent_id, since, supervising)
+        await _serve(websocket, w, agent_id, since, supervising, socket_id)
     finally:
         w.metrics.open_sockets.dec()
-        w.sockets.discard(socket_id)
+        w.sockets.pop(socket_id, None)
         with contextlib.suppress(Exception):
             await presence.closed(w.ctx, socket_id)
 
 
-async def _serve(websocket: WebSocket, w: Wiring, agent_id: int, since: str, supervising: bool) -> None:
+class SessionDue(Exception):
+    """The session that opened the socket reaches its lifetime or idle time: the page reconnects,
+    and the handshake checks the session (as it is then) again."""
+
+
+async def close_ended_sessions(w: Wiring) -> None:
+    """Close the sockets whose session has ended since they opened (a logout everywhere, a new
+    role, a new second factor): one query for all the sockets of this process."""
+    held = list(w.sockets.values())
+    if not held:
+        return
+    async with w.ctx.db.reading() as session:
+        current = await auth.session_versions(session, (s.agent_id for s in held))
+    for socket in held:
+        if current.get(socket.agent_id) != socket.session_version:
+            socket.stop(StreamClosed(POLICY_VIOLATION, "signed out"))
+
+
+async def _serve(websocket: WebSocket, w: Wiring, agent_id: int, since: str, supervising: bool,
+                 socket_id: str) -> None:
     """Feed the socket until the browser goes or the feed stops, in this one task.
 
     The socket's task reads from the browser; frames are handed to the socket's feed as the bus
     delivers them, and a sender task exists only while some wait to be sent. A feed that stops
-    (overflow, a close frame, the bus gone, a failed send) cancels the read to close the socket.
+    (overflow, a close frame, the bus gone, a failed send, the session's end) cancels the read to
+    close the socket.
     """
     task = asyncio.current_task()
     assert task is not None
@@ -77,6 +96,8 @@ async def _serve(websocket: WebSocket, w: Wiring, agent_id: int, since: str, sup
 
     size = w.settings.socket_queue_size
     feed = Feed(send, size, on_stop=stop_reading)
+    w.sockets[socket_id] = HeldSocket(agent_id, websocket.session.get(SESSION_VERSION), feed.stop)
+    due = asyncio.get_running_loop().call_later(session_seconds_left(websocket) + 1, feed.stop, SessionDue())
     error: BaseException | None = None
     try:
         async with contextlib.AsyncExitStack() as stack:
@@ -99,6 +120,7 @@ async def _serve(websocket: WebSocket, w: Wiring, agent_id: int, since: str, sup
     except Exception as exc:
         error = exc
     finally:
+        due.cancel()
         await feed.aclose()
     if error is not None:
         await _close_after(websocket, agent_id, error)
@@ -109,6 +131,9 @@ async def _close_after(websocket: WebSocket, agent_id: int, exc: BaseException |
     if isinstance(exc, StreamClosed):
         with contextlib.suppress(Exception):
             await websocket.close(exc.code, exc.reason)
+    elif isinstance(exc, SessionDue):
+        with contextlib.suppress(Exception):
+            await websocket.close(TRY_AGAIN_LATER, "session check")
     elif isinstance(exc, Overflow):
         log.info("agent %s socket fell behind; closing it so it replays", agent_id)
         with contextlib.suppress(Exception):

@@ -82,6 +82,16 @@ def _session_current(conn: HTTPConnection) -> bool:
     return True
 
 
+def session_seconds_left(conn: HTTPConnection) -> float:
+    """How long the session stays current without another request: until its lifetime or its
+    idle time ends, whichever comes first (a socket is no request: it does not keep a session)."""
+    settings = conn.app.state.wiring.settings
+    started, seen = conn.session.get(SESSION_STARTED), conn.session.get(SESSION_SEEN)
+    if not isinstance(started, int) or not isinstance(seen, int):
+        return float(settings.session_idle)
+    return max(0.0, float(min(started + settings.session_max_age, seen + settings.session_idle)) - time.time())
+
+
 async def signed_in(conn: HTTPConnection, db: Database) -> int | None:
     """The agent whose session this is, when it has not been logged out since."""
     found = await signed_in_as(conn, db)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from console.auth import LoginPolicy
@@ -14,6 +15,15 @@ from console.web.render import Renderer
 from realtime import Bus, make_bus
 
 
+@dataclass(frozen=True)
+class HeldSocket:
+    """An agent socket this process holds: whose session opened it, and how to stop its feed."""
+
+    agent_id: int
+    session_version: object
+    stop: Callable[[BaseException], None]
+
+
 @dataclass
 class Wiring:
     settings: Settings
@@ -22,8 +32,9 @@ class Wiring:
     renderer: Renderer
     notifier: Pusher
     metrics: Metrics = field(default_factory=Metrics)
-    # The ids of the agent sockets this process holds, refreshed in the database while open.
-    sockets: set[str] = field(default_factory=set)
+    # The agent sockets this process holds, by id: refreshed in the database while open, and
+    # closed when the session that opened them ends (console.web.live.close_ended_sessions).
+    sockets: dict[str, HeldSocket] = field(default_factory=dict)
 
     @property
     def login_policy(self) -> LoginPolicy:
