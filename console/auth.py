@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import logging
 import math
 import time
@@ -122,6 +123,21 @@ _ADDRESS_FAILURES = (select(LoginAttempt.created_at)
                      .order_by(LoginAttempt.created_at.desc()))
 
 
+def throttle_key(address: str) -> str:
+    """What login attempts from `address` count under: an IPv6 address by its /64 (one customer
+    line or host gets a whole /64, so a stranger can rotate through it), an IPv4 address (also
+    one mapped into IPv6) as itself; anything else (a remembered browser's key) unchanged."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
 async def _check_throttle(session: AsyncSession, account: str, address: str, policy: LoginPolicy) -> None:
     """Raise TooManyAttempts when this address must wait before trying `account` again."""
     now = utcnow()
@@ -159,7 +175,7 @@ async def authenticate(session: AsyncSession, email: str, password: str, address
     """
     policy = policy or LoginPolicy()
     account = email.strip().lower()[:254]
-    address = address[:64]
+    address = throttle_key(address)
     if session.get_bind().dialect.name == "postgresql":
         # Concurrent tries from one address would all count the same failures; the lock makes
         # them count one after the other (SQLite has one writer anyway).
@@ -237,7 +253,7 @@ async def check_code(session: AsyncSession, agent_id: int, code: str, address: s
                                  .options(undefer(Agent.totp_secret), undefer(Agent.totp_last_step)))
     if agent is None or agent.totp_secret is None:
         return None
-    address = address[:64]
+    address = throttle_key(address)
     account = _code_account(agent.email)
     await _check_throttle(session, account, address, policy)
     # Only someone who knows the password gets here, so a ceiling per account (from any address)

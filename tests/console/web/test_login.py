@@ -123,6 +123,27 @@ async def test_a_flood_from_one_address_is_refused_there_only(sqlite_url: str, t
         assert (await _try(client, PASSWORD, "198.51.100.7")).status_code == 303
 
 
+async def test_a_flood_from_one_ipv6_network_counts_together(sqlite_url: str, tmp_path: Path) -> None:
+    db = Database(sqlite_url)
+    await add_agent(db, "anna@x.nl", "Anna")
+    await db.close()
+    async with served(make_settings(sqlite_url, tmp_path, login_address_ceiling=5), BASE) as (_, client):
+        for n in range(5):  # a new address of the same /64 for every try
+            assert (await _try(client, "wrong", f"2001:db8:1:2::{n + 1:x}", f"nobody{n}@x.nl")).status_code == 400
+        assert (await _try(client, PASSWORD, "2001:db8:1:2:ffff::9")).status_code == 429, "the whole /64 waits"
+        assert (await _try(client, PASSWORD, "2001:db8:1:3::1")).status_code == 303, "the next /64 does not"
+
+
+def test_login_attempts_count_per_ipv4_address_and_ipv6_network() -> None:
+    from console.auth import throttle_key
+
+    assert throttle_key("203.0.113.5") == "203.0.113.5"
+    assert throttle_key("::ffff:203.0.113.5") == "203.0.113.5"
+    assert throttle_key("2001:db8:1:2:aaaa:bbbb:cccc:dddd") == "2001:db8:1:2::/64"
+    assert throttle_key("device:abcdef0123456789") == "device:abcdef0123456789"
+    assert throttle_key("x" * 100) == "x" * 64
+
+
 async def test_forwarded_addresses_count_only_from_trusted_proxies(sqlite_url: str, tmp_path: Path) -> None:
     db = Database(sqlite_url)
     await add_agent(db, "anna@x.nl", "Anna")
