@@ -22,11 +22,13 @@ from sqlalchemy import and_, bindparam, exists, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.auth import SUPERVISING
-from console.errors import Forbidden, NotFound
+from console.customers import ERASED
+from console.errors import Conflict, Forbidden, NotFound
 from console.models import (
     Agent,
     AgentSkill,
     Conversation,
+    Customer,
     Handoff,
     HandoffState,
     Offer,
@@ -85,4 +87,10 @@ async def ticket_for(session: AsyncSession, ticket_id: int, agent_id: int) -> Ti
     if not allowed:
         raise Forbidden("This ticket is assigned to a colleague; only they, its queue's members or a supervisor "
                         "can change it.")
+    if ticket.customer_id is not None:
+        # Read after the ticket's lock, so an erasure that held it is seen (privacy.erase locks the
+        # customer's tickets): an erased person's ticket takes no new text.
+        erased = await session.scalar(select(Customer.erased_at).where(Customer.id == ticket.customer_id))
+        if erased is not None:
+            raise Conflict(ERASED)
     return ticket

@@ -29,6 +29,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
+import phonenumbers
 from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -41,6 +42,7 @@ from console.models import (
     Address,
     Agent,
     AuditEvent,
+    ContactKind,
     ContactPoint,
     Contract,
     Conversation,
@@ -100,8 +102,11 @@ def _tickets_of(customer_id: int, conversation_ids: list[int]) -> ColumnElement[
 
 
 def _about(customer_id: int, conversation_ids: list[int], ticket_ids: list[int]) -> ColumnElement[bool]:
-    """Audit entries about the customer, its conversations and its tickets."""
+    """Audit entries about the customer (and the records merged into it), its conversations and its
+    tickets."""
+    merged = select(CustomerMerge.merged_id).where(CustomerMerge.kept_id == customer_id)
     return or_((AuditEvent.entity == audit.CUSTOMER) & (AuditEvent.entity_id == customer_id),
+               (AuditEvent.entity == audit.CUSTOMER) & AuditEvent.entity_id.in_(merged),
                (AuditEvent.entity == audit.CONVERSATION) & AuditEvent.entity_id.in_(conversation_ids or [0]),
                (AuditEvent.entity == audit.TICKET) & AuditEvent.entity_id.in_(ticket_ids or [0]))
 
@@ -163,8 +168,17 @@ async def _document(session: AsyncSession, customer: Customer) -> dict[str, Any]
     def who(agent_id: int | None) -> str | None:
         return names.get(agent_id) if agent_id is not None else None
 
-    def of(items: list[Any], conversation_id: int) -> list[Any]:
-        return [item for item in items if item.conversation_id == conversation_id]
+    by_conversation: dict[tuple[str, int | None], list[Any]] = {}
+    for kind, items in (("events", events), ("messages", messages), ("notes", notes), ("handoffs", handoffs)):
+        for item in items:
+            by_conversation.setdefault((kind, item.conversation_id), []).append(item)
+    by_ticket: dict[tuple[str, int], list[Any]] = {}
+    for kind, rows in (("comments", comments), ("changes", ticket_changes)):
+        for row in rows:
+            by_ticket.setdefault((kind, row.ticket_id), []).append(row)
+
+    def of(kind: str, conversation_id: int) -> list[Any]:
+        return by_conversation.get((kind, conversation_id), [])
 
     return {
         "exported_at": utcnow().isoformat(),
@@ -179,28 +193,64 @@ async def _document(session: AsyncSession, customer: Customer) -> dict[str, Any]
                    "answered_at", "closed_at", "abandoned_at", "disposition", "disposition_note", "redacted_at"),
             "agent": who(c.agent_id),
             "events": [{**_row(e, "at", "from_state", "to_state", "detail"), "agent": who(e.agent_id)}
-                       for e in of(events, c.id)],
+                       for e in of("events", c.id)],
             "messages": [{**_row(m, "created_at", "author", "body"), "agent": who(m.agent_id)}
-                         for m in of(messages, c.id)],
-            "notes": [{**_row(n, "created_at", "body"), "agent": who(n.agent_id)} for n in of(notes, c.id)],
+                         for m in of("messages", c.id)],
+            "notes": [{**_row(n, "created_at", "body"), "agent": who(n.agent_id)} for n in of("notes", c.id)],
             "handoffs": [{**_row(h, "created_at", "mode", "state", "note", "reason"), "from": who(h.from_agent_id),
-                          "to": who(h.to_agent_id)} for h in of(handoffs, c.id)],
+                          "to": who(h.to_agent_id)} for h in of("handoffs", c.id)],
         } for c in conversations],
         "notes": [{**_row(n, "created_at", "body"), "agent": who(n.agent_id)} for n in notes
                   if n.conversation_id is None],
         "tickets": [{
             **_row(t, "id", "subject", "description", "status", "priority", "created_at", "updated_at", "due_at"),
             "assignee": who(t.assignee_id), "created_by": who(t.created_by_id),
-            "comments": [{**_row(c, "created_at", "body"), "agent": who(c.agent_id)} for c in comments
-                         if c.ticket_id == t.id],
-            "changes": [{**_row(c, "at", "field", "old", "new"), "agent": who(c.agent_id)} for c in ticket_changes
-                        if c.ticket_id == t.id],
+            "comments": [{**_row(c, "created_at", "body"), "agent": who(c.agent_id)}
+                         for c in by_ticket.get(("comments", t.id), [])],
+            "changes": [{**_row(c, "at", "field", "old", "new"), "agent": who(c.agent_id)}
+                        for c in by_ticket.get(("changes", t.id), [])],
         } for t in tickets],
         "merged_records": [{**_row(m, "at", "merged_name"), "record": _loaded(m.snapshot), "by": who(m.agent_id)}
                            for m in merges],
         "access": [{**_row(a, "at", "action", "entity", "entity_id", "detail"), "agent": who(a.agent_id)}
                    for a in trail],
     }
+
+
+async def _spellings_only_theirs(session: AsyncSession, customer_id: int, region: str) -> set[str]:
+    """The numbers and addresses the person used, as a phone system or a mail may have written
+    them, to find them on contacts that were never linked to the record; without any that another
+    customer holds too (a shared switchboard number: erasing one person must not blank the calls of
+    a colleague)."""
+    points = list(await session.scalars(select(ContactPoint).where(ContactPoint.customer_id == customer_id)))
+    normalized = [p.normalized for p in points if p.normalized]
+    shared = set(await session.scalars(select(ContactPoint.normalized).where(
+        ContactPoint.normalized.in_(normalized or [""]), ContactPoint.customer_id != customer_id)))
+    used: set[str] = set()
+    for point in points:
+        if point.normalized in shared:
+            continue
+        used.add(point.value)
+        if point.normalized:
+            used.add(point.normalized)
+            if point.kind == ContactKind.PHONE:
+                used |= _phone_spellings(point.normalized, region)
+    return {u for u in used if u}
+
+
+def _phone_spellings(e164: str, region: str) -> set[str]:
+    """How a phone system may write the number: +31612345678, 0031612345678, 31612345678,
+    0612345678, 06 12345678, 06-12345678, +31 6 12345678."""
+    try:
+        number = phonenumbers.parse(e164, region)
+    except phonenumbers.NumberParseException:
+        return set()
+    national = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+    international = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    digits = e164.lstrip("+")
+    national_digits = "".join(ch for ch in national if ch.isdigit())
+    return {e164, digits, "00" + digits, national, national_digits, national.replace(" ", "-"), international,
+            international.replace(" ", "")}
 
 
 def _loaded(snapshot: str) -> Any:
@@ -228,10 +278,11 @@ async def erase(ctx: Context, agent_id: int, customer_id: int) -> None:
             raise Conflict("This customer has a conversation going on. Erase them once it is over.")
         now = utcnow()
         conversation_ids = await _conversation_ids(session, customer_id)
-        ticket_ids = list(await session.scalars(select(Ticket.id).where(_tickets_of(customer_id, conversation_ids))))
-        # The numbers and addresses the person used, to find them on contacts that were never linked.
-        used = {v for p in await session.scalars(select(ContactPoint).where(ContactPoint.customer_id == customer_id))
-                for v in (p.value, p.normalized)}
+        # The tickets are locked: a change to one that got its lock first is anonymised with the rest,
+        # and one that waits sees the erasure (console.ownership.ticket_for).
+        ticket_ids = list(await session.scalars(select(Ticket.id).where(_tickets_of(customer_id, conversation_ids))
+                                                .with_for_update()))
+        used = await _spellings_only_theirs(session, customer_id, ctx.region)
         # Every detail text about the person, before their record goes: the trail keeps who and when.
         await session.execute(update(AuditEvent).where(_about(customer_id, conversation_ids, ticket_ids))
                               .values(detail=None).execution_options(synchronize_session=False))

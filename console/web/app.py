@@ -137,21 +137,22 @@ async def sweep_forever(w: Wiring) -> None:
     down = False
     while True:
         await asyncio.sleep(w.settings.sweep_interval)
+        failed = False
         for name, sweep in sweeps:
             try:
                 await sweep()
             except Unavailable as exc:
-                # The database is down or restarting: one line when it goes, one when it is back,
-                # not a traceback per sweep per second.
+                # The database is down, restarting or busy: one line when that starts, one when a
+                # round goes through again, not a traceback per sweep per second. The other sweeps
+                # still run (a shed or a deadlock in one says nothing about the next).
                 if not down:
-                    log.warning("sweeps paused, the database is unavailable: %s", exc.message)
-                down = True
-                break
+                    log.warning("the %s sweep waits for the database (%s); trying again each round", name,
+                                exc.message)
+                failed = down = True
             except Exception:
                 log.exception("the %s sweep failed; trying again next round", name)
-        else:
-            if down:
-                log.warning("sweeps resumed, the database is back")
+        if down and not failed:
+            log.warning("sweeps go through again")
             down = False
 
 

@@ -71,7 +71,10 @@ def document() -> dict[str, Any]:
                             "content": {"application/json": {"schema": {"type": "object",
                                         "required": ["customer", "exported_at", "exported_by"]}}}},
                     "401": _text("not signed in, or the session ended (HX-Redirect: /login)", "text/html"),
-                    "403": _text("only supervisors and admins export", "text/html"),
+                    "403": {"description": "only supervisors and admins export, and only from the console "
+                                           "(not from a link on another site)",
+                            "content": {"text/html": {"schema": {"type": "string"}},
+                                        "text/plain": {"schema": {"type": "string"}}}},
                     "404": {"description": "no such customer (an id that is no number: no such page)",
                             "content": {"text/html": {"schema": {"type": "string"}},
                                         "text/plain": {"schema": {"type": "string"}}}},

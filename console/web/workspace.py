@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from console import audit, auth, canned, handoffs, i18n, merge, notes, privacy, profile, search, tickets
 from console.errors import ConsoleError, InvalidInput, NotFound
@@ -410,9 +410,19 @@ async def merge_customers(request: Request, agent_id: int) -> Response:
 PRIVATE = {"Cache-Control": "no-store"}  # personal data: never kept by a browser or proxy cache
 
 
+def _from_elsewhere(request: Request) -> Response | None:
+    """The export writes to the audit trail, so a link on another site must not open it in a
+    supervisor's name (the session cookie goes along with a top-level GET)."""
+    if request.headers.get("sec-fetch-site", "none") not in ("same-origin", "none"):
+        return PlainTextResponse("Open the export from the console's customer page.", status_code=403)
+    return None
+
+
 @signed_in
 async def export_customer(request: Request, agent_id: int) -> Response:
     """Everything held about the customer as a page to read or print (supervisors; audited)."""
+    if (refused := _from_elsewhere(request)) is not None:
+        return refused
     customer_id = path_id(request, NO_CUSTOMER)
     data = await privacy.export(wiring(request).ctx, agent_id, customer_id, "html")
     language = await language_of(request, agent_id)
@@ -428,6 +438,8 @@ async def export_customer(request: Request, agent_id: int) -> Response:
 @signed_in
 async def export_customer_json(request: Request, agent_id: int) -> Response:
     """The same as JSON, downloaded as a file (supervisors; audited)."""
+    if (refused := _from_elsewhere(request)) is not None:
+        return refused
     customer_id = path_id(request, NO_CUSTOMER)
     data = await privacy.export(wiring(request).ctx, agent_id, customer_id, "json")
     body = json.dumps(data, ensure_ascii=False, indent=2)

@@ -151,6 +151,40 @@ async def test_erasing_is_refused_while_a_conversation_is_live_and_an_erased_rec
         await profile.add_contact_point(ctx, anna, customer, "phone", PHONE)
     with pytest.raises(Conflict, match="erased"):
         await tickets.open_ticket(ctx, anna, Draft(subject="x", customer_id=customer))
+    async with ctx.db.reading() as session:
+        [ticket] = await session.scalars(select(Ticket))
+    with pytest.raises(Conflict, match="erased"):
+        await tickets.comment(ctx, anna, ticket.id, "Called Piet on 0612345678")
+    with pytest.raises(Conflict, match="erased"):
+        await tickets.update(ctx, anna, ticket.id, ticket.version, {"subject": "Refund for Piet Jansen"})
+    async with ctx.db.reading() as session:
+        assert await session.scalar(select(func.count()).select_from(TicketComment)) == 0
+
+
+async def test_erasing_finds_unlinked_calls_however_the_number_was_written_but_spares_a_shared_number(
+        ctx: Context) -> None:
+    anna, sanne, customer, _ = await piet(ctx)
+    klaas = await add_customer(ctx.db, "Klaas de Boer", phones=("020-7654321",))
+    await add_customer(ctx.db, "Piet's colleague", phones=("0201234000",))
+    async with ctx.db.transaction() as session:
+        session.add(ContactPoint(customer_id=customer, kind=customers.ContactKind.PHONE, value="020 1234000",
+                                 normalized="+31201234000"))  # the bakery's switchboard, shared
+    for call_id, number in (("u1", "+31 6 12345678"), ("u2", "0031612345678"), ("u3", "0201234000"),
+                            ("u4", "0207654321")):
+        await worked_call(ctx, anna, call_id)
+        async with ctx.db.transaction() as session:  # as if nobody had been recognised on the call
+            await session.execute(update(Conversation).where(Conversation.external_id == call_id)
+                                  .values(customer_id=None, from_address=number))
+
+    await privacy.erase(ctx, sanne, customer)
+
+    async with ctx.db.reading() as session:
+        left = dict((await session.execute(select(Conversation.external_id, Conversation.from_address).where(
+            Conversation.external_id.in_(["u1", "u2", "u3", "u4"])))).all())
+    assert left["u1"] == left["u2"] == "", "Piet's own number, however it was written"
+    assert left["u3"] == "0201234000", "the shared switchboard number is not his alone"
+    assert left["u4"] == "0207654321", "Klaas's calls are not touched"
+    assert klaas
 
 
 async def test_an_agent_with_the_page_open_sees_it_close_when_the_customer_is_erased(ctx: Context) -> None:

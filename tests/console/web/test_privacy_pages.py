@@ -64,5 +64,40 @@ async def test_an_agent_can_neither_export_nor_erase(sqlite_url: str, tmp_path: 
             assert "Jansen" not in refused.text
         erase = await client.post(f"/customers/{customer}/erase", headers={"X-CSRF-Token": token, **HX})  # type: ignore[attr-defined]
         assert erase.status_code == 403 and "Only supervisors can erase" in erase.text
-        card = await client.get(f"/customers/{customer}/edit", headers=HX)  # type: ignore[attr-defined]
-        assert "Export personal data" not in card.text and "/erase" not in card.text
+        opened = await client.post(f"/customers/{customer}/open", headers={"X-CSRF-Token": token, **HX})  # type: ignore[attr-defined]
+        assert opened.status_code == 204
+        page = await client.get("/")  # type: ignore[attr-defined]
+        assert 'id="customer-panel"' in page.text and "Jan &lt;script&gt;" in page.text, "the customer is open"
+        assert "/export" not in page.text and "/erase" not in page.text, "no export or erase for agents"
+
+
+async def test_a_supervisor_finds_export_and_erase_on_the_customer_page(sqlite_url: str, tmp_path: Path) -> None:
+    customer = await _prepare(sqlite_url)
+    async with served(make_settings(sqlite_url, tmp_path)) as (_, client):
+        token = await log_in(client, "sanne@x.nl")  # type: ignore[arg-type]
+        await client.post(f"/customers/{customer}/open", headers={"X-CSRF-Token": token, **HX})  # type: ignore[attr-defined]
+        page = await client.get("/")  # type: ignore[attr-defined]
+        assert f'href="/customers/{customer}/export"' in page.text
+        assert f'hx-post="/customers/{customer}/erase"' in page.text
+        assert 'hx-confirm="Deze klant wissen?' in page.text, "asked first, in Sanne's language"
+
+
+async def test_an_export_opened_from_another_site_is_refused(sqlite_url: str, tmp_path: Path) -> None:
+    customer = await _prepare(sqlite_url)
+    async with served(make_settings(sqlite_url, tmp_path)) as (_, client):
+        await log_in(client, "sanne@x.nl")  # type: ignore[arg-type]
+        for path in (f"/customers/{customer}/export", f"/customers/{customer}/export.json"):
+            refused = await client.get(path, headers={"Sec-Fetch-Site": "cross-site"})  # type: ignore[attr-defined]
+            assert refused.status_code == 403 and "Jansen" not in refused.text
+        db = Database(sqlite_url)
+        try:
+            async with db.reading() as session:
+                from sqlalchemy import func, select
+
+                from console.models import AuditEvent
+
+                exports = await session.scalar(select(func.count()).select_from(AuditEvent).where(
+                    AuditEvent.action == "export"))
+        finally:
+            await db.close()
+        assert exports == 0, "a link on another site records no export in the supervisor's name"
