@@ -70,7 +70,10 @@ def document() -> dict[str, Any]:
                             "headers": {"Content-Disposition": {"schema": {"type": "string"}}},
                             "content": {"application/json": {"schema": {"type": "object",
                                         "required": ["customer", "exported_at", "exported_by"]}}}},
-                    "401": _text("not signed in, or the session ended (HX-Redirect: /login)", "text/html"),
+                    "303": {"description": "not signed in, asked by a browser (Accept: text/html): to the login "
+                                           "page"},
+                    "401": _text("not signed in, or the session ended, asked by htmx (HX-Redirect: /login)",
+                                 "text/html"),
                     "403": {"description": "only supervisors and admins export, and only from the console "
                                            "(not from a link on another site)",
                             "content": {"text/html": {"schema": {"type": "string"}},

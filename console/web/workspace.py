@@ -78,6 +78,9 @@ def signed_in(handler: Callable[[Request, int], Awaitable[Response]]) -> Endpoin
     async def endpoint(request: Request) -> Response:
         agent_id = await agent_id_of(request)
         if agent_id is None:
+            if (request.method == "GET" and not request.headers.get("hx-request")
+                    and "text/html" in request.headers.get("accept", "")):
+                return RedirectResponse("/login", status_code=303)  # a browser tab opened on a page
             return signed_out()
         return await handler(request, agent_id)
 
@@ -447,8 +450,15 @@ async def export_customer_json(request: Request, agent_id: int) -> Response:
         **PRIVATE, "Content-Disposition": f'attachment; filename="customer-{customer_id}.json"'})
 
 
-async def erase_customer(request: Request) -> Response:
-    return await act(request, lambda ctx, agent_id, _: privacy.erase(ctx, agent_id, path_id(request, NO_CUSTOMER)))
+@signed_in
+async def erase_customer(request: Request, agent_id: int) -> Response:
+    customer_id = path_id(request, NO_CUSTOMER)
+    await privacy.erase(wiring(request).ctx, agent_id, customer_id)
+    _ = i18n.translations(await language_of(request, agent_id)).gettext
+    # The pages that showed the customer close by themselves (pushed); this says what happened.
+    notice = wiring(request).renderer.render("partials/flash.html", "en", ok=True,
+                                             message=_("Customer #%(id)s was erased.") % {"id": customer_id})
+    return with_live(notice)
 
 
 # Canned responses -----------------------------------------------------------------------------

@@ -42,7 +42,7 @@ async def test_a_supervisor_reads_downloads_and_erases_a_customer(sqlite_url: st
         panel = await client.post(f"/customers/{customer}/open", headers={"X-CSRF-Token": token, **HX})  # type: ignore[attr-defined]
         assert panel.status_code == 204
         erased = await client.post(f"/customers/{customer}/erase", headers={"X-CSRF-Token": token, **HX})  # type: ignore[attr-defined]
-        assert erased.status_code == 204
+        assert erased.status_code == 200 and "Klant #" in erased.text and "gewist" in erased.text
         again = await client.post(f"/customers/{customer}/erase", headers={"X-CSRF-Token": token, **HX})  # type: ignore[attr-defined]
         assert again.status_code == 409 and "al gewist" in again.text
 
@@ -80,6 +80,15 @@ async def test_a_supervisor_finds_export_and_erase_on_the_customer_page(sqlite_u
         assert f'href="/customers/{customer}/export"' in page.text
         assert f'hx-post="/customers/{customer}/erase"' in page.text
         assert 'hx-confirm="Deze klant wissen?' in page.text, "asked first, in Sanne's language"
+
+
+async def test_an_export_opened_without_a_session_goes_to_the_login(sqlite_url: str, tmp_path: Path) -> None:
+    customer = await _prepare(sqlite_url)
+    async with served(make_settings(sqlite_url, tmp_path)) as (_, client):
+        page = await client.get(f"/customers/{customer}/export", headers={"Accept": "text/html"})  # type: ignore[attr-defined]
+        assert page.status_code == 303 and page.headers["location"] == "/login"
+        api = await client.get(f"/customers/{customer}/export.json")  # type: ignore[attr-defined]
+        assert api.status_code == 401, "a client that is no browser is told, not redirected"
 
 
 async def test_an_export_opened_from_another_site_is_refused(sqlite_url: str, tmp_path: Path) -> None:
