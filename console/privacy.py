@@ -30,7 +30,7 @@ from enum import Enum
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -92,23 +92,28 @@ async def _names(session: AsyncSession, ids: Iterable[int | None]) -> dict[int, 
             await session.execute(select(Agent.id, Agent.name).where(Agent.id.in_(wanted)))}
 
 
-async def _conversation_ids(session: AsyncSession, customer_id: int) -> list[int]:
-    return list(await session.scalars(select(Conversation.id).where(Conversation.customer_id == customer_id)
-                                      .order_by(Conversation.id)))
+# The customer's rows are named by subqueries, never by lists of ids: a customer with tens of
+# thousands of conversations would pass the drivers' limits on bound parameters.
+def _conversations_of(customer_id: int) -> Select[int]:
+    return select(Conversation.id).where(Conversation.customer_id == customer_id)
 
 
-def _tickets_of(customer_id: int, conversation_ids: list[int]) -> ColumnElement[bool]:
-    return or_(Ticket.customer_id == customer_id, Ticket.conversation_id.in_(conversation_ids or [0]))
+def _tickets_of(customer_id: int) -> ColumnElement[bool]:
+    return or_(Ticket.customer_id == customer_id, Ticket.conversation_id.in_(_conversations_of(customer_id)))
 
 
-def _about(customer_id: int, conversation_ids: list[int], ticket_ids: list[int]) -> ColumnElement[bool]:
+def _ticket_ids_of(customer_id: int) -> Select[int]:
+    return select(Ticket.id).where(_tickets_of(customer_id))
+
+
+def _about(customer_id: int) -> ColumnElement[bool]:
     """Audit entries about the customer (and the records merged into it), its conversations and its
     tickets."""
     merged = select(CustomerMerge.merged_id).where(CustomerMerge.kept_id == customer_id)
     return or_((AuditEvent.entity == audit.CUSTOMER) & (AuditEvent.entity_id == customer_id),
                (AuditEvent.entity == audit.CUSTOMER) & AuditEvent.entity_id.in_(merged),
-               (AuditEvent.entity == audit.CONVERSATION) & AuditEvent.entity_id.in_(conversation_ids or [0]),
-               (AuditEvent.entity == audit.TICKET) & AuditEvent.entity_id.in_(ticket_ids or [0]))
+               (AuditEvent.entity == audit.CONVERSATION) & AuditEvent.entity_id.in_(_conversations_of(customer_id)),
+               (AuditEvent.entity == audit.TICKET) & AuditEvent.entity_id.in_(_ticket_ids_of(customer_id)))
 
 
 async def export(ctx: Context, agent_id: int, customer_id: int, form: str) -> dict[str, Any]:
@@ -129,9 +134,8 @@ async def export(ctx: Context, agent_id: int, customer_id: int, form: str) -> di
 
 async def _document(session: AsyncSession, customer: Customer) -> dict[str, Any]:
     customer_id = customer.id
-    conversation_ids = await _conversation_ids(session, customer_id)
-    ids = conversation_ids or [0]
-    conversations = list(await session.scalars(select(Conversation).where(Conversation.id.in_(ids))
+    ids = _conversations_of(customer_id)
+    conversations = list(await session.scalars(select(Conversation).where(Conversation.customer_id == customer_id)
                                                .order_by(Conversation.created_at, Conversation.id)))
     events = list(await session.scalars(select(ConversationEvent).where(ConversationEvent.conversation_id.in_(ids))
                                         .order_by(ConversationEvent.at, ConversationEvent.id)))
@@ -142,9 +146,9 @@ async def _document(session: AsyncSession, customer: Customer) -> dict[str, Any]
                                        .order_by(Note.created_at, Note.id)))
     handoffs = list(await session.scalars(select(Handoff).where(Handoff.conversation_id.in_(ids))
                                           .order_by(Handoff.created_at, Handoff.id)))
-    tickets = list(await session.scalars(select(Ticket).where(_tickets_of(customer_id, conversation_ids))
+    tickets = list(await session.scalars(select(Ticket).where(_tickets_of(customer_id))
                                          .order_by(Ticket.created_at, Ticket.id)))
-    ticket_ids = [t.id for t in tickets] or [0]
+    ticket_ids = _ticket_ids_of(customer_id)
     comments = list(await session.scalars(select(TicketComment).where(TicketComment.ticket_id.in_(ticket_ids))
                                           .order_by(TicketComment.created_at, TicketComment.id)))
     ticket_changes = list(await session.scalars(select(TicketChange).where(TicketChange.ticket_id.in_(ticket_ids))
@@ -155,7 +159,7 @@ async def _document(session: AsyncSession, customer: Customer) -> dict[str, Any]
                                            .order_by(Contract.id)))
     merges = list(await session.scalars(select(CustomerMerge).where(CustomerMerge.kept_id == customer_id)
                                         .order_by(CustomerMerge.at, CustomerMerge.id)))
-    trail = list(await session.scalars(select(AuditEvent).where(_about(customer_id, conversation_ids, ticket_ids))
+    trail = list(await session.scalars(select(AuditEvent).where(_about(customer_id))
                                        .order_by(AuditEvent.at, AuditEvent.id)))
     names = await _names(session, [customer.owner_id, *(c.agent_id for c in conversations),
                                    *(e.agent_id for e in events), *(m.agent_id for m in messages),
@@ -277,14 +281,14 @@ async def erase(ctx: Context, agent_id: int, customer_id: int) -> None:
         if await live_conversations(session, customer_id):
             raise Conflict("This customer has a conversation going on. Erase them once it is over.")
         now = utcnow()
-        conversation_ids = await _conversation_ids(session, customer_id)
+        conversation_ids = _conversations_of(customer_id)
         # The tickets are locked: a change to one that got its lock first is anonymised with the rest,
         # and one that waits sees the erasure (console.ownership.ticket_for).
-        ticket_ids = list(await session.scalars(select(Ticket.id).where(_tickets_of(customer_id, conversation_ids))
-                                                .with_for_update()))
+        tickets = len(list(await session.scalars(_ticket_ids_of(customer_id).with_for_update())))
+        ticket_ids = _ticket_ids_of(customer_id)
         used = await _spellings_only_theirs(session, customer_id, ctx.region)
         # Every detail text about the person, before their record goes: the trail keeps who and when.
-        await session.execute(update(AuditEvent).where(_about(customer_id, conversation_ids, ticket_ids))
+        await session.execute(update(AuditEvent).where(_about(customer_id))
                               .values(detail=None).execution_options(synchronize_session=False))
         for model in (ContactPoint, Address, Contract, SearchTerm):
             await session.execute(delete(model).where(model.customer_id == customer_id))
@@ -294,11 +298,10 @@ async def erase(ctx: Context, agent_id: int, customer_id: int) -> None:
                               .execution_options(synchronize_session=False))
         await _anonymise_conversations(session, conversation_ids, now)
         if used:
-            unlinked = list(await session.scalars(select(Conversation.id).where(
+            await _anonymise_conversations(session, select(Conversation.id).where(
                 Conversation.customer_id.is_(None), Conversation.state.in_(OVER),
-                or_(Conversation.from_address.in_(used), Conversation.to_address.in_(used)))))
-            await _anonymise_conversations(session, unlinked, now)
-        if ticket_ids:
+                or_(Conversation.from_address.in_(used), Conversation.to_address.in_(used))), now)
+        if tickets:
             await session.execute(update(Ticket).where(Ticket.id.in_(ticket_ids))
                                   .values(subject=ERASED_NAME, description="", version=Ticket.version + 1)
                                   .execution_options(synchronize_session=False))
@@ -318,17 +321,15 @@ async def erase(ctx: Context, agent_id: int, customer_id: int) -> None:
             changes.emit(session, functools.partial(changes.PageOpened, viewer, None))
         audit.record(session, agent_id, audit.ERASE, audit.CUSTOMER, customer_id)
         await customers.changed(session, customer_id)
-    log.info("customer %s erased by agent %s (%s conversations, %s tickets)", customer_id, agent_id,
-             len(conversation_ids), len(ticket_ids))
+    log.info("customer %s erased by agent %s (%s tickets)", customer_id, agent_id, tickets)
 
 
-async def _anonymise_conversations(session: AsyncSession, ids: list[int], now: datetime) -> None:
-    """Conversations stay (for the figures) without what identifies or quotes the person."""
-    if not ids:
+async def _anonymise_conversations(session: AsyncSession, ids: list[int] | Select[int],
+                                   now: datetime) -> None:
+    """Conversations stay (for the figures) without what identifies or quotes the person. `ids`:
+    a batch of ids, or a subquery that names them."""
+    if isinstance(ids, list) and not ids:
         return
-    await session.execute(update(Conversation).where(Conversation.id.in_(ids))
-                          .values(from_address="", to_address="", subject=None, disposition_note=None,
-                                  redacted_at=now).execution_options(synchronize_session=False))
     await session.execute(update(Message).where(Message.conversation_id.in_(ids))
                           .values(body="").execution_options(synchronize_session=False))
     await session.execute(delete(Note).where(Note.conversation_id.in_(ids)))
@@ -339,6 +340,10 @@ async def _anonymise_conversations(session: AsyncSession, ids: list[int], now: d
     await session.execute(update(AuditEvent).where(AuditEvent.entity == audit.CONVERSATION,
                                                    AuditEvent.entity_id.in_(ids))
                           .values(detail=None).execution_options(synchronize_session=False))
+    # Last: a subquery may name the conversations by the addresses this blanks.
+    await session.execute(update(Conversation).where(Conversation.id.in_(ids))
+                          .values(from_address="", to_address="", subject=None, disposition_note=None,
+                                  redacted_at=now).execution_options(synchronize_session=False))
 
 
 @dataclass

@@ -171,10 +171,11 @@ async def test_erasing_finds_unlinked_calls_however_the_number_was_written_but_s
                                  normalized="+31201234000"))  # the bakery's switchboard, shared
     for call_id, number in (("u1", "+31 6 12345678"), ("u2", "0031612345678"), ("u3", "0201234000"),
                             ("u4", "0207654321")):
-        await worked_call(ctx, anna, call_id)
+        await worked_call(ctx, anna, call_id, note=f"Secret of {call_id}")
         async with ctx.db.transaction() as session:  # as if nobody had been recognised on the call
             await session.execute(update(Conversation).where(Conversation.external_id == call_id)
                                   .values(customer_id=None, from_address=number))
+            await session.execute(update(Note).where(Note.body == f"Secret of {call_id}").values(customer_id=None))
 
     await privacy.erase(ctx, sanne, customer)
 
@@ -182,6 +183,9 @@ async def test_erasing_finds_unlinked_calls_however_the_number_was_written_but_s
         left = dict((await session.execute(select(Conversation.external_id, Conversation.from_address).where(
             Conversation.external_id.in_(["u1", "u2", "u3", "u4"])))).all())
     assert left["u1"] == left["u2"] == "", "Piet's own number, however it was written"
+    async with ctx.db.reading() as session:
+        kept_notes = set(await session.scalars(select(Note.body)))
+    assert kept_notes == {"Secret of u3", "Secret of u4"}, "the notes of his unlinked calls went with them"
     assert left["u3"] == "0201234000", "the shared switchboard number is not his alone"
     assert left["u4"] == "0207654321", "Klaas's calls are not touched"
     assert klaas
