@@ -19,7 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from argon2 import PasswordHasher
 
+from console import auth
 from console.db import Database
 from console.migrations import upgrade
 from console.ports import Context, RecordingNotifier
@@ -27,6 +29,13 @@ from console.settings import Settings
 from realtime import Bus, make_bus
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# Tests make and check many password hashes. At argon2's production cost (0.1 to 0.2 s each on
+# these machines) that alone took minutes of a run. A hash carries its own parameters, so hashes
+# made at the lowest cost also verify at it; the console itself (and every node a test starts as a
+# process of its own) hashes at the production cost, which console.auth sets.
+auth._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+auth._DUMMY_HASH = auth._hasher.hash("not a real password")
 POSTGRES_URL = os.environ.get("CONSOLE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 CTI_TOKEN = "test-cti-token"
 # Clients that sit idle between requests drop their connections before uvicorn's 5 s keep-alive
