@@ -34,8 +34,7 @@ DISK_FULL_RETRY_SECONDS = 30
 
 def _disk_full(exc: DBAPIError) -> bool:
     cause = exc.orig
-    return (getattr(cause, "sqlite_errorcode", None) == SQLITE_FULL or getattr(cause, "sqlstate", None) == DISK_FULL
-            or "disk is full" in str(cause))
+    return getattr(cause, "sqlite_errorcode", None) == SQLITE_FULL or getattr(cause, "sqlstate", None) == DISK_FULL
 
 
 READ_ONLY = "console_read_only"
@@ -181,7 +180,7 @@ class Database:
                 raise _unreachable(exc) from exc
             if exc.connection_invalidated:
                 raise Unavailable("database connection lost") from exc
-            if getattr(exc.orig, "sqlstate", None) in RETRYABLE:
+            if state in RETRYABLE:
                 # A deadlock or serialization failure: nothing was written; the caller may retry.
                 raise Unavailable("the database was busy; try again") from exc
             raise

@@ -22,11 +22,11 @@ from console.web.render import agent_stream
 from console.web.security import (
     CSRF_FIELD,
     REFUSED,
-    SIGNED_OUT,
     client_address,
     csrf_token,
     sign_in,
     signed_in,
+    signed_out,
     token_matches,
 )
 from console.web.wiring import Wiring
@@ -238,10 +238,6 @@ async def agent_page(request: Request) -> Response:
 def done() -> Response:
     """The answer to an action on the agent page: nothing; the push over the socket shows the change."""
     return Response(status_code=204)
-
-
-def signed_out() -> Response:
-    return HTMLResponse(SIGNED_OUT, status_code=401, headers={"HX-Redirect": "/login"})
 
 
 Action = Callable[[Context, int, FormData], Awaitable[object]]

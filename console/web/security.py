@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from console import auth
@@ -126,6 +126,17 @@ def origin_allowed(conn: HTTPConnection, allowed: Iterable[str]) -> bool:
 SIGNED_OUT = "Your session has ended. Log in again."
 
 
+def signed_out() -> Response:
+    """The answer to a request whose session has ended: htmx takes the page to the login form."""
+    return HTMLResponse(SIGNED_OUT, status_code=401, headers={"HX-Redirect": "/login"})
+
+
+def from_another_site(conn: HTTPConnection) -> bool:
+    """The browser says the request was started by another site (Sec-Fetch-Site); a typed address
+    or a bookmark ("none") and the console's own pages are not."""
+    return conn.headers.get("sec-fetch-site", "none") not in ("same-origin", "none")
+
+
 class CSRFMiddleware:
     """Refuse state-changing requests from other sites.
 
@@ -145,9 +156,7 @@ class CSRFMiddleware:
             return
         conn = HTTPConnection(scope)
         headers = Headers(scope=scope)
-        site = headers.get("sec-fetch-site")
-        cross_site = site is not None and site not in ("same-origin", "none")
-        if cross_site or not origin_allowed(conn, self.allowed):
+        if from_another_site(conn) or not origin_allowed(conn, self.allowed):
             await PlainTextResponse(REFUSED, status_code=403)(scope, receive, send)
             return
         scope["csrf_ok"] = token_matches(scope.get("session", {}), headers.get(CSRF_HEADER))
@@ -155,8 +164,7 @@ class CSRFMiddleware:
             if "agent_id" not in scope.get("session", {}):
                 # Nobody is signed in (the session ended, or never was): the page goes to the login
                 # form instead of showing a refusal the agent cannot act on.
-                await PlainTextResponse(SIGNED_OUT, status_code=401, headers={"HX-Redirect": "/login"})(
-                    scope, receive, send)
+                await signed_out()(scope, receive, send)
                 return
             await PlainTextResponse(REFUSED, status_code=403)(scope, receive, send)
             return

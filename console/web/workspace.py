@@ -32,9 +32,9 @@ from console.web.pages import (
     conversation_of,
     field,
     record_id,
-    signed_out,
     wiring,
 )
+from console.web.security import from_another_site, signed_out
 from console.web.statuses import status_of
 
 NO_TICKET = NotFound("This ticket does not exist.")
@@ -67,6 +67,13 @@ async def fragment(request: Request, agent_id: int, template: str, status_code: 
 def with_live(html: str) -> Response:
     """A panel fragment or a notice; the live view follows over the socket."""
     return HTMLResponse(html)
+
+
+async def done_notice(request: Request, agent_id: int, message: str, **params: object) -> Response:
+    """The flash line's "done" for an action, in the agent's language; the live view follows."""
+    _ = i18n.translations(await language_of(request, agent_id)).gettext
+    return with_live(wiring(request).renderer.render("partials/flash.html", "en", ok=True,
+                                                     message=_(message) % params))
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -178,11 +185,8 @@ def draft_of(form: FormData) -> tickets.Draft:
 @signed_in
 async def open_ticket(request: Request, agent_id: int) -> Response:
     ticket = await tickets.open_ticket(wiring(request).ctx, agent_id, draft_of(await request.form()))
-    _ = i18n.translations(await language_of(request, agent_id)).gettext
     # The form is sent with hx-swap="none": the confirmation goes to the flash line, out of band.
-    notice = wiring(request).renderer.render("partials/flash.html", "en", ok=True,
-                                             message=_("Ticket #%(id)s opened.") % {"id": ticket.id})
-    return with_live(notice)
+    return await done_notice(request, agent_id, N_("Ticket #%(id)s opened."), id=ticket.id)
 
 
 @panel
@@ -416,7 +420,7 @@ PRIVATE = {"Cache-Control": "no-store"}  # personal data: never kept by a browse
 def _from_elsewhere(request: Request) -> Response | None:
     """The export writes to the audit trail, so a link on another site must not open it in a
     supervisor's name (the session cookie goes along with a top-level GET)."""
-    if request.headers.get("sec-fetch-site", "none") not in ("same-origin", "none"):
+    if from_another_site(request):
         return PlainTextResponse("Open the export from the console's customer page.", status_code=403)
     return None
 
@@ -454,11 +458,8 @@ async def export_customer_json(request: Request, agent_id: int) -> Response:
 async def erase_customer(request: Request, agent_id: int) -> Response:
     customer_id = path_id(request, NO_CUSTOMER)
     await privacy.erase(wiring(request).ctx, agent_id, customer_id)
-    _ = i18n.translations(await language_of(request, agent_id)).gettext
     # The pages that showed the customer close by themselves (pushed); this says what happened.
-    notice = wiring(request).renderer.render("partials/flash.html", "en", ok=True,
-                                             message=_("Customer #%(id)s was erased.") % {"id": customer_id})
-    return with_live(notice)
+    return await done_notice(request, agent_id, N_("Customer #%(id)s was erased."), id=customer_id)
 
 
 # Canned responses -----------------------------------------------------------------------------
