@@ -31,7 +31,11 @@ STEPS = ("newCall", "answer", "hangup", "wrap-up")
 
 @dataclass
 class Counter:
-    """SQL statements and transactions seen on an engine while counting is on."""
+    """SQL statements and transactions seen on an engine while counting is on.
+
+    A transaction is a BEGIN ... COMMIT: reads in autocommit (console.db, PostgreSQL) send none, so
+    their statements count and they do not.
+    """
 
     statements: int = 0
     transactions: int = 0
@@ -50,7 +54,7 @@ class Counter:
 
         @event.listens_for(sync, "begin")
         def _begin(conn: Any) -> None:
-            if self.on:
+            if self.on and conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
                 self.transactions += 1
 
     @contextmanager

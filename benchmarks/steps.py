@@ -189,6 +189,8 @@ async def main(args: argparse.Namespace) -> None:
         plain, scan = await explain(database, sql)
         print(f"pick_agent's query with {AGENTS} available agents: {plain:.2f} ms execution ({scan})")
         if spy is not None and (work / "py-spy.txt").exists():
+            if args.py_spy_raw:
+                shutil.copy(work / "py-spy.txt", args.py_spy_raw)
             print("py-spy, inclusive share of the node's samples during the calls:")
             for line in hot_functions(work / "py-spy.txt"):
                 print("  " + line)
@@ -209,5 +211,6 @@ if __name__ == "__main__":
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=20)
     parser.add_argument("--py-spy", action="store_true", help="profile the node with py-spy (pip install py-spy)")
+    parser.add_argument("--py-spy-raw", type=Path, help="with --py-spy: keep py-spy's raw samples in this file")
     raise_fd_limit()
     uvloop.run(main(parser.parse_args()))

@@ -4,6 +4,12 @@ On SQLite (the embedded default) writes take turns in arrival order inside the p
 waiting at most `write_wait` seconds for its turn; a write that would wait longer is shed with
 Unavailable (503 and Retry-After) instead of holding its request for SQLite's lock timeout.
 Reads run beside the writer (WAL) and never wait for a turn.
+
+On PostgreSQL a read (`reading()`) sends its statements without BEGIN and COMMIT (autocommit):
+under READ COMMITTED, PostgreSQL's default and the console's, every statement of a transaction
+takes its own snapshot anyway, so wrapping reads in one bought no consistency and cost two round
+trips per read. What a read shows can be newer in one statement than in the one before; the
+fragments it renders carry the versions of what they show, and the newer change's push follows.
 """
 
 from __future__ import annotations
@@ -136,8 +142,10 @@ class Database:
         self.engine = make_engine(url, **engine_kwargs)
         self.writer = WriterTurns(write_wait) if self.is_sqlite else None
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self.read_sessions = async_sessionmaker(self.engine.execution_options(**{READ_ONLY: True}),
-                                                expire_on_commit=False)
+        reads: dict[str, Any] = {READ_ONLY: True}
+        if not self.is_sqlite:
+            reads["isolation_level"] = "AUTOCOMMIT"
+        self.read_sessions = async_sessionmaker(self.engine.execution_options(**reads), expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -154,7 +162,8 @@ class Database:
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
-        """A transaction that only reads: on SQLite it runs beside the writer instead of waiting."""
+        """A session that only reads: on SQLite a transaction beside the writer instead of waiting
+        for its turn; on PostgreSQL statements in autocommit, with no BEGIN and COMMIT."""
         async with self._translated(self.read_sessions) as session:
             yield session
 
