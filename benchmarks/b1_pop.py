@@ -15,7 +15,8 @@ again. So each call also costs the node two more CTI events and one agent reques
 
 Two windows on the same sockets: first a low rate (the latency of a pop when the node is not
 overloaded), then the issue's rate (100 per second for 60 s). A call still without its pop GRACE
-seconds after the last was sent counts as infinitely late.
+seconds after the last was sent counts as infinitely late. On the embedded default, short windows
+at rising rates between the two show where it starts to shed newCalls with 503 and Retry-After.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 from benchmarks import dataset
 from benchmarks.client import AgentSocket, HttpPool, close_sockets, open_sockets
@@ -103,8 +105,9 @@ async def idle_share(pid: int, seconds: float = 5.0) -> float:
 
 
 async def window(result: PhaseResult, load: PopLoad, label: str, admin: HttpPool, pid: int, database: str | None,
-                 *, rate: float, duration: float, warm_up: float, tag: str, idle: float = 0.0) -> None:
-    """One measured window: `warm_up` s then `duration` s of newCall at `rate` per second."""
+                 *, rate: float, duration: float, warm_up: float, tag: str, idle: float = 0.0) -> dict[str, Any]:
+    """One measured window: `warm_up` s then `duration` s of newCall at `rate` per second; returns
+    its figures, with the errors the calls met."""
     load.run = f"{tag}-{int(time.time())}"
     warm = int(warm_up * rate)
     total = warm + int(duration * rate)
@@ -159,6 +162,7 @@ async def window(result: PhaseResult, load: PopLoad, label: str, admin: HttpPool
     result.note(f"{key}: newCall replies by state: {dict(load.states)} (queued = no agent free at arrival)")
     if load.errors:
         result.note(f"{key}: errors: {dict(load.errors)}")
+    seen: dict[str, Any] = {**result.figures[key], "errors": dict(load.errors)}
     before_h, after_h = histogram(str(marks.get("before", "")), POP_HISTOGRAM), histogram(after, POP_HISTOGRAM)
     if after_h and before_h:
         result.note(f"{key}: the node's own histogram (newCall received -> pop published): p50 in "
@@ -170,12 +174,36 @@ async def window(result: PhaseResult, load: PopLoad, label: str, admin: HttpPool
             result.note(f"{key}: database {line}")
     load.states.clear()
     load.errors.clear()
+    return seen
+
+
+async def rate_sweep(result: PhaseResult, load: PopLoad, label: str, admin: HttpPool, pid: int,
+                     database: str | None, rates: tuple[float, ...], duration: float, idle: float) -> None:
+    """Short windows at rising rates: the first rate at which newCalls are shed with 503 (or pops
+    go missing) is where the node's capacity ends."""
+    lines, shed_from = [], None
+    for rate in rates:
+        seen = await window(result, load, label, admin, pid, database, rate=rate, duration=duration, warm_up=2,
+                            tag=f"sweep{rate:g}", idle=idle)
+        errors = seen["errors"]
+        shed = sum(count for what, count in errors.items() if what.startswith("newCall"))
+        later = {what: count for what, count in errors.items() if not what.startswith("newCall")}
+        lines.append(f"{rate:g}/s: pop p99 {seen['p99 ms']} ms, {seen['pops per s']} pops/s, {shed} newCalls "
+                     f"refused, {seen['without pop']} without a pop"
+                     + (f", later steps refused (the phone system retries them) {later}" if later else ""))
+        if shed_from is None and (shed or seen["without pop"]):
+            shed_from = rate
+    result.figures[f"B1 {label} sheds from"] = shed_from
+    where = f"sheds from {shed_from:g}/s" if shed_from is not None else f"no shedding up to {rates[-1]:g}/s"
+    result.note(f"B1 {label} rate sweep ({duration:g} s each): " + "; ".join(lines) + f"; {where}")
 
 
 async def run_pop(result: PhaseResult, label: str, base: str, ws: str, pid: int, callers: list[str],
                   database_url: str, sockets_left: list[AgentSocket], *, rate: float, duration: float,
-                  warm_up: float, low_rate: float, low_duration: float, database: str | None = None) -> PopLoad:
-    """Both windows on one node; the sockets are left in `sockets_left` for the caller to close after
+                  warm_up: float, low_rate: float, low_duration: float, database: str | None = None,
+                  sweep: tuple[float, ...] = (), sweep_duration: float = 10.0) -> PopLoad:
+    """Both windows on one node, with a window at each rate of `sweep` between them (where the node
+    starts to shed); the sockets are left in `sockets_left` for the caller to close after
     stopping the node (closing 1,000 sockets first would make the node record each closing)."""
     logins = [mint_session(agent_id) for agent_id in range(1, AGENTS + 1)]
     cti = [HttpPool(base, size=1024)]
@@ -196,6 +224,8 @@ async def run_pop(result: PhaseResult, label: str, base: str, ws: str, pid: int,
         idle = await idle_share(pid)
         await window(result, load, label, admin, pid, database, rate=low_rate, duration=low_duration, warm_up=2,
                      tag="low", idle=idle)
+        if sweep:
+            await rate_sweep(result, load, label, admin, pid, database, sweep, sweep_duration, idle)
         await window(result, load, label, admin, pid, database, rate=rate, duration=duration, warm_up=warm_up,
                      tag="spec", idle=idle)
         sizes = sorted(load.frame_sizes)
@@ -240,21 +270,25 @@ async def run_postgres(result: PhaseResult, template: str, work: Path, run: str,
         await delete_redis_keys(prefix)
 
 
-async def run_sqlite(result: PhaseResult, work: Path, *, customers: int = 10_000, **rates: float) -> PopLoad:
+SQLITE_SWEEP = (10.0, 20.0, 30.0, 40.0)  # calls per second, 10 s each: where the embedded default starts to shed
+
+
+async def run_sqlite(result: PhaseResult, work: Path, *, customers: int = 10_000,
+                     sweep: tuple[float, ...] = SQLITE_SWEEP, **rates: float) -> PopLoad:
     var = work / "b1-sqlite"
     var.mkdir(parents=True, exist_ok=True)
     path = var / "console.db"
     built = await dataset.build_sqlite(path, AGENTS, customers)
     result.note(f"SQLite: {AGENTS} agents and {built['seed']} ({built['seconds']:.1f} s)")
     needed = int((rates["duration"] + rates["warm_up"]) * rates["rate"]
-                 + (rates["low_duration"] + 2) * rates["low_rate"]) + 10
+                 + (rates["low_duration"] + 2) * rates["low_rate"] + sum(12 * rate for rate in sweep)) + 10
     callers = await dataset.sqlite_callers(built["url"], needed)
     node = start_node(built["url"], var, redis_prefix=None)
     sockets: list[AgentSocket] = []
     try:
         await wait_healthy(node.base, node.process)
         return await run_pop(result, "SQLite 10k + memory bus", node.base, node.ws, node.process.pid, callers,
-                             built["url"], sockets, **rates)
+                             built["url"], sockets, sweep=sweep, **rates)
     finally:
         node.stop()
         await close_sockets(sockets)

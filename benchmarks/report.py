@@ -81,6 +81,11 @@ def table(results: list[PhaseResult], args: argparse.Namespace) -> list[str]:
                 rows.append(f"| B1 node CPU per worked call, {label}, {r} | ≤ 10 ms | "
                             f"**{f['node CPU ms per pop']:.0f} ms**{_above_idle(f)} | "
                             f"{_met(f['node CPU ms per pop'], 10)} |")
+    if b1s is not None and "B1 SQLite 10k + memory bus sheds from" in b1s.figures:
+        shed = b1s.figures["B1 SQLite 10k + memory bus sheds from"]
+        rows.append(f"| B1 embedded: the rate where it starts to shed (503 + Retry-After) | (to show) | "
+                    f"**{f'{shed:g}/s' if shed is not None else 'not reached'}** (rate sweep, 10 s per rate; "
+                    f"details in B1-SQLite) | |")
     if b2 is not None:
         for r in (rate, low):
             f = b2.figures.get(f"B2 floor @{r}")
