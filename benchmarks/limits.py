@@ -8,7 +8,110 @@ at a time, with py-spy), whose output is quoted with the command that made it.
 ANALYSIS = """
 ## What limits it
 
-### Issue 9, fourth step: the benchmark client fixed, presence in one statement (this run, 2026-12-02, code 046e380)
+### Issue 9, fifth step: where a call's CPU goes, and what the targets need (this run, 2026-12-03, code 7b09231)
+
+**What changed.** Reads on PostgreSQL run in autocommit (`console/db.py`, `Database.reading`):
+under READ COMMITTED, PostgreSQL's default, every statement of a transaction takes its own
+snapshot, so the BEGIN and COMMIT around a read bought no consistency and cost two round trips:
+every push batch, every snapshot, every sign-in check of an agent's request or socket. Matching
+reads through Core on the session's connection (B4 p50 by email 0.48 to 0.34 ms, by phone 0.51
+to 0.44 ms, `--only b4` on a quiet machine, before and after). `tests/benchmarks/test_statements.py`
+holds each step to its count of statements and transactions (below) on both databases, so a
+statement added to the hot path fails a test until its budget is raised on purpose. B1 on the
+embedded default sweeps 10 to 40 calls/s to show where it starts to shed (the table's new row).
+
+**One worked call** (`.venv/bin/python -m benchmarks.statements --calls 40 --database-url
+postgresql+asyncpg://...`; a transaction is a BEGIN ... COMMIT, so autocommit reads count as
+statements only):
+
+| step | statements | transactions before (58bc6e8) | after (7b09231) |
+| --- | ---: | ---: | ---: |
+| newCall | 15 | 2 | 1 |
+| answer | 8 | 1 | 1 |
+| hangup | 8 | 2 | 1 |
+| wrap-up | 9 | 1 | 1 |
+| whole call | 40 | 6 | **4** |
+
+The aim of at most 5 transactions is met; the aim of at most 20 statements is **missed** (40). On
+SQLite the same call is 47 statements in 6 transactions (reads keep their transaction there: a
+WAL read transaction is what lets them run beside the writer).
+
+**The node's CPU per call did not move.** `.venv/bin/python -m benchmarks.steps --calls 40` (one
+node on the 1M database, 1,000 agents with sockets, one call at a time) gave 68 ms per whole call
+for 58bc6e8 and 69 ms for 7b09231, run back to back (newCall 30 / 24, answer 13 / 17, hangup 10 /
+13, wrap-up 15 / 15 ms; clock ticks of 10 ms). The full run above agrees: B1 at 100/s 11.6 worked
+calls/s at 78 ms each (13.3 and 71 ms in the previous run), B5 149 routed calls/s (152), all
+within the noise of this machine.
+
+**Where the 70 ms go.** py-spy over that node during the calls (`benchmarks.steps --calls 40
+--py-spy --py-spy-raw FILE`, every sample attributed to the innermost library frame):
+
+| where | share of the node's samples |
+| --- | ---: |
+| SQLAlchemy (ORM session, unit of work, statement execution, result rows) | 29 % |
+| the event loop itself (uvloop: socket reads and writes, callbacks, timers) | 29 % |
+| asyncpg (encoding, decoding, the protocol) | 14 % |
+| the console's own Python (services, pushes) | 6 % |
+| Jinja (the fragments) | 3 % |
+| HTTP (uvicorn, Starlette, the middleware) | 3 % |
+| websockets frames, Redis | 2 % |
+| idle work: keep-alive pings of 1,000 sockets, the sweeps | 10 % |
+
+So about three quarters of a call is talking to the database: some 40 statements through the ORM
+and the driver, and the event loop work of their round trips. Rendering and HTTP are small. Fewer
+statements help in proportion (about 1 ms of node CPU per statement and round trip, all costs
+included), but the cheap ones are gone; the ones left are each step's reads under lock and its
+writes, which the ORM's unit of work issues one table at a time.
+
+**What the targets need, and why this issue stops here.** All nine parts of the issue are built
+and tested (changes instead of views, versioned fragments, reply first, the short hot path,
+readiness with one-statement picks, the bus, sockets and page weight, the embedded writer, the
+indexes). The figures it set are measured above and most are missed:
+
+- 10 ms of node CPU per worked call (measured 69 to 78 ms) needs the four steps off the ORM:
+  each step as one or two hand-written statements on the driver (PostgreSQL's data-modifying
+  CTEs, as the presence change already is), about 20 statements a call at 0.1 to 0.2 ms each
+  instead of 40 at about 1 ms. That is a rewrite of `conversations`, `wrapup`, `routing` and
+  `readiness` against the driver, for two databases, leaving the ORM to pages and the rest. It is
+  a piece of work of its own, not a tuning step.
+- B1 at 100 calls/s (p99 20 ms, every call popped) then also needs the node to have a core for
+  itself: this machine has 2 cores for the node, PostgreSQL, Redis and the load generator, so at
+  today's 70 ms a call one node process completes 12 to 19 worked calls/s and sheds the rest with
+  503 and Retry-After (never 500, never a 30 s wait). `serve --workers N` with PostgreSQL and Redis
+  spreads a node over N processes; it cannot be measured meaningfully on 2 cores.
+- The embedded default serves about 10 worked calls/s (p99 326 ms at 10/s) and sheds from 20/s
+  (the sweep above); each SQLite statement also hops to aiosqlite's thread, and writes take turns.
+- B4's p99 (1.7 and 2.5 ms this run, 1.03 and 1.08 ms on a quiet machine, against a bare indexed
+  query of 0.3 to 1.8 ms) is at the machine's noise floor; the Core read leaves only the driver.
+- B3: 40.4 KiB per idle socket this run (39.3 the previous one; 9,700 sockets opened in the time
+  budget), the wallboard to the last of 1,000 supervisors 58 ms (65): one event loop writing
+  1,000 frames of 32 KiB.
+
+### Issue 10 (trust and personal data): what a call costs, checked (2026-12-02, code 029baad against 297d582)
+
+Issue 10 touched the database path: how errors become 503s (`console/db.py`), CTI value parsing,
+the sockets' session check (one query per node every 10 s, not per call) and the ownership checks
+of notes, tickets and canned responses (not on the call path). It adds no statement to a worked
+call. Measured on PostgreSQL, the two versions run back to back from worktrees of the same
+checkout, in alternating order, with `psql -c "CREATE DATABASE bench_statements"` before each run:
+`PYTHONPATH=<tree> .venv/bin/python -m benchmarks.statements --calls 40|100 --database-url
+postgresql+asyncpg://postgres@127.0.0.1:5432/bench_statements`.
+
+| run (order) | calls | statements | transactions | CPU ms per whole call, before (297d582) | after (029baad) |
+| --- | ---: | ---: | ---: | ---: | ---: |
+| old first | 40 | 40 | 6 | 56.9 | 69.4 |
+| old first | 40 | 40 | 6 | 63.9 | 69.9 |
+| new first | 100 | 40 | 6 | 82.6 | 74.0 |
+| new first | 100 | 40 | 6 | 77.3 | 90.2 |
+
+The statements and transactions per call are the same, and so are the frame bytes (9,730 at 40
+calls, 9,813 at 100). The CPU figures spread from 57 to 90 ms for the same code on this shared
+machine (load 0.7 to 0.9), and the difference between the versions changes sign with the order
+the runs went in: within the noise. B1 to B5 were not run again. They need the 1,000,000-customer
+template, which this machine did not have, and nothing on their path changed. The figures above
+them are from 046e380.
+
+### Issue 9, fourth step: the benchmark client fixed, presence in one statement (previous run, 2026-12-02, code 046e380)
 
 **A bug in the benchmark client capped B1.** Agent actions answer 204 with no body and no
 `Content-Length`; the client (`benchmarks/client.py`) then read the body until the connection
