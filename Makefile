@@ -14,8 +14,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# make demo PORT=8080 RATE=4: the port to serve on, and at most RATE new simulated calls a minute.
+PORT ?= 8000
+RATE ?= 4
 demo: $(STAMP)
-	$(BIN)/python -m console demo
+	$(BIN)/python -m console demo --port $(PORT) --rate $(RATE)
 
 lint: $(STAMP)
 	$(BIN)/ruff check console realtime integrations tests

@@ -337,3 +337,16 @@ async def require_supervisor(session: AsyncSession, agent_id: int, message: str)
     """Raise Forbidden with `message` unless the agent is a supervisor or an admin."""
     if not await is_supervisor(session, agent_id):
         raise Forbidden(message)
+
+
+async def set_language(session: AsyncSession, agent_id: int, language: str) -> str:
+    """The language the agent works in (the page, the pushes, dates and money): English or Dutch."""
+    from console.i18n import LANGUAGES
+
+    if language not in LANGUAGES:
+        raise InvalidInput("Choose English or Dutch, not %(value)s.", field="language", value=language[:20])
+    agent = await session.get(Agent, agent_id, with_for_update=True)
+    if agent is None:
+        raise NotFound("Agent not found.")
+    agent.language = language
+    return language

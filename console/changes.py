@@ -120,11 +120,16 @@ class WrappedUp:
 
 @dataclass(frozen=True)
 class StatusChanged:
+    """The agent's presence, or what they chose for after their contact (`after`, `after_version`)."""
+
     agent_id: int
     status: AgentStatus
     reason: str | None
     since: datetime
     version: int
+    after: AgentStatus | None = None
+    after_reason: str | None = None
+    after_version: int = 0
 
 
 @dataclass(frozen=True)

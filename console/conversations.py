@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from console import audit, changes, customers, logs
 from console.auth import find_agent, find_agent_id
 from console.errors import Conflict, InvalidInput, NotFound
-from console.lifecycle import ENDED, move, record_arrival, set_presence
+from console.lifecycle import ENDED, choose_after, move, record_arrival, set_presence
 from console.models import (
     Agent,
     AgentStatus,
@@ -281,7 +281,13 @@ async def start_handling(session: AsyncSession, conversation: Conversation, agen
     conversation.agent_id = agent.id if agent else None
     if agent is not None:
         agent.missed_offers = 0
-        if agent.status in (AgentStatus.AVAILABLE, AgentStatus.WRAP_UP):
+        if agent.status in (AgentStatus.AWAY, AgentStatus.OFFLINE):
+            # The phone system says the agent talks: busy, whatever the page said. What they had
+            # chosen applies again when this contact ends (they see it on the page meanwhile).
+            if agent.after_status is None:
+                choose_after(agent, agent.status, agent.away_reason)
+            await set_presence(session, agent, AgentStatus.BUSY)
+        elif agent.status in (AgentStatus.AVAILABLE, AgentStatus.WRAP_UP):
             await set_presence(session, agent, AgentStatus.BUSY)
         version = changes.conversation_version(session, conversation, detail)
         info, agent_id = changes.ConversationInfo.of(conversation), agent.id

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import Select, bindparam, func, select, union, update
+from sqlalchemy import Select, bindparam, func, or_, select, union, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -213,8 +213,11 @@ _HISTORY = (select(Conversation, func.count().over()).where(*_EARLIER)
             .order_by(Conversation.created_at.desc(), Conversation.id.desc()).limit(HISTORY_LENGTH))
 _TICKETS = (select(Ticket).where(Ticket.customer_id == bindparam("customer"), Ticket.status.in_(OPEN_TICKET_STATUSES))
             .order_by(Ticket.created_at.desc()).limit(10))
-_NOTES = (select(Note).where(Note.customer_id == bindparam("customer")).options(joinedload(Note.agent))
-          .order_by(Note.created_at.desc(), Note.id.desc()).limit(NOTES_SHOWN))
+# The customer's recent notes but those of the contact being popped, which its pop lists apart.
+_NOTES = (select(Note).where(Note.customer_id == bindparam("customer"),
+                             or_(Note.conversation_id.is_(None),
+                                 Note.conversation_id.not_in(bindparam("exclude", expanding=True))))
+          .options(joinedload(Note.agent)).order_by(Note.created_at.desc(), Note.id.desc()).limit(NOTES_SHOWN))
 _CONTRACTS = (select(Contract).where(Contract.customer_id == bindparam("customer"))
               .order_by((Contract.status == ContractStatus.ACTIVE).desc(), Contract.starts_on.desc(),
                         Contract.id.desc()).limit(2))
@@ -233,7 +236,7 @@ async def picture(session: AsyncSession, customer_id: int, *, exclude: Collectio
     history = [conversation for conversation, _ in rows]
     count = rows[0][1] if rows else 0
     tickets = list(await session.scalars(_TICKETS, by_customer))
-    notes = list(await session.scalars(_NOTES, by_customer))
+    notes = list(await session.scalars(_NOTES, {**by_customer, "exclude": list(exclude) or [0]}))
     contracts = list(await session.scalars(_CONTRACTS, by_customer))
     return Picture(customer, customer.owner, history, tickets, notes, int(count), contracts)
 

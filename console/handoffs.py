@@ -38,6 +38,7 @@ from console.models import (
 )
 from console.notes import check_body
 from console.ports import Context
+from console.readiness import ELIGIBLE, READY
 from console.routing import can_take, lock_agent, pick_agent, required_skills, route
 from console.wrapup import begin_wrap_up
 
@@ -74,6 +75,9 @@ async def _colleague(session: AsyncSession, agent_id: int, colleague_id: int, co
     if colleague.status is AgentStatus.AWAY:
         raise InvalidInput("%(name)s is away. Choose someone who is available, or a queue.",
                            field="to_agent_id", name=colleague.name)
+    if colleague.after_status is not None:
+        raise InvalidInput("%(name)s is finishing their last contact before going away. Choose someone else, or a "
+                           "queue.", field="to_agent_id", name=colleague.name)
     if not await can_take(session, colleague.id, conversation.channel, []):
         raise Conflict("%(name)s has no room for another %(channel)s right now.", field="to_agent_id",
                        name=colleague.name, channel=conversation.channel.value)
@@ -201,6 +205,8 @@ async def accept(ctx: Context, agent_id: int, handoff_id: int) -> int:
             raise Conflict("This handoff is meant for a colleague.")
         if conversation.state is not State.ACTIVE or conversation.agent_id != handoff.from_agent_id:
             raise Conflict("This conversation ended before the handoff was accepted.")
+        # The room the request reserved is the room it takes now: it no longer counts as asked.
+        handoff.state = HandoffState.ACCEPTED
         colleague = await _colleague(session, handoff.from_agent_id or 0, agent_id, conversation)
         await _complete(session, handoff, conversation, colleague, None)
         changes.handoff_answered(session, handoff, conversation, accepted=True)
@@ -240,6 +246,16 @@ def _end(session: AsyncSession, handoff: Handoff, conversation: Conversation, st
     session.add(event)
     changes.event_written(session, event)
     changes.handoff_answered(session, handoff, conversation, accepted=False)
+
+
+async def takers(session: AsyncSession, agent_id: int, conversation_id: int | None) -> list[Agent]:
+    """Colleagues who can take the agent's conversation over now: ready for its channel (no
+    other work in the way, not on their way out), the same test a handoff to them passes."""
+    channel = await session.scalar(select(Conversation.channel).where(Conversation.id == conversation_id)) \
+        if conversation_id is not None else None
+    ready = READY[channel] if channel is not None else Agent.status.in_(ELIGIBLE)
+    return list(await session.scalars(select(Agent).where(Agent.id != agent_id, ready, Agent.after_status.is_(None))
+                                      .order_by(Agent.name, Agent.id)))
 
 
 async def incoming(session: AsyncSession, agent_id: int) -> list[Handoff]:

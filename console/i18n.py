@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import gettext
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from functools import cache
 from io import BytesIO
 from pathlib import Path
 
-from babel import Locale
+from babel import Locale, UnknownLocaleError
 from babel.dates import format_datetime, get_timezone
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -52,7 +53,68 @@ def money(value: Decimal | float, language: str, currency: str = "EUR") -> str:
     return format_currency(value, currency, locale=Locale.parse(language))
 
 
+def language_name(code: str | None, language: str) -> str:
+    """A language code as people read it, in the reader's language (nl: "Nederlands" or "Dutch")."""
+    if not code:
+        return ""
+    try:
+        name = Locale.parse(code.strip().replace("-", "_")).get_display_name(Locale.parse(language))
+    except (ValueError, TypeError, UnknownLocaleError):
+        return code
+    return name or code
+
+
+def clock(seconds: float) -> str:
+    """A duration as a timer shows it: 0:42, 12:03, 1:02:03."""
+    total = max(int(seconds), 0)
+    hours, minutes, rest = total // 3600, total // 60 % 60, total % 60
+    return f"{hours}:{minutes:02d}:{rest:02d}" if hours else f"{minutes}:{rest:02d}"
+
+
 def when(value: datetime | None, language: str, fmt: str = "medium", timezone: str = TIMEZONE) -> str:
     if value is None:
         return ""
     return format_datetime(value, fmt, tzinfo=get_timezone(timezone), locale=Locale.parse(language))
+
+
+# Words the console stores as codes and shows in the agent's language: audit actions, the fields
+# of a ticket's history, the dispositions it ships with, and what a conversation's events say.
+LABELS = {
+    # audit actions (console.audit)
+    "view": N_("viewed"), "create": N_("created"), "update": N_("changed"), "merge": N_("merged"),
+    "handoff": N_("handoff"), "note": N_("note"), "comment": N_("comment"), "export": N_("exported"),
+    "erase": N_("erased"),
+    # ticket fields (console.tickets.EDITABLE)
+    "subject": N_("subject"), "description": N_("description"), "priority": N_("priority"),
+    "status": N_("status"), "assignee_id": N_("assignee"), "queue_id": N_("queue"),
+    # dispositions the console and its demo ship with (console.wrapup); a queue's own codes show as typed
+    "resolved": N_("resolved"), "callback agreed": N_("callback agreed"), "sale": N_("sale"),
+    "complaint": N_("complaint"), "information given": N_("information given"), "escalated": N_("escalated"),
+    "wrap-up timeout": N_("wrap-up timeout"),
+    # what conversation events say (console.lifecycle, conversations, offers, handoffs, wrapup)
+    "arrived": N_("arrived"), "answered": N_("answered"), "answered elsewhere": N_("answered elsewhere"),
+    "offer withdrawn": N_("offer withdrawn"), "declined": N_("declined"), "rang out": N_("rang out"),
+    "agent left": N_("agent left"), "closed by the agent": N_("closed by the agent"),
+    "wrapped up": N_("wrapped up"), "wrap-up time box ended": N_("wrap-up time box ended"),
+    "nobody to wrap up": N_("nobody to wrap up"), "hangup": N_("hung up"),
+    "handoff cancelled": N_("handoff cancelled"), "handoff not answered": N_("handoff not answered"),
+    "took over by warm handoff": N_("took over by warm handoff"),
+    "took over by cold handoff": N_("took over by cold handoff"),
+    "handed off (warm)": N_("handed off (warm)"), "handed off (cold)": N_("handed off (cold)"),
+}
+# Events whose text goes on with a name, a cause or a reason: the start is translated, the rest shown as stored.
+PREFIXES = (("hangup ", N_("hung up")), ("handed off to ", N_("handed off to")),
+            ("warm handoff to ", N_("warm handoff to")), ("cold handoff to ", N_("cold handoff to")),
+            ("handoff declined: ", N_("handoff declined:")))
+
+
+def label(code: str | None, gettext: Callable[[str], str]) -> str:
+    """A stored code or event text in the reader's language; what the catalog does not know, as stored."""
+    if not code:
+        return ""
+    if code in LABELS:
+        return gettext(LABELS[code])
+    for start, text in PREFIXES:
+        if code.startswith(start):
+            return f"{gettext(text)} {code[len(start):]}"
+    return gettext(code)  # a state or status value is a message of its own

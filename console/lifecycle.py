@@ -137,9 +137,58 @@ async def set_presence(session: AsyncSession, agent: Agent, status: AgentStatus,
     if idle is not None:
         set_committed_value(agent, "idle_since", idle)
     stored(session, agent.id)
-    agent_id = agent.id
-    changes.emit(session, lambda: changes.StatusChanged(agent_id, status, shown_reason, now, period_id))
+    agent_id, after = agent.id, (agent.after_status, agent.after_reason, agent.after_version)
+    changes.emit(session, lambda: changes.StatusChanged(agent_id, status, shown_reason, now, period_id, *after))
     return True
+
+
+HANDLING = (AgentStatus.BUSY, AgentStatus.WRAP_UP)
+_OPEN_PERIOD = select(func.max(StatusPeriod.id)).where(StatusPeriod.agent_id == bindparam("agent"),
+                                                      StatusPeriod.ended_at.is_(None))
+_ON_CALL = select(Conversation.id).where(Conversation.agent_id == bindparam("agent"),
+                                         Conversation.channel == Channel.CALL,
+                                         Conversation.state.in_((State.ACTIVE, State.WRAP_UP))).limit(1)
+
+
+def choose_after(agent: Agent, status: AgentStatus | None, reason: str | None = None) -> bool:
+    """Note what the agent is to become when their last contact ends (None: available, as usual).
+
+    The caller holds the agent's row lock and tells the page (`after_changed`) or changes the
+    presence next (`set_presence` shows it). False when nothing changed.
+    """
+    reason = reason if status is not None else None
+    if agent.after_status is status and agent.after_reason == reason:
+        return False
+    agent.after_status, agent.after_reason = status, reason
+    agent.after_version = (agent.after_version or 0) + 1
+    return True
+
+
+async def after_changed(session: AsyncSession, agent: Agent) -> None:
+    """Only the agent's choice for after the contact changed: the status line shows it, at the
+    version of the status period it already shows."""
+    period = await session.scalar(_OPEN_PERIOD, {"agent": agent.id})
+    values = (agent.id, agent.status, agent.away_reason, agent.status_since, int(period or 0), agent.after_status,
+              agent.after_reason, agent.after_version)
+    changes.emit(session, lambda: changes.StatusChanged(*values))
+
+
+async def step_away(session: AsyncSession, agent: Agent, status: AgentStatus, reason: str | None = None) -> bool:
+    """The agent stops taking new work (away or offline): at once, unless they are on a call or
+    wrapping one up. The phone system says when the talking ends, not the page: until then they
+    stay busy or in wrap-up, and the choice applies when their last contact ends. Chats and mails
+    need the page, so leaving it stops them at once. The agent is row-locked. False when nothing
+    changed."""
+    if agent.status in HANDLING and await session.scalar(_ON_CALL, {"agent": agent.id}) is not None:
+        if not choose_after(agent, status, reason):
+            return False
+        await after_changed(session, agent)
+        return True
+    cleared = choose_after(agent, None)
+    changed = await set_presence(session, agent, status, reason)
+    if cleared and not changed:
+        await after_changed(session, agent)
+    return changed or cleared
 
 
 async def time_in_states(session: AsyncSession, agent_id: int, until: datetime | None = None

@@ -23,6 +23,7 @@ from console.i18n import N_
 from console.models import (
     Address,
     Agent,
+    ContactKind,
     ContactPoint,
     Contract,
     Conversation,
@@ -42,11 +43,37 @@ CANDIDATES = 200
 MAX_VALUE = Decimal("999999999999.99")  # what Numeric(14, 2) holds
 
 
+@dataclass(frozen=True)
+class Reason:
+    """Why two records look alike: a message (translated where it is shown) and its values."""
+
+    text: str
+    values: tuple[tuple[str, str | int], ...] = ()
+
+    def __str__(self) -> str:
+        return self.text % dict(self.values)
+
+
+SHARED = {ContactKind.PHONE: N_("same phone number %(value)s"), ContactKind.EMAIL: N_("same email address %(value)s"),
+          ContactKind.VISITOR: N_("same visitor %(value)s")}
+
+
+def _shared(kind: ContactKind, value: str) -> Reason:
+    return Reason(SHARED[kind], (("value", value),))
+
+
+def _similar(score: int) -> Reason:
+    return Reason(N_("similar name (%(score)s%%)"), (("score", score),))
+
+
+SAME_COMPANY = Reason(N_("same company"))
+
+
 @dataclass
 class Duplicate:
     customer: Customer
     score: int
-    reasons: list[str] = field(default_factory=list)
+    reasons: list[Reason] = field(default_factory=list)
 
 
 def name_score(a: str, b: str) -> int:
@@ -59,17 +86,17 @@ def _company_clash(a: Customer, b: Customer) -> bool:
     return fuzz.token_sort_ratio(fold(a.company), fold(b.company)) < 60
 
 
-def judge(a: Customer, b: Customer, shared: list[str]) -> Duplicate | None:
+def judge(a: Customer, b: Customer, shared: list[Reason]) -> Duplicate | None:
     """Whether b is likely the same customer as a, with why."""
     score = name_score(a.name, b.name)
     if _company_clash(a, b):
         return None
     if shared and score >= NAME_ALIKE_WITH_CONTACT:
-        return Duplicate(b, min(100, score + 10), [*shared, f"similar name ({score}%)"])
+        return Duplicate(b, min(100, score + 10), [*shared, _similar(score)])
     if score >= NAME_ALIKE:
-        reasons = [f"similar name ({score}%)"]
+        reasons = [_similar(score)]
         if a.company and b.company:
-            reasons.append("same company")
+            reasons.append(SAME_COMPANY)
         return Duplicate(b, score, reasons)
     return None
 
@@ -80,12 +107,12 @@ async def duplicates_of(session: AsyncSession, customer_id: int, limit: int = 10
                                   .options(selectinload(Customer.contact_points)))
     if target is None:
         raise NotFound("That customer does not exist.", field="customer_id")
-    shared: dict[int, list[str]] = {}
+    shared: dict[int, list[Reason]] = {}
     for point in target.contact_points:
         for other in await session.scalars(select(ContactPoint.customer_id).where(
                 ContactPoint.kind == point.kind, ContactPoint.normalized == point.normalized,
                 ContactPoint.customer_id != customer_id).limit(CANDIDATES)):
-            shared.setdefault(other, []).append(f"same {point.kind.value} {point.value}")
+            shared.setdefault(other, []).append(_shared(point.kind, point.value))
     similar: set[int] = set()
     for word in sorted(words(target.name), key=len, reverse=True)[:2]:
         prefix = word[:4]
@@ -110,7 +137,7 @@ class Pair:
     first: Customer
     second: Customer
     score: int
-    reasons: list[str]
+    reasons: list[Reason]
 
 
 RECENT = 300  # the newest customers are checked for similar names: new records are where duplicates are born
@@ -124,7 +151,7 @@ async def duplicate_list(session: AsyncSession, limit: int = 50) -> list[Pair]:
     contact points that two to four customers share (the newest groups first), and customers
     with a similar name among the newest records, found through the search-term index.
     """
-    candidates: dict[tuple[int, int], list[str]] = {}
+    candidates: dict[tuple[int, int], list[Reason]] = {}
     groups = await session.execute(
         select(ContactPoint.kind, ContactPoint.normalized)
         .group_by(ContactPoint.kind, ContactPoint.normalized)
@@ -135,7 +162,7 @@ async def duplicate_list(session: AsyncSession, limit: int = 50) -> list[Pair]:
             ContactPoint.kind == kind, ContactPoint.normalized == normalized).order_by(ContactPoint.customer_id)))
         for i, first in enumerate(owners):
             for second in owners[i + 1:]:
-                candidates.setdefault((first, second), []).append(f"same {kind.value} {normalized}")
+                candidates.setdefault((first, second), []).append(_shared(kind, normalized))
     for customer_id, name in await session.execute(
             select(Customer.id, Customer.name).order_by(Customer.id.desc()).limit(RECENT)):
         for word in sorted(words(name), key=len, reverse=True)[:1]:

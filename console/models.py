@@ -199,6 +199,12 @@ class Agent(Base):
     # Bumped on logout: sessions and sockets carrying an older version are no longer accepted.
     session_version: Mapped[int] = mapped_column(default=1)
     away_reason: Mapped[str | None] = mapped_column(String(100))
+    # What the agent chose while on a contact (away with a reason, or offline), applied when their
+    # last contact ends: the phone system says when they talk, the agent when they stop taking
+    # work. after_version counts its changes (the version of the line that shows it).
+    after_status: Mapped[AgentStatus | None] = mapped_column(_enum(AgentStatus, "agent_after_status"))
+    after_reason: Mapped[str | None] = mapped_column(String(100))
+    after_version: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     # How many contacts of each channel the agent handles at once (offers included).
     capacity_call: Mapped[int] = mapped_column(default=1)
     capacity_chat: Mapped[int] = mapped_column(default=3)

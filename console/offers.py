@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from console import changes
 from console.conversations import start_handling
 from console.errors import Conflict, NotFound
-from console.lifecycle import set_presence
+from console.lifecycle import step_away
 from console.models import Agent, AgentStatus, Conversation, Offer, OfferState, utcnow
 from console.ports import Context
 from console.readiness import ELIGIBLE
@@ -65,7 +65,7 @@ async def _rang_out(session: AsyncSession, record: Offer, agent: Agent) -> bool:
     away = agent.missed_offers >= MISSED_IN_A_ROW and agent.status in ELIGIBLE
     if away:
         # Ring-no-answer twice: the agent is evidently not at the desk.
-        await set_presence(session, agent, AgentStatus.AWAY, MISSED_REASON)
+        await step_away(session, agent, AgentStatus.AWAY, MISSED_REASON)
         agent.missed_offers = 0
     await session.flush()
     conversation = await session.get(Conversation, record.conversation_id)

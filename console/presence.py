@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, delete, exists, select, update
 from sqlalchemy.sql import ColumnElement
 
-from console.lifecycle import set_presence
+from console.lifecycle import step_away
 from console.models import Agent, AgentStatus, LiveSocket, utcnow
 from console.ports import Context
 from console.routing import release_offers
@@ -50,7 +50,9 @@ async def refresh(ctx: Context, socket_ids: Iterable[str]) -> None:
 def _gone(cutoff: datetime) -> ColumnElement[bool]:
     """Agents without a socket seen since `cutoff`, and who were not set present since then."""
     recent = exists().where(LiveSocket.agent_id == Agent.id, LiveSocket.seen_at >= cutoff)
-    return and_(Agent.status != AgentStatus.OFFLINE, ~recent, Agent.status_since < cutoff)
+    # An agent on a contact whose page went goes offline when the contact ends (noted once).
+    offline_next = Agent.after_status.is_not(None) & (Agent.after_status == AgentStatus.OFFLINE)
+    return and_(Agent.status != AgentStatus.OFFLINE, ~offline_next, ~recent, Agent.status_since < cutoff)
 
 
 async def sweep(ctx: Context, grace: timedelta = DEFAULT_GRACE, limit: int = 100) -> int:
@@ -66,7 +68,7 @@ async def sweep(ctx: Context, grace: timedelta = DEFAULT_GRACE, limit: int = 100
                                          .with_for_update(skip_locked=True))
             if agent is None:
                 continue  # came back meanwhile, or another node is on it
-            await set_presence(session, agent, AgentStatus.OFFLINE, "no connection")
+            await step_away(session, agent, AgentStatus.OFFLINE, "no connection")
         offline += 1
         # A transaction of its own: conversations are locked before agents everywhere else.
         async with ctx.transaction() as session:

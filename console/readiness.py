@@ -1,7 +1,8 @@
 """Who can take new work now, per channel, kept on the agent row.
 
-An agent is ready for a channel when they are available or busy, on no call, and have room for
-one more contact of that channel (a call also needs an extension). Counting an agent's ringing
+An agent is ready for a channel when they are available or busy, on no call, have not chosen to
+stop after their contact (console.lifecycle.step_away), and have room for one more contact of
+that channel (a call also needs an extension). Counting an agent's ringing
 offers and open conversations for every candidate made picking cost grow with the floor, so the
 answer is stored in three plain columns, `ready_call`, `ready_chat` and `ready_mail`, beside
 `ready_since` (the idle order), with a partial index each. Picking is then one indexed statement
@@ -9,7 +10,8 @@ that stops at the first ready agent and locks them (`FOR UPDATE SKIP LOCKED`).
 
 The columns are recomputed from the offers and conversations themselves, in one UPDATE, for
 every agent whose work or presence a transaction changed: an offer made or ended, a
-conversation taken, handed on or ended, a status, capacity or extension changed. A flush notes
+conversation taken, handed on or ended, a warm handoff asked of them or answered, a status,
+capacity or extension changed. A flush notes
 those agents; routing recomputes them before it reads readiness (`refresh`), and the commit
 recomputes what is left. The UPDATE takes the agents' row locks (routing holds them already), so
 readiness always changes under the agent's lock, and a transaction that picks an agent by these
@@ -27,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from console.models import Agent, AgentStatus, Channel, Conversation, Offer, OfferState, State
+from console.models import Agent, AgentStatus, Channel, Conversation, Handoff, HandoffState, Offer, OfferState, State
 
 ELIGIBLE = (AgentStatus.AVAILABLE, AgentStatus.BUSY)
 OPEN = (State.ACTIVE, State.WRAP_UP)
@@ -37,20 +39,25 @@ CAPACITY: dict[Channel, InstrumentedAttribute[int]] = {
     Channel.CALL: Agent.capacity_call, Channel.CHAT: Agent.capacity_chat, Channel.MAIL: Agent.capacity_mail}
 # What readiness is computed from, on each table; a change to any of these refreshes the agent.
 AGENT_INPUTS = ("status", "extension", "capacity_call", "capacity_chat", "capacity_mail", "idle_since",
-                "status_since")
+                "status_since", "after_status")
 OFFER_INPUTS = ("state", "agent_id", "conversation_id")
 CONVERSATION_INPUTS = ("state", "agent_id", "channel")
+HANDOFF_INPUTS = ("state", "to_agent_id")
 
 
 def open_work(agent_id: Any, channel: Channel) -> ColumnElement[int]:
-    """Contacts of `channel` the agent has: ringing offers, and handled or in wrap-up."""
+    """Contacts of `channel` the agent has: ringing offers, handled or in wrap-up, and those a
+    colleague asks them to take over (a warm handoff reserves the room for it)."""
     offered = (select(func.count()).select_from(Offer).join(Conversation, Conversation.id == Offer.conversation_id)
                .where(Offer.agent_id == agent_id, Offer.state == OfferState.PENDING, Conversation.channel == channel)
                .scalar_subquery())
     handling = (select(func.count()).select_from(Conversation)
                 .where(Conversation.agent_id == agent_id, Conversation.state.in_(OPEN),
                        Conversation.channel == channel).scalar_subquery())
-    return offered + handling
+    asked = (select(func.count()).select_from(Handoff).join(Conversation, Conversation.id == Handoff.conversation_id)
+             .where(Handoff.to_agent_id == agent_id, Handoff.state == HandoffState.PENDING,
+                    Conversation.channel == channel).scalar_subquery())
+    return offered + handling + asked
 
 
 def computed(channel: Channel, eligible: ColumnElement[bool] | None = None) -> ColumnElement[bool]:
@@ -60,6 +67,8 @@ def computed(channel: Channel, eligible: ColumnElement[bool] | None = None) -> C
     readiness in one UPDATE, where the row's status column still holds the old value.
     """
     conditions: list[ColumnElement[bool]] = [Agent.status.in_(ELIGIBLE) if eligible is None else eligible,
+                                             # chose to stop after their contact: no new work meanwhile
+                                             Agent.after_status.is_(None),
                                              open_work(Agent.id, Channel.CALL) == 0]
     if channel is Channel.CALL:
         # A call excludes other new work; with no call going on, room means a capacity of one.
@@ -100,7 +109,7 @@ DUE = "readiness_due"  # session.info key: agents whose readiness this transacti
 def _inputs_pending(session: Session) -> bool:
     """Whether unflushed changes include what readiness is computed from (other rows can wait)."""
     pending = (*session.new, *session.deleted, *session.dirty)
-    return any(isinstance(obj, Offer | Conversation | Agent) for obj in pending)
+    return any(isinstance(obj, Offer | Conversation | Agent | Handoff) for obj in pending)
 
 
 async def flush_inputs(session: AsyncSession) -> None:
@@ -140,12 +149,12 @@ async def refresh(session: AsyncSession, agent_ids: Iterable[int] = ()) -> dict[
     return {row[0]: {channel for channel, ready in zip(RETURNED, row[1:4], strict=True) if ready} for row in rows}
 
 
-def _changed(obj: Any, keys: tuple[str, ...]) -> tuple[bool, set[int]]:
-    """Whether any of `keys` changed on `obj`, and the agent ids it had before the change."""
+def _changed(obj: Any, keys: tuple[str, ...], who: str = "agent_id") -> tuple[bool, set[int]]:
+    """Whether any of `keys` changed on `obj`, and the agent ids (`who`) it had before the change."""
     state = inspect(obj)
     touched = any(state.attrs[key].history.has_changes() for key in keys)
-    before = {value for value in state.attrs["agent_id"].history.deleted if isinstance(value, int)} \
-        if "agent_id" in keys else set()
+    before = {value for value in state.attrs[who].history.deleted if isinstance(value, int)} \
+        if who in keys else set()
     return touched, before
 
 
@@ -155,10 +164,18 @@ def _touched_agents(session: Session) -> set[int]:
     for obj in (*session.new, *session.deleted):
         if isinstance(obj, Offer | Conversation) and obj.agent_id is not None:
             ids.add(obj.agent_id)
+        elif isinstance(obj, Handoff) and obj.to_agent_id is not None:
+            ids.add(obj.to_agent_id)
         elif isinstance(obj, Agent) and obj.id is not None:
             ids.add(obj.id)
     for obj in session.dirty:
-        if isinstance(obj, Offer | Conversation):
+        if isinstance(obj, Handoff):
+            touched, before = _changed(obj, HANDOFF_INPUTS, "to_agent_id")
+            if touched:
+                ids |= before
+                if obj.to_agent_id is not None:
+                    ids.add(obj.to_agent_id)
+        elif isinstance(obj, Offer | Conversation):
             touched, before = _changed(obj, OFFER_INPUTS if isinstance(obj, Offer) else CONVERSATION_INPUTS)
             if touched:
                 ids |= before

@@ -19,7 +19,7 @@ from sqlalchemy.sql import ColumnElement
 
 from console import audit, changes, readiness
 from console.errors import InvalidInput, NotFound
-from console.lifecycle import move, set_presence
+from console.lifecycle import HANDLING, after_changed, choose_after, move, set_presence, step_away
 from console.models import (
     Agent,
     AgentSkill,
@@ -39,7 +39,6 @@ from console.ports import Context
 from console.readiness import READY
 
 SETTABLE = (AgentStatus.AVAILABLE, AgentStatus.AWAY, AgentStatus.OFFLINE)
-HANDLING = (AgentStatus.BUSY, AgentStatus.WRAP_UP)
 DEFAULT_OFFER_SECONDS = 20
 DEFAULT_OWNER_FIRST = 15
 # An agent who declined or let an offer ring out is not offered the same conversation again
@@ -348,7 +347,9 @@ def check_status(status: str, reason: str | None, reasons: tuple[str, ...]) -> t
 async def set_status(ctx: Context, agent_id: int, status: str, reason: str | None = None) -> AgentStatus:
     """Set an agent's presence; going available picks up waiting work at once.
 
-    Choosing available while handling a contact keeps busy or wrap-up: those end by themselves.
+    While the agent handles a contact they stay busy or in wrap-up, which end by themselves: away
+    or offline then applies when the last contact ends (shown on the page meanwhile), and
+    available takes that choice back.
     """
     new, reason = check_status(status, reason, ctx.away_reasons)
     async with ctx.transaction() as session:
@@ -358,12 +359,22 @@ async def set_status(ctx: Context, agent_id: int, status: str, reason: str | Non
         agent = await lock_agent(session, agent_id)
         if agent is None:
             raise NotFound("Agent not found.")
-        if not (new is AgentStatus.AVAILABLE and agent.status in HANDLING):
+        if new is not AgentStatus.AVAILABLE:
+            await step_away(session, agent, new, reason)
+        elif agent.status in HANDLING:
+            if choose_after(agent, None):
+                await after_changed(session, agent)
+        else:
             await set_presence(session, agent, new, reason)
         await session.flush()
         if new is AgentStatus.AVAILABLE:
             await fill(session, agent)
         status_now = agent.status
+    if new is not AgentStatus.AVAILABLE:
+        # An offer made while this waited for the agent's lock rings on: it goes to someone else
+        # too (a transaction of its own: conversations are locked before agents).
+        async with ctx.transaction() as session:
+            await release_offers(session, agent_id)
     return status_now
 
 

@@ -33,9 +33,6 @@ from console.models import (
 from console.profile import CustomerPage
 from console.wrapup import dispositions
 
-# Colleagues a conversation can be handed to: logged in and not away.
-REACHABLE = (AgentStatus.AVAILABLE, AgentStatus.BUSY, AgentStatus.WRAP_UP)
-
 
 @dataclass(frozen=True)
 class Presence:
@@ -46,6 +43,9 @@ class Presence:
     reason: str | None
     since: datetime
     version: int
+    after: AgentStatus | None = None  # what the agent becomes when their contact ends, when not available
+    after_reason: str | None = None
+    after_version: int = 0
 
 
 @dataclass
@@ -127,7 +127,8 @@ class AgentView:
 async def presence_of(session: AsyncSession, agent: Agent) -> Presence:
     period = await session.scalar(select(func.max(StatusPeriod.id)).where(StatusPeriod.agent_id == agent.id,
                                                                            StatusPeriod.ended_at.is_(None)))
-    return Presence(agent.id, agent.status, agent.away_reason, agent.status_since, int(period or 0))
+    return Presence(agent.id, agent.status, agent.away_reason, agent.status_since, int(period or 0),
+                    agent.after_status, agent.after_reason, agent.after_version)
 
 
 async def versions(session: AsyncSession, conversation_ids: list[int]) -> dict[int, int]:

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from console import changes, customers
 from console.errors import Conflict, InvalidInput, NotFound
-from console.lifecycle import move, set_presence
+from console.lifecycle import HANDLING, choose_after, move, set_presence
 from console.models import AgentStatus, Conversation, Disposition, Queue, State, utcnow
 from console.ports import Context
 from console.routing import fill, lock_agent
@@ -57,16 +57,23 @@ async def begin_wrap_up(session: AsyncSession, conversation: Conversation, detai
 
 
 async def end_handling(session: AsyncSession, agent_id: int) -> None:
-    """The agent's contact is over: available again unless other work is still going on."""
+    """The agent's contact is over: available again unless other work is still going on, or what
+    they chose for after it (away, offline)."""
     await session.flush()
     agent = await lock_agent(session, agent_id)
-    if agent is None or agent.status not in (AgentStatus.BUSY, AgentStatus.WRAP_UP):
+    if agent is None or agent.status not in HANDLING:
         return
     # One look at the agent's open work (a partial index holds just those rows).
     handling = set(await session.scalars(_OPEN_STATES, {"agent": agent_id}))
-    status = AgentStatus.BUSY if State.ACTIVE in handling else AgentStatus.WRAP_UP if handling \
-        else AgentStatus.AVAILABLE
-    await set_presence(session, agent, status)
+    reason = None
+    if State.ACTIVE in handling:
+        status = AgentStatus.BUSY
+    elif handling:
+        status = AgentStatus.WRAP_UP
+    else:
+        status, reason = agent.after_status or AgentStatus.AVAILABLE, agent.after_reason
+        choose_after(agent, None)
+    await set_presence(session, agent, status, reason)
 
 
 async def _close(session: AsyncSession, conversation: Conversation, code: str, note: str | None,

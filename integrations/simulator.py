@@ -2,9 +2,17 @@
 
 Every call is its own task and behaves like a PBX that lets the console route (see
 integrations.telephony.cti): newCall without `user`; when the reply names a target extension the
-call rings there and is answered a few seconds later, talked over and hung up; when nobody is free
-the caller waits on hold while the PBX re-posts the same newCall until a target appears or the
-caller gives up. Some callers hang up while it rings. Errors are logged and retried, never raised.
+call rings there. While it rings the PBX re-posts the same newCall about once a second: once the
+console says `active` (the agent pressed Accept in the page) the PBX connects the call (answer with
+that extension), it is talked over and hung up; when the target changes the call rings there
+instead, and when there is no target any more the caller is back on hold. With `auto_answer` the
+extension answers by itself a few seconds after the ring instead, as a desk phone would. When
+nobody is free the caller waits on hold while the PBX re-posts the same newCall until a target
+appears or the caller gives up. Some callers hang up while it rings. Errors are logged and
+retried, never raised.
+
+New calls start at most `rate` a minute and, given a `staffing` function, only while the calls in
+progress are fewer than the agents logged in plus a caller or so waiting.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ import asyncio
 import logging
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +30,7 @@ from sqlalchemy import func, select
 
 from console.customers import normalize_phone
 from console.db import Database
-from console.models import ContactKind, ContactPoint
+from console.models import Agent, AgentStatus, ContactKind, ContactPoint
 from console.seed import SERVICE_NUMBERS
 
 log = logging.getLogger("integrations.simulator")
@@ -44,16 +52,19 @@ class _Timing:
     retry_delay: float
     retry_for: float
     hang_up_ringing: float
+    ring_poll: float
 
 
 class _Phone:
     """One pretend phone system talking to one console."""
 
-    def __init__(self, client: httpx.AsyncClient, endpoint: str, timing: _Timing, rng: random.Random) -> None:
+    def __init__(self, client: httpx.AsyncClient, endpoint: str, timing: _Timing, rng: random.Random, *,
+                 auto_answer: bool = False) -> None:
         self.client = client
         self.endpoint = endpoint
         self.timing = timing
         self.rng = rng
+        self.auto_answer = auto_answer
 
     def _seconds(self, bounds: tuple[float, float]) -> float:
         return self.rng.uniform(*bounds)
@@ -102,31 +113,67 @@ class _Phone:
         reply = await self.post(new_call)
         if reply is None:
             return "not delivered"
-        target = _target(reply)
         gives_up = loop.time() + timing.hold_max
-        while target is None:
+        hangs_up_at: float | None = None  # while it rings, once it has rung
+        unanswered_since: float | None = None  # the console stopped answering while it rang
+        while True:
             if _ended(reply):
                 return f"ended by the console ({reply.get('state')})"
-            if loop.time() + timing.hold_retry > gives_up:
-                await self.post({"event": "hangup", "callId": call_id, "cause": "cancel"})
-                return "caller gave up on hold"
-            await asyncio.sleep(timing.hold_retry)
-            # Re-posting the same newCall is how the phone system learns a target later.
-            reply = await self.post(new_call, patience=0) or {}
             target = _target(reply)
-        ring = self._seconds(timing.ring)
+            if reply.get("state") == "active":
+                # The agent accepted in the page: the phone system connects the audio.
+                return await self._connect(call_id, target)
+            if target is None:
+                # On hold. Re-posting the same newCall is how the phone system learns a target later.
+                if loop.time() + timing.hold_retry > gives_up:
+                    await self.post({"event": "hangup", "callId": call_id, "cause": "cancel"})
+                    return "caller gave up on hold"
+                await asyncio.sleep(timing.hold_retry)
+                reply = await self.post(new_call, patience=0) or {}
+                continue
+            if self.auto_answer:
+                return await self._answer_after_ring(call_id, target, hangs_up_ringing)
+            # It rings at the target until the console says the agent accepted, or moves it.
+            now = loop.time()
+            if hangs_up_at is None and hangs_up_ringing:
+                hangs_up_at = now + self._seconds(timing.ring) * self.rng.uniform(0.2, 0.9)
+            if hangs_up_at is not None and now >= hangs_up_at:
+                await self.post({"event": "hangup", "callId": call_id, "cause": "cancel"})
+                return f"caller hung up while {target} rang"
+            wait = timing.ring_poll if hangs_up_at is None else min(timing.ring_poll, hangs_up_at - now)
+            await asyncio.sleep(max(0.0, wait))
+            polled = await self.post(new_call, patience=0)
+            if polled is not None:
+                reply, unanswered_since = polled, None
+                continue
+            # No answer this time: it keeps ringing where it rang, for as long as a retry lasts.
+            unanswered_since = loop.time() if unanswered_since is None else unanswered_since
+            if loop.time() - unanswered_since > timing.retry_for:
+                await self.post({"event": "hangup", "callId": call_id, "cause": "cancel"})
+                return f"lost the console while {target} rang"
+
+    async def _answer_after_ring(self, call_id: str, target: str, hangs_up_ringing: bool) -> str:
+        """The extension answers by itself after the ring (auto_answer), unless the caller hangs up first."""
+        ring = self._seconds(self.timing.ring)
         if hangs_up_ringing:
             await asyncio.sleep(ring * self.rng.uniform(0.2, 0.9))
             await self.post({"event": "hangup", "callId": call_id, "cause": "cancel"})
             return f"caller hung up while {target} rang"
         await asyncio.sleep(ring)
-        answered = await self.post({"event": "answer", "callId": call_id, "answeringNumber": target})
-        if answered is None:
+        return await self._connect(call_id, target)
+
+    async def _connect(self, call_id: str, target: str | None) -> str:
+        """Answer at `target` (the agent's extension), talk, hang up."""
+        answer = {"event": "answer", "callId": call_id}
+        if target:
+            answer["answeringNumber"] = target
+        who = target or "the agent"
+        if await self.post(answer) is None:
             await self.post({"event": "hangup", "callId": call_id, "cause": "cancel"})
-            return f"answer by {target} refused"
-        await asyncio.sleep(self._seconds(timing.talk))
+            return f"answer by {who} refused"
+        await asyncio.sleep(self._seconds(self.timing.talk))
         await self.post({"event": "hangup", "callId": call_id, "cause": "normalClearing"})
-        return f"answered by {target}"
+        return f"answered by {who}"
 
 
 def _target(reply: dict[str, Any]) -> str | None:
@@ -156,36 +203,49 @@ async def run_simulator(
     url: str,
     token: str,
     *,
-    interval: float = 6.0,
+    rate: float = 4.0,
     count: int = 0,
     numbers: Sequence[str] = (),
     rng: random.Random | None = None,
     known_share: float = 0.75,
     hang_up_ringing: float = 0.1,
     ring_seconds: tuple[float, float] = (2.0, 5.0),
-    talk_seconds: tuple[float, float] = (15.0, 60.0),
+    talk_seconds: tuple[float, float] = (20.0, 45.0),
     hold_retry: float = 2.0,
     hold_max: float = 45.0,
     retry_delay: float = 2.0,
     retry_for: float = 30.0,
+    ring_poll: float = 1.0,
+    auto_answer: bool = False,
+    staffing: Callable[[], Awaitable[int]] | None = None,
+    waiting: int = 1,
+    staffing_check: float = 1.0,
     transport: httpx.AsyncBaseTransport | None = None,
     queues: Sequence[str] = (),
 ) -> None:
-    """Start a call every ~`interval` seconds; after `count` calls (0: never) wait for them and return.
+    """Start at most `rate` calls a minute (0: no pause); after `count` calls (0: never) wait for them and return.
 
-    `numbers` are the callers most calls come from (customers' numbers); the rest are unknown
-    Dutch numbers. `queues` are named in the calls, one at random each. Cancelling stops at once
-    and cancels the calls in progress.
+    `staffing` says how many agents are logged in; given it, a call starts only while the calls in
+    progress are fewer than that plus `waiting` (asked again every `staffing_check` seconds), so
+    nobody logged in means no calls. When it fails the last answer holds (0 before any).
+    A call rings until the console says the agent accepted (asking every `ring_poll` seconds);
+    with `auto_answer` the extension answers by itself after `ring_seconds`. `numbers` are the
+    callers most calls come from (customers' numbers); the rest are unknown Dutch numbers.
+    `queues` are named in the calls, one at random each. Cancelling stops at once and cancels the
+    calls in progress.
     """
     rng = rng or random.Random()
     endpoint = f"{url.rstrip('/')}/integrations/cti/{token}"
-    timing = _Timing(ring_seconds, talk_seconds, hold_retry, hold_max, retry_delay, retry_for, hang_up_ringing)
+    timing = _Timing(ring_seconds, talk_seconds, hold_retry, hold_max, retry_delay, retry_for, hang_up_ringing,
+                     ring_poll)
+    interval = 60.0 / rate if rate > 0 else 0.0
     known = list(numbers)
     # The numbers are E.164 already (demo_numbers); "ZZ" reads only international numbers.
     known_normalized = {normalize_phone(n, "ZZ") or n for n in known}
     calls: set[asyncio.Task[None]] = set()
+    staffed = _Staffing(staffing) if staffing is not None else None
     async with httpx.AsyncClient(transport=transport, timeout=10.0) as client:
-        phone = _Phone(client, endpoint, timing, rng)
+        phone = _Phone(client, endpoint, timing, rng, auto_answer=auto_answer)
 
         async def one_call(caller: str, callee: str) -> None:
             try:
@@ -200,6 +260,8 @@ async def run_simulator(
             while count <= 0 or started < count:
                 if started and interval > 0:
                     await asyncio.sleep(interval * rng.uniform(0.6, 1.4))
+                if staffed is not None:
+                    await staffed.room(lambda: len(calls), waiting, staffing_check)
                 if known and rng.random() < known_share:
                     caller = rng.choice(known)
                 else:
@@ -213,6 +275,51 @@ async def run_simulator(
             for task in calls:
                 task.cancel()
             await asyncio.gather(*calls, return_exceptions=True)
+
+
+class _Staffing:
+    """How many agents are logged in, as the `staffing` function last said; its failures change nothing."""
+
+    def __init__(self, ask: Callable[[], Awaitable[int]]) -> None:
+        self.ask = ask
+        self.known = 0
+        self.failing = False
+        self.idle = False  # told the log that nobody is logged in
+
+    async def now(self) -> int:
+        try:
+            found = max(0, int(await self.ask()))
+        except Exception as exc:  # the database may be away for a moment: keep the last answer
+            if not self.failing:
+                log.warning("cannot tell how many agents are logged in (%s: %s); going on as if %d",
+                            exc.__class__.__name__, exc, self.known)
+                self.failing = True
+            return self.known
+        if self.failing:
+            log.info("can tell how many agents are logged in again: %d", found)
+            self.failing = False
+        self.known = found
+        return found
+
+    async def room(self, in_progress: Callable[[], int], waiting: int, check: float) -> None:
+        """Return once a new call fits: fewer calls in progress than agents logged in plus `waiting`."""
+        while True:
+            staffed = await self.now()
+            if staffed > 0 and in_progress() < staffed + max(0, waiting):
+                self.idle = False
+                return
+            if staffed == 0 and not self.idle:
+                log.info("no agent is logged in: no new calls until one is")
+                self.idle = True
+            await asyncio.sleep(check)
+
+
+async def logged_in_agents(db: Database) -> int:
+    """How many agents are logged in (any status but offline): one count, for pacing the demo's calls."""
+    async with db.reading() as session:
+        found = await session.scalar(
+            select(func.count()).select_from(Agent).where(Agent.status != AgentStatus.OFFLINE))
+    return int(found or 0)
 
 
 async def demo_numbers(db: Database, limit: int = 500) -> list[str]:

@@ -1,5 +1,5 @@
 // The few lines of own script: the stream cursor on reconnect, the connection indicator,
-// offer countdowns, keyboard shortcuts and their help, the screen-reader announcements, and a
+// offer countdowns and timers, messages that clear, keyboard shortcuts and their help, the screen-reader announcements, and a
 // notification with a tone when the tab is hidden.
 (function () {
   function cursor() {
@@ -131,6 +131,55 @@
       if (el.dataset.deadline) el.textContent = left + " s";
     });
   }, 250);
+
+  // The line about the last action lies over the page (it never moves the pop) and goes on the
+  // next action, or after a few seconds: errors stay longer than confirmations.
+  var flashTimer = null, flashNode = null;
+  function clearFlash() {
+    var flash = document.getElementById("flash");
+    if (flash && flash.textContent) flash.textContent = "";
+  }
+  function flashShown() {
+    var flash = document.getElementById("flash");
+    if (flash === flashNode) return;  // not a new message
+    flashNode = flash;
+    clearTimeout(flashTimer);
+    if (flash && flash.textContent.trim())
+      flashTimer = setTimeout(clearFlash, flash.classList.contains("error") ? 8000 : 4000);
+  }
+  // An action is what the agent does: a click on a button or link, a form sent, Escape. Lists that
+  // load by themselves (pickers, searches as one types) are not.
+  document.addEventListener("click", function (event) {
+    if (event.target.closest && event.target.closest("#flash, button, a, summary")) clearFlash();
+  }, true);
+  document.addEventListener("submit", clearFlash, true);
+  document.addEventListener("keydown", function (event) { if (event.key === "Escape") clearFlash(); }, true);
+  // A reason chosen closes the list of reasons (the status line that follows is drawn anew).
+  document.addEventListener("htmx:before:request", function (event) {
+    var details = event.target && event.target.closest && event.target.closest("details.go-away");
+    if (details) details.open = false;
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    // The flash is replaced whole (out of band) by each answer that carries one.
+    flashNode = document.getElementById("flash");
+    new MutationObserver(flashShown).observe(document.body, {childList: true});
+  });
+
+  // Timers: how long the agent has been in their state, how long a call has been going on.
+  function clock(seconds) {
+    var h = Math.floor(seconds / 3600), m = Math.floor(seconds / 60) % 60, s = seconds % 60;
+    var mm = h ? (m < 10 ? "0" : "") + m : String(m);
+    return (h ? h + ":" : "") + mm + ":" + (s < 10 ? "0" : "") + s;
+  }
+  function tick() {
+    document.querySelectorAll("time.timer[data-since]").forEach(function (el) {
+      var since = Date.parse(el.dataset.since);
+      if (!isNaN(since)) el.textContent = clock(Math.max(0, Math.floor((Date.now() - since) / 1000)));
+    });
+  }
+  setInterval(tick, 1000);
+  document.addEventListener("console:frame", tick);
+  document.addEventListener("DOMContentLoaded", tick);
 
   // Keyboard first: A/D answer the oldest ringing offer or handoff, N note, T ticket, H handoff,
   // W wrap-up, / search, M my tickets, ? this list. Never while the agent is typing in a field.

@@ -24,7 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--customers", type=int, default=2000)
-    demo.add_argument("--interval", type=float, default=6.0, help="seconds between simulated calls")
+    _traffic_arguments(demo)
     sub.add_parser("migrate", help="bring the database schema up to date")
     agent = sub.add_parser("create-agent", help="create an agent, supervisor or admin")
     agent.add_argument("--email", required=True)
@@ -61,9 +61,17 @@ def _parser() -> argparse.ArgumentParser:
     general.add_argument("codes", nargs="+")
     sim = sub.add_parser("simulate", help="post realistic CTI calls to a running console")
     sim.add_argument("--url", default="http://127.0.0.1:8000")
-    sim.add_argument("--interval", type=float, default=6.0)
+    _traffic_arguments(sim)
     sim.add_argument("--count", type=int, default=0, help="stop after this many calls (0: run until stopped)")
+    sim.add_argument("--auto-answer", action="store_true",
+                     help="the extension answers by itself after the ring, without the agent's Accept")
     return parser
+
+
+def _traffic_arguments(command: argparse.ArgumentParser) -> None:
+    """How many simulated calls: at most --rate new ones a minute."""
+    command.add_argument("--rate", type=float, default=4.0,
+                         help="at most this many new simulated calls a minute (4; 0: no pause between them)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -285,10 +285,19 @@ def simulate(args: argparse.Namespace) -> int:
             numbers = []
         finally:
             await db.close()
-        await run_simulator(args.url, token, interval=args.interval, count=args.count, numbers=numbers)
+        await run_simulator(args.url, token, rate=_rate(args), count=args.count, numbers=numbers,
+                            auto_answer=args.auto_answer)
 
     asyncio.run(go())
     return 0
+
+
+def _rate(args: argparse.Namespace) -> float:
+    """At most this many new simulated calls a minute (--rate); 0: no pause between them."""
+    rate = float(args.rate)
+    if rate < 0:
+        raise InvalidInput("--rate takes calls a minute, 0 or more (0: no pause between calls)", field="rate")
+    return rate
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -298,9 +307,10 @@ def demo(args: argparse.Namespace) -> int:
     from console.models import Agent
     from console.seed import seed as make
     from console.web.app import SERVER_OPTIONS, create_app
-    from integrations.simulator import demo_numbers, run_simulator
+    from integrations.simulator import demo_numbers, logged_in_agents, run_simulator
 
     os.environ.setdefault("CONSOLE_DEMO", "1")
+    rate = _rate(args)
     settings = settings_module.load(demo=True)
     migrate(settings=settings)
 
@@ -335,16 +345,21 @@ def demo(args: argparse.Namespace) -> int:
         print(f"  Log in as one of these (password: {DEMO_PASSWORD}):")
         for email, name, role, extension, language in DEMO_AGENTS:
             print(f"    {email:24} {name:16} {role:11} ext. {extension}  ({language})")
-        print(f"\n  Simulated calls arrive every ~{args.interval:g} s; set yourself Available to get screen-pops.")
+        pace = f"at most {rate:g} a minute" if rate > 0 else "with no pause between them"
+        print(f"\n  Simulated calls arrive {pace}, as many as the agents who are logged in can take")
+        print("  (and a caller waiting): with nobody logged in, none. Set yourself Available; an offer")
+        print("  rings with a screen-pop, and Accept (A) connects the call.")
         print("  Stop with Ctrl+C.\n")
-        simulator = asyncio.create_task(_after_start(server, run_simulator(url, settings.cti_token,
-                                                                            interval=args.interval,
-                                                                            numbers=numbers,
-                                                                            queues=DEMO_QUEUES)))
+        staffing_db = Database(settings.database_url)  # the simulator's own: one count a second
+        simulator = asyncio.create_task(_after_start(server, run_simulator(
+            url, settings.cti_token, rate=rate, numbers=numbers, queues=DEMO_QUEUES, hold_max=90.0,
+            staffing=lambda: logged_in_agents(staffing_db))))
         try:
             await server.serve()
         finally:
             simulator.cancel()
+            await asyncio.gather(simulator, return_exceptions=True)
+            await staffing_db.close()
 
     asyncio.run(go())
     return 0

@@ -62,7 +62,14 @@ async def agent_id_of(request: Request) -> int | None:
     return await signed_in(request, wiring(request).ctx.db)
 
 
+LANGUAGE_COOKIE = "console_language"
+
+
 def login_language(request: Request) -> str:
+    """The login page's language: the one chosen on it (remembered in a cookie), else the browser's."""
+    for chosen in (request.query_params.get("lang"), request.cookies.get(LANGUAGE_COOKIE)):
+        if chosen in i18n.LANGUAGES:
+            return chosen
     return i18n.pick_language(request.headers.get("accept-language", ""), wiring(request).settings.default_language)
 
 
@@ -87,9 +94,13 @@ def field(form: FormData, name: str, limit: int = MAX_FIELD) -> str:
 
 def login_page(request: Request, *, error: str = "", email: str = "", status_code: int = 200) -> Response:
     w = wiring(request)
-    html = w.renderer.render("login.html", login_language(request), csrf=csrf_token(request.session),
-                             error=error, email=email)
-    return HTMLResponse(html, status_code=status_code)
+    language = login_language(request)
+    html = w.renderer.render("login.html", language, csrf=csrf_token(request.session), error=error, email=email)
+    response = HTMLResponse(html, status_code=status_code)
+    if request.query_params.get("lang") == language:
+        response.set_cookie(LANGUAGE_COOKIE, language, max_age=365 * 24 * 3600, samesite="lax",
+                            secure=w.settings.cookie_secure, httponly=True)
+    return response
 
 
 async def login_form(request: Request) -> Response:
@@ -259,6 +270,22 @@ def conversation_of(request: Request) -> int:
 async def set_status(request: Request) -> Response:
     return await act(request, lambda ctx, agent_id, form: routing.set_status(
         ctx, agent_id, field(form, "status", 20), field(form, "reason", 100)))
+
+
+async def set_language(request: Request) -> Response:
+    """The agent switches the page's language: stored on the agent, so it is remembered, and the
+    page loads again in it (the pushes that follow are rendered in it too)."""
+    agent_id = await agent_id_of(request)
+    if agent_id is None:
+        return signed_out()
+    form = await request.form()
+    w = wiring(request)
+    async with w.ctx.transaction() as session:
+        await auth.set_language(session, agent_id, field(form, "language", 20))
+    forget = getattr(w.notifier, "forget", None)
+    if forget is not None:
+        forget(agent_id)  # this node renders their next pushes in the new language at once
+    return Response(status_code=204, headers={"HX-Refresh": "true"})
 
 
 async def accept_offer(request: Request) -> Response:

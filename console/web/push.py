@@ -102,6 +102,10 @@ class Pusher:
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(self._work(), name="push worker")
 
+    def forget(self, agent_id: int) -> None:
+        """The agent's language or role changed: read them again for the next push."""
+        self._cards.pop(agent_id, None)
+
     async def drain(self) -> None:
         """Wait until every change handed over so far is published (tests, shutdown)."""
         await self._queue.join()
@@ -278,7 +282,8 @@ class Pusher:
 
     async def status_changed(self, session: AsyncSession, change: changes.StatusChanged, out: Outbox,
                              memo: dict[Any, Any]) -> None:
-        presence = Presence(change.agent_id, change.status, change.reason, change.since, change.version)
+        presence = Presence(change.agent_id, change.status, change.reason, change.since, change.version,
+                            change.after, change.after_reason, change.after_version)
         out.add(change.agent_id, self._render("partials/status.html", presence=presence,
                                               away_reasons=self.away_reasons))
         out.add(change.agent_id, self._render("partials/pops_empty.html", presence=presence))

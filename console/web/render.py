@@ -83,7 +83,10 @@ class Renderer:
 
         return {"_": catalog.gettext, "gettext": catalog.gettext, "ngettext": catalog.ngettext,
                 "lang": language, "when": when, "money": money, "order": order, "asset": self.versions.url,
-                "phone": lambda raw: format_phone(raw, self.region)}
+                "phone": lambda raw: format_phone(raw, self.region),
+                "language_name": lambda code: i18n.language_name(code, language), "clock": i18n.clock,
+                "said": lambda reason: catalog.gettext(reason.text) % dict(reason.values),
+                "label": lambda code: i18n.label(code, catalog.gettext)}
 
     def render(self, template: str, language: str, **values: Any) -> str:
         return self.env.get_template(template).render(self.context(language), **values)

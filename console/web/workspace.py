@@ -23,7 +23,6 @@ from console import audit, auth, canned, handoffs, i18n, merge, notes, privacy, 
 from console.errors import ConsoleError, InvalidInput, NotFound
 from console.i18n import N_
 from console.models import Agent, Conversation, Customer, Queue, State, Ticket, Tier
-from console.screenpop import REACHABLE
 from console.web.pages import (
     NO_CONVERSATION,
     NO_CUSTOMER,
@@ -160,11 +159,15 @@ async def picker(request: Request, agent_id: int) -> Response:
         raise NotFound("There is no such list.")
     raw = request.query_params.get("selected", "")
     selected = record_id(raw, NotFound("That queue does not exist.")) if raw else None
-    async with wiring(request).ctx.db.transaction() as session:
-        others = select(Agent).where(Agent.id != agent_id).order_by(Agent.name)
+    raw = request.query_params.get("conversation", "")
+    conversation_id = record_id(raw, NotFound("This conversation does not exist.")) if raw else None
+    async with wiring(request).ctx.db.reading() as session:
         if kind == "handoff":
-            others = others.where(Agent.status.in_(REACHABLE))  # only who can take it now
-        agents = list(await session.scalars(others)) if kind != "queue" else []
+            agents = await handoffs.takers(session, agent_id, conversation_id)  # only who can take it now
+        elif kind == "assignee":
+            agents = list(await session.scalars(select(Agent).where(Agent.id != agent_id).order_by(Agent.name)))
+        else:
+            agents = []
         queues = list(await session.scalars(select(Queue).order_by(Queue.name))) if kind != "assignee" else []
     return await fragment(request, agent_id, "partials/options.html", kind=kind, agents=agents, queues=queues,
                           me=agent_id, selected=selected)

@@ -308,3 +308,34 @@ async def test_who_saw_the_customer_is_recorded_when_it_rings_and_when_it_is_han
         views = [(e.agent_id, e.detail) for e in await session.scalars(
             select(AuditEvent).where(AuditEvent.action == "view").order_by(AuditEvent.id))]
     assert views == [(anna, f"screen-pop of conversation {first}"), (bram, f"handoff of conversation {first}")]
+
+
+async def test_a_warm_handoff_reserves_the_colleague_until_they_answer(ctx: Context) -> None:
+    from console import readiness
+
+    anna, bram, first = await on_a_call(ctx)
+    await handoffs.start(ctx, anna, first, Target(agent_id=bram), "warm", "Refund approved")
+    waiting = await conversations.arrive(ctx, channel=Channel.CALL, external_id="call-2", from_address="0687654321",
+                                         to_address="0201234567")
+    assert waiting.agent_id is None, "Bram is asked to take Anna's call: the queue does not give him another"
+    async with ctx.db.reading() as session:
+        assert [a.id for a in await handoffs.takers(session, anna, first)] == [], "nobody else is free"
+        assert await readiness.mismatches(session) == []
+        handoff_id = await session.scalar(select(Handoff.id).where(Handoff.conversation_id == first))
+    assert handoff_id is not None
+    await handoffs.accept(ctx, bram, handoff_id)
+    assert (await status_of(ctx, bram)) is AgentStatus.BUSY
+
+
+async def test_the_colleague_picker_lists_who_can_take_the_conversation_now(ctx: Context) -> None:
+    anna, bram, first = await on_a_call(ctx)
+    chloe = await add_agent(ctx.db, "chloe@x.nl", "Chloe", extension="203")
+    await routing.set_status(ctx, chloe, "available")
+    async with ctx.db.reading() as session:
+        assert [a.name for a in await handoffs.takers(session, anna, first)] == ["Bram", "Chloe"]
+    offered = await conversations.arrive(ctx, channel=Channel.CALL, external_id="call-2", from_address="0687654321",
+                                         to_address="0201234567")
+    assert offered.agent_id in (bram, chloe)
+    async with ctx.db.reading() as session:
+        free = [a.id for a in await handoffs.takers(session, anna, first)]
+    assert free == [({bram, chloe} - {offered.agent_id}).pop()], "a colleague whose phone rings is not free"

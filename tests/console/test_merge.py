@@ -38,7 +38,7 @@ async def test_likely_duplicates_of_one_customer(ctx: Context) -> None:
     ids = [d.customer.id for d in found]
     assert set(ids) == {same_phone, typo}
     assert colleague not in ids, "a shared number with a different name is not a duplicate"
-    assert any("same phone" in r for d in found if d.customer.id == same_phone for r in d.reasons)
+    assert any("same phone" in str(r) for d in found if d.customer.id == same_phone for r in d.reasons)
     assert {(p.first.id, p.second.id) for p in pairs} == {(piet, same_phone), (piet, typo)}, "numbers and names"
 
 

@@ -34,7 +34,8 @@ async def test_a_note_lands_on_the_conversation_and_customer_and_reaches_who_has
         trail = list(await session.scalars(select(AuditEvent).where(AuditEvent.entity == audit.CUSTOMER)))
     assert [n.body for n in view.pops[0].notes] == ["Called about the invoice"]
     assert view.pops[0].picture is not None
-    assert [n.body for n in view.pops[0].picture.notes] == ["Called about the invoice"]
+    assert [n.body for n in view.pops[0].picture.notes] == [], \
+        "shown with the conversation, not a second time among the customer's recent notes"
     assert [(e.agent_id, e.action) for e in trail] == [(anna, "view"), (anna, "note")], "the pop, then the note"
 
 

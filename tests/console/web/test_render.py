@@ -59,3 +59,61 @@ def test_no_untrusted_text_reaches_attributes_htmx_evaluates() -> None:
                 checked += 1
                 assert re.fullmatch(r"\s*(_\('[^']*'\)|[a-z_.]*\.id)\s*", expression), (template, expression)
     assert checked >= 4
+
+
+def _status_html(status: str, after: str | None = None, language: str = "en") -> str:
+    from console.models import AgentStatus, utcnow
+    from console.screenpop import Presence
+
+    presence = Presence(1, AgentStatus(status), None, utcnow(), 5, AgentStatus(after) if after else None,
+                        "Lunch" if after == "away" else None, 2 if after else 0)
+    return Renderer().render("partials/status.html", language, presence=presence, away_reasons=("Break", "Lunch"))
+
+
+def test_the_status_line_shows_the_real_state_and_offers_only_what_can_be_chosen() -> None:
+    busy = _status_html("busy")
+    assert "<strong>Busy</strong>" in busy and 'data-since="' in busy, "the state, with its timer"
+    assert 'value="available"' not in busy, "nothing draws Available pressed while busy"
+    assert "Away after this contact" in busy and 'value="Lunch"' in busy
+    available = _status_html("available")
+    assert 'value="available"' not in available, "already available"
+    assert '<details class="go-away">' in available, "the reasons show only when going away"
+    away = _status_html("away")
+    assert 'id="go-available"' in away
+    chosen = _status_html("busy", after="away")
+    after = re.search(r'<div id="agent-after"[^>]*data-v="2" data-key="after">(.*?)</div>\s*</section>', chosen, re.S)
+    assert after and "Away" in after.group(1) and "(Lunch)" in after.group(1) and "Stay available" in after.group(1)
+    assert "go-away" not in chosen, "the choice is made; taking it back is the one thing offered"
+    assert re.search(r'<div id="agent-after"[^>]*data-v="0" data-key="after">.*go-away', busy, re.S), \
+        "what can be chosen has the version of the choice, so an older frame cannot bring old buttons back"
+    dutch = _status_html("wrap_up", after="offline", language="nl")
+    assert "Daarna: <strong>Offline</strong>" in dutch and "Beschikbaar blijven" in dutch
+    assert "Stay available" not in dutch and "Then" not in dutch
+
+
+def test_a_live_calls_state_line_shows_the_line_dialled_the_wait_and_a_talk_timer() -> None:
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from console.changes import ConversationInfo
+    from console.models import Channel, Direction, State, utcnow
+    from console.screenpop import Pop
+
+    arrived = utcnow() - timedelta(seconds=100)
+    info = ConversationInfo(7, Channel.CALL, Direction.IN, State.ACTIVE, "0612345678", "0201234567", arrived,
+                            arrived + timedelta(seconds=75), None, None, None, None, None)
+    html = Renderer().render("partials/pop_state.html", "nl", pop=Pop(info, False, info.address))
+    assert "Gekozen nummer: +31 20 123 4567" in html
+    assert "Gewacht 1:15" in html, "the time the caller waited before someone answered"
+    assert info.answered_at is not None
+    assert f'data-since="{info.answered_at.isoformat()}"' in html, "the talk timer counts from the answer"
+    waiting = replace(info, state=State.OFFERED, answered_at=None)
+    ringing = Renderer().render("partials/pop_state.html", "en", pop=Pop(waiting, True, info.address))
+    assert f'Waiting <time class="timer" datetime="{arrived.isoformat()}"' in ringing
+
+
+def test_the_customers_language_is_named_in_the_agents_language() -> None:
+    from console import i18n
+
+    assert i18n.language_name("nl", "nl") == "Nederlands" and i18n.language_name("nl", "en") == "Dutch"
+    assert i18n.language_name("not a language", "en") == "not a language"

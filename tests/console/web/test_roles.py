@@ -45,6 +45,7 @@ TABLE: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("GET", "/"):                                       (200, 200, 200, 200, 303),
     ("GET", "/login"):                                  (303, 303, 303, 303, 200),
     ("POST", "/agent/status"):                          (204, 204, 204, 204, 401),
+    ("POST", "/agent/language"):                        (204, 204, 204, 204, 401),
     ("POST", "/conversations/{id}/customer"):           (204, 409, 409, 409, 401),
     ("POST", "/conversations/{id}/accept"):             (409, 409, 409, 409, 401),
     ("POST", "/conversations/{id}/decline"):            (409, 409, 409, 409, 401),
@@ -175,6 +176,7 @@ def _request(world: World, method: str, pattern: str) -> tuple[str, dict[str, st
     path = path.replace("{entity}", "customer").replace("{kind}", "handoff")
     forms: dict[str, dict[str, str]] = {
         "/agent/status": {"status": "available"},
+        "/agent/language": {"language": "nl"},
         f"/conversations/{conversation}/customer": {"customer_id": str(ids["other_customer"])},
         f"/conversations/{conversation}/wrap-up": {"disposition": "resolved"},
         f"/conversations/{conversation}/customers": {"name": "Nieuwe Klant"},

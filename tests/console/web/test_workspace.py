@@ -214,7 +214,7 @@ async def test_an_unknown_caller_is_linked_to_a_customer_found_by_search(live_se
     async with httpx.AsyncClient(base_url=live_server.url) as supervisor:
         await log_in(supervisor, "sanne@x.nl")
         trail = await supervisor.get(f"/audit/customer/{ids['jan']}", headers=HX)
-        assert trail.status_code == 200 and "Anna de Vries: update" in trail.text
+        assert trail.status_code == 200 and "Anna de Vries: changed" in trail.text
         calls = await supervisor.get(f"/audit/conversation/{conversation}", headers=HX)
         assert calls.status_code == 200 and "Audit trail: Conversation #" in calls.text
         assert (await supervisor.get("/audit/payroll/1", headers=HX)).status_code == 404
