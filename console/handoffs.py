@@ -250,12 +250,11 @@ def _end(session: AsyncSession, handoff: Handoff, conversation: Conversation, st
 
 async def takers(session: AsyncSession, agent_id: int, conversation_id: int | None) -> list[Agent]:
     """Colleagues who can take the agent's conversation over now: ready for its channel (no
-    other work in the way, not on their way out), the same test a handoff to them passes."""
+    other work in the way), the same test a handoff to them passes."""
     channel = await session.scalar(select(Conversation.channel).where(Conversation.id == conversation_id)) \
         if conversation_id is not None else None
     ready = READY[channel] if channel is not None else Agent.status.in_(ELIGIBLE)
-    return list(await session.scalars(select(Agent).where(Agent.id != agent_id, ready, Agent.after_status.is_(None))
-                                      .order_by(Agent.name, Agent.id)))
+    return list(await session.scalars(select(Agent).where(Agent.id != agent_id, ready).order_by(Agent.name, Agent.id)))
 
 
 async def incoming(session: AsyncSession, agent_id: int) -> list[Handoff]:

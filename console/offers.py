@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from console import changes
 from console.conversations import start_handling
 from console.errors import Conflict, NotFound
+from console.i18n import N_
 from console.lifecycle import step_away
 from console.models import Agent, AgentStatus, Conversation, Offer, OfferState, utcnow
 from console.ports import Context
@@ -15,7 +16,7 @@ from console.readiness import ELIGIBLE
 from console.routing import fill, lock_agent, lock_agents, release_offers, requeue
 
 MISSED_IN_A_ROW = 2
-MISSED_REASON = "Missed offers"
+MISSED_REASON = N_("Missed offers")  # the console sets it; agents do not pick it
 
 
 async def _pending(session: AsyncSession, agent_id: int, conversation_id: int) -> tuple[Conversation, Offer]:

@@ -14,8 +14,9 @@ from console.changes import Change
 from console.db import Database
 from console.i18n import N_
 
-DEFAULT_AWAY_REASONS = (N_("Break"), N_("Lunch"), N_("Meeting"), N_("Training"), N_("Coaching"),
-                        N_("Missed offers"))
+# The reasons an agent picks when going away; the console's own (console.offers.MISSED_REASON) is
+# not one of them.
+DEFAULT_AWAY_REASONS = (N_("Break"), N_("Lunch"), N_("Meeting"), N_("Training"), N_("Coaching"))
 
 
 class Notifier(Protocol):

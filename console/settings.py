@@ -173,7 +173,7 @@ def load(
         raise InvalidInput("CONSOLE_SWEEP_INTERVAL must be at most a third of CONSOLE_PRESENCE_GRACE",
                            field="CONSOLE_SWEEP_INTERVAL")
     reasons = tuple(r.strip()[:100] for r in env.get("CONSOLE_AWAY_REASONS", "").split(",") if r.strip())
-    reasons = tuple(dict.fromkeys((*(reasons or DEFAULT_AWAY_REASONS), "Missed offers")))
+    reasons = tuple(dict.fromkeys(reasons or DEFAULT_AWAY_REASONS))
     origins = tuple(o.strip().rstrip("/") for o in env.get("CONSOLE_ALLOWED_ORIGINS", "").split(",") if o.strip())
     return Settings(
         database_url=database_url,

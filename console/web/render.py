@@ -69,6 +69,7 @@ class Renderer:
         self.timezone = timezone
         self.region = region
         self.versions = Versions(asset_dir("static"))
+        self._contexts: dict[str, dict[str, Any]] = {}
 
     def context(self, language: str) -> dict[str, Any]:
         catalog = i18n.translations(language)
@@ -89,7 +90,11 @@ class Renderer:
                 "label": lambda code: i18n.label(code, catalog.gettext)}
 
     def render(self, template: str, language: str, **values: Any) -> str:
-        return self.env.get_template(template).render(self.context(language), **values)
+        # The helpers depend on the language only: built once per language, not per fragment.
+        context = self._contexts.get(language)
+        if context is None:
+            context = self._contexts[language] = self.context(language)
+        return self.env.get_template(template).render(context, **values)
 
     def live(self, view: AgentView) -> str:
         """The snapshot: every container of the live view, from the same partials the pushes use."""

@@ -105,6 +105,18 @@ def kinds(events: list[dict[str, str]]) -> list[str]:
     return [e["event"] for e in events]
 
 
+async def stop_after(runner: asyncio.Task[None], peer: PBXPeer, event: str, count: int, why: str) -> None:
+    """Wait until the fake console has seen `count` events of a kind, then cancel the simulator."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while sum(e["event"] == event for e in peer.events) < count:
+        assert loop.time() < deadline, why
+        await asyncio.sleep(0.01)
+    runner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(runner, timeout=2)
+
+
 async def test_accepted_calls_go_new_call_until_active_then_answer_hangup() -> None:
     peer = PBXPeer(accepted("201", after=3))
     await peer.run(count=3, numbers=CUSTOMERS, known_share=1.0, hang_up_ringing=0.0)
@@ -123,14 +135,7 @@ async def test_accepted_calls_go_new_call_until_active_then_answer_hangup() -> N
 async def test_the_phone_does_not_answer_before_the_console_says_active() -> None:
     peer = PBXPeer(offered("201"))
     runner = asyncio.create_task(peer.run(count=1, numbers=CUSTOMERS, hang_up_ringing=0.0))
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 10
-    while sum(e["event"] == "newCall" for e in peer.events) < 20:
-        assert loop.time() < deadline, "the phone system stopped asking"
-        await asyncio.sleep(0.01)
-    runner.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await runner
+    await stop_after(runner, peer, "newCall", 20, "the phone system stopped asking")
     assert set(kinds(peer.events)) == {"newCall"} and len(peer.calls()) == 1
 
 
@@ -237,14 +242,7 @@ async def test_cancelling_stops_the_calls_in_progress() -> None:
     options = FAST | {"talk_seconds": (60.0, 60.0), "rate": 1200.0}
     runner = asyncio.create_task(run_simulator("http://console.test", TOKEN, numbers=CUSTOMERS, hang_up_ringing=0.0,
                                                transport=httpx.ASGITransport(app=peer.app), **options))
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 10
-    while sum(e["event"] == "answer" for e in peer.events) < 2:
-        assert loop.time() < deadline, "no calls were answered"
-        await asyncio.sleep(0.01)
-    runner.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await asyncio.wait_for(runner, timeout=2)
+    await stop_after(runner, peer, "answer", 2, "no calls were answered")
     assert all(e["event"] != "hangup" for e in peer.events)
     assert asyncio.all_tasks() == {asyncio.current_task()}
 
