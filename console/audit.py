@@ -13,8 +13,8 @@ from sqlalchemy.orm import selectinload
 from console.models import AuditEvent, utcnow
 
 VIEW, CREATE, UPDATE, MERGE, HANDOFF, NOTE, COMMENT = "view", "create", "update", "merge", "handoff", "note", "comment"
-EXPORT, ERASE = "export", "erase"
-CUSTOMER, TICKET, CONVERSATION = "customer", "ticket", "conversation"
+EXPORT, ERASE, PASSWORD = "export", "erase", "password"
+CUSTOMER, TICKET, CONVERSATION, AGENT = "customer", "ticket", "conversation", "agent"
 
 
 def record(session: AsyncSession, agent_id: int | None, action: str, entity: str, entity_id: int,

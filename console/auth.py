@@ -7,6 +7,7 @@ import hmac
 import ipaddress
 import logging
 import math
+import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,15 +21,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 from sqlalchemy.sql import ColumnElement
 
+from console import audit
 from console.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyAttempts
+from console.i18n import LANGUAGES
 from console.models import Agent, LoginAttempt, Role, utcnow
 
 log = logging.getLogger("console.auth")
 _hasher = PasswordHasher()
 # Verifying against this when the account does not exist keeps the timing the same.
 _DUMMY_HASH = _hasher.hash("not a real password")
-LANGUAGES = ("en", "nl")
 MIN_PASSWORD = 8
+MAX_PASSWORD = 1000  # hashing is costly: a megabyte "password" would be a cheap way to burn CPU
 
 
 def hash_password(password: str) -> str:
@@ -57,24 +60,42 @@ async def create_agent(
         raise InvalidInput(f"{email!r} is not an email address", field="email")
     if not name.strip():
         raise InvalidInput("name is required", field="name")
-    if len(password) < MIN_PASSWORD:
-        raise InvalidInput(f"password must have at least {MIN_PASSWORD} characters", field="password")
+    check_new_password(password)
     try:
         agent_role = Role(role)
     except ValueError:
         raise InvalidInput(f"role must be agent, supervisor or admin, not {role!r}", field="role") from None
-    if language not in LANGUAGES:
-        raise InvalidInput(f"language must be one of {', '.join(LANGUAGES)}", field="language")
+    check_language(language)
     extension = (extension or "").strip() or None
     if await session.scalar(select(Agent.id).where(Agent.email == email)):
         raise Conflict(f"an agent with email {email} exists already", field="email")
-    if extension and await session.scalar(select(Agent.id).where(Agent.extension == extension)):
-        raise Conflict(f"extension {extension} belongs to another agent", field="extension")
+    await check_extension_free(session, extension)
     agent = Agent(email=email, name=name.strip(), password_hash=hash_password(password), role=agent_role,
                   extension=extension, language=language)
     session.add(agent)
     await session.flush()
     return agent
+
+
+def check_new_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput("A password needs at least %(count)s characters.", field="password", count=MIN_PASSWORD)
+    if len(password) > MAX_PASSWORD:
+        raise InvalidInput("A password has at most %(count)s characters.", field="password", count=MAX_PASSWORD)
+
+
+def check_language(language: str) -> None:
+    if language not in LANGUAGES:
+        raise InvalidInput("Choose English or Dutch, not %(value)s.", field="language", value=language[:20])
+
+
+async def check_extension_free(session: AsyncSession, extension: str | None, agent_id: int | None = None) -> None:
+    """Raise Conflict when another agent has this extension: a ring or an answer on it names one agent."""
+    if not extension:
+        return
+    holder = await session.scalar(select(Agent.id).where(Agent.extension == extension))
+    if holder is not None and holder != agent_id:
+        raise Conflict("extension %(extension)s belongs to another agent", field="extension", extension=extension)
 
 
 @dataclass(frozen=True)
@@ -341,12 +362,64 @@ async def require_supervisor(session: AsyncSession, agent_id: int, message: str)
 
 async def set_language(session: AsyncSession, agent_id: int, language: str) -> str:
     """The language the agent works in (the page, the pushes, dates and money): English or Dutch."""
-    from console.i18n import LANGUAGES
-
-    if language not in LANGUAGES:
-        raise InvalidInput("Choose English or Dutch, not %(value)s.", field="language", value=language[:20])
+    check_language(language)
     agent = await session.get(Agent, agent_id, with_for_update=True)
     if agent is None:
         raise NotFound("Agent not found.")
     agent.language = language
     return language
+
+
+def _password_account(email: str) -> str:
+    """The account name wrong current passwords (changing one's password) are counted under."""
+    return ("password:" + email)[:254]
+
+
+async def change_password(session: AsyncSession, agent_id: int, current: str, new: str, repeated: str,
+                          address: str, policy: LoginPolicy | None = None) -> int | None:
+    """The agent changes their own password; returns their new session version, or None when
+    `current` is wrong (counted like a failed login, with the same waits, so a page left open is
+    no way to guess the password). Every session made before ends; the caller signs the one
+    that asked in again at the returned version.
+    """
+    policy = policy or LoginPolicy()
+    if not current:
+        raise InvalidInput("Enter your current password.", field="current")
+    check_new_password(new)
+    if new != repeated:
+        raise InvalidInput("The new password and its repetition differ.", field="repeat")
+    agent = await session.scalar(select(Agent).where(Agent.id == agent_id).with_for_update()
+                                 .options(undefer(Agent.password_hash)))
+    if agent is None:
+        raise NotFound("Agent not found.")
+    address, account = throttle_key(address), _password_account(agent.email)
+    await _check_throttle(session, account, address, policy)
+    if not await asyncio.to_thread(verify_password, agent.password_hash, current[:MAX_PASSWORD]):
+        session.add(LoginAttempt(account=account, address=address, succeeded=False))
+        return None
+    if new == current:
+        raise InvalidInput("The new password is your current one; choose another.", field="password")
+    session.add(LoginAttempt(account=account, address=address, succeeded=True))
+    agent.password_hash = await asyncio.to_thread(hash_password, new)
+    agent.session_version += 1
+    audit.record(session, agent_id, audit.PASSWORD, audit.AGENT, agent_id, "changed by the agent")
+    return agent.session_version
+
+
+def new_password() -> str:
+    """A password to hand over after a reset: 16 characters, easy to read out."""
+    alphabet = "abcdefghjkmnpqrstuvwxyz23456789"
+    return "-".join("".join(secrets.choice(alphabet) for _ in range(4)) for _ in range(4))
+
+
+async def reset_password(session: AsyncSession, email: str, password: str | None = None) -> str:
+    """A supervisor or admin resets an agent's password (the agent forgot it, or it leaked):
+    `password` or a generated one, returned to be handed over. Every session of the agent ends.
+    """
+    agent = await agent_by_email(session, email)
+    chosen = password if password is not None else new_password()
+    check_new_password(chosen)
+    agent.password_hash = await asyncio.to_thread(hash_password, chosen)
+    agent.session_version += 1
+    audit.record(session, None, audit.PASSWORD, audit.AGENT, agent.id, "reset")
+    return chosen

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from console.auth import agent_by_email
+from console.auth import agent_by_email, check_extension_free, check_language
 from console.errors import Conflict, InvalidInput, NotFound
 from console.models import Agent, AgentSkill, Disposition, Queue, QueueSkill, Role, Skill
 
@@ -111,10 +111,21 @@ async def configure_queue(session: AsyncSession, name: str, values: QueueSetting
 
 
 async def configure_agent(session: AsyncSession, email: str, *, skills: list[str] | None = None,
-                          capacity: dict[str, int] | None = None, role: str | None = None) -> Agent:
-    """Set an agent's skills, capacities and role. A new role ends the agent's sessions: what a
-    session may do is fixed when it starts, so they log in again to work in the new role."""
+                          capacity: dict[str, int] | None = None, role: str | None = None,
+                          extension: str | None = None, language: str | None = None) -> Agent:
+    """Set an agent's skills, capacities, role, extension ("" takes it away) and language. A new
+    role ends the agent's sessions: what a session may do is fixed when it starts, so they log in
+    again to work in the new role."""
     agent = await agent_by_email(session, email)
+    if language is not None:
+        check_language(language)
+        agent.language = language
+    if extension is not None:
+        extension = extension.strip()
+        if len(extension) > 40:
+            raise InvalidInput("an extension has at most 40 characters", field="extension")
+        await check_extension_free(session, extension, agent.id)
+        agent.extension = extension or None
     if role is not None:
         try:
             new_role = Role(role)

@@ -83,7 +83,9 @@ LABELS = {
     # audit actions (console.audit)
     "view": N_("viewed"), "create": N_("created"), "update": N_("changed"), "merge": N_("merged"),
     "handoff": N_("handoff"), "note": N_("note"), "comment": N_("comment"), "export": N_("exported"),
-    "erase": N_("erased"),
+    "erase": N_("erased"), "password": N_("password"),
+    # roles (console.models.Role)
+    "agent": N_("agent"), "supervisor": N_("supervisor"), "admin": N_("admin"),
     # ticket fields (console.tickets.EDITABLE)
     "subject": N_("subject"), "description": N_("description"), "priority": N_("priority"),
     "status": N_("status"), "assignee_id": N_("assignee"), "queue_id": N_("queue"),

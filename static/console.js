@@ -160,8 +160,9 @@
     if (details) details.open = false;
   });
   document.addEventListener("DOMContentLoaded", function () {
-    // The flash is replaced whole (out of band) by each answer that carries one.
-    flashNode = document.getElementById("flash");
+    // The flash is replaced whole (out of band) by each answer that carries one; a page may load
+    // with one (the password just changed), which goes like any other.
+    flashShown();
     new MutationObserver(flashShown).observe(document.body, {childList: true});
   });
 

@@ -213,6 +213,8 @@ def make_routes(w: Wiring) -> list[BaseRoute]:
         Route("/logout", pages.logout, methods=["POST"]),
         Route("/agent/status", pages.set_status, methods=["POST"]),
         Route("/agent/language", pages.set_language, methods=["POST"]),
+        Route("/account", workspace.account, methods=["GET"]),
+        Route("/account/password", workspace.change_password, methods=["POST"]),
         Route("/conversations/{id:int}/customer", pages.link_customer, methods=["POST"]),
         Route("/conversations/{id:int}/accept", pages.accept_offer, methods=["POST"]),
         Route("/conversations/{id:int}/decline", pages.decline_offer, methods=["POST"]),

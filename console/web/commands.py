@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
         "skill": skill,
         "queue": queue,
         "agent": agent,
+        "reset-password": reset_password,
         "dispositions": dispositions,
         "totp": totp,
         "retention": retention,
@@ -206,9 +207,24 @@ def agent(args: argparse.Namespace) -> int:
     async def job(db: Database, settings: Settings) -> int:
         async with db.transaction() as session:
             found = await config.configure_agent(session, args.email, skills=args.skill, capacity=capacity,
-                                                 role=args.role)
-            print(f"{found.name} ({found.role.value}): capacity call {found.capacity_call}, chat "
-                  f"{found.capacity_chat}, mail {found.capacity_mail}")
+                                                 role=args.role, extension=args.extension, language=args.language)
+            print(f"{found.name} ({found.role.value}, ext. {found.extension or 'none'}, {found.language}): "
+                  f"capacity call {found.capacity_call}, chat {found.capacity_chat}, mail {found.capacity_mail}")
+        return 0
+
+    return _with_database(job)
+
+
+def reset_password(args: argparse.Namespace) -> int:
+    from console import auth
+
+    async def job(db: Database, settings: Settings) -> int:
+        async with db.transaction() as session:
+            password = await auth.reset_password(session, args.email, args.password)
+        print(f"the password of {args.email.strip().lower()} is reset; their sessions have ended")
+        if args.password is None:
+            print(f"new password: {password}")
+            print("hand it over in person or by phone; they can change it under Account in the console")
         return 0
 
     return _with_database(job)

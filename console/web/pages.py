@@ -16,12 +16,14 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from console import auth, conversations, i18n, offers, routing, wrapup
 from console.errors import InvalidInput, NotFound, TooManyAttempts
+from console.i18n import N_
 from console.models import AgentStatus
 from console.ports import Context
 from console.web.render import agent_stream
 from console.web.security import (
     CSRF_FIELD,
     REFUSED,
+    SESSION_NOTICE,
     client_address,
     csrf_token,
     sign_in,
@@ -234,14 +236,20 @@ async def logout(request: Request) -> Response:
     return RedirectResponse("/login", status_code=303)
 
 
+# What a page shows once when it loads after an action that reloaded it (the key is kept in the session).
+PASSWORD_CHANGED = "password-changed"
+NOTICES = {PASSWORD_CHANGED: N_("Your password is changed. Your other sessions are signed out.")}
+
+
 async def agent_page(request: Request) -> Response:
     agent_id = await agent_id_of(request)
     if agent_id is None:
         return RedirectResponse("/login", status_code=303)
     w = wiring(request)
     view = await w.notifier.view(agent_id)
+    notice = NOTICES.get(request.session.pop(SESSION_NOTICE, None) or "")
     html = w.renderer.render("agent.html", view.agent.language, view=view, oob=False,
-                             csrf=csrf_token(request.session))
+                             csrf=csrf_token(request.session), notice=notice)
     # Never from the back/forward cache: a restored page would hold a closed socket.
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 

@@ -50,6 +50,7 @@ SESSION_AGENT = "agent_id"
 SESSION_VERSION = "v"
 SESSION_STARTED = "at"  # when the agent logged in (seconds since the epoch)
 SESSION_SEEN = "seen"  # the session's last request
+SESSION_NOTICE = "notice"  # a message for the next page load (the page reloads after the password changed)
 SEEN_STEP = 60  # how much newer a request must be to store it again (the cookie need not change each time)
 
 

@@ -20,12 +20,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from console import audit, auth, canned, handoffs, i18n, merge, notes, privacy, profile, search, tickets
-from console.errors import ConsoleError, InvalidInput, NotFound
+from console.errors import ConsoleError, InvalidInput, NotFound, TooManyAttempts
 from console.i18n import N_
 from console.models import Agent, Conversation, Customer, Queue, State, Ticket, Tier
 from console.web.pages import (
     NO_CONVERSATION,
     NO_CUSTOMER,
+    PASSWORD_CHANGED,
     act,
     agent_id_of,
     conversation_of,
@@ -33,7 +34,7 @@ from console.web.pages import (
     record_id,
     wiring,
 )
-from console.web.security import from_another_site, signed_out
+from console.web.security import SESSION_NOTICE, client_address, from_another_site, sign_in, signed_out
 from console.web.statuses import status_of
 
 NO_TICKET = NotFound("This ticket does not exist.")
@@ -103,6 +104,43 @@ def panel(handler: Callable[[Request, int], Awaitable[Response]]) -> Endpoint:
         return await handler(request, agent_id)
 
     return signed_in(fragment_only)
+
+
+# The agent's account ---------------------------------------------------------------------------
+
+async def account_page(request: Request, agent_id: int, status_code: int = 200, **values: Any) -> Response:
+    async with wiring(request).ctx.db.transaction() as session:
+        agent = await session.get(Agent, agent_id)
+    return await fragment(request, agent_id, "partials/account.html", status_code, agent=agent,
+                          min_password=auth.MIN_PASSWORD, **values)
+
+
+@panel
+async def account(request: Request, agent_id: int) -> Response:
+    return await account_page(request, agent_id)
+
+
+@signed_in
+async def change_password(request: Request, agent_id: int) -> Response:
+    """The agent changes their password. Every session ends, this one is signed in again at once,
+    and the page reloads, so its socket opens with the new session (and says so)."""
+    w = wiring(request)
+    form = await request.form()
+    limit = auth.MAX_PASSWORD + 1
+    try:
+        current, new, repeated = (field(form, name, limit) for name in ("current", "password", "repeat"))
+        async with w.ctx.db.transaction() as session:
+            version = await auth.change_password(session, agent_id, current, new, repeated,
+                                                 client_address(request), w.login_policy)
+        if version is None:
+            raise InvalidInput("Your current password is wrong.", field="current")
+    except (InvalidInput, TooManyAttempts) as exc:
+        _ = i18n.translations(await language_of(request, agent_id)).gettext
+        status = 429 if isinstance(exc, TooManyAttempts) else 400
+        return await account_page(request, agent_id, status, error=exc.translated(_), error_field=exc.field)
+    sign_in(request.session, agent_id, version)
+    request.session[SESSION_NOTICE] = PASSWORD_CHANGED
+    return Response(status_code=204, headers={"HX-Refresh": "true"})
 
 
 # Notes ----------------------------------------------------------------------------------------

@@ -59,3 +59,23 @@ def test_routing_is_configured_from_the_command_line(tmp_path: Path) -> None:
     assert negative.returncode == 2 and "chat capacity must be between 0 and 50" in negative.stderr
     ok = console(tmp_path, "agent", "anna@x.nl", "--skill", "german:4", "--capacity", "chat=2,mail=4")
     assert ok.returncode == 0 and "chat 2, mail 4" in ok.stdout
+
+
+def test_an_admin_sets_extension_and_language_and_resets_a_password(tmp_path: Path) -> None:
+    assert console(tmp_path, "migrate").returncode == 0
+    for email, extension in (("anna@x.nl", "201"), ("bram@x.nl", "202")):
+        assert console(tmp_path, "create-agent", "--email", email, "--name", email[:4], "--password",
+                       "long enough", "--extension", extension).returncode == 0
+    taken = console(tmp_path, "agent", "anna@x.nl", "--extension", "202")
+    assert taken.returncode == 2 and "extension 202 belongs to another agent" in taken.stderr
+    moved = console(tmp_path, "agent", "anna@x.nl", "--extension", "205", "--language", "nl")
+    assert moved.returncode == 0 and "ext. 205, nl" in moved.stdout
+    gone = console(tmp_path, "agent", "anna@x.nl", "--extension", "")
+    assert gone.returncode == 0 and "ext. none" in gone.stdout
+    made_up = console(tmp_path, "reset-password", "anna@x.nl")
+    assert made_up.returncode == 0 and "their sessions have ended" in made_up.stdout
+    assert "new password: " in made_up.stdout
+    chosen = console(tmp_path, "reset-password", "bram@x.nl", "--password", "short")
+    assert chosen.returncode == 2 and "at least 8 characters" in chosen.stderr
+    unknown = console(tmp_path, "reset-password", "nobody@x.nl")
+    assert unknown.returncode == 2 and "no agent with email nobody@x.nl" in unknown.stderr

@@ -16,7 +16,7 @@ from babel.messages.pofile import read_po
 from console import audit, conversations, handoffs, merge, offers, routing, tickets, wrapup
 from console.changes import ConversationInfo
 from console.handoffs import Target
-from console.models import AuditEvent, Channel, Conversation, Customer
+from console.models import Agent, AuditEvent, Channel, Conversation, Customer
 from console.ports import Context
 from console.screenpop import agent_view, wrap_up_of
 from console.web.render import Renderer
@@ -108,6 +108,10 @@ async def test_the_pages_of_a_dutch_agents_day_hold_no_english(ctx: Context) -> 
 
         events = list(await session.scalars(select(AuditEvent).options(selectinload(AuditEvent.agent))))
         pages["audit trail"] = renderer.render("partials/audit.html", "nl", title="Jan Jansen", events=events)
+        for agent_id in (holder, colleague):
+            pages[f"account of agent {agent_id}"] = renderer.render(
+                "partials/account.html", "nl", agent=await session.get(Agent, agent_id), min_password=8,
+                error="Je huidige wachtwoord klopt niet.", error_field="current")
     async with ctx.db.transaction() as session:
         page = await tickets.page(session, colleague, ticket.id)
         pages["ticket"] = renderer.render("partials/ticket.html", "nl", page=page, me=colleague, supervisor=True)

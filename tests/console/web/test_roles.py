@@ -27,7 +27,7 @@ from console.migrations import upgrade
 from console.models import Channel, ContactPoint, Tier
 from console.ports import Context, NullNotifier
 from tests.conftest import make_settings, served
-from tests.helpers import add_agent, add_customer, log_in
+from tests.helpers import PASSWORD, add_agent, add_customer, log_in
 
 ROLES = ("holder", "other", "supervisor", "admin", "anonymous")
 HOLDER, OTHER, SUPERVISOR, ADMIN = "anna@x.nl", "carla@x.nl", "sanne@x.nl", "alex@x.nl"
@@ -46,6 +46,8 @@ TABLE: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("GET", "/login"):                                  (303, 303, 303, 303, 200),
     ("POST", "/agent/status"):                          (204, 204, 204, 204, 401),
     ("POST", "/agent/language"):                        (204, 204, 204, 204, 401),
+    ("GET", "/account"):                                (200, 200, 200, 200, 401),
+    ("POST", "/account/password"):                      (204, 204, 204, 204, 401),
     ("POST", "/conversations/{id}/customer"):           (204, 409, 409, 409, 401),
     ("POST", "/conversations/{id}/accept"):             (409, 409, 409, 409, 401),
     ("POST", "/conversations/{id}/decline"):            (409, 409, 409, 409, 401),
@@ -177,6 +179,7 @@ def _request(world: World, method: str, pattern: str) -> tuple[str, dict[str, st
     forms: dict[str, dict[str, str]] = {
         "/agent/status": {"status": "available"},
         "/agent/language": {"language": "nl"},
+        "/account/password": {"current": PASSWORD, "password": "a-new-password", "repeat": "a-new-password"},
         f"/conversations/{conversation}/customer": {"customer_id": str(ids["other_customer"])},
         f"/conversations/{conversation}/wrap-up": {"disposition": "resolved"},
         f"/conversations/{conversation}/customers": {"name": "Nieuwe Klant"},
