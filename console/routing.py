@@ -9,6 +9,7 @@ readiness. On SQLite writes go one at a time (BEGIN IMMEDIATE).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -291,14 +292,34 @@ async def dispatch_to(session: AsyncSession, agent: Agent, candidates: int = 200
     return None
 
 
-async def queue_sizes(ctx: Context) -> dict[str, int]:
-    """Conversations waiting per queue ('' for those without one)."""
-    async with ctx.transaction() as session:
+@dataclass(frozen=True)
+class QueueFigures:
+    """What one queue has now: callers waiting for an agent, and conversations ringing an agent."""
+
+    waiting: int = 0
+    ringing: int = 0
+
+
+# A conversation rings when one of its pending offers is at an agent who is not offline. A phone
+# system may ring an offline agent's extension directly (their pop shows if their page is open),
+# but nobody is there to answer: the caller still waits, and counts as waiting, never as ringing.
+_RINGS_SOMEONE = exists().where(Offer.conversation_id == Conversation.id, Offer.state == OfferState.PENDING,
+                                Offer.agent_id == Agent.id, Agent.status != AgentStatus.OFFLINE)
+
+
+async def queue_figures(ctx: Context) -> dict[str, QueueFigures]:
+    """Waiting and ringing conversations per queue ('' for those without one), in one query."""
+    ringing = (Conversation.state == State.OFFERED) & _RINGS_SOMEONE
+    async with ctx.db.reading() as session:
         rows = await session.execute(
-            select(func.coalesce(Queue.name, ""), func.count(Conversation.id))
+            select(func.coalesce(Queue.name, ""), ringing.label("ringing"), func.count(Conversation.id))
             .select_from(Conversation).outerjoin(Queue, Queue.id == Conversation.queue_id)
-            .where(Conversation.state == State.QUEUED).group_by(Queue.name))
-        return {name: count for name, count in rows.all()}
+            .where(Conversation.state.in_((State.QUEUED, State.OFFERED)))
+            .group_by(Queue.name, ringing.label("ringing")))
+        counts: dict[str, dict[bool, int]] = {}
+        for name, rings, count in rows.all():
+            counts.setdefault(name, {})[bool(rings)] = count
+    return {name: QueueFigures(waiting=by.get(False, 0), ringing=by.get(True, 0)) for name, by in counts.items()}
 
 
 async def sweep_queue(ctx: Context, limit: int = 50) -> int:

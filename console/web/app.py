@@ -157,10 +157,12 @@ async def sweep_forever(w: Wiring) -> None:
 
 
 async def update_queue_sizes(w: Wiring) -> None:
-    sizes = await routing.queue_sizes(w.ctx)
+    figures = await routing.queue_figures(w.ctx)
     w.metrics.queue_size.clear()
-    for name, count in sizes.items():
-        w.metrics.queue_size.labels(queue=name or "(none)").set(count)
+    w.metrics.queue_ringing.clear()
+    for name, numbers in figures.items():
+        w.metrics.queue_size.labels(queue=name or "(none)").set(numbers.waiting)
+        w.metrics.queue_ringing.labels(queue=name or "(none)").set(numbers.ringing)
 
 
 async def refresh_sockets_forever(w: Wiring) -> None:

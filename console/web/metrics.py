@@ -25,8 +25,10 @@ class Metrics:
         self.push_latency = Histogram(
             "console_push_latency_seconds", "From a change stored to its frames published", buckets=LATENCY,
             registry=self.registry)
-        self.queue_size = Gauge("console_queue_size", "Conversations waiting in a queue", ["queue"],
-                                registry=self.registry)
+        self.queue_size = Gauge("console_queue_size", "Conversations waiting in a queue (also those ringing only "
+                                "offline agents)", ["queue"], registry=self.registry)
+        self.queue_ringing = Gauge("console_queue_ringing", "Conversations of a queue ringing an agent who is not "
+                                   "offline", ["queue"], registry=self.registry)
         self.bus_reconnects = Gauge("console_bus_reconnects", "Times the bus reader had to reconnect",
                                     registry=self.registry)
 

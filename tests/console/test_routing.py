@@ -203,3 +203,29 @@ async def test_picking_an_agent_walks_the_readiness_index_on_postgresql(pg_url: 
         assert "ix_agents_ready_call" in plan and "Sort" not in plan, plan
     finally:
         await db.close()
+
+
+async def test_a_call_rung_at_an_offline_agent_pops_but_counts_as_waiting_not_ringing(ctx: Context) -> None:
+    from console.screenpop import agent_view
+
+    anna = await add_agent(ctx.db, "anna@x.nl", "Anna", extension="203")  # offline, her page may be open
+    bram = await add_agent(ctx.db, "bram@x.nl", "Bram", extension="202")
+    await routing.set_status(ctx, bram, "available")
+    async with ctx.db.transaction() as session:
+        session.add(Queue(name="sales"))
+    direct = await conversations.arrive(ctx, channel=Channel.CALL, external_id="to-anna", from_address="0612345678",
+                                        to_address="0201234567", ringing=["203"], queue="sales")
+    async with ctx.db.reading() as session:
+        pops = (await agent_view(session, anna, "NL")).pops
+    assert [p.conversation.id for p in pops] == [direct.conversation_id], "the phone rings her: the pop shows"
+    assert await routing.queue_figures(ctx) == {"sales": routing.QueueFigures(waiting=1, ringing=0)}
+
+    await conversations.arrive(ctx, channel=Channel.CALL, external_id="to-bram", from_address="0687654321",
+                               to_address="0201234567", ringing=["202"], queue="sales")
+    await conversations.arrive(ctx, channel=Channel.CALL, external_id="no-queue", from_address="0611111111",
+                               to_address="0201234567")  # nobody free now: it waits without a queue
+    assert await routing.queue_figures(ctx) == {"sales": routing.QueueFigures(waiting=1, ringing=1),
+                                               "": routing.QueueFigures(waiting=1, ringing=0)}
+    await routing.set_status(ctx, anna, "available")  # she is there after all: now it rings someone
+    figures = await routing.queue_figures(ctx)
+    assert figures["sales"] == routing.QueueFigures(waiting=0, ringing=2)
