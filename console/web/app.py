@@ -32,10 +32,12 @@ from console.settings import load as load_settings
 from console.web import health, live, openapi, pages, workspace
 from console.web.assets import StaticAssets, asset_dir
 from console.web.metrics import metrics_endpoint
+from console.web.render import AGENTS_CHANGED_STREAM
 from console.web.security import CSRFMiddleware, SecurityHeaders, policy_headers
 from console.web.statuses import status_of
 from console.web.wiring import Wiring, build
 from integrations.telephony import cti
+from realtime import BusUnavailable, Overflow
 
 log = logging.getLogger("console.web")
 
@@ -165,6 +167,23 @@ async def update_queue_sizes(w: Wiring) -> None:
         w.metrics.queue_ringing.labels(queue=name or "(none)").set(numbers.ringing)
 
 
+async def follow_agent_changes(w: Wiring) -> None:
+    """Drop this node's copy of an agent whose language or role any node changed. While the bus
+    is away, changes may be missed: everyone is read again once it is back."""
+    while True:
+        try:
+            async with w.bus.subscribe(AGENTS_CHANGED_STREAM, 1000) as changes:
+                w.notifier.forget()
+                while True:
+                    frame = await changes.get()
+                    if frame.payload.isdigit():
+                        w.notifier.forget(int(frame.payload))
+        except Exception as exc:  # the bus lost frames, went away or failed: never stop following
+            log.warning("following agent changes paused (%s); every agent is read again when it resumes",
+                        type(exc).__name__ if isinstance(exc, (BusUnavailable, Overflow)) else repr(exc))
+            await asyncio.sleep(1)
+
+
 async def refresh_sockets_forever(w: Wiring) -> None:
     """Tell the database this node still holds its sockets, and close those whose session ended;
     separate from the sweeps, so a slow sweep never makes present agents look gone."""
@@ -279,7 +298,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await w.bus.start()
         tasks = [asyncio.create_task(sweep_forever(w), name="sweeps"),
                  asyncio.create_task(refresh_sockets_forever(w), name="socket refresh"),
-                 asyncio.create_task(retain_forever(w), name="retention")]
+                 asyncio.create_task(retain_forever(w), name="retention"),
+                 asyncio.create_task(follow_agent_changes(w), name="agent changes")]
         try:
             yield
         finally:

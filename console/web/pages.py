@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import time
@@ -19,7 +20,7 @@ from console.errors import InvalidInput, NotFound, TooManyAttempts
 from console.i18n import N_
 from console.models import AgentStatus
 from console.ports import Context
-from console.web.render import agent_stream
+from console.web.render import AGENTS_CHANGED_STREAM, agent_stream
 from console.web.security import (
     CSRF_FIELD,
     REFUSED,
@@ -32,7 +33,7 @@ from console.web.security import (
     token_matches,
 )
 from console.web.wiring import Wiring
-from realtime import close_frame
+from realtime import BusUnavailable, close_frame
 
 MAX_FIELD = 1000
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # no database stores NUL; none belongs in a form
@@ -51,6 +52,7 @@ def record_id(raw: object, missing: NotFound) -> int:
     return value
 
 
+log = logging.getLogger("console.web")
 NO_CONVERSATION = NotFound("This conversation does not exist.")
 NO_CUSTOMER = NotFound("That customer does not exist.", field="customer_id")
 
@@ -290,9 +292,12 @@ async def set_language(request: Request) -> Response:
     w = wiring(request)
     async with w.ctx.transaction() as session:
         await auth.set_language(session, agent_id, field(form, "language", 20))
-    forget = getattr(w.notifier, "forget", None)
-    if forget is not None:
-        forget(agent_id)  # this node renders their next pushes in the new language at once
+    w.notifier.forget(agent_id)  # this node renders their next pushes in the new language at once
+    try:  # and so do the others (without the bus, they read the agent again within a minute)
+        await w.bus.publish(AGENTS_CHANGED_STREAM, str(agent_id))
+    except BusUnavailable:
+        log.warning("could not tell the other nodes that agent %s works in %s now; they follow within a minute",
+                    agent_id, field(form, "language", 20))
     return Response(status_code=204, headers={"HX-Refresh": "true"})
 
 

@@ -102,9 +102,12 @@ class Pusher:
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(self._work(), name="push worker")
 
-    def forget(self, agent_id: int) -> None:
-        """The agent's language or role changed: read them again for the next push."""
-        self._cards.pop(agent_id, None)
+    def forget(self, agent_id: int | None = None) -> None:
+        """The agent's language or role changed (None: anyone's may have): read them again for the next push."""
+        if agent_id is None:
+            self._cards.clear()
+        else:
+            self._cards.pop(agent_id, None)
 
     async def drain(self) -> None:
         """Wait until every change handed over so far is published (tests, shutdown)."""

@@ -228,6 +228,27 @@ async def test_a_call_posted_to_one_node_pops_on_the_socket_held_by_the_other(pg
                     assert replayed.count('<article id="pop-') == 1 and 'id="pop-2"' in replayed
 
 
+async def test_a_language_switched_on_one_node_is_what_the_other_renders_next(pg_url: str, tmp_path: Path) -> None:
+    """Node A renders a push for Anna (and keeps her language); she switches to Dutch on node B;
+    A's next push for her is Dutch at once, not after its copy of her ages out."""
+    from tests.conftest import REDIS_URL, redis_prefix
+
+    async with redis_prefix() as prefix:
+        settings = make_settings(pg_url, tmp_path, redis_url=REDIS_URL, redis_prefix=prefix)
+        with LiveServer(settings) as node_a, LiveServer(settings) as node_b:
+            await prepare(node_a, pg_url)
+            async with agent_session(node_a) as (client, token), socket(node_b, client) as ws:
+                headers = {"X-CSRF-Token": token}
+                await frame_with(ws, 'id="agent-status"')
+                await client.post("/agent/status", data={"status": "available"}, headers=headers)
+                assert "Available" in await frame_with(ws, "status-available")
+                switched = await client.post(node_b.url + "/agent/language", data={"language": "nl"}, headers=headers)
+                assert switched.status_code == 204
+                await asyncio.sleep(0.3)  # the word travels over Redis
+                await client.post("/agent/status", data={"status": "away", "reason": "Lunch"}, headers=headers)
+                assert "Afwezig" in await frame_with(ws, "status-away")
+
+
 async def test_metrics_count_sockets_frames_pops_and_queues(live_server: LiveServer, database_url: str) -> None:
     await prepare(live_server, database_url)
     async with agent_session(live_server) as (client, token), socket(live_server, client) as ws:
