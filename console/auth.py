@@ -12,25 +12,30 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import bindparam, func, or_, select, text
+from sqlalchemy import bindparam, delete, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 from sqlalchemy.sql import ColumnElement
 
 from console import audit
 from console.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyAttempts
-from console.i18n import LANGUAGES
+from console.i18n import LANGUAGES, N_
 from console.models import Agent, LoginAttempt, Role, utcnow
+
+if TYPE_CHECKING:
+    from console.db import Database
 
 log = logging.getLogger("console.auth")
 _hasher = PasswordHasher()
 # Verifying against this when the account does not exist keeps the timing the same.
 _DUMMY_HASH = _hasher.hash("not a real password")
 MIN_PASSWORD = 8
+MAX_EXTENSION = 40  # the column's width
 MAX_PASSWORD = 1000  # hashing is costly: a megabyte "password" would be a cheap way to burn CPU
 
 
@@ -93,9 +98,12 @@ async def check_extension_free(session: AsyncSession, extension: str | None, age
     """Raise Conflict when another agent has this extension: a ring or an answer on it names one agent."""
     if not extension:
         return
-    holder = await session.scalar(select(Agent.id).where(Agent.extension == extension))
-    if holder is not None and holder != agent_id:
-        raise Conflict("extension %(extension)s belongs to another agent", field="extension", extension=extension)
+    if len(extension) > MAX_EXTENSION:
+        raise InvalidInput("an extension has at most %(count)s characters", field="extension", count=MAX_EXTENSION)
+    holder = (await session.execute(select(Agent.id, Agent.email).where(Agent.extension == extension))).first()
+    if holder is not None and holder[0] != agent_id:
+        raise Conflict("extension %(extension)s belongs to %(email)s", field="extension", extension=extension,
+                       email=holder[1])
 
 
 @dataclass(frozen=True)
@@ -123,13 +131,18 @@ class LoginPolicy:
         return min(self.delay * 2.0 ** (failures - self.free_failures), self.max_delay)
 
 
-def _too_many(wait: float) -> TooManyAttempts:
+# What a client that must wait is told: in seconds, or in minutes for a long wait.
+LOGIN_HELD = (N_("Too many failed logins. Wait %(seconds)s seconds and try again."),
+              N_("Too many failed logins. Wait %(minutes)s minutes and try again."))
+PASSWORD_HELD = (N_("Too many wrong passwords. Wait %(seconds)s seconds and try again."),
+                 N_("Too many wrong passwords. Wait %(minutes)s minutes and try again."))
+
+
+def _too_many(wait: float, held: tuple[str, str] = LOGIN_HELD) -> TooManyAttempts:
     seconds = max(1, math.ceil(wait))
     if seconds < 120:
-        return TooManyAttempts("Too many failed logins. Wait %(seconds)s seconds and try again.",
-                               retry_after=seconds, seconds=seconds)
-    return TooManyAttempts("Too many failed logins. Wait %(minutes)s minutes and try again.",
-                           retry_after=seconds, minutes=math.ceil(seconds / 60))
+        return TooManyAttempts(held[0], retry_after=seconds, seconds=seconds)
+    return TooManyAttempts(held[1], retry_after=seconds, minutes=math.ceil(seconds / 60))
 
 
 STREAK_MEMORY = timedelta(days=1)
@@ -159,7 +172,8 @@ def throttle_key(address: str) -> str:
     return str(ip)
 
 
-async def _check_throttle(session: AsyncSession, account: str, address: str, policy: LoginPolicy) -> None:
+async def _check_throttle(session: AsyncSession, account: str, address: str, policy: LoginPolicy,
+                          held: tuple[str, str] = LOGIN_HELD) -> None:
     """Raise TooManyAttempts when this address must wait before trying `account` again."""
     now = utcnow()
     since = now - timedelta(seconds=policy.window)
@@ -170,7 +184,7 @@ async def _check_throttle(session: AsyncSession, account: str, address: str, pol
         wait = (flood[-1] + timedelta(seconds=policy.window) - now).total_seconds()
         log.warning("login from %s refused: %d failed logins from there in %d s", address, len(flood),
                     policy.window)
-        raise _too_many(wait)
+        raise _too_many(wait, held)
     failures, last = 0, None
     # A streak of failures lasts until a success (or a day), not only the window: otherwise the
     # oldest failures of a long streak would drop out and the wait would shrink again.
@@ -185,7 +199,7 @@ async def _check_throttle(session: AsyncSession, account: str, address: str, pol
         if wait > 0:
             log.warning("login to %s from %s held for %.0f s after %d failures in a row", account, address,
                         wait, failures)
-            raise _too_many(wait)
+            raise _too_many(wait, held)
 
 
 async def authenticate(session: AsyncSession, email: str, password: str, address: str,
@@ -375,12 +389,16 @@ def _password_account(email: str) -> str:
     return ("password:" + email)[:254]
 
 
-async def change_password(session: AsyncSession, agent_id: int, current: str, new: str, repeated: str,
+async def change_password(db: Database, agent_id: int, current: str, new: str, repeated: str,
                           address: str, policy: LoginPolicy | None = None) -> int | None:
     """The agent changes their own password; returns their new session version, or None when
     `current` is wrong (counted like a failed login, with the same waits, so a page left open is
     no way to guess the password). Every session made before ends; the caller signs the one
     that asked in again at the returned version.
+
+    argon2 takes a good part of a second: it runs before the agent's row is locked (and, on
+    SQLite, before the one writer's turn), and the change is applied only if the password was
+    not changed meanwhile.
     """
     policy = policy or LoginPolicy()
     if not current:
@@ -388,22 +406,29 @@ async def change_password(session: AsyncSession, agent_id: int, current: str, ne
     check_new_password(new)
     if new != repeated:
         raise InvalidInput("The new password and its repetition differ.", field="repeat")
-    agent = await session.scalar(select(Agent).where(Agent.id == agent_id).with_for_update()
-                                 .options(undefer(Agent.password_hash)))
-    if agent is None:
-        raise NotFound("Agent not found.")
-    address, account = throttle_key(address), _password_account(agent.email)
-    await _check_throttle(session, account, address, policy)
-    if not await asyncio.to_thread(verify_password, agent.password_hash, current[:MAX_PASSWORD]):
-        session.add(LoginAttempt(account=account, address=address, succeeded=False))
-        return None
-    if new == current:
+    address = throttle_key(address)
+    async with db.reading() as session:
+        row = (await session.execute(select(Agent.email, Agent.password_hash).where(Agent.id == agent_id))).first()
+        if row is None:
+            raise NotFound("Agent not found.")
+        email, old_hash = row
+        await _check_throttle(session, _password_account(email), address, policy, PASSWORD_HELD)
+    right = await asyncio.to_thread(verify_password, old_hash, current[:MAX_PASSWORD])
+    if right and new == current:
         raise InvalidInput("The new password is your current one; choose another.", field="password")
-    session.add(LoginAttempt(account=account, address=address, succeeded=True))
-    agent.password_hash = await asyncio.to_thread(hash_password, new)
-    agent.session_version += 1
-    audit.record(session, agent_id, audit.PASSWORD, audit.AGENT, agent_id, "changed by the agent")
-    return agent.session_version
+    new_hash = await asyncio.to_thread(hash_password, new) if right else None
+    async with db.transaction() as session:
+        session.add(LoginAttempt(account=_password_account(email), address=address, succeeded=right))
+        if new_hash is None:
+            return None
+        agent = await session.scalar(select(Agent).where(Agent.id == agent_id).with_for_update()
+                                     .options(undefer(Agent.password_hash)))
+        if agent is None or agent.password_hash != old_hash:
+            raise Conflict("Your password was changed meanwhile (on another device, or reset); log in again.")
+        agent.password_hash = new_hash
+        agent.session_version += 1
+        audit.record(session, agent_id, audit.PASSWORD, audit.AGENT, agent_id, "changed by the agent")
+        return agent.session_version
 
 
 def new_password() -> str:
@@ -412,14 +437,19 @@ def new_password() -> str:
     return "-".join("".join(secrets.choice(alphabet) for _ in range(4)) for _ in range(4))
 
 
-async def reset_password(session: AsyncSession, email: str, password: str | None = None) -> str:
+async def reset_password(session: AsyncSession, email: str, password: str | None = None, by: str = "") -> str:
     """A supervisor or admin resets an agent's password (the agent forgot it, or it leaked):
     `password` or a generated one, returned to be handed over. Every session of the agent ends.
+    `by` says who did it in the audit trail (the command line has no login: the system user).
     """
-    agent = await agent_by_email(session, email)
     chosen = password if password is not None else new_password()
     check_new_password(chosen)
-    agent.password_hash = await asyncio.to_thread(hash_password, chosen)
+    hashed = await asyncio.to_thread(hash_password, chosen)
+    agent = await agent_by_email(session, email)
+    agent.password_hash = hashed
     agent.session_version += 1
-    audit.record(session, None, audit.PASSWORD, audit.AGENT, agent.id, "reset")
+    # The waits after wrong passwords end with the reset: the agent logs in with the new one now.
+    await session.execute(delete(LoginAttempt).where(
+        LoginAttempt.account.in_((agent.email, _password_account(agent.email)))))
+    audit.record(session, None, audit.PASSWORD, audit.AGENT, agent.id, f"reset by {by}" if by else "reset")
     return chosen

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from console import audit
 from console.auth import agent_by_email, check_extension_free, check_language
 from console.errors import Conflict, InvalidInput, NotFound
 from console.models import Agent, AgentSkill, Disposition, Queue, QueueSkill, Role, Skill
@@ -117,15 +118,18 @@ async def configure_agent(session: AsyncSession, email: str, *, skills: list[str
     role ends the agent's sessions: what a session may do is fixed when it starts, so they log in
     again to work in the new role."""
     agent = await agent_by_email(session, email)
+    changed: list[str] = []
     if language is not None:
         check_language(language)
-        agent.language = language
+        if language != agent.language:
+            agent.language = language
+            changed.append(f"language {language}")
     if extension is not None:
         extension = extension.strip()
-        if len(extension) > 40:
-            raise InvalidInput("an extension has at most 40 characters", field="extension")
         await check_extension_free(session, extension, agent.id)
-        agent.extension = extension or None
+        if (extension or None) != agent.extension:
+            agent.extension = extension or None
+            changed.append(f"extension {extension or 'none'}")
     if role is not None:
         try:
             new_role = Role(role)
@@ -135,6 +139,7 @@ async def configure_agent(session: AsyncSession, email: str, *, skills: list[str
         if new_role is not agent.role:
             agent.role = new_role
             agent.session_version += 1
+            changed.append(f"role {new_role.value}")
     for channel, value in (capacity or {}).items():
         if channel not in ("call", "chat", "mail"):
             raise InvalidInput("capacity is for call, chat or mail, not %(channel)s", field="capacity",
@@ -146,6 +151,10 @@ async def configure_agent(session: AsyncSession, email: str, *, skills: list[str
     if skills is not None:
         await session.execute(delete(AgentSkill).where(AgentSkill.agent_id == agent.id))
         session.add_all(AgentSkill(agent_id=agent.id, skill_id=s, level=level) for s, level in resolved)
+        changed.append("skills " + (", ".join(skills) or "none"))
+    changed += [f"{channel} capacity {value}" for channel, value in (capacity or {}).items()]
+    if changed:
+        audit.record(session, None, audit.UPDATE, audit.AGENT, agent.id, "; ".join(changed))
     await session.flush()
     return agent
 

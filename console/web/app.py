@@ -168,19 +168,26 @@ async def update_queue_sizes(w: Wiring) -> None:
 
 
 async def follow_agent_changes(w: Wiring) -> None:
-    """Drop this node's copy of an agent whose language or role any node changed. While the bus
-    is away, changes may be missed: everyone is read again once it is back."""
+    """Drop this node's copy of an agent whose language another node changed (the page's language
+    switch publishes it). While the bus is away, changes may be missed: everyone is read again once
+    it is back. One line when following stops, one when it resumes."""
+    paused = False
     while True:
         try:
             async with w.bus.subscribe(AGENTS_CHANGED_STREAM, 1000) as changes:
                 w.notifier.forget()
+                if paused:
+                    log.warning("following agent changes again")
+                    paused = False
                 while True:
                     frame = await changes.get()
                     if frame.payload.isdigit():
                         w.notifier.forget(int(frame.payload))
         except Exception as exc:  # the bus lost frames, went away or failed: never stop following
-            log.warning("following agent changes paused (%s); every agent is read again when it resumes",
-                        type(exc).__name__ if isinstance(exc, (BusUnavailable, Overflow)) else repr(exc))
+            if not paused:
+                log.warning("following agent changes paused (%s); every agent is read again when it resumes",
+                            type(exc).__name__ if isinstance(exc, (BusUnavailable, Overflow)) else repr(exc))
+                paused = True
             await asyncio.sleep(1)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -220,7 +221,8 @@ def reset_password(args: argparse.Namespace) -> int:
 
     async def job(db: Database, settings: Settings) -> int:
         async with db.transaction() as session:
-            password = await auth.reset_password(session, args.email, args.password)
+            password = await auth.reset_password(session, args.email, args.password,
+                                                 by=f"{getpass.getuser()} on the command line")
         print(f"the password of {args.email.strip().lower()} is reset; their sessions have ended")
         if args.password is None:
             print(f"new password: {password}")

@@ -90,6 +90,7 @@ class Pusher:
         self._worker: asyncio.Task[None] | None = None
         self._unhealed: set[int] = set()
         self._cards: dict[int, Card] = {}
+        self._forgotten = 0  # how many times cards were forgotten (reads older than the last are not kept)
         self._queue_names: dict[int, tuple[float, str]] = {}
         self._codes: dict[int | None, tuple[float, list[str]]] = {}
 
@@ -104,6 +105,7 @@ class Pusher:
 
     def forget(self, agent_id: int | None = None) -> None:
         """The agent's language or role changed (None: anyone's may have): read them again for the next push."""
+        self._forgotten += 1
         if agent_id is None:
             self._cards.clear()
         else:
@@ -206,11 +208,17 @@ class Pusher:
     async def _cards_of(self, session: AsyncSession, agent_ids: set[int]) -> dict[int, Card]:
         now = time.monotonic()
         stale = [a for a in agent_ids if a not in self._cards or now - self._cards[a].read_at > AGENT_CACHE_SECONDS]
+        cards = {a: self._cards[a] for a in agent_ids if a in self._cards}
         if stale:
+            generation = self._forgotten
             for agent_id, language, role in await session.execute(
                     select(Agent.id, Agent.language, Agent.role).where(Agent.id.in_(stale))):
-                self._cards[agent_id] = Card(language, role in (Role.SUPERVISOR, Role.ADMIN), now)
-        return {a: self._cards[a] for a in agent_ids if a in self._cards}
+                cards[agent_id] = Card(language, role in (Role.SUPERVISOR, Role.ADMIN), now)
+                # A forget while this read was on its way may be about what it read: used for
+                # this push, but not kept.
+                if generation == self._forgotten:
+                    self._cards[agent_id] = cards[agent_id]
+        return cards
 
     async def _queue_name(self, session: AsyncSession, queue_id: int | None) -> str | None:
         if queue_id is None:

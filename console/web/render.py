@@ -39,8 +39,9 @@ def agent_stream(agent_id: int) -> str:
 
 # Published once for every supervisor's socket (queue and wallboard views), on every node.
 SUPERVISORS_STREAM = "broadcast:supervisors"
-# An agent's language or role changed (the payload is their id): every node reads them again
-# before it renders their next push, instead of using its cached copy for up to a minute.
+# An agent switched their language in the page (the payload is their id): every node reads them
+# again before it renders their next push, instead of using its cached copy for up to a minute.
+# (A new role ends the agent's sessions; the command line's changes reach nodes within the minute.)
 AGENTS_CHANGED_STREAM = "nodes:agents-changed"
 
 

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from console import audit, auth, canned, handoffs, i18n, merge, notes, privacy, profile, search, tickets
-from console.errors import ConsoleError, InvalidInput, NotFound, TooManyAttempts
+from console.errors import Conflict, ConsoleError, InvalidInput, NotFound, TooManyAttempts
 from console.i18n import N_
 from console.models import Agent, Conversation, Customer, Queue, State, Ticket, Tier
 from console.web.pages import (
@@ -31,10 +31,11 @@ from console.web.pages import (
     agent_id_of,
     conversation_of,
     field,
+    known_device,
     record_id,
     wiring,
 )
-from console.web.security import SESSION_NOTICE, client_address, from_another_site, sign_in, signed_out
+from console.web.security import SESSION_NOTICE, SESSION_STARTED, client_address, from_another_site, sign_in, signed_out
 from console.web.statuses import status_of
 
 NO_TICKET = NotFound("This ticket does not exist.")
@@ -129,16 +130,25 @@ async def change_password(request: Request, agent_id: int) -> Response:
     limit = auth.MAX_PASSWORD + 1
     try:
         current, new, repeated = (field(form, name, limit) for name in ("current", "password", "repeat"))
-        async with w.ctx.db.transaction() as session:
-            version = await auth.change_password(session, agent_id, current, new, repeated,
-                                                 client_address(request), w.login_policy)
+        async with w.ctx.db.reading() as session:
+            email = (await session.get(Agent, agent_id) or Agent(email="")).email
+        # Counted like the login from this browser: the same key, so colleagues behind the
+        # office's one address do not share the waits.
+        address = known_device(request, email) or client_address(request)
+        version = await auth.change_password(w.ctx.db, agent_id, current, new, repeated, address, w.login_policy)
         if version is None:
             raise InvalidInput("Your current password is wrong.", field="current")
-    except (InvalidInput, TooManyAttempts) as exc:
+    except (InvalidInput, TooManyAttempts, Conflict) as exc:
         _ = i18n.translations(await language_of(request, agent_id)).gettext
-        status = 429 if isinstance(exc, TooManyAttempts) else 400
-        return await account_page(request, agent_id, status, error=exc.translated(_), error_field=exc.field)
+        response = await account_page(request, agent_id, status_of(exc), error=exc.translated(_),
+                                      error_field=exc.field)
+        if isinstance(exc, TooManyAttempts):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    started = request.session.get(SESSION_STARTED)
     sign_in(request.session, agent_id, version)
+    if isinstance(started, int):
+        request.session[SESSION_STARTED] = started  # a new password is no new login: the lifetime runs on
     request.session[SESSION_NOTICE] = PASSWORD_CHANGED
     return Response(status_code=204, headers={"HX-Refresh": "true"})
 

@@ -192,9 +192,13 @@ class RedisBus:
             self._joined[channel] = joined
             try:
                 async with self._membership:
-                    await self._connected().subscribe(channel)
+                    # Counted before it is sent: the reader may take Redis's reply while the
+                    # SUBSCRIBE is still on its way out, and a reply counted against nothing
+                    # would leave the next join of the channel waiting for a reply that never comes.
                     self._unconfirmed[channel] = self._unconfirmed.get(channel, 0) + 1
+                    await self._connected().subscribe(channel)
             except (RedisError, OSError) as exc:
+                self._unconfirmed.pop(channel, None)
                 self._joined.pop(channel, None)
                 joined.set_exception(BusUnavailable(f"redis unreachable: {exc}"))
                 joined.exception()  # others waiting for it get it; nobody else must see it unretrieved

@@ -67,7 +67,7 @@ def test_an_admin_sets_extension_and_language_and_resets_a_password(tmp_path: Pa
         assert console(tmp_path, "create-agent", "--email", email, "--name", email[:4], "--password",
                        "long enough", "--extension", extension).returncode == 0
     taken = console(tmp_path, "agent", "anna@x.nl", "--extension", "202")
-    assert taken.returncode == 2 and "extension 202 belongs to another agent" in taken.stderr
+    assert taken.returncode == 2 and "extension 202 belongs to bram@x.nl" in taken.stderr
     moved = console(tmp_path, "agent", "anna@x.nl", "--extension", "205", "--language", "nl")
     assert moved.returncode == 0 and "ext. 205, nl" in moved.stdout
     gone = console(tmp_path, "agent", "anna@x.nl", "--extension", "")

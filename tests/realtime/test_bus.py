@@ -299,3 +299,17 @@ async def test_a_close_frame_stops_the_feed_after_what_came_before_it_and_a_send
     assert isinstance(stopped, StreamClosed) and stopped.code == 1008
     assert sent == ["first", "handed over while sending", "slow", "waiting"]
     await feed.aclose()
+
+
+async def test_joining_a_channel_again_while_the_reader_runs_is_always_confirmed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node that always follows one stream (the agent changes) while sockets come and go: every
+    socket's subscription is confirmed. Redis's reply to SUBSCRIBE may be read before the call that
+    sent it returns; it once left a count behind, and every later join of that channel timed out."""
+    from realtime.backends import redis as backend
+
+    monkeypatch.setattr(backend, "JOIN_TIMEOUT", 1.0)
+    async with redis_bus() as bus, bus.subscribe("nodes:agents-changed", 10):
+        for round_ in range(60):
+            async with bus.subscribe(f"agent:{round_ % 3}", 10):
+                pass

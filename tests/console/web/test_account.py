@@ -11,7 +11,7 @@ from console import auth
 from console.db import Database
 from console.models import AuditEvent
 from tests.conftest import make_settings, served
-from tests.helpers import PASSWORD, add_agent, log_in
+from tests.helpers import PASSWORD, add_agent, form_token, log_in
 
 BASE = "http://console.test"
 NEW = "paard-batterij-nietje"
@@ -64,8 +64,10 @@ async def test_changing_the_password_keeps_this_session_and_ends_the_others(
     laptop.cookies.clear()
     await log_in(laptop, "anna@x.nl", NEW)
     laptop.cookies.clear()
-    old = await laptop.post("/login", data={"email": "anna@x.nl", "password": PASSWORD})
-    assert old.status_code in (400, 403), "the old password no longer works"
+    form = await laptop.get("/login")
+    old = await laptop.post("/login", data={"email": "anna@x.nl", "password": PASSWORD,
+                                            "csrf_token": form_token(form.text)})
+    assert old.status_code == 400 and "password is wrong" in old.text, "the old password no longer works"
     db = Database(sqlite_url)
     async with db.transaction() as session:
         actions = list(await session.scalars(select(AuditEvent.action).where(AuditEvent.entity == "agent")))
@@ -86,7 +88,7 @@ async def test_a_refused_change_says_why_in_the_form_and_changes_nothing(
     token = await log_in(desk, "anna@x.nl")
     await log_in(laptop, "anna@x.nl")
     refused = await _post(desk, token, form)
-    assert refused.status_code == 400
+    assert refused.status_code == 422
     assert says in refused.text and 'aria-invalid="true"' in refused.text
     assert NEW not in refused.text and PASSWORD not in refused.text, "passwords are never sent back"
     assert (await laptop.get("/")).status_code == 200, "no session ended"
@@ -97,20 +99,26 @@ async def test_guessing_the_current_password_from_an_open_page_is_held_like_logi
     desk, _ = two
     token = await log_in(desk, "anna@x.nl")
     for _ in range(3):
-        assert (await _post(desk, token, _form(current="guess guess"))).status_code == 400
+        assert (await _post(desk, token, _form(current="guess guess"))).status_code == 422
     held = await _post(desk, token, _form())
-    assert held.status_code == 429 and "Wacht" in held.text, "even the right password waits now"
+    assert held.status_code == 429 and "Te veel verkeerde wachtwoorden" in held.text, "even the right one waits"
+    assert int(held.headers["Retry-After"]) >= 1
 
 
 async def test_a_reset_by_an_admin_ends_every_session_and_hands_over_a_new_password(
         two: tuple[httpx.AsyncClient, httpx.AsyncClient], sqlite_url: str) -> None:
     desk, _ = two
     await log_in(desk, "anna@x.nl")
+    desk.cookies.clear()
+    form = await desk.get("/login")
+    for _ in range(4):  # she forgot it: she is held now
+        await desk.post("/login", data={"email": "anna@x.nl", "password": "forgotten", "csrf_token":
+                                        form_token(form.text)})
     db = Database(sqlite_url)
     async with db.transaction() as session:
-        given = await auth.reset_password(session, "Anna@x.nl")
+        given = await auth.reset_password(session, "Anna@x.nl", by="root on the command line")
+        detail = await session.scalar(select(AuditEvent.detail).where(AuditEvent.entity == "agent"))
     await db.close()
+    assert detail == "reset by root on the command line"
     assert len(given) == 19 and given.count("-") == 3
-    assert (await desk.get("/")).status_code == 303
-    desk.cookies.clear()
-    await log_in(desk, "anna@x.nl", given)
+    await log_in(desk, "anna@x.nl", given)  # at once: the reset ended the wait

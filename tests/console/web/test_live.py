@@ -265,6 +265,7 @@ async def test_metrics_count_sockets_frames_pops_and_queues(live_server: LiveSer
             assert time.monotonic() < deadline, text
             await asyncio.sleep(0.1)
         assert "console_open_sockets 1.0" in text
+        assert 'console_queue_ringing{queue="(none)"} 1.0' in text, "queued-1 rings Anna"
         assert "console_pop_latency_seconds_count 2.0" in text
         pushed = float(next(line.split()[1] for line in text.splitlines()
                             if line.startswith("console_push_latency_seconds_count")))
