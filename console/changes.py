@@ -50,6 +50,7 @@ class ConversationInfo:
     parent_id: int | None
     transferred_at: datetime | None
     wrap_up_deadline: datetime | None
+    chat_id: int | None = None
 
     @property
     def address(self) -> str:
@@ -59,7 +60,8 @@ class ConversationInfo:
     @classmethod
     def of(cls, c: Conversation) -> ConversationInfo:
         return cls(c.id, c.channel, c.direction, c.state, c.from_address, c.to_address, c.created_at,
-                   c.answered_at, c.customer_id, c.queue_id, c.parent_id, c.transferred_at, c.wrap_up_deadline)
+                   c.answered_at, c.customer_id, c.queue_id, c.parent_id, c.transferred_at, c.wrap_up_deadline,
+                   c.chat_id)
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,17 @@ class CustomerChanged:
 
 
 @dataclass(frozen=True)
+class ChatMessage:
+    """A message in a chat, from the visitor or an agent: the visitor's widget and the agents who
+    have the chat on screen see it. `version` is the message's id: a transcript shows up to it."""
+
+    chat_id: int
+    message_id: int
+    conversation_id: int
+    agent_ids: frozenset[int]
+
+
+@dataclass(frozen=True)
 class PageOpened:
     """The agent opened a customer's page, or closed it (customer_id None)."""
 
@@ -185,7 +198,7 @@ class PageOpened:
 
 
 Change = (Offered | Withdrawn | Answered | Ended | WrapUpDue | WrappedUp | StatusChanged | NoteAdded | HandoffAsked
-          | HandoffAnswered | CustomerChanged | PageOpened)
+          | HandoffAnswered | CustomerChanged | PageOpened | ChatMessage)
 
 _PENDING = "console.changes"
 _EVENTS = "console.events"

@@ -115,6 +115,7 @@ async def arrive(
     ringing: list[str] | None = None,
     queue: str | None = None,
     subject: str | None = None,
+    chat_id: int | None = None,
 ) -> Arrival:
     """Store a new conversation, match its customer, and offer it; idempotent on external_id.
 
@@ -127,7 +128,7 @@ async def arrive(
     logs.conversation_id.set(f"{channel.value}:{external_id}")
     try:
         arrival = await _arrive(ctx, channel, external_id, from_address, to_address, direction, ringing or [],
-                                queue, subject)
+                                queue, subject, chat_id)
     except IntegrityError:
         # Another request stored the same external id first: answer with that conversation.
         async with ctx.transaction() as session:
@@ -149,6 +150,7 @@ async def _arrive(
     ringing: list[str],
     queue_name: str | None,
     subject: str | None,
+    chat_id: int | None = None,
 ) -> Arrival:
     async with ctx.transaction() as session:
         address = to_address if direction is Direction.OUT else from_address
@@ -162,7 +164,7 @@ async def _arrive(
             "channel": channel, "direction": direction, "external_id": external_id, "state": State.QUEUED,
             "from_address": from_address[:320], "to_address": to_address[:320], "subject": subject,
             "customer_id": matches[0] if len(matches) == 1 else None, "queue_id": queue_id, "created_at": utcnow(),
-            "routed_by_console": not ringing and direction is Direction.IN,
+            "routed_by_console": not ringing and direction is Direction.IN, "chat_id": chat_id,
         })
         if conversation is None:
             # A repeated event (the phone system sent it again, or asks where the call went).

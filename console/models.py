@@ -450,6 +450,7 @@ class Conversation(Base):
     # A handoff ends one agent's part and starts the next one's as a new conversation row with
     # the same external id; the phone system's events go to the newest part.
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"), index=True)
+    chat_id: Mapped[int | None] = mapped_column(ForeignKey("chats.id", ondelete="SET NULL"), index=True)
 
     customer: Mapped[Customer | None] = relationship(lazy="raise")
     agent: Mapped[Agent | None] = relationship(lazy="raise")
@@ -508,6 +509,9 @@ class ConversationEvent(Base):
 
 
 class Message(Base):
+    """What the customer and the agent wrote to each other (a chat), on the part of the
+    conversation that was current when it was written; `chat_id` holds a chat's parts together."""
+
     __tablename__ = "messages"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -516,6 +520,71 @@ class Message(Base):
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    chat_id: Mapped[int | None] = mapped_column(ForeignKey("chats.id", ondelete="CASCADE"))
+    # The sender's own id for the message: a resend after a reconnect is the same message.
+    client_id: Mapped[str | None] = mapped_column(String(64))
+    read_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # the other side saw it
+
+    agent: Mapped[Agent | None] = relationship(lazy="raise")
+
+    __table_args__ = (
+        Index("ix_messages_chat_id", "chat_id", "id"),
+        Index("uq_messages_chat_author_client", "chat_id", "author", "client_id", unique=True,
+              sqlite_where=text("client_id IS NOT NULL"), postgresql_where=text("client_id IS NOT NULL")),
+    )
+
+
+class ChatSite(Base):
+    """A website with the chat widget: its public key, the origins it may be embedded on, its queue."""
+
+    __tablename__ = "chat_sites"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    origins: Mapped[str] = mapped_column(Text, default="")  # one origin per line, as https://host[:port]
+    # For identity: the site signs its visitor's identifier with it (HMAC-SHA256); never shown to visitors.
+    secret: Mapped[str] = mapped_column(String(128))
+    identity_required: Mapped[bool] = mapped_column(default=False)
+    queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id", ondelete="SET NULL"))
+    greeting: Mapped[str | None] = mapped_column(Text)
+    hours: Mapped[str | None] = mapped_column(String(500))  # opening hours, e.g. "mon-fri 09:00-17:00"
+    timezone: Mapped[str] = mapped_column(String(64), default="Europe/Amsterdam")
+    idle_minutes: Mapped[int] = mapped_column(default=10)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class ChatVisitor(Base):
+    """Someone chatting on a site: known by a random id kept in their browser (its hash here)."""
+
+    __tablename__ = "chat_visitors"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("chat_sites.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"), index=True)
+    identifier: Mapped[str | None] = mapped_column(String(320))  # the site's own id of the visitor, verified
+    identity: Mapped[str] = mapped_column(String(20), default="anonymous")  # anonymous, typed or verified
+    name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class Chat(Base):
+    """One chat of a visitor, from the first message to its end; its conversation parts share it."""
+
+    __tablename__ = "chats"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("chat_sites.id", ondelete="CASCADE"))
+    visitor_id: Mapped[int] = mapped_column(ForeignKey("chat_visitors.id", ondelete="CASCADE"))
+    page_url: Mapped[str | None] = mapped_column(String(2000))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    ended_by: Mapped[str | None] = mapped_column(String(20))  # visitor, agent, idle
+
+    __table_args__ = (partial_index("ix_chats_open_by_visitor", "visitor_id", where="ended_at IS NULL"),)
 
 
 class Note(Base):

@@ -42,6 +42,7 @@ from console.models import (
     Address,
     Agent,
     AuditEvent,
+    ChatVisitor,
     ContactKind,
     ContactPoint,
     Contract,
@@ -293,6 +294,10 @@ async def erase(ctx: Context, agent_id: int, customer_id: int) -> None:
         for model in (ContactPoint, Address, Contract, SearchTerm):
             await session.execute(delete(model).where(model.customer_id == customer_id))
         await session.execute(delete(Note).where(Note.customer_id == customer_id))
+        # Their chat visitors forget who they were: a returning browser starts as nobody.
+        await session.execute(update(ChatVisitor).where(ChatVisitor.customer_id == customer_id)
+                              .values(customer_id=None, name=None, email=None, identifier=None, identity="anonymous")
+                              .execution_options(synchronize_session=False))
         await session.execute(update(CustomerMerge).where(CustomerMerge.kept_id == customer_id)
                               .values(merged_name=ERASED_NAME, snapshot="{}")
                               .execution_options(synchronize_session=False))

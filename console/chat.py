@@ -1,0 +1,390 @@
+"""Live chat: the sites that embed the widget, their visitors, and the messages of a chat.
+
+A site is known by a public key and may be embedded only on the origins listed for it. A visitor
+is known by a random token kept in their browser (only its hash is stored), so a visitor can
+only ever read their own chats. A chat becomes a conversation of channel `chat`, routed and
+popped like a call; every part of it after a handoff shares the chat and its messages. Each
+message carries the sender's own id, so a message sent again after a reconnect is stored once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from console import changes, conversations, customers
+from console.errors import Conflict, Forbidden, InvalidInput, NotFound
+from console.models import (
+    Author,
+    Channel,
+    Chat,
+    ChatSite,
+    ChatVisitor,
+    ContactKind,
+    ContactPoint,
+    Conversation,
+    Customer,
+    Message,
+    Queue,
+    State,
+    utcnow,
+)
+from console.ports import Context
+
+log = logging.getLogger("console.chat")
+
+MAX_MESSAGE = 4000  # characters of one message
+MAX_CLIENT_ID = 64
+TOKEN_BYTES = 24
+VERIFIED, TYPED, ANONYMOUS = "verified", "typed", "anonymous"
+
+
+def chat_stream(chat_id: int) -> str:
+    """The bus stream of a chat's frames for the visitor's widget."""
+    return f"chat:{chat_id}"
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+
+
+def visitor_address(site_key: str, visitor_id: int) -> str:
+    """The chat's customer address: a contact point of kind visitor, so a returning visitor matches."""
+    return f"{site_key}:{visitor_id}"
+
+
+# Sites -------------------------------------------------------------------------------------------
+
+def normalize_origin(raw: str) -> str:
+    """`https://shop.example.nl` as a browser sends it in Origin: scheme, host and a port other
+    than the scheme's own; anything else is a clear error."""
+    text = raw.strip().rstrip("/")
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query or parts.username:
+        raise InvalidInput("%(origin)s is not an origin; write it as https://www.example.nl", field="origins",
+                           origin=raw.strip()[:100])
+    default = {"http": 80, "https": 443}[parts.scheme]
+    try:
+        port = parts.port
+    except ValueError:
+        raise InvalidInput("%(origin)s has a port that is not a number", field="origins",
+                           origin=raw.strip()[:100]) from None
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
+@dataclass(frozen=True)
+class SiteSettings:
+    """What a chat site's command line or admin form sets; None leaves a setting as it is."""
+
+    origins: list[str] | None = None
+    queue: str | None = None  # a queue name; "" for none
+    greeting: str | None = None
+    identity_required: bool | None = None
+    hours: str | None = None
+    timezone: str | None = None
+    idle_minutes: int | None = None
+
+
+async def configure_site(session: AsyncSession, name: str, values: SiteSettings) -> tuple[ChatSite, bool]:
+    """Create the site called `name`, or change it; returns it and whether it is new."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidInput("a chat site needs a name of 1 to 200 characters", field="name")
+    site = await session.scalar(select(ChatSite).where(ChatSite.name == name).with_for_update())
+    created = site is None
+    if site is None:
+        site = ChatSite(name=name, key=secrets.token_urlsafe(18), secret=secrets.token_urlsafe(32), origins="")
+        session.add(site)
+    if values.origins is not None:
+        site.origins = "\n".join(dict.fromkeys(normalize_origin(o) for o in values.origins if o.strip()))
+    if values.queue is not None:
+        if values.queue.strip():
+            queue_id = await session.scalar(select(Queue.id).where(Queue.name == values.queue.strip()))
+            if queue_id is None:
+                raise NotFound("no queue called %(queue)s", field="queue", queue=values.queue.strip())
+            site.queue_id = queue_id
+        else:
+            site.queue_id = None
+    if values.greeting is not None:
+        if len(values.greeting) > 500:
+            raise InvalidInput("a greeting has at most 500 characters", field="greeting")
+        site.greeting = values.greeting.strip() or None
+    if values.identity_required is not None:
+        site.identity_required = values.identity_required
+    if values.hours is not None:
+        from console import hours as opening
+
+        opening.parse(values.hours)  # a clear error now, not at the first visitor
+        site.hours = values.hours.strip() or None
+    if values.timezone is not None:
+        from console import hours as opening
+
+        site.timezone = opening.check_timezone(values.timezone)
+    if values.idle_minutes is not None:
+        if not 1 <= values.idle_minutes <= 24 * 60:
+            raise InvalidInput("the idle time is 1 to 1440 minutes", field="idle_minutes")
+        site.idle_minutes = values.idle_minutes
+    if not site.origins:
+        raise InvalidInput("a chat site needs at least one origin (--origin https://www.example.nl)",
+                           field="origins")
+    await session.flush()
+    return site, created
+
+
+async def site_for(session: AsyncSession, key: str, origin: str | None) -> ChatSite:
+    """The site with this key, when the page asking is on one of its origins."""
+    site = await session.scalar(select(ChatSite).where(ChatSite.key == key[:64])) if key else None
+    if site is None:
+        raise NotFound("This chat is not set up (unknown site key).")
+    try:
+        normalized = normalize_origin(origin or "")
+    except InvalidInput:
+        normalized = ""
+    if normalized not in site.origins.split("\n"):
+        log.warning("chat site %s refused a page from %r: not one of its origins", site.name, (origin or "")[:100])
+        raise Forbidden("This website may not use this chat.")
+    return site
+
+
+def signature(site: ChatSite, identifier: str) -> str:
+    """What the site's server computes for `identifier`: HMAC-SHA256 with the site's secret, in hex."""
+    return hmac.new(site.secret.encode(), identifier.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def identity_holds(site: ChatSite, identifier: str, given_hash: str) -> bool:
+    return bool(identifier) and hmac.compare_digest(signature(site, identifier).encode(),
+                                                    given_hash.strip().lower().encode("utf-8", "replace"))
+
+
+# Visitors ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Visit:
+    """Who the widget talks for: the visitor, and the token to keep (new when `fresh`)."""
+
+    visitor_id: int
+    site_id: int
+    token: str
+    fresh: bool
+    identity: str
+    customer_id: int | None
+    name: str | None
+
+
+async def visit(ctx: Context, site: ChatSite, token: str | None, identifier: str = "",
+                identifier_hash: str = "") -> Visit:
+    """The visitor this browser is (by its token), or a new one; with a site-signed identifier,
+    verified as that person. A forged identifier is refused when the site requires identity, and
+    ignored (never linked, never shown) otherwise."""
+    identifier = identifier.strip()[:320]
+    verified = identity_holds(site, identifier, identifier_hash) if identifier else False
+    if identifier and not verified:
+        log.warning("chat site %s: an identifier came with a wrong signature; %s", site.name,
+                    "refused" if site.identity_required else "ignored")
+        if site.identity_required:
+            raise Forbidden("This website could not confirm who you are. Log in on the website again.")
+        identifier = ""
+    async with ctx.transaction() as session:
+        visitor = None
+        if token:
+            visitor = await session.scalar(select(ChatVisitor).where(
+                ChatVisitor.token_hash == token_hash(token), ChatVisitor.site_id == site.id).with_for_update())
+        if visitor is not None and identifier and visitor.identifier and visitor.identifier != identifier:
+            visitor = None  # someone else logged in on this browser: they get a visitor of their own
+        fresh = visitor is None
+        if visitor is None:
+            token = secrets.token_urlsafe(TOKEN_BYTES)
+            visitor = ChatVisitor(site_id=site.id, token_hash=token_hash(token), identity=ANONYMOUS)
+            session.add(visitor)
+            await session.flush()
+        assert token is not None
+        visitor.last_seen_at = utcnow()
+        if identifier and visitor.identifier != identifier:
+            visitor.identifier, visitor.identity = identifier, VERIFIED
+            if "@" in identifier:
+                await _link_email(session, ctx, site, visitor, identifier)
+        return Visit(visitor.id, site.id, token, fresh, visitor.identity, visitor.customer_id, visitor.name)
+
+
+async def _link_email(session: AsyncSession, ctx: Context, site: ChatSite, visitor: ChatVisitor,
+                      email: str) -> None:
+    """The visitor is the customer with this email address (one is created when none has it; with
+    several, none is picked: the agent links the right one). Their visitor address joins the
+    customer's contact points, so their next chats match at once."""
+    normalized = customers.normalize_email(email)
+    if normalized is None:
+        return
+    visitor.email = email[:320]
+    found = await customers.match(session, ContactKind.EMAIL, email, ctx.region)
+    if len(found) > 1:
+        return
+    if found:
+        customer_id = found[0]
+    else:
+        customer = Customer(name=visitor.name or email.split("@")[0], created_at=utcnow(), updated_at=utcnow())
+        session.add(customer)
+        await session.flush()
+        session.add(ContactPoint(customer_id=customer.id, kind=ContactKind.EMAIL, value=email[:320],
+                                 normalized=normalized))
+        customer_id = customer.id
+    visitor.customer_id = customer_id
+    address = visitor_address(site.key, visitor.id)
+    if not await customers.match(session, ContactKind.VISITOR, address, ctx.region):
+        session.add(ContactPoint(customer_id=customer_id, kind=ContactKind.VISITOR, value=address,
+                                 normalized=address))
+
+
+# Messages ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Line:
+    """One message as both sides show it."""
+
+    id: int
+    author: Author
+    body: str
+    at: datetime
+    agent_name: str | None
+    client_id: str | None
+    read: bool
+
+    def as_json(self) -> dict[str, object]:
+        return {"id": self.id, "from": self.author.value, "text": self.body, "at": self.at.isoformat(),
+                "agent": self.agent_name, "client_id": self.client_id, "read": self.read}
+
+
+def check_message(text: str) -> str:
+    body = text.strip()
+    if not body:
+        raise InvalidInput("Write something first: the message is empty.", field="text")
+    if len(body) > MAX_MESSAGE:
+        raise InvalidInput("A message has at most %(limit)s characters.", field="text", limit=MAX_MESSAGE)
+    return body
+
+
+def check_client_id(client_id: str) -> str:
+    value = client_id.strip()
+    if not value or len(value) > MAX_CLIENT_ID or not value.isascii() or not value.isprintable():
+        raise InvalidInput("Every message needs an id of its own (1 to 64 plain characters).", field="client_id")
+    return value
+
+
+async def lines(session: AsyncSession, chat_id: int, after: int = 0, limit: int = 500) -> list[Line]:
+    """The chat's messages after message `after`, oldest first."""
+    from console.models import Agent
+
+    rows = await session.execute(
+        select(Message, Agent.name).outerjoin(Agent, Agent.id == Message.agent_id)
+        .where(Message.chat_id == chat_id, Message.id > after).order_by(Message.id).limit(limit))
+    return [Line(m.id, m.author, m.body, m.created_at, name, m.client_id, m.read_at is not None)
+            for m, name in rows.all()]
+
+
+async def open_chat(session: AsyncSession, visitor_id: int) -> Chat | None:
+    return await session.scalar(select(Chat).where(Chat.visitor_id == visitor_id, Chat.ended_at.is_(None))
+                                .order_by(Chat.id.desc()).limit(1))
+
+
+async def _current_part(session: AsyncSession, chat_id: int) -> Conversation | None:
+    """The newest part of the chat's conversation (after a handoff, the colleague's)."""
+    return await session.scalar(select(Conversation).where(Conversation.chat_id == chat_id)
+                                .order_by(Conversation.id.desc()).limit(1).with_for_update())
+
+
+async def _store(session: AsyncSession, values: dict[str, object]) -> tuple[Message, bool]:
+    """Insert the message unless this sender sent it before (same client id); returns it and
+    whether it is new. One statement either way, and no error that would end the transaction."""
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = (insert(Message).values(values)
+                 .on_conflict_do_nothing(index_elements=["chat_id", "author", "client_id"],
+                                         index_where=Message.client_id.is_not(None))
+                 .returning(Message))
+    stored = await session.scalar(statement, execution_options={"populate_existing": True})
+    if stored is not None:
+        return stored, True
+    existing = await session.scalar(select(Message).where(
+        Message.chat_id == values["chat_id"], Message.author == values["author"],
+        Message.client_id == values["client_id"]))
+    assert existing is not None
+    return existing, False
+
+
+def _told(session: AsyncSession, conversation: Conversation, message: Message) -> None:
+    agents = frozenset(a for a in (conversation.agent_id,) if a is not None)
+    chat_id, message_id, conversation_id = message.chat_id or 0, message.id, conversation.id
+    changes.emit(session, lambda: changes.ChatMessage(chat_id, message_id, conversation_id, agents))
+
+
+async def from_visitor(ctx: Context, visit_: Visit, client_id: str, text: str, page_url: str = "") -> Line:
+    """The visitor writes: into their open chat, or the first message of a new one, which arrives
+    as a conversation and is routed like a call."""
+    body, client_id = check_message(text), check_client_id(client_id)
+    async with ctx.transaction() as session:
+        chat = await open_chat(session, visit_.visitor_id)
+        site = await session.get(ChatSite, visit_.site_id)
+        if site is None:
+            raise NotFound("This chat is not set up (unknown site key).")
+        new_chat = chat is None
+        if chat is None:
+            chat = Chat(site_id=site.id, visitor_id=visit_.visitor_id, page_url=page_url[:2000] or None,
+                        started_at=utcnow())
+            session.add(chat)
+            await session.flush()
+        chat_id, site_key, queue_id = chat.id, site.key, site.queue_id
+    if new_chat:
+        queue_name = None
+        if queue_id is not None:
+            async with ctx.db.reading() as session:
+                queue_name = await session.scalar(select(Queue.name).where(Queue.id == queue_id))
+        await conversations.arrive(ctx, channel=Channel.CHAT, external_id=f"chat-{chat_id}",
+                                   from_address=visitor_address(site_key, visit_.visitor_id),
+                                   to_address=site.name, queue=queue_name, subject=body[:500], chat_id=chat_id)
+    async with ctx.transaction() as session:
+        part = await _current_part(session, chat_id)
+        if part is None:
+            raise Conflict("This chat could not be started; send your message again.", field="text")
+        message, new = await _store(session, {
+            "chat_id": chat_id, "conversation_id": part.id, "author": Author.CUSTOMER, "body": body,
+            "client_id": client_id, "created_at": utcnow()})
+        if new:
+            _told(session, part, message)
+        return Line(message.id, message.author, message.body, message.created_at, None, message.client_id, False)
+
+
+async def from_agent(ctx: Context, agent_id: int, conversation_id: int, client_id: str, text: str) -> Line:
+    """The agent who has the chat now writes to the visitor."""
+    body, client_id = check_message(text), check_client_id(client_id)
+    async with ctx.transaction() as session:
+        conversation = await session.get(Conversation, conversation_id, with_for_update=True)
+        if conversation is None:
+            raise NotFound("This conversation does not exist.")
+        if conversation.channel is not Channel.CHAT or conversation.chat_id is None:
+            raise InvalidInput("This conversation is not a chat.", field="text")
+        if conversation.agent_id != agent_id or conversation.state is not State.ACTIVE:
+            raise Conflict("This conversation is not yours (any more).")
+        chat = await session.get(Chat, conversation.chat_id)
+        if chat is None or chat.ended_at is not None:
+            raise Conflict("This chat has ended; the visitor no longer reads it.")
+        message, new = await _store(session, {
+            "chat_id": chat.id, "conversation_id": conversation.id, "author": Author.AGENT, "agent_id": agent_id,
+            "body": body, "client_id": client_id, "created_at": utcnow()})
+        if new:
+            _told(session, conversation, message)
+        from console.models import Agent
+
+        agent = await session.get(Agent, agent_id)
+        return Line(message.id, message.author, message.body, message.created_at, agent.name if agent else None,
+                    message.client_id, False)

@@ -1,0 +1,159 @@
+"""Chat sites, visitors and messages, on each database."""
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from console import chat, hours, offers, routing
+from console.errors import Conflict, Forbidden, InvalidInput, NotFound
+from console.models import Author, Channel, Conversation, Message, Queue, State
+from console.ports import Context
+from tests.helpers import add_agent, add_customer
+
+ORIGIN = "https://www.bakkerij.example"
+
+
+async def make_site(ctx: Context, **values: object) -> chat.ChatSite:
+    settings = chat.SiteSettings(**{"origins": [ORIGIN + "/"], **values})  # type: ignore[arg-type]
+    async with ctx.db.transaction() as session:
+        site, created = await chat.configure_site(session, "Bakkerij", settings)
+        assert created
+        session.expunge(site)
+    return site
+
+
+async def test_a_site_is_used_only_from_its_origins_and_by_its_key(ctx: Context) -> None:
+    site = await make_site(ctx)
+    assert site.origins == ORIGIN and len(site.key) >= 20 and site.secret
+    async with ctx.db.reading() as session:
+        assert (await chat.site_for(session, site.key, ORIGIN)).id == site.id
+        assert (await chat.site_for(session, site.key, "HTTPS://WWW.bakkerij.example:443")).id == site.id
+        with pytest.raises(Forbidden, match="may not use this chat"):
+            await chat.site_for(session, site.key, "https://evil.example")
+        with pytest.raises(Forbidden):
+            await chat.site_for(session, site.key, None)
+        with pytest.raises(NotFound, match="unknown site key"):
+            await chat.site_for(session, "nope", ORIGIN)
+
+
+@pytest.mark.parametrize(("values", "says"), [
+    ({"origins": ["www.bakkerij.example"]}, "is not an origin"),
+    ({"origins": ["https://x.example/path"]}, "is not an origin"),
+    ({"origins": []}, "at least one origin"),
+    ({"queue": "nope"}, "no queue called nope"),
+    ({"hours": "mon-fri 17:00-09:00"}, "ends before it starts"),
+    ({"hours": "weekdays 09:00-17:00"}, "are not days"),
+    ({"timezone": "Mars/Olympus"}, "is not a time zone"),
+])
+async def test_a_bad_site_setting_is_a_clear_error(ctx: Context, values: dict[str, object], says: str) -> None:
+    settings = chat.SiteSettings(**{"origins": [ORIGIN], **values})  # type: ignore[arg-type]
+    async with ctx.db.transaction() as session:
+        with pytest.raises((InvalidInput, NotFound), match=says):
+            await chat.configure_site(session, "Bakkerij", settings)
+
+
+async def test_a_visitor_returns_by_token_and_only_on_their_own_site(ctx: Context) -> None:
+    site = await make_site(ctx)
+    first = await chat.visit(ctx, site, None)
+    assert first.fresh and first.identity == "anonymous"
+    again = await chat.visit(ctx, site, first.token)
+    assert not again.fresh and again.visitor_id == first.visitor_id
+    stranger = await chat.visit(ctx, site, "made-up-token")
+    assert stranger.fresh and stranger.visitor_id != first.visitor_id
+    async with ctx.db.transaction() as session:
+        other, _ = await chat.configure_site(session, "Other", chat.SiteSettings(origins=["https://other.example"]))
+        session.expunge(other)
+    elsewhere = await chat.visit(ctx, other, first.token)
+    assert elsewhere.fresh, "a token of one site is nobody on another"
+
+
+async def test_a_signed_identifier_links_the_customer_and_a_forged_one_never_does(ctx: Context) -> None:
+    site = await make_site(ctx)
+    jan = await add_customer(ctx.db, "Jan Jansen", emails=("jan@jansen.example",))
+    signed = chat.signature(site, "jan@jansen.example")
+    verified = await chat.visit(ctx, site, None, "jan@jansen.example", signed.upper())
+    assert verified.identity == "verified" and verified.customer_id == jan
+    forged = await chat.visit(ctx, site, None, "jan@jansen.example", "0" * 64)
+    assert forged.identity == "anonymous" and forged.customer_id is None, "ignored, never linked"
+    someone_else = await chat.visit(ctx, site, verified.token, "piet@x.example", chat.signature(site, "piet@x.example"))
+    assert someone_else.visitor_id != verified.visitor_id, "another login on the same browser is another visitor"
+    async with ctx.db.transaction() as session:
+        strict, _ = await chat.configure_site(session, "Bakkerij", chat.SiteSettings(identity_required=True))
+        session.expunge(strict)
+    with pytest.raises(Forbidden, match="could not confirm who you are"):
+        await chat.visit(ctx, strict, None, "jan@jansen.example", "0" * 64)
+
+
+async def test_the_first_message_starts_a_routed_chat_and_a_resend_is_stored_once(ctx: Context) -> None:
+    anna = await add_agent(ctx.db, "anna@x.nl", "Anna", extension="201")
+    async with ctx.db.transaction() as session:
+        session.add(Queue(name="webshop"))
+    site = await make_site(ctx, queue="webshop")
+    await routing.set_status(ctx, anna, "available")
+    visit = await chat.visit(ctx, site, None)
+    first = await chat.from_visitor(ctx, visit, "m-1", "  Is my order on its way?  ", page_url=ORIGIN + "/orders")
+    assert first.body == "Is my order on its way?" and first.author is Author.CUSTOMER
+    again = await chat.from_visitor(ctx, visit, "m-1", "Is my order on its way?")
+    assert again.id == first.id, "the same client id is the same message"
+    async with ctx.db.reading() as session:
+        conversation = await session.scalar(select(Conversation).where(Conversation.channel == Channel.CHAT))
+        assert conversation is not None and conversation.state is State.OFFERED and conversation.agent_id == anna
+        assert conversation.subject == "Is my order on its way?"
+        assert await session.scalar(select(func.count()).select_from(Message)) == 1
+    with pytest.raises(Conflict, match="not yours"):
+        await chat.from_agent(ctx, anna, conversation.id, "a-1", "Hello!")  # still ringing
+    await offers.accept(ctx, anna, conversation.id)
+    reply = await chat.from_agent(ctx, anna, conversation.id, "a-1", "Hello! Let me look.")
+    assert reply.agent_name == "Anna"
+    bram = await add_agent(ctx.db, "bram@x.nl", "Bram")
+    with pytest.raises(Conflict, match="not yours"):
+        await chat.from_agent(ctx, bram, conversation.id, "b-1", "Me too")
+    second = await chat.from_visitor(ctx, visit, "m-2", "Thanks")
+    async with ctx.db.reading() as session:
+        assert conversation.chat_id is not None
+        shown = await chat.lines(session, conversation.chat_id)
+        assert [line.body for line in shown] == ["Is my order on its way?", "Hello! Let me look.", "Thanks"]
+        assert [line.body for line in await chat.lines(session, conversation.chat_id, after=reply.id)] == ["Thanks"]
+    assert second.id > reply.id
+    notified = [c for batch in ctx.notify.batches for c in batch  # type: ignore[attr-defined]
+                if isinstance(c, chat.changes.ChatMessage)]
+    assert [c.message_id for c in notified] == [first.id, reply.id, second.id], "a resend tells nobody again"
+
+
+@pytest.mark.parametrize("text", ["", "   ", "x" * (chat.MAX_MESSAGE + 1)])
+async def test_an_empty_or_oversize_message_is_refused_and_nothing_starts(ctx: Context, text: str) -> None:
+    site = await make_site(ctx)
+    visit = await chat.visit(ctx, site, None)
+    with pytest.raises(InvalidInput):
+        await chat.from_visitor(ctx, visit, "m-1", text)
+    with pytest.raises(InvalidInput, match="id of its own"):
+        await chat.from_visitor(ctx, visit, "", "hello")
+    async with ctx.db.reading() as session:
+        assert await session.scalar(select(func.count()).select_from(Conversation)) == 0
+
+
+def test_opening_hours_hold_in_the_sites_time_zone_over_daylight_saving() -> None:
+    week = "mon-fri 09:00-17:00; sat 10:00-12:00,13:00-15:00"
+    # Friday 27 March 2026 08:30 UTC is 09:30 in Amsterdam (winter time, UTC+1): open.
+    assert hours.is_open(week, "Europe/Amsterdam", datetime(2026, 3, 27, 8, 30, tzinfo=UTC))
+    # Monday 30 March 2026 07:30 UTC is 09:30 in Amsterdam (summer time, UTC+2): open; 06:30 UTC is not.
+    assert hours.is_open(week, "Europe/Amsterdam", datetime(2026, 3, 30, 7, 30, tzinfo=UTC))
+    assert not hours.is_open(week, "Europe/Amsterdam", datetime(2026, 3, 30, 6, 30, tzinfo=UTC))
+    assert not hours.is_open(week, "Europe/Amsterdam", datetime(2026, 3, 28, 11, 30, tzinfo=UTC))  # sat 12:30
+    assert not hours.is_open(week, "Europe/Amsterdam", datetime(2026, 3, 29, 10, 0, tzinfo=UTC))  # sunday
+    assert hours.is_open("", "Europe/Amsterdam", datetime(2026, 3, 29, 3, 0, tzinfo=UTC)), "no hours: always open"
+
+
+async def test_erasing_the_customer_makes_their_chat_visitor_nobody(ctx: Context) -> None:
+    from console import privacy
+    from console.models import ChatVisitor
+
+    site = await make_site(ctx)
+    jan = await add_customer(ctx.db, "Jan Jansen", emails=("jan@jansen.example",))
+    sanne = await add_agent(ctx.db, "sanne@x.nl", "Sanne", role="supervisor")
+    visit = await chat.visit(ctx, site, None, "jan@jansen.example", chat.signature(site, "jan@jansen.example"))
+    await privacy.erase(ctx, sanne, jan)
+    async with ctx.db.reading() as session:
+        visitor = await session.get(ChatVisitor, visit.visitor_id)
+    assert visitor is not None and (visitor.customer_id, visitor.email, visitor.identifier) == (None, None, None)
