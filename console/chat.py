@@ -371,10 +371,10 @@ async def from_agent(ctx: Context, agent_id: int, conversation_id: int, client_i
         conversation = await session.get(Conversation, conversation_id, with_for_update=True)
         if conversation is None:
             raise NotFound("This conversation does not exist.")
-        if conversation.channel is not Channel.CHAT or conversation.chat_id is None:
-            raise InvalidInput("This conversation is not a chat.", field="text")
         if conversation.agent_id != agent_id or conversation.state is not State.ACTIVE:
             raise Conflict("This conversation is not yours (any more).")
+        if conversation.channel is not Channel.CHAT or conversation.chat_id is None:
+            raise InvalidInput("This conversation is not a chat.", field="text")
         chat = await session.get(Chat, conversation.chat_id)
         if chat is None or chat.ended_at is not None:
             raise Conflict("This chat has ended; the visitor no longer reads it.")

@@ -147,6 +147,17 @@ async def revision_of(session: AsyncSession, customer_id: int | None) -> int:
     return int(await session.scalar(select(Customer.revision).where(Customer.id == customer_id)) or 0)
 
 
+async def transcript(session: AsyncSession, conversation: ConversationInfo, earlier: list[int] | None = None,
+                     ) -> list[Message]:
+    """What the customer and the agents wrote: a chat's messages over all its parts, in order."""
+    if conversation.chat_id is not None:
+        where = Message.chat_id == conversation.chat_id
+    else:
+        where = Message.conversation_id.in_(earlier if earlier is not None else [conversation.id])
+    return list(await session.scalars(select(Message).where(where).options(selectinload(Message.agent))
+                                      .order_by(Message.id)))
+
+
 async def build_pop(session: AsyncSession, conversation: Conversation | ConversationInfo, offered: bool,
                     region: str, *, queue_name: str | None = None) -> Pop:
     """Everything one pop shows; `queue_name` when the caller knows it already (the push worker)."""
@@ -165,8 +176,7 @@ async def build_pop(session: AsyncSession, conversation: Conversation | Conversa
         pop.candidates = await customers.brief(session, ids)
     pop.notes = await notes.of_parts(session, earlier)
     if conversation.channel is not Channel.CALL:  # calls have no written messages
-        pop.transcript = list(await session.scalars(
-            select(Message).where(Message.conversation_id.in_(earlier)).order_by(Message.created_at, Message.id)))
+        pop.transcript = await transcript(session, conversation, earlier)
     if conversation.parent_id is not None:
         pop.handoff = await handoffs.leading_to(session, conversation.id)
         # What happened before this part began: later events of the earlier parts (a colleague's

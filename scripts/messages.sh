@@ -33,6 +33,7 @@ trap 'rm -f "$new_pot"' EXIT
     --keywords=InvalidInput \
     --keywords=NotFound \
     --keywords=Conflict \
+    --keywords=Forbidden \
     --keywords=TooManyAttempts \
     --keywords=Unavailable \
     .

@@ -232,9 +232,28 @@
     var ctx = event.detail && event.detail.ctx;
     if (form && ctx && ctx.response && ctx.response.status < 400) {
       form.reset();
+      if (form.elements.client_id) form.elements.client_id.value = "";  // the next message is a new one
       var details = form.closest("details");
       if (details) details.open = false;
     }
+  });
+
+  // A chat message gets its id when it is first sent and keeps it until it went through: sent
+  // again after a network failure, it is stored once. Enter sends; Shift+Enter is a new line.
+  function messageId() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    return Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 12);
+  }
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form.matches && form.matches("form[data-chat-composer]") && !form.elements.client_id.value)
+      form.elements.client_id.value = messageId();
+  }, true);
+  document.addEventListener("keydown", function (event) {
+    var box = event.target;
+    if (event.key !== "Enter" || event.shiftKey || event.isComposing || !box.closest) return;
+    var form = box.closest("form[data-chat-composer]");
+    if (form && box.tagName === "TEXTAREA") { event.preventDefault(); form.requestSubmit(); }
   });
 
   // The search box's results close once a customer is chosen, on Escape, or on a click elsewhere.

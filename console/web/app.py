@@ -29,7 +29,7 @@ from console.errors import ConsoleError, Unavailable
 from console.models import Agent
 from console.settings import Settings
 from console.settings import load as load_settings
-from console.web import health, live, openapi, pages, workspace
+from console.web import health, live, openapi, pages, visitors, workspace
 from console.web.assets import StaticAssets, asset_dir
 from console.web.metrics import metrics_endpoint
 from console.web.render import AGENTS_CHANGED_STREAM
@@ -248,6 +248,7 @@ def make_routes(w: Wiring) -> list[BaseRoute]:
         Route("/conversations/{id:int}/decline", pages.decline_offer, methods=["POST"]),
         Route("/conversations/{id:int}/wrap-up", pages.wrap_up, methods=["POST"]),
         Route("/conversations/{id:int}/end", pages.end_conversation, methods=["POST"]),
+        Route("/conversations/{id:int}/messages", pages.send_message, methods=["POST"]),
         Route("/conversations/{id:int}/customers", pages.create_customer, methods=["POST"]),
         Route("/conversations/{id:int}/notes", workspace.conversation_note, methods=["POST"]),
         Route("/conversations/{id:int}/handoff", workspace.start_handoff, methods=["POST"]),
@@ -290,6 +291,8 @@ def make_routes(w: Wiring) -> list[BaseRoute]:
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi.openapi, methods=["GET"]),
         WebSocketRoute("/ws", live.live_socket),
+        Route("/chat/widget.js", visitors.widget_script, methods=["GET"]),
+        WebSocketRoute("/chat/ws", visitors.visitor_socket),
         *cti.routes(w.ctx, w.settings.cti_token, observe_pop=w.metrics.pop_latency.observe),
         Mount("/static", StaticAssets(directory=asset_dir("static")), name="static"),
     ]

@@ -59,6 +59,19 @@ def _parser() -> argparse.ArgumentParser:
     reset.add_argument("email")
     reset.add_argument("--password", help="the new password (at least 8 characters); without it one is made up "
                                           "and printed")
+    site = sub.add_parser("chat-site", help="set up a website's chat widget, or change it; prints the tag to embed")
+    site.add_argument("name")
+    site.add_argument("--origin", action="append", help="where the widget may run, e.g. https://www.example.nl "
+                                                        "(repeat; replaces the list)")
+    site.add_argument("--queue", help="the queue its chats go to (\"\" for none)")
+    site.add_argument("--greeting", help="what the widget says first")
+    site.add_argument("--identity-required", action=argparse.BooleanOptionalAction, default=None,
+                      help="refuse identifiers the website did not sign")
+    site.add_argument("--hours", help="opening hours, e.g. \"mon-fri 09:00-17:00; sat 10:00-14:00\" (\"\": always)")
+    site.add_argument("--timezone", help="the time zone of the hours (Europe/Amsterdam)")
+    site.add_argument("--idle-minutes", type=int, help="a chat nobody writes in ends after this many minutes (10)")
+    site.add_argument("--console-url", default="https://console.example.nl",
+                      help="the console's public URL, for the printed tag")
     totp = sub.add_parser("totp", help="turn a supervisor's or admin's second factor (one-time codes) on or off")
     totp.add_argument("email")
     totp.add_argument("--off", action="store_true", help="turn it off")

@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         "queue": queue,
         "agent": agent,
         "reset-password": reset_password,
+        "chat-site": chat_site,
         "dispositions": dispositions,
         "totp": totp,
         "retention": retention,
@@ -227,6 +228,29 @@ def reset_password(args: argparse.Namespace) -> int:
         if args.password is None:
             print(f"new password: {password}")
             print("hand it over in person or by phone; they can change it under Account in the console")
+        return 0
+
+    return _with_database(job)
+
+
+def chat_site(args: argparse.Namespace) -> int:
+    from console import chat
+
+    values = chat.SiteSettings(origins=args.origin, queue=args.queue, greeting=args.greeting,
+                               identity_required=args.identity_required, hours=args.hours, timezone=args.timezone,
+                               idle_minutes=args.idle_minutes)
+
+    async def job(db: Database, settings: Settings) -> int:
+        async with db.transaction() as session:
+            site, created = await chat.configure_site(session, args.name, values)
+            print(f"{'created' if created else 'changed'} chat site {site.name}: origins "
+                  f"{', '.join(site.origins.split())}; identity {'required' if site.identity_required else 'optional'}"
+                  f"; hours {site.hours or 'always open'} ({site.timezone})")
+            print(f"site key: {site.key}")
+            print(f"secret for signing identifiers (keep it on the website's server): {site.secret}")
+            print("put this on every page of the site, before </body>:")
+            url = args.console_url.rstrip("/")
+            print(f'  <script src="{url}/chat/widget.js" data-site="{site.key}" async></script>')
         return 0
 
     return _with_database(job)

@@ -15,7 +15,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from console import auth, conversations, i18n, offers, routing, wrapup
+from console import auth, chat, conversations, i18n, offers, routing, wrapup
 from console.errors import InvalidInput, NotFound, TooManyAttempts
 from console.i18n import N_
 from console.models import AgentStatus
@@ -313,6 +313,14 @@ async def wrap_up(request: Request) -> Response:
     return await act(request, lambda ctx, agent_id, form: wrapup.finish(
         ctx, agent_id, conversation_of(request), field(form, "disposition", 100),
         field(form, "note", wrapup.MAX_NOTE + 1)))
+
+
+async def send_message(request: Request) -> Response:
+    """The agent answers the visitor of a chat; the message's id comes from the page, so a resend
+    (the network dropped the answer) is stored once."""
+    return await act(request, lambda ctx, agent_id, form: chat.from_agent(
+        ctx, agent_id, conversation_of(request), field(form, "client_id", chat.MAX_CLIENT_ID),
+        field(form, "text", chat.MAX_MESSAGE + 100)))
 
 
 async def end_conversation(request: Request) -> Response:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -25,14 +26,24 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from console import changes, customers, handoffs, profile
+from console import changes, chat, customers, handoffs, profile
 from console.changes import Change, ConversationInfo
 from console.conversations import parts
 from console.db import Database
 from console.errors import NotFound
 from console.models import Agent, Conversation, Handoff, HandoffState, Note, Queue, Role, State
 from console.ports import recipients
-from console.screenpop import AgentView, Current, IncomingHandoff, Pop, Presence, agent_view, build_pop, wrap_up_of
+from console.screenpop import (
+    AgentView,
+    Current,
+    IncomingHandoff,
+    Pop,
+    Presence,
+    agent_view,
+    build_pop,
+    transcript,
+    wrap_up_of,
+)
 from console.web.render import Renderer, agent_stream, removal
 from console.wrapup import dispositions
 from realtime import Bus, BusUnavailable
@@ -51,6 +62,7 @@ class Outbox:
     """The fragments of one batch per recipient, rendered once per language."""
 
     fragments: dict[int, list[Render]] = field(default_factory=dict)
+    visitors: list[tuple[str, str]] = field(default_factory=list)  # (chat stream, JSON) for visitors' widgets
 
     def add(self, agent_ids: int | Sequence[int] | frozenset[int], render: Render) -> None:
         memo: dict[str, str] = {}
@@ -176,6 +188,12 @@ class Pusher:
         languages = {agent_id: card.language for agent_id, card in cards.items()}
         for agent_id, html in out.frames(languages):
             await self._send(agent_id, html)
+        for stream, payload in out.visitors:
+            try:
+                await self.bus.publish(stream, payload)
+            except Exception as exc:  # the widget asks for what it missed when it reconnects
+                log.warning("could not publish to %s (%s); the visitor's widget catches up on reconnect",
+                            stream, exc)
 
     async def _send(self, agent_id: int, html: str) -> None:
         if agent_id in self._unhealed:
@@ -271,6 +289,9 @@ class Pusher:
             pop = Pop(info, False, info.address, queue_name=await self._queue_name(session, info.queue_id),
                       version=change.version)
             out.add(change.agent_id, self._render("partials/pop_state.html", pop=pop))
+            if info.chat_id is not None:  # the answer box opens
+                out.add(change.agent_id, self._render("partials/chat_composer.html", pop=pop, c=info,
+                                                      prefix=f"pop-{info.id}"))
         else:
             pop = replace(await self._pop(session, memo, info), version=change.version)
             out.add(change.agent_id, self._render("partials/pop.html", pop=pop))
@@ -347,6 +368,30 @@ class Pusher:
         for agent_id in viewing & change.agent_ids:
             await self._customer_page(session, agent_id, change.customer_id, out)
 
+    async def chat_message(self, session: AsyncSession, change: changes.ChatMessage, out: Outbox,
+                           memo: dict[Any, Any]) -> None:
+        """A chat's transcript for the agents who show it (once per batch: several messages of one
+        chat make one transcript), and the message for the visitor's widget."""
+        conversation = await session.get(Conversation, change.conversation_id)
+        if conversation is None:
+            return
+        info = ConversationInfo.of(conversation)
+        key, told = ("transcript", change.chat_id), ("told", change.chat_id)
+        if key not in memo:
+            memo[key], memo[told] = await transcript(session, info), set()
+        untold = change.agent_ids - memo[told]  # the transcript read covers every message of the batch
+        if untold:
+            memo[told] |= untold
+            for prefix in await _shown_as(session, change.conversation_id):
+                out.add(untold, self._render("partials/chat_transcript.html", messages=memo[key], prefix=prefix))
+        message = next((m for m in memo[key] if m.id == change.message_id), None)
+        if message is not None:
+            line = chat.Line(message.id, message.author, message.body, message.created_at,
+                             message.agent.name if message.agent else None, message.client_id,
+                             message.read_at is not None)
+            out.visitors.append((chat.chat_stream(change.chat_id), json.dumps({"type": "message",
+                                                                              "message": line.as_json()})))
+
     async def page_opened(self, session: AsyncSession, change: changes.PageOpened, out: Outbox,
                           memo: dict[Any, Any]) -> None:
         await self._customer_page(session, change.agent_id, change.customer_id, out)
@@ -384,4 +429,5 @@ HANDLERS: dict[type, Handler] = {
     changes.HandoffAnswered: Pusher.handoff_answered,
     changes.CustomerChanged: Pusher.customer_changed,
     changes.PageOpened: Pusher.page_opened,
+    changes.ChatMessage: Pusher.chat_message,
 }

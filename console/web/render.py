@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
 
 from console import i18n
 from console.changes import ConversationInfo
@@ -31,6 +33,24 @@ LABELS = [
     N_("quote"), N_("ended"), N_("cancelled"), N_("cold"), N_("warm"), N_("available"), N_("busy"), N_("away"),
     N_("offline"),
 ]
+
+
+_LINK = re.compile(r"\bhttps?://[^\s<>\"']+", re.IGNORECASE)
+LINK_REL = "noopener noreferrer nofollow ugc"
+
+
+def linkify(text: str) -> Markup:
+    """Text someone typed, escaped, with its http(s) links clickable (opening in a new tab, with
+    no referrer and no say over the page that opened it). Nothing else of it becomes markup."""
+    out, start = [], 0
+    for found in _LINK.finditer(text):
+        url = found.group(0).rstrip(".,;:!?)")
+        end = found.start() + len(url)
+        out.append(escape(text[start:found.start()]))
+        out.append(Markup('<a href="{0}" target="_blank" rel="{1}">{0}</a>').format(url, LINK_REL))
+        start = end
+    out.append(escape(text[start:]))
+    return Markup("").join(out)
 
 
 def agent_stream(agent_id: int) -> str:
@@ -91,7 +111,7 @@ class Renderer:
                 "phone": lambda raw: format_phone(raw, self.region),
                 "language_name": lambda code: i18n.language_name(code, language), "clock": i18n.clock,
                 "said": lambda reason: catalog.gettext(reason.text) % dict(reason.values),
-                "label": lambda code: i18n.label(code, catalog.gettext)}
+                "label": lambda code: i18n.label(code, catalog.gettext), "linkify": linkify}
 
     def render(self, template: str, language: str, **values: Any) -> str:
         # The helpers depend on the language only: built once per language, not per fragment.

@@ -53,6 +53,7 @@ TABLE: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("POST", "/conversations/{id}/decline"):            (409, 409, 409, 409, 401),
     ("POST", "/conversations/{id}/wrap-up"):            (409, 409, 409, 409, 401),
     ("POST", "/conversations/{id}/end"):                (409, 409, 409, 409, 401),
+    ("POST", "/conversations/{id}/messages"):           (422, 409, 409, 409, 401),
     ("POST", "/conversations/{id}/customers"):          (204, 409, 409, 409, 401),
     ("POST", "/conversations/{id}/notes"):              (204, 403, 204, 204, 401),
     ("POST", "/conversations/{id}/handoff"):            (409, 409, 409, 409, 401),
@@ -90,6 +91,7 @@ TABLE: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("POST", "/canned/{id}/delete"):                    (403, 403, 200, 200, 401),
     ("GET", "/canned/{id}/fill"):                       (200, 403, 200, 200, 401),
     ("GET", "/healthz"):                                (200, 200, 200, 200, 200),
+    ("GET", "/chat/widget.js"):                         (200, 200, 200, 200, 200),
     ("GET", "/openapi.json"):                           (200, 200, 200, 200, 200),
     # Operators only, by address or token, whoever is logged in (the test client is on loopback).
     ("GET", "/readyz"):                                 (200, 200, 200, 200, 200),
@@ -184,6 +186,7 @@ def _request(world: World, method: str, pattern: str) -> tuple[str, dict[str, st
         f"/conversations/{conversation}/wrap-up": {"disposition": "resolved"},
         f"/conversations/{conversation}/customers": {"name": "Nieuwe Klant"},
         f"/conversations/{conversation}/notes": {"body": "Wants a callback"},
+        f"/conversations/{conversation}/messages": {"client_id": "m-1", "text": "Hello"},
         f"/conversations/{conversation}/handoff": {"target": f"agent:{ids['bram']}", "mode": "cold", "note": "x"},
         f"/handoffs/{ids['handoff']}/decline": {"reason": "Busy"},
         "/tickets": {"subject": "Follow up", "conversation_id": str(conversation), "priority": "normal"},

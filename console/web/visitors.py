@@ -1,0 +1,252 @@
+"""The chat widget's websocket: one per visitor's browser tab, at /chat/ws?site=KEY.
+
+The page it runs on must be on one of the site's origins. The widget speaks JSON:
+
+- it says `hello` first: `{"type": "hello", "visitor": token or null, "identifier": ..., "identifier_hash":
+  ..., "after": the newest message id it shows, "page": its URL, "lang": "nl" or "en"}`;
+- the console answers `welcome` with the visitor's token (new or the same), whether the site is
+  open now, its greeting, and every message of the open chat after `after`;
+- the widget sends `{"type": "message", "id": its own id for the message, "text": ...}`; the
+  console answers `ack` with the stored message, and pushes `message` frames as either side writes.
+
+Messages carry the console's id: the widget shows each id once, in order of ids, so what arrives
+twice (an ack and the push of the same message, a resend after a reconnect) is shown once.
+Refusals come as `error` frames in the visitor's language, with a code the widget can act on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import deque
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from console import chat, hours, i18n
+from console.errors import ConsoleError, Forbidden, NotFound
+from console.models import ChatSite, utcnow
+from console.web.assets import asset_dir
+from console.web.wiring import Wiring
+from realtime import BusUnavailable, Frame
+
+log = logging.getLogger("console.web.visitors")
+
+POLICY_VIOLATION, TRY_AGAIN_LATER = 1008, 1013
+HELLO_SECONDS = 10.0  # a socket that says nothing is closed
+MESSAGES_PER_MINUTE = 30  # per visitor, and (times ADDRESS_FACTOR) per client address, on this node
+ADDRESS_FACTOR = 5
+OUTBOX = 256  # frames waiting for a slow widget before it is closed (it catches up on reconnect)
+
+
+class Limiter:
+    """How often a key did something in the last minute; a bounded memory of keys."""
+
+    def __init__(self, keys: int = 10_000) -> None:
+        self._seen: dict[str, deque[float]] = {}
+        self._keys = keys
+
+    def allow(self, key: str, per_minute: int) -> bool:
+        now = time.monotonic()
+        stamps = self._seen.pop(key, None) or deque()
+        while stamps and now - stamps[0] > 60:
+            stamps.popleft()
+        allowed = len(stamps) < per_minute
+        if allowed:
+            stamps.append(now)
+        self._seen[key] = stamps  # most recently used last
+        while len(self._seen) > self._keys:
+            self._seen.pop(next(iter(self._seen)))
+        return allowed
+
+
+LIMITER = Limiter()
+
+
+class Refused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def _error(code: str, message: str, message_id: str | None = None) -> str:
+    return json.dumps({"type": "error", "code": code, "message": message, "id": message_id})
+
+
+async def visitor_socket(websocket: WebSocket) -> None:
+    w: Wiring = websocket.app.state.wiring
+    await websocket.accept()  # refusals are said in words, then the socket closes with 1008
+    language = "en"
+    try:
+        async with w.ctx.db.reading() as session:
+            site = await chat.site_for(session, websocket.query_params.get("site", ""),
+                                       websocket.headers.get("origin"))
+            session.expunge(site)
+        hello = await _hello(websocket)
+        language = "nl" if str(hello.get("lang", "")).lower().startswith("nl") else "en"
+        visit = await chat.visit(w.ctx, site, _text(hello, "visitor", 100) or None, _text(hello, "identifier", 320),
+                                 _text(hello, "identifier_hash", 200))
+    except (NotFound, Forbidden) as exc:
+        code = "site" if isinstance(exc, NotFound) else "origin" if "website" in exc.template else "identity"
+        await _close(websocket, _error(code, exc.translated(i18n.translations(language).gettext)))
+        return
+    except Refused as exc:
+        await _close(websocket, _error(exc.code, exc.message))
+        return
+    except (WebSocketDisconnect, RuntimeError):
+        return
+    await _serve(websocket, w, site, visit, hello, language)
+
+
+async def _close(websocket: WebSocket, frame: str) -> None:
+    with contextlib.suppress(Exception):
+        await websocket.send_text(frame)
+        await websocket.close(POLICY_VIOLATION)
+
+
+def _text(data: dict[str, Any], name: str, limit: int) -> str:
+    value = data.get(name)
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def _number(data: dict[str, Any], name: str) -> int:
+    value = data.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+async def _receive(websocket: WebSocket) -> dict[str, Any]:
+    """The next JSON object from the widget; what is not one is refused in words."""
+    raw = await websocket.receive_text()
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise Refused("protocol", "The chat sent something the console does not understand. Reload the page.")
+    return data
+
+
+async def _hello(websocket: WebSocket) -> dict[str, Any]:
+    try:
+        async with asyncio.timeout(HELLO_SECONDS):
+            data = await _receive(websocket)
+    except TimeoutError:
+        raise Refused("protocol", "The chat did not say hello in time. Reload the page.") from None
+    if data.get("type") != "hello":
+        raise Refused("protocol", "The chat must say hello first. Reload the page.")
+    return data
+
+
+async def _serve(websocket: WebSocket, w: Wiring, site: ChatSite, visit: chat.Visit, hello: dict[str, Any],
+                 language: str) -> None:
+    _ = i18n.translations(language).gettext
+    outbox: asyncio.Queue[str | None] = asyncio.Queue(OUTBOX)
+    shown = _number(hello, "after")  # the newest message id the widget has; the pushes go on from there
+    page = _text(hello, "page", 2000)
+    address = websocket.client.host if websocket.client else "unknown"
+
+    def push(frame: Frame | None) -> None:
+        if frame is None:  # the bus lost frames: the widget reconnects and asks from its newest id
+            outbox.put_nowait(None)
+            return
+        try:
+            outbox.put_nowait(frame.payload)
+        except asyncio.QueueFull:
+            with contextlib.suppress(asyncio.QueueEmpty):
+                outbox.get_nowait()
+            outbox.put_nowait(None)
+
+    async def send() -> None:
+        while True:
+            frame = await outbox.get()
+            if frame is None:
+                await websocket.close(TRY_AGAIN_LATER, "catch up")
+                return
+            await websocket.send_text(frame)
+
+    sender = asyncio.create_task(send(), name=f"chat visitor {visit.visitor_id}")
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            following: int | None = None
+
+            async def follow(chat_id: int) -> None:
+                """From now on, pushes of this chat reach the widget; what came before is read."""
+                nonlocal following, shown
+                if following == chat_id:
+                    return
+                subscription = await stack.enter_async_context(w.bus.subscribe(chat.chat_stream(chat_id), OUTBOX))
+                following = chat_id
+                async with w.ctx.db.reading() as session:
+                    missed = await chat.lines(session, chat_id, after=shown)
+                for line in missed:
+                    await outbox.put(json.dumps({"type": "message", "message": line.as_json()}))
+                    shown = max(shown, line.id)
+                subscription.listen(push)
+
+            async with w.ctx.db.reading() as session:
+                current = await chat.open_chat(session, visit.visitor_id)
+            welcome = {"type": "welcome", "visitor": visit.token, "identity": visit.identity,
+                       "open": hours.is_open(site.hours, site.timezone, utcnow()), "greeting": site.greeting,
+                       "chat": current.id if current else None}
+            await outbox.put(json.dumps(welcome))
+            if current is not None:
+                await follow(current.id)
+            while True:
+                data = await _receive(websocket)
+                if data.get("type") != "message":
+                    continue  # typing and read marks come later; unknown kinds are ignored
+                client_id, text = _text(data, "id", 200), _text(data, "text", chat.MAX_MESSAGE * 2)
+                try:
+                    chat.check_message(text)  # an empty or oversize message counts for no limit
+                except ConsoleError as exc:
+                    await outbox.put(_error("message", exc.translated(_), client_id))
+                    continue
+                if not (LIMITER.allow(f"visitor:{visit.visitor_id}", MESSAGES_PER_MINUTE)
+                        and LIMITER.allow(f"address:{address}", MESSAGES_PER_MINUTE * ADDRESS_FACTOR)):
+                    log.warning("chat visitor %s (%s) sends too fast; message refused", visit.visitor_id, address)
+                    await outbox.put(_error("flood", _("You are sending messages very fast. Wait a moment and "
+                                                       "send it again."), client_id))
+                    continue
+                try:
+                    line = await chat.from_visitor(w.ctx, visit, client_id, text, page_url=page)
+                except ConsoleError as exc:
+                    await outbox.put(_error("message", exc.translated(_), client_id))
+                    continue
+                async with w.ctx.db.reading() as session:
+                    current = await chat.open_chat(session, visit.visitor_id)
+                await outbox.put(json.dumps({"type": "ack", "id": client_id, "message": line.as_json()}))
+                if current is not None:
+                    await follow(current.id)
+    except Refused as exc:
+        await _close(websocket, _error(exc.code, exc.message))
+    except BusUnavailable as exc:
+        log.warning("bus unavailable for chat visitor %s: %s; the widget retries", visit.visitor_id, exc)
+        with contextlib.suppress(Exception):
+            await websocket.close(TRY_AGAIN_LATER, "bus unavailable")
+    except (WebSocketDisconnect, RuntimeError, asyncio.CancelledError):
+        pass
+    except Exception:
+        log.exception("the chat socket of visitor %s failed", visit.visitor_id)
+        with contextlib.suppress(Exception):
+            await websocket.close(1011, "server error")
+    finally:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await sender
+
+
+WIDGET = asset_dir("static") / "chat" / "widget.js"
+
+
+async def widget_script(request: Request) -> Response:
+    """The widget, for any website to load with one script tag: cached for a day by browsers
+    (and revalidated after), the same file for every site (its key is on the tag)."""
+    body = WIDGET.read_bytes()
+    return Response(body, media_type="text/javascript; charset=utf-8", headers={
+        "Cache-Control": "public, max-age=86400", "Cross-Origin-Resource-Policy": "cross-origin",
+        "X-Content-Type-Options": "nosniff"})

@@ -1,0 +1,215 @@
+/* The console's chat widget. A website adds one tag:
+ *   <script src="https://console.example.nl/chat/widget.js" data-site="SITE-KEY" async></script>
+ * (optionally data-identifier and data-identifier-hash for a logged-in customer, data-lang="nl").
+ * It draws a button and a chat window in a shadow root, so the page's styles and the widget's
+ * never meet, and talks to the console over a websocket of its own. The visitor's id and the
+ * messages not yet confirmed are kept in the site's own storage (localStorage), so they survive
+ * reloads and a browser that blocks third-party cookies. Everything the visitor or an agent
+ * typed is shown as text; only http(s) links in it become links. */
+(function () {
+  "use strict";
+  var tag = document.currentScript;
+  if (!tag || !tag.dataset.site || window.__consoleChat) return;
+  window.__consoleChat = true;
+  var site = tag.dataset.site;
+  var base = new URL(tag.src, location.href);
+  var socketUrl = (base.protocol === "https:" ? "wss://" : "ws://") + base.host + "/chat/ws?site=" + encodeURIComponent(site);
+  var lang = (tag.dataset.lang || document.documentElement.lang || navigator.language || "en").slice(0, 2).toLowerCase() === "nl" ? "nl" : "en";
+  var T = {
+    en: {open: "Chat with us", title: "Chat", close: "Close the chat", send: "Send", placeholder: "Type your message",
+         you: "You", us: "Customer service", sending: "sending…", connecting: "Connecting…", offline: "Connection lost; trying again…",
+         closed: "We are closed right now. Leave your message and we answer when we are back.",
+         hello: "Hello! How can we help?", label: "Your message", log: "Messages", failed: "Not sent: "},
+    nl: {open: "Chat met ons", title: "Chat", close: "Chat sluiten", send: "Versturen", placeholder: "Typ je bericht",
+         you: "Jij", us: "Klantenservice", sending: "versturen…", connecting: "Verbinden…", offline: "Verbinding weg; opnieuw proberen…",
+         closed: "We zijn nu gesloten. Laat je bericht achter, dan antwoorden we zodra we er weer zijn.",
+         hello: "Hallo! Waarmee kunnen we helpen?", label: "Je bericht", log: "Berichten", failed: "Niet verstuurd: "}
+  }[lang];
+  var store = {
+    get: function (name) { try { return JSON.parse(localStorage.getItem("console-chat:" + site + ":" + name)); } catch (e) { return null; } },
+    set: function (name, value) { try { localStorage.setItem("console-chat:" + site + ":" + name, JSON.stringify(value)); } catch (e) { /* private mode: this tab only */ } }
+  };
+  var visitor = store.get("visitor"), pending = store.get("pending") || [], shownIds = {}, newest = 0;
+  var socket = null, backoff = 1000, welcomed = false;
+
+  // The widget's own document, out of the page's reach.
+  var host = document.createElement("div");
+  host.setAttribute("data-console-chat", "");
+  var root = host.attachShadow({mode: "closed"});
+  var style = document.createElement("style");
+  style.textContent = [
+    ":host{all:initial}",
+    "*{box-sizing:border-box;font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;font-size:15px;line-height:1.4}",
+    ".launch{position:fixed;right:20px;bottom:20px;z-index:2147483000;border:0;border-radius:24px;padding:12px 18px;background:#1d4ed8;color:#fff;cursor:pointer;box-shadow:0 4px 14px #0003}",
+    ".launch:focus-visible,button:focus-visible,textarea:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}",
+    ".window{position:fixed;right:20px;bottom:20px;z-index:2147483001;width:min(360px,calc(100vw - 24px));height:min(520px,calc(100vh - 40px));display:flex;flex-direction:column;background:#fff;color:#111827;border:1px solid #d1d5db;border-radius:12px;box-shadow:0 8px 30px #0004;overflow:hidden}",
+    ".window[hidden],.launch[hidden]{display:none}",
+    "header{display:flex;align-items:center;justify-content:space-between;padding:10px 14px;background:#1d4ed8;color:#fff}",
+    "header h2{margin:0;font-size:16px;font-weight:600}",
+    "header button{background:none;border:0;color:#fff;font-size:20px;cursor:pointer;padding:2px 8px}",
+    ".log{flex:1;overflow-y:auto;margin:0;padding:12px;list-style:none;display:flex;flex-direction:column;gap:8px}",
+    ".line{max-width:85%;padding:8px 10px;border-radius:10px;background:#f3f4f6;overflow-wrap:anywhere;white-space:pre-wrap}",
+    ".line.mine{align-self:flex-end;background:#dbeafe}",
+    ".line .who{display:block;font-size:12px;color:#4b5563}",
+    ".line.pending{opacity:.65}",
+    ".line.note{align-self:center;background:none;color:#4b5563;font-size:13px;text-align:center}",
+    ".line.error{align-self:center;background:#fee2e2;color:#991b1b;font-size:13px}",
+    ".line a{color:#1d4ed8}",
+    ".status{padding:4px 12px;font-size:12px;color:#4b5563;min-height:20px}",
+    "form{display:flex;gap:8px;padding:10px;border-top:1px solid #e5e7eb}",
+    "textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8px;min-height:40px;max-height:120px}",
+    "form button{border:0;border-radius:8px;padding:0 14px;background:#1d4ed8;color:#fff;cursor:pointer}",
+    ".hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}"
+  ].join("");
+  root.appendChild(style);
+  function el(name, attrs, text) {
+    var node = document.createElement(name);
+    for (var key in attrs) node.setAttribute(key, attrs[key]);
+    if (text) node.textContent = text;
+    return node;
+  }
+  var launch = el("button", {"class": "launch", type: "button", "aria-haspopup": "dialog"}, T.open);
+  var win = el("section", {"class": "window", role: "dialog", "aria-label": T.title, hidden: ""});
+  var header = el("header");
+  header.appendChild(el("h2", {}, T.title));
+  var closer = el("button", {type: "button", "aria-label": T.close}, "×");
+  header.appendChild(closer);
+  var log = el("ol", {"class": "log", role: "log", "aria-live": "polite", "aria-label": T.log});
+  var status = el("div", {"class": "status", role: "status"});
+  var form = el("form");
+  var box = el("textarea", {rows: "1", maxlength: "4000", placeholder: T.placeholder, "aria-label": T.label});
+  form.appendChild(box);
+  form.appendChild(el("button", {type: "submit"}, T.send));
+  win.appendChild(header); win.appendChild(log); win.appendChild(status); win.appendChild(form);
+  root.appendChild(launch); root.appendChild(win);
+  (document.body || document.documentElement).appendChild(host);
+
+  function show(open) {
+    win.hidden = !open; launch.hidden = open;
+    store.set("open", open);
+    if (open) { box.focus(); if (!socket) connect(); } else launch.focus();
+  }
+  launch.addEventListener("click", function () { show(true); });
+  closer.addEventListener("click", function () { show(false); });
+  win.addEventListener("keydown", function (event) { if (event.key === "Escape") show(false); });
+
+  // Text as text; http(s) links clickable, opening apart from this page.
+  function fill(node, text) {
+    var link = /\bhttps?:\/\/[^\s<>"']+/gi, start = 0, found;
+    while ((found = link.exec(text))) {
+      var url = found[0].replace(/[.,;:!?)]+$/, "");
+      node.appendChild(document.createTextNode(text.slice(start, found.index)));
+      var a = el("a", {href: url, target: "_blank", rel: "noopener noreferrer nofollow ugc"}, url);
+      node.appendChild(a);
+      start = found.index + url.length;
+      link.lastIndex = start;
+    }
+    node.appendChild(document.createTextNode(text.slice(start)));
+  }
+  function note(text, kind) {
+    var li = el("li", {"class": "line " + (kind || "note")});
+    li.textContent = text;
+    log.appendChild(li);
+    log.scrollTop = log.scrollHeight;
+    return li;
+  }
+  // Each message once, in the console's order of ids; one of ours waiting shows as pending.
+  function place(message) {
+    if (shownIds[message.id]) return;
+    shownIds[message.id] = true;
+    newest = Math.max(newest, message.id);
+    var waiting = message.client_id && log.querySelector('[data-client="' + CSS.escape(message.client_id) + '"]');
+    if (waiting && message.from === "customer") waiting.remove();
+    var mine = message.from === "customer";
+    var li = el("li", {"class": "line" + (mine ? " mine" : ""), "data-id": String(message.id)});
+    li.appendChild(el("span", {"class": "who"}, mine ? T.you : (message.agent || T.us)));
+    var text = el("span");
+    fill(text, message.text);
+    li.appendChild(text);
+    var after = null;
+    log.querySelectorAll("[data-id]").forEach(function (other) {
+      if (!after && Number(other.dataset.id) > message.id) after = other;
+    });
+    log.insertBefore(li, after || log.querySelector(".pending") || null);
+    log.scrollTop = log.scrollHeight;
+  }
+  function showPending(item) {
+    var li = el("li", {"class": "line mine pending", "data-client": item.id});
+    li.appendChild(el("span", {"class": "who"}, T.you + " · " + T.sending));
+    var text = el("span");
+    fill(text, item.text);
+    li.appendChild(text);
+    log.appendChild(li);
+    log.scrollTop = log.scrollHeight;
+  }
+  function newId() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    return Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 12);
+  }
+  function sendPending() {
+    if (!socket || socket.readyState !== 1 || !welcomed) return;
+    pending.forEach(function (item) { socket.send(JSON.stringify({type: "message", id: item.id, text: item.text})); });
+  }
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var text = box.value.trim();
+    if (!text) return;
+    var item = {id: newId(), text: text};
+    pending.push(item);
+    store.set("pending", pending);
+    showPending(item);
+    box.value = "";
+    sendPending();
+    if (!socket) connect();
+  });
+  box.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); form.requestSubmit(); }
+  });
+
+  function connect() {
+    status.textContent = T.connecting;
+    welcomed = false;
+    socket = new WebSocket(socketUrl);
+    socket.addEventListener("open", function () {
+      socket.send(JSON.stringify({type: "hello", visitor: visitor, after: newest, page: location.href, lang: lang,
+                                  identifier: tag.dataset.identifier || "", identifier_hash: tag.dataset.identifierHash || ""}));
+    });
+    socket.addEventListener("message", function (event) {
+      var data;
+      try { data = JSON.parse(event.data); } catch (e) { return; }
+      if (data.type === "welcome") {
+        welcomed = true; backoff = 1000; status.textContent = "";
+        visitor = data.visitor; store.set("visitor", visitor);
+        if (!log.querySelector(".note.greeting")) {
+          note(data.open ? (data.greeting || T.hello) : T.closed).classList.add("greeting");
+        }
+        sendPending();
+      } else if (data.type === "message" || data.type === "ack") {
+        if (data.type === "ack") {
+          pending = pending.filter(function (item) { return item.id !== data.id; });
+          store.set("pending", pending);
+        }
+        place(data.message);
+      } else if (data.type === "error") {
+        if (data.id) {
+          pending = pending.filter(function (item) { return item.id !== data.id; });
+          store.set("pending", pending);
+          var waiting = log.querySelector('[data-client="' + CSS.escape(data.id) + '"]');
+          if (waiting) waiting.remove();
+        }
+        note(T.failed + data.message, "error");
+        if (!data.id) { status.textContent = data.message; backoff = -1; }  // the console refused the chat: do not retry
+      }
+    });
+    socket.addEventListener("close", function () {
+      socket = null;
+      if (backoff < 0) return;
+      status.textContent = T.offline;
+      setTimeout(connect, backoff);
+      backoff = Math.min(backoff * 2, 30000);
+    });
+  }
+  pending.forEach(showPending);
+  if (store.get("open") || pending.length || visitor) connect();
+  if (store.get("open")) { win.hidden = false; launch.hidden = true; }
+})();
