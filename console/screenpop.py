@@ -18,6 +18,7 @@ from console.models import (
     Agent,
     AgentStatus,
     Channel,
+    Chat,
     Conversation,
     ConversationEvent,
     Customer,
@@ -65,6 +66,7 @@ class Pop:
     notes: list[Note] = field(default_factory=list)  # notes on this conversation and its earlier parts
     history: list[ConversationEvent] = field(default_factory=list)  # of the earlier parts, after a handoff
     transcript: list[Message] = field(default_factory=list)
+    page: str | None = None  # a chat's: the web page the visitor wrote from
 
     @property
     def unknown(self) -> bool:
@@ -177,6 +179,8 @@ async def build_pop(session: AsyncSession, conversation: Conversation | Conversa
     pop.notes = await notes.of_parts(session, earlier)
     if conversation.channel is not Channel.CALL:  # calls have no written messages
         pop.transcript = await transcript(session, conversation, earlier)
+    if conversation.chat_id is not None:
+        pop.page = await session.scalar(select(Chat.page_url).where(Chat.id == conversation.chat_id))
     if conversation.parent_id is not None:
         pop.handoff = await handoffs.leading_to(session, conversation.id)
         # What happened before this part began: later events of the earlier parts (a colleague's

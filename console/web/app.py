@@ -293,6 +293,7 @@ def make_routes(w: Wiring) -> list[BaseRoute]:
         WebSocketRoute("/ws", live.live_socket),
         Route("/chat/widget.js", visitors.widget_script, methods=["GET"]),
         WebSocketRoute("/chat/ws", visitors.visitor_socket),
+        Route("/chat/try", visitors.try_page, methods=["GET"]),
         *cti.routes(w.ctx, w.settings.cti_token, observe_pop=w.metrics.pop_latency.observe),
         Mount("/static", StaticAssets(directory=asset_dir("static")), name="static"),
     ]

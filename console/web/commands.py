@@ -373,6 +373,8 @@ def demo(args: argparse.Namespace) -> int:
                 print(await make(db, customers=args.customers, region=settings.default_region))
             else:
                 await _reset_earlier_run(db, settings.default_region)
+            async with db.transaction() as session:
+                await _demo_chat_site(session, args.port)
             return await demo_numbers(db)
         finally:
             await db.close()
@@ -391,6 +393,8 @@ def demo(args: argparse.Namespace) -> int:
         print(f"\n  Simulated calls arrive {pace}, as many as the agents who are logged in can take")
         print("  (and a caller waiting): with nobody logged in, none. Set yourself Available; an offer")
         print("  rings with a screen-pop, and Accept (A) connects the call.")
+        print(f"\n  Chat with yourself: open http://localhost:{args.port}/chat/try (a demo shop on another")
+        print("  address than the console, with the chat widget), and write a message while you are Available.")
         print("  Stop with Ctrl+C.\n")
         staffing_db = Database(settings.database_url)  # the simulator's own: one count a second
         simulator = asyncio.create_task(_after_start(server, run_simulator(
@@ -413,6 +417,19 @@ DEMO_SKILLS = {"anna@demo.example": ["dutch:5", "english:3", "sales:2"],
                "chloe@demo.example": ["english:5", "dutch:1", "sales:4"],
                "daan@demo.example": ["dutch:4", "english:4", "sales:3"],
                "sophie@demo.example": ["dutch:5", "english:5", "sales:5"]}
+
+
+async def _demo_chat_site(session: object, port: int) -> None:
+    """The demo shop's chat: its page is served on localhost while the console is on 127.0.0.1."""
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from console import chat
+    from console.web.visitors import DEMO_SITE
+
+    assert isinstance(session, AsyncSession)
+    await chat.configure_site(session, DEMO_SITE, chat.SiteSettings(
+        origins=[f"http://localhost:{port}", f"http://127.0.0.1:{port}"], queue="service",
+        greeting="Hallo! Waarmee kunnen we helpen? / Hello! How can we help?"))
 
 
 async def _demo_routing(session: object) -> None:

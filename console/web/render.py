@@ -95,6 +95,16 @@ class Renderer:
         self.versions = Versions(asset_dir("static"))
         self._contexts: dict[str, dict[str, Any]] = {}
 
+    def party(self, channel: object, address: str, gettext: Any) -> str:
+        """Who is on the other side, as the agent reads it: a phone number as people write it, a
+        chat's visitor by their number on the site, a mail address as it is."""
+        kind = getattr(channel, "value", channel)
+        if kind == "call":
+            return format_phone(address, self.region)
+        if kind == "chat":
+            return str(gettext("visitor %(number)s") % {"number": address.rpartition(":")[2]})
+        return address
+
     def context(self, language: str) -> dict[str, Any]:
         catalog = i18n.translations(language)
 
@@ -111,7 +121,8 @@ class Renderer:
                 "phone": lambda raw: format_phone(raw, self.region),
                 "language_name": lambda code: i18n.language_name(code, language), "clock": i18n.clock,
                 "said": lambda reason: catalog.gettext(reason.text) % dict(reason.values),
-                "label": lambda code: i18n.label(code, catalog.gettext), "linkify": linkify}
+                "label": lambda code: i18n.label(code, catalog.gettext), "linkify": linkify,
+                "party": lambda channel, address: self.party(channel, address, catalog.gettext)}
 
     def render(self, template: str, language: str, **values: Any) -> str:
         # The helpers depend on the language only: built once per language, not per fragment.

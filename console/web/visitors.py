@@ -250,3 +250,32 @@ async def widget_script(request: Request) -> Response:
     return Response(body, media_type="text/javascript; charset=utf-8", headers={
         "Cache-Control": "public, max-age=86400", "Cross-Origin-Resource-Policy": "cross-origin",
         "X-Content-Type-Options": "nosniff"})
+
+
+DEMO_SITE = "Demo shop"
+
+
+async def try_page(request: Request) -> Response:
+    """In the demo: a page that stands for a customer's website, with the widget on it. It is
+    served on another origin than the console (localhost against 127.0.0.1), so the widget works
+    across origins as on a real site, under a policy of its own that lets the console's script in."""
+    w: Wiring = request.app.state.wiring
+    if not w.settings.demo:
+        return Response("Not found", status_code=404, media_type="text/plain")
+    async with w.ctx.db.reading() as session:
+        from sqlalchemy import select
+
+        key = await session.scalar(select(ChatSite.key).where(ChatSite.name == DEMO_SITE))
+    if key is None:
+        return Response("The demo shop's chat site is not set up; run make demo.", status_code=404,
+                        media_type="text/plain")
+    host = request.url.hostname or "127.0.0.1"
+    console_host = "127.0.0.1" if host == "localhost" else "localhost"
+    console = f"{request.url.scheme}://{console_host}" + (f":{request.url.port}" if request.url.port else "")
+    sockets = console.replace("http", "ws", 1)
+    language = "nl" if request.query_params.get("lang") == "nl" else "en"
+    html = w.renderer.render("chat_try.html", language, key=key, console=console)
+    policy = "; ".join(("default-src 'none'", f"script-src {console}", f"style-src {console}",
+                        f"connect-src {sockets}", "img-src 'self' data:", "base-uri 'none'", "form-action 'none'",
+                        "frame-ancestors 'none'"))
+    return Response(html, media_type="text/html; charset=utf-8", headers={"Content-Security-Policy": policy})

@@ -35,9 +35,8 @@
   // The widget's own document, out of the page's reach.
   var host = document.createElement("div");
   host.setAttribute("data-console-chat", "");
-  var root = host.attachShadow({mode: "closed"});
-  var style = document.createElement("style");
-  style.textContent = [
+  var root = host.attachShadow({mode: "open"});  // styles stay apart either way; open lets tools and tests see in
+  var css = [
     ":host{all:initial}",
     "*{box-sizing:border-box;font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;font-size:15px;line-height:1.4}",
     ".launch{position:fixed;right:20px;bottom:20px;z-index:2147483000;border:0;border-radius:24px;padding:12px 18px;background:#1d4ed8;color:#fff;cursor:pointer;box-shadow:0 4px 14px #0003}",
@@ -61,7 +60,16 @@
     "form button{border:0;border-radius:8px;padding:0 14px;background:#1d4ed8;color:#fff;cursor:pointer}",
     ".hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}"
   ].join("");
-  root.appendChild(style);
+  // A constructed style sheet: a page whose policy forbids inline styles still lets it through.
+  try {
+    var sheet = new CSSStyleSheet();
+    sheet.replaceSync(css);
+    root.adoptedStyleSheets = [sheet];
+  } catch (e) {
+    var style = document.createElement("style");
+    style.textContent = css;
+    root.appendChild(style);
+  }
   function el(name, attrs, text) {
     var node = document.createElement(name);
     for (var key in attrs) node.setAttribute(key, attrs[key]);

@@ -132,5 +132,12 @@ def test_strangers_sockets_are_closed_with_1008(server: tuple[LiveServer, str], 
 def test_a_frame_over_the_limit_closes_the_socket_with_1009(server: tuple[LiveServer, str]) -> None:
     live, url = server
     _, cookie = asyncio.run(_signed_in(live, url))
-    outcome = asyncio.run(_outcome(live, None, live.url, cookie, ["x" * (MAX_MESSAGE + 1)]))
-    assert outcome == f"closed {TOO_BIG}"
+    # The server closes as soon as it reads the frame's length, while the client still writes the
+    # rest: now and then the unread bytes make the kernel reset the connection before the client
+    # read the close frame ("closed None"). Closed it always is; the code shows within a few tries.
+    outcomes = []
+    for _ in range(5):
+        outcomes.append(asyncio.run(_outcome(live, None, live.url, cookie, ["x" * (MAX_MESSAGE + 1)])))
+        if outcomes[-1] == f"closed {TOO_BIG}":
+            break
+    assert set(outcomes) <= {f"closed {TOO_BIG}", "closed None"} and outcomes[-1] == f"closed {TOO_BIG}", outcomes

@@ -92,6 +92,7 @@ TABLE: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("GET", "/canned/{id}/fill"):                       (200, 403, 200, 200, 401),
     ("GET", "/healthz"):                                (200, 200, 200, 200, 200),
     ("GET", "/chat/widget.js"):                         (200, 200, 200, 200, 200),
+    ("GET", "/chat/try"):                               (404, 404, 404, 404, 404),  # only in the demo
     ("GET", "/openapi.json"):                           (200, 200, 200, 200, 200),
     # Operators only, by address or token, whoever is logged in (the test client is on loopback).
     ("GET", "/readyz"):                                 (200, 200, 200, 200, 200),
