@@ -81,14 +81,14 @@ def _error(code: str, message: str, message_id: str | None = None) -> str:
 async def visitor_socket(websocket: WebSocket) -> None:
     w: Wiring = websocket.app.state.wiring
     await websocket.accept()  # refusals are said in words, then the socket closes with 1008
-    language = "en"
+    language = _language(websocket.query_params.get("lang", ""))
     try:
         async with w.ctx.db.reading() as session:
             site = await chat.site_for(session, websocket.query_params.get("site", ""),
                                        websocket.headers.get("origin"))
             session.expunge(site)
         hello = await _hello(websocket)
-        language = "nl" if str(hello.get("lang", "")).lower().startswith("nl") else "en"
+        language = _language(str(hello.get("lang") or language))
         visit = await chat.visit(w.ctx, site, _text(hello, "visitor", 100) or None, _text(hello, "identifier", 320),
                                  _text(hello, "identifier_hash", 200))
     except (NotFound, Forbidden) as exc:
@@ -101,6 +101,10 @@ async def visitor_socket(websocket: WebSocket) -> None:
     except (WebSocketDisconnect, RuntimeError):
         return
     await _serve(websocket, w, site, visit, hello, language)
+
+
+def _language(raw: str) -> str:
+    return "nl" if raw.lower().startswith("nl") else "en"
 
 
 async def _close(websocket: WebSocket, frame: str) -> None:

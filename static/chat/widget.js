@@ -13,8 +13,9 @@
   window.__consoleChat = true;
   var site = tag.dataset.site;
   var base = new URL(tag.src, location.href);
-  var socketUrl = (base.protocol === "https:" ? "wss://" : "ws://") + base.host + "/chat/ws?site=" + encodeURIComponent(site);
   var lang = (tag.dataset.lang || document.documentElement.lang || navigator.language || "en").slice(0, 2).toLowerCase() === "nl" ? "nl" : "en";
+  var socketUrl = (base.protocol === "https:" ? "wss://" : "ws://") + base.host + "/chat/ws?site=" +
+    encodeURIComponent(site) + "&lang=" + lang;
   var T = {
     en: {open: "Chat with us", title: "Chat", close: "Close the chat", send: "Send", placeholder: "Type your message",
          you: "You", us: "Customer service", sending: "sending…", connecting: "Connecting…", offline: "Connection lost; trying again…",
@@ -205,7 +206,7 @@
           var waiting = log.querySelector('[data-client="' + CSS.escape(data.id) + '"]');
           if (waiting) waiting.remove();
         }
-        note(T.failed + data.message, "error");
+        note((data.id ? T.failed : "") + data.message, "error");
         if (!data.id) { status.textContent = data.message; backoff = -1; }  // the console refused the chat: do not retry
       }
     });

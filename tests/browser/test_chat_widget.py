@@ -1,0 +1,132 @@
+"""In Chromium: a visitor chats from a website on another origin than the console, while an agent
+answers in a second browser; markup in what they type never runs; a reload brings the chat back."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from console import chat
+from console.db import Database
+from tests.browser.conftest import signed_in_page
+from tests.conftest import LiveServer, free_port, make_settings
+from tests.helpers import PASSWORD, add_agent
+
+pytestmark = pytest.mark.browser
+
+XSS = 'Hallo <img src=x onerror="alert(1)"><script>alert(2)</script>'
+
+
+class Shop:
+    """A website of the console's customer: its own origin, a page with the widget's one tag."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        handler = lambda *args: http.server.SimpleHTTPRequestHandler(*args, directory=str(directory))  # noqa: E731
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Shop:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Iterator[Shop]:
+    (tmp_path / "shop").mkdir()
+    with Shop(tmp_path / "shop") as site:
+        yield site
+
+
+@pytest.fixture
+async def server(sqlite_url: str, tmp_path: Path, shop: Shop) -> object:
+    db = Database(sqlite_url)
+    await add_agent(db, "anna@x.nl", "Anna de Vries", extension="201")
+    async with db.transaction() as session:
+        site, _ = await chat.configure_site(session, "Bakkerij", chat.SiteSettings(
+            origins=[shop.url], greeting="Goedemiddag! Waar kunnen we mee helpen?"))
+        key = site.key
+    await db.close()
+    with LiveServer(make_settings(sqlite_url, tmp_path)) as live:
+        # Another origin than the console's: localhost against the shop's 127.0.0.1.
+        console = live.url.replace("127.0.0.1", "localhost")
+        (tmp_path / "shop" / "index.html").write_text(
+            '<!doctype html><html lang="nl"><head><meta charset="utf-8"><title>Bakkerij</title>'
+            '<style>button { background: hotpink !important; font-size: 40px }</style></head>'
+            f'<body><h1>Bakkerij</h1><script src="{console}/chat/widget.js" data-site="{key}" async></script>'
+            '</body></html>', encoding="utf-8")
+        yield live
+
+
+async def _visitor(browser: Browser, shop: Shop, dialogs: list[str]) -> Page:
+    context = await browser.new_context(viewport={"width": 1000, "height": 700}, locale="nl-NL")
+    page = await context.new_page()
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    await page.goto(shop.url + "/index.html")
+    return page
+
+
+async def test_a_visitor_and_an_agent_chat_across_origins_and_a_reload_keeps_the_chat(
+        browser: Browser, server: LiveServer, shop: Shop) -> None:
+    dialogs: list[str] = []
+    agent = await signed_in_page(browser, server.url, "anna@x.nl", PASSWORD, viewport=(1366, 768))
+    await agent.click("#agent-status button[value=available]")
+    visitor = await _visitor(browser, shop, dialogs)
+    opener = visitor.get_by_role("button", name="Chat met ons")
+    await expect(opener).to_be_visible(timeout=10_000)
+    color = await opener.evaluate("b => getComputedStyle(b).backgroundColor")
+    assert color != "rgb(255, 105, 180)", "the shop's styles do not reach the widget"
+    await opener.click()
+    window = visitor.get_by_role("dialog", name="Chat")
+    await expect(window.get_by_role("log")).to_contain_text("Goedemiddag!", timeout=10_000)
+    box = window.get_by_role("textbox", name="Je bericht")
+    await expect(box).to_be_focused()
+    await box.fill(XSS)
+    await box.press("Enter")
+    await expect(window.get_by_role("log")).to_contain_text("<script>alert(2)</script>", timeout=10_000)
+
+    pop = agent.locator(".pop")
+    await expect(pop.locator(".pop-state.ringing")).to_have_count(1, timeout=10_000)
+    await expect(pop.locator(".chat-log")).to_contain_text('onerror="alert(1)"')
+    await expect(pop.locator(".chat-composer textarea")).to_be_disabled()
+    await agent.click("button.accept")
+    composer = pop.locator(".chat-composer textarea")
+    await expect(composer).to_be_enabled(timeout=10_000)
+    await composer.fill("Goedemiddag! Uw taart staat klaar: https://bakkerij.example/ophalen")
+    await composer.press("Enter")
+    await expect(composer).to_have_value("", timeout=10_000)
+
+    answer = window.get_by_role("log").locator("li", has_text="Uw taart staat klaar")
+    await expect(answer).to_have_count(1, timeout=10_000)
+    await expect(answer).to_contain_text("Anna de Vries")
+    link = answer.get_by_role("link")
+    assert await link.get_attribute("rel") == "noopener noreferrer nofollow ugc"
+
+    await visitor.reload()  # the chat comes back: each message once, in order, the window open
+    window = visitor.get_by_role("dialog", name="Chat")
+    lines = window.get_by_role("log").locator("li[data-id]")
+    await expect(lines).to_have_count(2, timeout=10_000)
+    assert "alert(2)" in (await lines.nth(0).inner_text()) and "taart" in (await lines.nth(1).inner_text())
+    await expect(agent.locator(".pop .chat-log li")).to_have_count(2)
+    assert dialogs == [], "nothing a visitor typed ran as script"
+
+
+async def test_a_site_that_may_not_use_the_chat_hears_why(browser: Browser, server: LiveServer, shop: Shop,
+                                                           tmp_path: Path) -> None:
+    page_html = (tmp_path / "shop" / "index.html").read_text(encoding="utf-8")
+    (tmp_path / "shop" / "other.html").write_text(page_html.replace('data-site="', 'data-site="x'), encoding="utf-8")
+    visitor = await _visitor(browser, shop, [])
+    await visitor.goto(shop.url + "/other.html")
+    await visitor.get_by_role("button", name="Chat met ons").click()
+    window = visitor.get_by_role("dialog", name="Chat")
+    await expect(window.get_by_role("log")).to_contain_text("niet ingesteld", timeout=10_000)
