@@ -47,6 +47,7 @@ MAX_MESSAGE = 4000  # characters of one message
 MAX_CLIENT_ID = 64
 TOKEN_BYTES = 24
 VERIFIED, TYPED, ANONYMOUS = "verified", "typed", "anonymous"
+OVER = (State.WRAP_UP, State.CLOSED, State.ABANDONED)
 
 
 def chat_stream(chat_id: int) -> str:
@@ -334,6 +335,13 @@ async def from_visitor(ctx: Context, visit_: Visit, client_id: str, text: str, p
     body, client_id = check_message(text), check_client_id(client_id)
     async with ctx.transaction() as session:
         chat = await open_chat(session, visit_.visitor_id)
+        if chat is not None:
+            part = await _current_part(session, chat.id)
+            if part is not None and part.state in OVER:
+                # Nobody reads this chat any more (wrapped up, abandoned): this message starts a
+                # new one, so it is routed to someone instead of landing where no one looks.
+                await conversations.end_chat(session, part, "over")
+                chat = None
         site = await session.get(ChatSite, visit_.site_id)
         if site is None:
             raise NotFound("This chat is not set up (unknown site key).")

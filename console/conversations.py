@@ -18,13 +18,16 @@ from console.lifecycle import ENDED, choose_after, move, record_arrival, set_pre
 from console.models import (
     Agent,
     AgentStatus,
+    Author,
     Channel,
+    Chat,
     ContactKind,
     ContactPoint,
     Conversation,
     Direction,
     Handoff,
     HandoffState,
+    Message,
     Note,
     Offer,
     OfferState,
@@ -456,3 +459,23 @@ async def end(ctx: Context, agent_id: int, conversation_id: int) -> None:
             raise Conflict("A call ends when it is hung up.", field="channel")
         await begin_wrap_up(session, conversation, detail="closed by the agent")
         await cancel_pending_handoffs(session, conversation)
+        if conversation.chat_id is not None:
+            await end_chat(session, conversation, "agent")
+
+
+CHAT_ENDED = "chat ended"  # the system line a chat ends with (each side shows it in its language)
+
+
+async def end_chat(session: AsyncSession, conversation: Conversation, by: str) -> None:
+    """The chat of `conversation` is over: its visitor is told, and their next message starts a new one."""
+    chat = await session.get(Chat, conversation.chat_id, with_for_update=True)
+    if chat is None or chat.ended_at is not None:
+        return
+    chat.ended_at, chat.ended_by = utcnow(), by
+    line = Message(chat_id=chat.id, conversation_id=conversation.id, author=Author.SYSTEM, body=CHAT_ENDED,
+                   created_at=utcnow())
+    session.add(line)
+    await session.flush()
+    agents = frozenset(a for a in (conversation.agent_id,) if a is not None)
+    chat_id, message_id, conversation_id = chat.id, line.id, conversation.id
+    changes.emit(session, lambda: changes.ChatMessage(chat_id, message_id, conversation_id, agents))

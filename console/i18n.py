@@ -93,6 +93,8 @@ LABELS = {
     "resolved": N_("resolved"), "callback agreed": N_("callback agreed"), "sale": N_("sale"),
     "complaint": N_("complaint"), "information given": N_("information given"), "escalated": N_("escalated"),
     "wrap-up timeout": N_("wrap-up timeout"),
+    # what a chat's system lines say (console.conversations)
+    "chat ended": N_("The chat has ended."),
     # what conversation events say (console.lifecycle, conversations, offers, handoffs, wrapup)
     "arrived": N_("arrived"), "answered": N_("answered"), "answered elsewhere": N_("answered elsewhere"),
     "offer withdrawn": N_("offer withdrawn"), "declined": N_("declined"), "rang out": N_("rang out"),

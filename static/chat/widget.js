@@ -20,11 +20,13 @@
     en: {open: "Chat with us", title: "Chat", close: "Close the chat", send: "Send", placeholder: "Type your message",
          you: "You", us: "Customer service", sending: "sending…", connecting: "Connecting…", offline: "Connection lost; trying again…",
          closed: "We are closed right now. Leave your message and we answer when we are back.",
-         hello: "Hello! How can we help?", label: "Your message", log: "Messages", failed: "Not sent: "},
+         hello: "Hello! How can we help?", label: "Your message", log: "Messages", failed: "Not sent: ",
+         ended: "The chat has ended. Write again to start a new one."},
     nl: {open: "Chat met ons", title: "Chat", close: "Chat sluiten", send: "Versturen", placeholder: "Typ je bericht",
          you: "Jij", us: "Klantenservice", sending: "versturen…", connecting: "Verbinden…", offline: "Verbinding weg; opnieuw proberen…",
          closed: "We zijn nu gesloten. Laat je bericht achter, dan antwoorden we zodra we er weer zijn.",
-         hello: "Hallo! Waarmee kunnen we helpen?", label: "Je bericht", log: "Berichten", failed: "Niet verstuurd: "}
+         hello: "Hallo! Waarmee kunnen we helpen?", label: "Je bericht", log: "Berichten", failed: "Niet verstuurd: ",
+         ended: "De chat is beëindigd. Schrijf opnieuw om een nieuwe te beginnen."}
   }[lang];
   var store = {
     get: function (name) { try { return JSON.parse(localStorage.getItem("console-chat:" + site + ":" + name)); } catch (e) { return null; } },
@@ -129,6 +131,11 @@
     newest = Math.max(newest, message.id);
     var waiting = message.client_id && log.querySelector('[data-client="' + CSS.escape(message.client_id) + '"]');
     if (waiting && message.from === "customer") waiting.remove();
+    if (message.from === "system") {
+      var line = note(message.text === "chat ended" ? T.ended : message.text);
+      line.setAttribute("data-id", String(message.id));
+      return;
+    }
     var mine = message.from === "customer";
     var li = el("li", {"class": "line" + (mine ? " mine" : ""), "data-id": String(message.id)});
     li.appendChild(el("span", {"class": "who"}, mine ? T.you : (message.agent || T.us)));

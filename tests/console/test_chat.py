@@ -157,3 +157,31 @@ async def test_erasing_the_customer_makes_their_chat_visitor_nobody(ctx: Context
     async with ctx.db.reading() as session:
         visitor = await session.get(ChatVisitor, visit.visitor_id)
     assert visitor is not None and (visitor.customer_id, visitor.email, visitor.identifier) == (None, None, None)
+
+
+async def test_a_chat_the_agent_ended_tells_the_visitor_and_their_next_message_starts_a_new_one(
+        ctx: Context) -> None:
+    from console import conversations
+
+    anna = await add_agent(ctx.db, "anna@x.nl", "Anna", extension="201")
+    site = await make_site(ctx)
+    await routing.set_status(ctx, anna, "available")
+    visit = await chat.visit(ctx, site, None)
+    await chat.from_visitor(ctx, visit, "m-1", "Hallo")
+    async with ctx.db.reading() as session:
+        first = await session.scalar(select(Conversation))
+    assert first is not None and first.chat_id is not None
+    await offers.accept(ctx, anna, first.id)
+    await conversations.end(ctx, anna, first.id)
+    async with ctx.db.reading() as session:
+        ended = await chat.lines(session, first.chat_id)
+        assert [(line.author, line.body) for line in ended] == [(Author.CUSTOMER, "Hallo"),
+                                                                (Author.SYSTEM, "chat ended")]
+        assert await chat.open_chat(session, visit.visitor_id) is None
+    with pytest.raises(Conflict, match="not yours"):
+        await chat.from_agent(ctx, anna, first.id, "a-1", "Nog iets?")
+    again = await chat.from_visitor(ctx, visit, "m-2", "Nog een vraag")
+    async with ctx.db.reading() as session:
+        newest = await session.scalar(select(Conversation).order_by(Conversation.id.desc()).limit(1))
+        assert newest is not None and newest.id != first.id and newest.chat_id != first.chat_id
+        assert [line.id for line in await chat.lines(session, newest.chat_id or 0)] == [again.id]
