@@ -262,6 +262,11 @@ class Line:
     client_id: str | None
     read: bool
 
+    @classmethod
+    def of(cls, message: Message, agent_name: str | None = None) -> Line:
+        return cls(message.id, message.author, message.body, message.created_at, agent_name, message.client_id,
+                   message.read_at is not None)
+
     def as_json(self) -> dict[str, object]:
         return {"id": self.id, "from": self.author.value, "text": self.body, "at": self.at.isoformat(),
                 "agent": self.agent_name, "client_id": self.client_id, "read": self.read}
@@ -290,8 +295,7 @@ async def lines(session: AsyncSession, chat_id: int, after: int = 0, limit: int 
     rows = await session.execute(
         select(Message, Agent.name).outerjoin(Agent, Agent.id == Message.agent_id)
         .where(Message.chat_id == chat_id, Message.id > after).order_by(Message.id).limit(limit))
-    return [Line(m.id, m.author, m.body, m.created_at, name, m.client_id, m.read_at is not None)
-            for m, name in rows.all()]
+    return [Line.of(m, name) for m, name in rows.all()]
 
 
 async def open_chat(session: AsyncSession, visitor_id: int) -> Chat | None:
@@ -369,18 +373,14 @@ async def from_visitor(ctx: Context, visit_: Visit, client_id: str, text: str, p
             "client_id": client_id, "created_at": utcnow()})
         if new:
             _told(session, part, message)
-        return Line(message.id, message.author, message.body, message.created_at, None, message.client_id, False)
+        return Line.of(message)
 
 
 async def from_agent(ctx: Context, agent_id: int, conversation_id: int, client_id: str, text: str) -> Line:
     """The agent who has the chat now writes to the visitor."""
     body, client_id = check_message(text), check_client_id(client_id)
     async with ctx.transaction() as session:
-        conversation = await session.get(Conversation, conversation_id, with_for_update=True)
-        if conversation is None:
-            raise NotFound("This conversation does not exist.")
-        if conversation.agent_id != agent_id or conversation.state is not State.ACTIVE:
-            raise Conflict("This conversation is not yours (any more).")
+        conversation = await conversations.handled_by(session, conversation_id, agent_id)
         if conversation.channel is not Channel.CHAT or conversation.chat_id is None:
             raise InvalidInput("This conversation is not a chat.", field="text")
         chat = await session.get(Chat, conversation.chat_id)
@@ -394,5 +394,4 @@ async def from_agent(ctx: Context, agent_id: int, conversation_id: int, client_i
         from console.models import Agent
 
         agent = await session.get(Agent, agent_id)
-        return Line(message.id, message.author, message.body, message.created_at, agent.name if agent else None,
-                    message.client_id, False)
+        return Line.of(message, agent.name if agent else None)

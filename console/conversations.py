@@ -447,14 +447,20 @@ async def create_customer(
     return customer_id
 
 
+async def handled_by(session: AsyncSession, conversation_id: int, agent_id: int) -> Conversation:
+    """The conversation, row-locked, when `agent_id` handles it now (it is active with them)."""
+    conversation = await session.get(Conversation, conversation_id, with_for_update=True)
+    if conversation is None:
+        raise NotFound("This conversation does not exist.")
+    if conversation.agent_id != agent_id or conversation.state is not State.ACTIVE:
+        raise Conflict("This conversation is not yours (any more).")
+    return conversation
+
+
 async def end(ctx: Context, agent_id: int, conversation_id: int) -> None:
     """The agent closes a chat or mail they handle: it goes to wrap-up. Calls end by hanging up."""
     async with ctx.transaction() as session:
-        conversation = await session.get(Conversation, conversation_id, with_for_update=True)
-        if conversation is None:
-            raise NotFound("This conversation does not exist.")
-        if conversation.agent_id != agent_id or conversation.state is not State.ACTIVE:
-            raise Conflict("This conversation is not yours (any more).")
+        conversation = await handled_by(session, conversation_id, agent_id)
         if conversation.channel is Channel.CALL:
             raise Conflict("A call ends when it is hung up.", field="channel")
         await begin_wrap_up(session, conversation, detail="closed by the agent")

@@ -386,9 +386,7 @@ class Pusher:
                 out.add(untold, self._render("partials/chat_transcript.html", messages=memo[key], prefix=prefix))
         message = next((m for m in memo[key] if m.id == change.message_id), None)
         if message is not None:
-            line = chat.Line(message.id, message.author, message.body, message.created_at,
-                             message.agent.name if message.agent else None, message.client_id,
-                             message.read_at is not None)
+            line = chat.Line.of(message, message.agent.name if message.agent else None)
             out.visitors.append((chat.chat_stream(change.chat_id), json.dumps({"type": "message",
                                                                               "message": line.as_json()})))
 
