@@ -187,6 +187,9 @@ class ChatMessage:
     message_id: int
     conversation_id: int
     agent_ids: frozenset[int]
+    # What the visitor's widget is told: the message ("message"), that the agent read theirs up
+    # to `message_id` ("read"), or nothing (the visitor's own read marks, shown to the agents only).
+    visitor: str = "message"
 
 
 @dataclass(frozen=True)

@@ -395,3 +395,60 @@ async def from_agent(ctx: Context, agent_id: int, conversation_id: int, client_i
 
         agent = await session.get(Agent, agent_id)
         return Line.of(message, agent.name if agent else None)
+
+
+async def read_by_visitor(ctx: Context, visit_: Visit, upto: int) -> int:
+    """The visitor's widget showed the agents' messages up to `upto`: they are marked read (the
+    agent sees it). Returns how many were marked; only the visitor's own open chat counts."""
+    async with ctx.transaction() as session:
+        chat = await open_chat(session, visit_.visitor_id)
+        return 0 if chat is None else await _mark_read(session, chat.id, Author.AGENT, upto, "")
+
+
+async def read_by_agent(ctx: Context, agent_id: int, conversation_id: int, upto: int) -> int:
+    """The agent's page showed the visitor's messages up to `upto`: the visitor sees them read."""
+    async with ctx.transaction() as session:
+        conversation = await conversations.handled_by(session, conversation_id, agent_id)
+        if conversation.chat_id is None:
+            raise InvalidInput("This conversation is not a chat.", field="upto")
+        return await _mark_read(session, conversation.chat_id, Author.CUSTOMER, upto, "read")
+
+
+async def _mark_read(session: AsyncSession, chat_id: int, author: Author, upto: int, tell_visitor: str) -> int:
+    from sqlalchemy import update
+
+    marked = (await session.execute(
+        update(Message).where(Message.chat_id == chat_id, Message.author == author, Message.id <= upto,
+                              Message.read_at.is_(None))
+        .values(read_at=utcnow()).returning(Message.id))).scalars().all()
+    if marked:
+        part = await _current_part(session, chat_id)
+        if part is not None:
+            agents = frozenset(a for a in (part.agent_id,) if a is not None)
+            newest, part_id = max(marked), part.id
+            changes.emit(session, lambda: changes.ChatMessage(chat_id, newest, part_id, agents, tell_visitor))
+    return len(marked)
+
+
+async def typing_agent(session: AsyncSession, chat_id: int) -> int | None:
+    """Who sees that the visitor of this chat types: the agent of its newest part."""
+    return await session.scalar(select(Conversation.agent_id).where(Conversation.chat_id == chat_id)
+                                .order_by(Conversation.id.desc()).limit(1))
+
+
+async def writer(session: AsyncSession, conversation_id: int, agent_id: int) -> tuple[int, str]:
+    """The chat `agent_id` may write in now (through this conversation), and the agent's name;
+    read without locks (for what passes, like typing)."""
+    from console.models import Agent
+
+    row = (await session.execute(select(Conversation.agent_id, Conversation.state, Conversation.chat_id, Agent.name)
+                                 .outerjoin(Agent, Agent.id == Conversation.agent_id)
+                                 .where(Conversation.id == conversation_id))).first()
+    if row is None:
+        raise NotFound("This conversation does not exist.")
+    holder, state, chat_id, name = row
+    if holder != agent_id or state is not State.ACTIVE:
+        raise Conflict("This conversation is not yours (any more).")
+    if chat_id is None:
+        raise InvalidInput("This conversation is not a chat.", field="text")
+    return chat_id, name or ""

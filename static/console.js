@@ -249,6 +249,28 @@
     if (form.matches && form.matches("form[data-chat-composer]") && !form.elements.client_id.value)
       form.elements.client_id.value = messageId();
   }, true);
+  // What of a chat the agent has on screen is read: the visitor's messages up to the newest shown,
+  // told once per message, and only while the page is in front of the agent.
+  var readUpTo = {};
+  function markRead() {
+    if (document.visibilityState !== "visible") return;
+    document.querySelectorAll(".pop .chat[id$='-chat']").forEach(function (log) {
+      var pop = log.closest(".pop"), composer = pop && pop.querySelector("form[data-chat-composer] fieldset");
+      if (!composer || composer.disabled) return;  // ringing: not read until accepted
+      var newest = 0;
+      log.querySelectorAll("li.from-customer[data-message]").forEach(function (line) {
+        newest = Math.max(newest, parseInt(line.dataset.message, 10));
+      });
+      var id = pop.dataset.conversation;
+      if (newest > (readUpTo[id] || 0)) {
+        readUpTo[id] = newest;
+        htmx.ajax("POST", "/conversations/" + id + "/read", {values: {upto: newest}, swap: "none"});
+      }
+    });
+  }
+  document.addEventListener("console:frame", markRead);
+  document.addEventListener("visibilitychange", markRead);
+
   document.addEventListener("keydown", function (event) {
     var box = event.target;
     if (event.key !== "Enter" || event.shiftKey || event.isComposing || !box.closest) return;

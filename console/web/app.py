@@ -249,6 +249,8 @@ def make_routes(w: Wiring) -> list[BaseRoute]:
         Route("/conversations/{id:int}/wrap-up", pages.wrap_up, methods=["POST"]),
         Route("/conversations/{id:int}/end", pages.end_conversation, methods=["POST"]),
         Route("/conversations/{id:int}/messages", pages.send_message, methods=["POST"]),
+        Route("/conversations/{id:int}/typing", visitors.agent_types, methods=["POST"]),
+        Route("/conversations/{id:int}/read", visitors.agent_read, methods=["POST"]),
         Route("/conversations/{id:int}/customers", pages.create_customer, methods=["POST"]),
         Route("/conversations/{id:int}/notes", workspace.conversation_note, methods=["POST"]),
         Route("/conversations/{id:int}/handoff", workspace.start_handoff, methods=["POST"]),

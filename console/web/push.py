@@ -384,8 +384,12 @@ class Pusher:
             memo[told] |= untold
             for prefix in await _shown_as(session, change.conversation_id):
                 out.add(untold, self._render("partials/chat_transcript.html", messages=memo[key], prefix=prefix))
+        if change.visitor == "read":
+            out.visitors.append((chat.chat_stream(change.chat_id), json.dumps({"type": "read",
+                                                                              "upto": change.message_id})))
+            return
         message = next((m for m in memo[key] if m.id == change.message_id), None)
-        if message is not None:
+        if message is not None and change.visitor == "message":
             line = chat.Line.of(message, message.agent.name if message.agent else None)
             out.visitors.append((chat.chat_stream(change.chat_id), json.dumps({"type": "message",
                                                                               "message": line.as_json()})))

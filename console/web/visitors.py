@@ -24,14 +24,17 @@ import time
 from collections import deque
 from typing import Any
 
+from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from console import chat, hours, i18n
 from console.errors import ConsoleError, Forbidden, NotFound
-from console.models import ChatSite, utcnow
+from console.models import Agent, ChatSite, Conversation, utcnow
 from console.web.assets import asset_dir
+from console.web.render import agent_stream
+from console.web.security import signed_out
 from console.web.wiring import Wiring
 from realtime import BusUnavailable, Frame
 
@@ -202,8 +205,16 @@ async def _serve(websocket: WebSocket, w: Wiring, site: ChatSite, visit: chat.Vi
                 await follow(current.id)
             while True:
                 data = await _receive(websocket)
-                if data.get("type") != "message":
-                    continue  # typing and read marks come later; unknown kinds are ignored
+                kind = data.get("type")
+                if kind == "typing" and following is not None:
+                    if LIMITER.allow(f"typing:{visit.visitor_id}", TYPING_PER_MINUTE):
+                        await _visitor_types(w, following)
+                    continue
+                if kind == "read":
+                    await chat.read_by_visitor(w.ctx, visit, _number(data, "upto"))
+                    continue
+                if kind != "message":
+                    continue  # unknown kinds are ignored (a newer widget may say more)
                 client_id, text = _text(data, "id", 200), _text(data, "text", chat.MAX_MESSAGE * 2)
                 try:
                     chat.check_message(text)  # an empty or oversize message counts for no limit
@@ -244,6 +255,46 @@ async def _serve(websocket: WebSocket, w: Wiring, site: ChatSite, visit: chat.Vi
             await sender
 
 
+TYPING_PER_MINUTE = 20  # the widget says "typing" at most every 3 s while the visitor types
+
+
+async def _visitor_types(w: Wiring, chat_id: int) -> None:
+    """The agent of the chat sees "the visitor is typing" for a few seconds (not stored: it passes)."""
+    async with w.ctx.db.reading() as session:
+        part = await session.scalar(select(Conversation).where(Conversation.chat_id == chat_id)
+                                    .order_by(Conversation.id.desc()).limit(1))
+        language = await session.scalar(select(Agent.language).where(Agent.id == part.agent_id)) \
+            if part is not None and part.agent_id is not None else None
+    if part is None or language is None or part.agent_id is None:
+        return
+    html = w.renderer.render("partials/chat_typing.html", language, prefix=f"pop-{part.id}",
+                             who=None, at=int(time.time() * 1000))
+    await w.bus.publish(agent_stream(part.agent_id), html)
+
+
+async def agent_types(request: Request) -> Response:
+    """The agent types an answer: the visitor's widget says so for a few seconds (not stored)."""
+    from console.web.pages import agent_id_of, conversation_of
+
+    agent_id = await agent_id_of(request)
+    if agent_id is None:
+        return signed_out()
+    w: Wiring = request.app.state.wiring
+    async with w.ctx.db.reading() as session:
+        chat_id, name = await chat.writer(session, conversation_of(request), agent_id)
+    await w.bus.publish(chat.chat_stream(chat_id), json.dumps({"type": "typing", "agent": name}))
+    return Response(status_code=204)
+
+
+async def agent_read(request: Request) -> Response:
+    """The agent's page showed the visitor's messages up to `upto`: the visitor sees them read."""
+    from console.web.pages import act, conversation_of, field
+
+    return await act(request, lambda ctx, agent_id, form: chat.read_by_agent(
+        ctx, agent_id, conversation_of(request), int(field(form, "upto", 20) or 0)
+        if field(form, "upto", 20).isdigit() else 0))
+
+
 WIDGET = asset_dir("static") / "chat" / "widget.js"
 
 
@@ -267,8 +318,6 @@ async def try_page(request: Request) -> Response:
     if not w.settings.demo:
         return Response("Not found", status_code=404, media_type="text/plain")
     async with w.ctx.db.reading() as session:
-        from sqlalchemy import select
-
         key = await session.scalar(select(ChatSite.key).where(ChatSite.name == DEMO_SITE))
     if key is None:
         return Response("The demo shop's chat site is not set up; run make demo.", status_code=404,

@@ -21,19 +21,21 @@
          you: "You", us: "Customer service", sending: "sending…", connecting: "Connecting…", offline: "Connection lost; trying again…",
          closed: "We are closed right now. Leave your message and we answer when we are back.",
          hello: "Hello! How can we help?", label: "Your message", log: "Messages", failed: "Not sent: ",
-         ended: "The chat has ended. Write again to start a new one."},
+         ended: "The chat has ended. Write again to start a new one.", typing: " is typing…", read: "read",
+         someone: "Customer service"},
     nl: {open: "Chat met ons", title: "Chat", close: "Chat sluiten", send: "Versturen", placeholder: "Typ je bericht",
          you: "Jij", us: "Klantenservice", sending: "versturen…", connecting: "Verbinden…", offline: "Verbinding weg; opnieuw proberen…",
          closed: "We zijn nu gesloten. Laat je bericht achter, dan antwoorden we zodra we er weer zijn.",
          hello: "Hallo! Waarmee kunnen we helpen?", label: "Je bericht", log: "Berichten", failed: "Niet verstuurd: ",
-         ended: "De chat is beëindigd. Schrijf opnieuw om een nieuwe te beginnen."}
+         ended: "De chat is beëindigd. Schrijf opnieuw om een nieuwe te beginnen.", typing: " typt…", read: "gelezen",
+         someone: "Klantenservice"}
   }[lang];
   var store = {
     get: function (name) { try { return JSON.parse(localStorage.getItem("console-chat:" + site + ":" + name)); } catch (e) { return null; } },
     set: function (name, value) { try { localStorage.setItem("console-chat:" + site + ":" + name, JSON.stringify(value)); } catch (e) { /* private mode: this tab only */ } }
   };
   var visitor = store.get("visitor"), pending = store.get("pending") || [], shownIds = {}, newest = 0;
-  var socket = null, backoff = 1000, welcomed = false;
+  var socket = null, backoff = 1000, welcomed = false, typingShown = null, typedAt = 0, readSent = 0;
 
   // The widget's own document, out of the page's reach.
   var host = document.createElement("div");
@@ -54,6 +56,7 @@
     ".line.mine{align-self:flex-end;background:#dbeafe}",
     ".line .who{display:block;font-size:12px;color:#4b5563}",
     ".line.pending{opacity:.65}",
+    ".line .read{display:block;font-size:11px;color:#4b5563;text-align:right}",
     ".line.note{align-self:center;background:none;color:#4b5563;font-size:13px;text-align:center}",
     ".line.error{align-self:center;background:#fee2e2;color:#991b1b;font-size:13px}",
     ".line a{color:#1d4ed8}",
@@ -98,7 +101,7 @@
   function show(open) {
     win.hidden = !open; launch.hidden = open;
     store.set("open", open);
-    if (open) { box.focus(); if (!socket) connect(); } else launch.focus();
+    if (open) { box.focus(); if (!socket) connect(); markRead(); } else launch.focus();
   }
   launch.addEventListener("click", function () { show(true); });
   closer.addEventListener("click", function () { show(false); });
@@ -137,17 +140,23 @@
       return;
     }
     var mine = message.from === "customer";
-    var li = el("li", {"class": "line" + (mine ? " mine" : ""), "data-id": String(message.id)});
+    var li = el("li", {"class": "line" + (mine ? " mine" : " theirs"), "data-id": String(message.id)});
     li.appendChild(el("span", {"class": "who"}, mine ? T.you : (message.agent || T.us)));
     var text = el("span");
     fill(text, message.text);
     li.appendChild(text);
+    if (mine && message.read) li.appendChild(el("span", {"class": "read"}, "✓ " + T.read));
     var after = null;
     log.querySelectorAll("[data-id]").forEach(function (other) {
       if (!after && Number(other.dataset.id) > message.id) after = other;
     });
     log.insertBefore(li, after || log.querySelector(".pending") || null);
     log.scrollTop = log.scrollHeight;
+    if (!mine) {
+      clearTimeout(typingShown);
+      if (welcomed) status.textContent = "";
+      setTimeout(markRead, 0);
+    }
   }
   function showPending(item) {
     var li = el("li", {"class": "line mine pending", "data-client": item.id});
@@ -175,9 +184,25 @@
     store.set("pending", pending);
     showPending(item);
     box.value = "";
+    typedAt = 0;  // what the visitor types next is news again
     sendPending();
     if (!socket) connect();
   });
+  box.addEventListener("input", function () {
+    var now = Date.now();
+    if (now - typedAt > 3000 && socket && socket.readyState === 1 && welcomed && box.value.trim()) {
+      typedAt = now;
+      socket.send(JSON.stringify({type: "typing"}));
+    }
+  });
+  // What the visitor has seen of the agents' messages is read: told while the window is open and in front.
+  function markRead() {
+    if (win.hidden || document.visibilityState !== "visible" || !socket || socket.readyState !== 1 || !welcomed) return;
+    var newest = 0;
+    log.querySelectorAll(".line.theirs[data-id]").forEach(function (line) { newest = Math.max(newest, Number(line.dataset.id)); });
+    if (newest > readSent) { readSent = newest; socket.send(JSON.stringify({type: "read", upto: newest})); }
+  }
+  document.addEventListener("visibilitychange", markRead);
   box.addEventListener("keydown", function (event) {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); form.requestSubmit(); }
   });
@@ -206,6 +231,15 @@
           store.set("pending", pending);
         }
         place(data.message);
+      } else if (data.type === "typing") {
+        status.textContent = (data.agent || T.someone) + T.typing;
+        clearTimeout(typingShown);
+        typingShown = setTimeout(function () { if (welcomed) status.textContent = ""; }, 5000);
+      } else if (data.type === "read") {
+        log.querySelectorAll(".line.mine[data-id]").forEach(function (line) {
+          if (Number(line.dataset.id) <= data.upto && !line.querySelector(".read"))
+            line.appendChild(el("span", {"class": "read"}, "✓ " + T.read));
+        });
       } else if (data.type === "error") {
         if (data.id) {
           pending = pending.filter(function (item) { return item.id !== data.id; });

@@ -102,6 +102,13 @@ async def test_a_visitor_and_an_agent_chat_across_origins_and_a_reload_keeps_the
     await agent.click("button.accept")
     composer = pop.locator(".chat-composer textarea")
     await expect(composer).to_be_enabled(timeout=10_000)
+    mine = window.get_by_role("log").locator("li.mine[data-id]")
+    await expect(mine).to_contain_text("gelezen", timeout=10_000)  # the agent's page shows it: read
+    await box.press_sequentially("Nog iets")  # the visitor types again: the agent sees it
+    await expect(pop.locator(".chat-typing")).to_have_text("The visitor is typing…", timeout=10_000)
+    await composer.press_sequentially("Een moment")  # and the other way round
+    await expect(window.get_by_role("status")).to_contain_text("Anna de Vries typt", timeout=10_000)
+    await composer.fill("")
     await composer.fill("Goedemiddag! Uw taart staat klaar: https://bakkerij.example/ophalen")
     await composer.press("Enter")
     await expect(composer).to_have_value("", timeout=10_000)
@@ -111,6 +118,8 @@ async def test_a_visitor_and_an_agent_chat_across_origins_and_a_reload_keeps_the
     await expect(answer).to_contain_text("Anna de Vries")
     link = answer.get_by_role("link")
     assert await link.get_attribute("rel") == "noopener noreferrer nofollow ugc"
+    await expect(pop.locator(".chat-line.from-agent .chat-mark")).to_have_text("read", timeout=10_000)
+    await box.fill("")
 
     await visitor.reload()  # the chat comes back: each message once, in order, the window open
     window = visitor.get_by_role("dialog", name="Chat")

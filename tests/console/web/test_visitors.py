@@ -117,6 +117,12 @@ async def test_a_chat_end_to_end_with_a_resend_stored_once_and_a_reconnect_missi
                 assert sent.status_code == 204, sent.text
             transcript = await frame_with(desk, "ophalen")
             assert 'rel="noopener noreferrer nofollow ugc"' in transcript
+            async with widget(live, key) as ws:  # typing shows on the other side, both ways
+                await hello(ws, visitor=visitor, after=10**9)
+                await ws.send(json.dumps({"type": "typing"}))
+                assert "The visitor is typing" in await frame_with(desk, "chat-typing")
+                await agent.post(f"/conversations/{conversation.id}/typing", headers=headers)
+                assert (await said(ws, "typing"))["agent"] == "Anna de Vries"
         async with widget(live, key) as ws:
             back = await hello(ws, visitor=visitor, after=first["id"])
             assert back["visitor"] == visitor and back["chat"] is not None
