@@ -11,7 +11,7 @@ from benchmarks.common import PhaseResult
 from benchmarks.limits import ANALYSIS
 
 LABELS = {"redis": "redis-py"}
-PHASE_FLAG = {"B1": "b1", "B2": "b2", "B1-SQLite": "b1-sqlite", "B3": "b3", "B4": "b4", "B5": "b5"}
+PHASE_FLAG = {"B1": "b1", "B2": "b2", "B1-SQLite": "b1-sqlite", "B3": "b3", "B4": "b4", "B5": "b5", "B6": "b6"}
 
 
 def ms(value: Any, digits: int = 1) -> str:
@@ -129,6 +129,17 @@ def table(results: list[PhaseResult], args: argparse.Namespace) -> list[str]:
         rows.append(f"| B5 routing throughput, PostgreSQL, 2 nodes, 500 agents | ≥ 500/s | **{value}/s** (newCall "
                     f"reply p50 {ms(reply.get('p50 ms'))}, p99 {ms(reply.get('p99 ms'))}) | "
                     f"{_met(value, 500, below=False)} |")
+    b6 = _find(results, "B6")
+    if b6 is not None:
+        f = b6.figures
+        for side in ("visitor→agent", "agent→visitor"):
+            p99 = f.get(f"B6 {side} p99 ms")
+            rows.append(f"| B6 chat message {side}, 1,000 open chats, 100/s both ways | p99 ≤ 20 ms | p50 "
+                        f"{ms(f.get(f'B6 {side} p50 ms'))}, **p99 {ms(p99)}** ({f.get(f'B6 {side} lost', '?')} not "
+                        f"delivered) | {_met(p99, 20)} |")
+        rows.append(f"| B6 memory per visitor socket, CPU per message | (measured) | "
+                    f"**{f.get('B6 KiB per visitor socket', 'n/a')} KiB**, **{ms(f.get('B6 CPU ms per message'), 2)}** "
+                    f"of node CPU | |")
     return rows
 
 

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console import changes, conversations, customers
@@ -42,6 +43,10 @@ from console.models import (
 from console.ports import Context
 
 log = logging.getLogger("console.chat")
+
+
+class IdentityRefused(Forbidden):
+    """The site requires its visitors' identity, and this one's is missing or forged."""
 
 MAX_MESSAGE = 4000  # characters of one message
 MAX_CLIENT_ID = 64
@@ -154,7 +159,7 @@ async def site_for(session: AsyncSession, key: str, origin: str | None) -> ChatS
         normalized = normalize_origin(origin or "")
     except InvalidInput:
         normalized = ""
-    if normalized not in site.origins.split("\n"):
+    if not normalized or normalized not in site.origins.split("\n"):
         log.warning("chat site %s refused a page from %r: not one of its origins", site.name, (origin or "")[:100])
         raise Forbidden("This website may not use this chat.")
     return site
@@ -192,11 +197,13 @@ async def visit(ctx: Context, site: ChatSite, token: str | None, identifier: str
     ignored (never linked, never shown) otherwise."""
     identifier = identifier.strip()[:320]
     verified = identity_holds(site, identifier, identifier_hash) if identifier else False
+    if site.identity_required and not identifier:
+        raise IdentityRefused("Log in on the website to chat with us.")
     if identifier and not verified:
         log.warning("chat site %s: an identifier came with a wrong signature; %s", site.name,
                     "refused" if site.identity_required else "ignored")
         if site.identity_required:
-            raise Forbidden("This website could not confirm who you are. Log in on the website again.")
+            raise IdentityRefused("This website could not confirm who you are. Log in on the website again.")
         identifier = ""
     async with ctx.transaction() as session:
         visitor = None
@@ -288,7 +295,10 @@ def check_client_id(client_id: str) -> str:
     return value
 
 
-async def lines(session: AsyncSession, chat_id: int, after: int = 0, limit: int = 500) -> list[Line]:
+PAGE = 500  # messages read at once
+
+
+async def lines(session: AsyncSession, chat_id: int, after: int = 0, limit: int = PAGE) -> list[Line]:
     """The chat's messages after message `after`, oldest first."""
     from console.models import Agent
 
@@ -296,6 +306,10 @@ async def lines(session: AsyncSession, chat_id: int, after: int = 0, limit: int 
         select(Message, Agent.name).outerjoin(Agent, Agent.id == Message.agent_id)
         .where(Message.chat_id == chat_id, Message.id > after).order_by(Message.id).limit(limit))
     return [Line.of(m, name) for m, name in rows.all()]
+
+
+async def latest_chat(session: AsyncSession, visitor_id: int) -> Chat | None:
+    return await session.scalar(select(Chat).where(Chat.visitor_id == visitor_id).order_by(Chat.id.desc()).limit(1))
 
 
 async def open_chat(session: AsyncSession, visitor_id: int) -> Chat | None:
@@ -333,11 +347,60 @@ def _told(session: AsyncSession, conversation: Conversation, message: Message) -
     changes.emit(session, lambda: changes.ChatMessage(chat_id, message_id, conversation_id, agents))
 
 
+async def _sent_before(session: AsyncSession, visitor_id: int, client_id: str) -> Message | None:
+    """The visitor's message with this id in any of their chats: a resend after the chat ended
+    (the confirmation was lost) is the message they sent, not the start of another chat."""
+    return await session.scalar(select(Message).join(Chat, Chat.id == Message.chat_id).where(
+        Chat.visitor_id == visitor_id, Message.author == Author.CUSTOMER, Message.client_id == client_id))
+
+
+def page_on_site(site: ChatSite, page_url: str) -> str | None:
+    """The page the visitor writes from, when it is on one of the site's origins: shown to the
+    agent without its query and fragment (they may hold personal data, and a visitor must not
+    be able to put any link of their choosing in front of the agent)."""
+    parts = urlsplit(page_url.strip()[:2000])
+    try:
+        origin = normalize_origin(f"{parts.scheme}://{parts.netloc}")
+    except InvalidInput:
+        return None
+    return origin + (parts.path or "/") if origin in site.origins.split("\n") else None
+
+
 async def from_visitor(ctx: Context, visit_: Visit, client_id: str, text: str, page_url: str = "") -> Line:
     """The visitor writes: into their open chat, or the first message of a new one, which arrives
-    as a conversation and is routed like a call."""
+    as a conversation and is routed like a call. The message is stored in the same transaction
+    that finds the chat still open (its row locked), so an agent ending the chat meanwhile means
+    a new chat for it, never a message where nobody looks."""
     body, client_id = check_message(text), check_client_id(client_id)
+    for _ in range(3):
+        async with ctx.db.reading() as session:
+            earlier = await _sent_before(session, visit_.visitor_id, client_id)
+            if earlier is not None:
+                return Line.of(earlier)
+        chat_id = await _open_or_start(ctx, visit_, page_url, body)
+        async with ctx.transaction() as session:
+            chat = await session.scalar(select(Chat).where(Chat.id == chat_id).with_for_update())
+            part = await _current_part(session, chat_id)
+            if chat is None or chat.ended_at is not None or part is None or part.state in OVER:
+                if chat is not None and chat.ended_at is None and part is not None:
+                    await conversations.end_chat(session, part, "over")
+                continue  # ended meanwhile (or its conversation is missing): the next round starts anew
+            message, new = await _store(session, {
+                "chat_id": chat_id, "conversation_id": part.id, "author": Author.CUSTOMER, "body": body,
+                "client_id": client_id, "created_at": utcnow()})
+            if new:
+                _told(session, part, message)
+            return Line.of(message)
+    raise Conflict("This chat could not be started; send your message again.", field="text")
+
+
+async def _open_or_start(ctx: Context, visit_: Visit, page_url: str, first: str) -> int:
+    """The visitor's open chat, or a new one; either way with its conversation (arrive() is
+    idempotent on the chat, so a chat whose arrival failed before gets it now)."""
     async with ctx.transaction() as session:
+        site = await session.get(ChatSite, visit_.site_id)
+        if site is None:
+            raise NotFound("This chat is not set up (unknown site key).")
         chat = await open_chat(session, visit_.visitor_id)
         if chat is not None:
             part = await _current_part(session, chat.id)
@@ -346,34 +409,29 @@ async def from_visitor(ctx: Context, visit_: Visit, client_id: str, text: str, p
                 # new one, so it is routed to someone instead of landing where no one looks.
                 await conversations.end_chat(session, part, "over")
                 chat = None
-        site = await session.get(ChatSite, visit_.site_id)
-        if site is None:
-            raise NotFound("This chat is not set up (unknown site key).")
-        new_chat = chat is None
         if chat is None:
-            chat = Chat(site_id=site.id, visitor_id=visit_.visitor_id, page_url=page_url[:2000] or None,
+            chat = Chat(site_id=site.id, visitor_id=visit_.visitor_id, page_url=page_on_site(site, page_url),
                         started_at=utcnow())
             session.add(chat)
-            await session.flush()
-        chat_id, site_key, queue_id = chat.id, site.key, site.queue_id
-    if new_chat:
+            try:
+                async with session.begin_nested():
+                    await session.flush()
+            except IntegrityError:  # another tab of the visitor started one just now: that one it is
+                chat = await open_chat(session, visit_.visitor_id)
+                if chat is None:
+                    raise Conflict("This chat could not be started; send your message again.",
+                                   field="text") from None
+        chat_id, site_key, site_name, queue_id = chat.id, site.key, site.name, site.queue_id
+        has_part = await session.scalar(select(Conversation.id).where(Conversation.chat_id == chat_id).limit(1))
+    if has_part is None:
         queue_name = None
         if queue_id is not None:
             async with ctx.db.reading() as session:
                 queue_name = await session.scalar(select(Queue.name).where(Queue.id == queue_id))
         await conversations.arrive(ctx, channel=Channel.CHAT, external_id=f"chat-{chat_id}",
                                    from_address=visitor_address(site_key, visit_.visitor_id),
-                                   to_address=site.name, queue=queue_name, subject=body[:500], chat_id=chat_id)
-    async with ctx.transaction() as session:
-        part = await _current_part(session, chat_id)
-        if part is None:
-            raise Conflict("This chat could not be started; send your message again.", field="text")
-        message, new = await _store(session, {
-            "chat_id": chat_id, "conversation_id": part.id, "author": Author.CUSTOMER, "body": body,
-            "client_id": client_id, "created_at": utcnow()})
-        if new:
-            _told(session, part, message)
-        return Line.of(message)
+                                   to_address=site_name, queue=queue_name, subject=first[:500], chat_id=chat_id)
+    return chat_id
 
 
 async def from_agent(ctx: Context, agent_id: int, conversation_id: int, client_id: str, text: str) -> Line:

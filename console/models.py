@@ -584,7 +584,9 @@ class Chat(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     ended_by: Mapped[str | None] = mapped_column(String(20))  # visitor, agent, idle
 
-    __table_args__ = (partial_index("ix_chats_open_by_visitor", "visitor_id", where="ended_at IS NULL"),)
+    # One open chat per visitor: two tabs starting one at once end up in the same chat.
+    __table_args__ = (Index("uq_chats_open_by_visitor", "visitor_id", unique=True,
+                            sqlite_where=text("ended_at IS NULL"), postgresql_where=text("ended_at IS NULL")),)
 
 
 class Note(Base):

@@ -39,6 +39,11 @@ class Settings:
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
     stream_backlog: int = 1000
     socket_queue_size: int = 256
+    # Chat, per node: messages a visitor may send a minute; from one client address (all its
+    # visitors: an office or a mobile network shares one), and new visitors from one address.
+    chat_messages_per_minute: int = 30
+    chat_address_messages_per_minute: int = 300
+    chat_address_visitors_per_minute: int = 120
     login_free_failures: int = 3
     login_delay: float = 2.0
     login_max_delay: float = 900.0
@@ -192,6 +197,9 @@ def load(
         away_reasons=reasons,
         cookie_secure=_flag(env.get("CONSOLE_COOKIE_SECURE"), default=not is_demo),
         allowed_origins=origins,
+        chat_messages_per_minute=_count(env, "CONSOLE_CHAT_MESSAGES_PER_MINUTE", 30, 1, 10_000),
+        chat_address_messages_per_minute=_count(env, "CONSOLE_CHAT_ADDRESS_MESSAGES_PER_MINUTE", 300, 1, 1_000_000),
+        chat_address_visitors_per_minute=_count(env, "CONSOLE_CHAT_ADDRESS_VISITORS_PER_MINUTE", 120, 1, 1_000_000),
         login_free_failures=_count(env, "CONSOLE_LOGIN_FREE_FAILURES", 3, 1, 100),
         login_delay=_seconds(env, "CONSOLE_LOGIN_DELAY", 2.0),
         login_max_delay=_seconds(env, "CONSOLE_LOGIN_MAX_DELAY", 900.0),

@@ -34,6 +34,7 @@ trap 'rm -f "$new_pot"' EXIT
     --keywords=NotFound \
     --keywords=Conflict \
     --keywords=Forbidden \
+    --keywords=IdentityRefused \
     --keywords=TooManyAttempts \
     --keywords=Unavailable \
     .

@@ -31,6 +31,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from console import chat, hours, i18n
 from console.errors import ConsoleError, Forbidden, NotFound
+from console.i18n import N_
 from console.models import Agent, ChatSite, Conversation, utcnow
 from console.web.assets import asset_dir
 from console.web.render import agent_stream
@@ -42,8 +43,6 @@ log = logging.getLogger("console.web.visitors")
 
 POLICY_VIOLATION, TRY_AGAIN_LATER = 1008, 1013
 HELLO_SECONDS = 10.0  # a socket that says nothing is closed
-MESSAGES_PER_MINUTE = 30  # per visitor, and (times ADDRESS_FACTOR) per client address, on this node
-ADDRESS_FACTOR = 5
 OUTBOX = 256  # frames waiting for a slow widget before it is closed (it catches up on reconnect)
 
 
@@ -91,17 +90,29 @@ async def visitor_socket(websocket: WebSocket) -> None:
                                        websocket.headers.get("origin"))
             session.expunge(site)
         hello = await _hello(websocket)
+        address = websocket.client.host if websocket.client else "unknown"
+        if not hello.get("visitor") and not LIMITER.allow(f"hello:{address}",
+                                                          w.settings.chat_address_visitors_per_minute):
+            log.warning("chat: %s opens new visitors too fast; refused", address)
+            raise Refused("flood", N_("Too many new chats from your network. Wait a minute and reload the page."))
         language = _language(str(hello.get("lang") or language))
         visit = await chat.visit(w.ctx, site, _text(hello, "visitor", 100) or None, _text(hello, "identifier", 320),
                                  _text(hello, "identifier_hash", 200))
     except (NotFound, Forbidden) as exc:
-        code = "site" if isinstance(exc, NotFound) else "origin" if "website" in exc.template else "identity"
+        code = "site" if isinstance(exc, NotFound) else "identity" if isinstance(exc, chat.IdentityRefused) \
+            else "origin"
         await _close(websocket, _error(code, exc.translated(i18n.translations(language).gettext)))
         return
     except Refused as exc:
-        await _close(websocket, _error(exc.code, exc.message))
+        await _close(websocket, _error(exc.code, i18n.translations(language).gettext(exc.message)))
         return
     except (WebSocketDisconnect, RuntimeError):
+        return
+    except Exception as exc:  # the database away, or anything else: said in words, logged, no traceback
+        log.warning("a chat widget could not be greeted (%s: %s)", type(exc).__name__, exc)
+        await _close(websocket, _error("unavailable", i18n.translations(language).gettext(
+            N_("The chat is not available right now. Try again in a minute."))),
+                     TRY_AGAIN_LATER)
         return
     await _serve(websocket, w, site, visit, hello, language)
 
@@ -110,10 +121,10 @@ def _language(raw: str) -> str:
     return "nl" if raw.lower().startswith("nl") else "en"
 
 
-async def _close(websocket: WebSocket, frame: str) -> None:
+async def _close(websocket: WebSocket, frame: str, code: int = POLICY_VIOLATION) -> None:
     with contextlib.suppress(Exception):
         await websocket.send_text(frame)
-        await websocket.close(POLICY_VIOLATION)
+        await websocket.close(code)
 
 
 def _text(data: dict[str, Any], name: str, limit: int) -> str:
@@ -128,13 +139,16 @@ def _number(data: dict[str, Any], name: str) -> int:
 
 async def _receive(websocket: WebSocket) -> dict[str, Any]:
     """The next JSON object from the widget; what is not one is refused in words."""
-    raw = await websocket.receive_text()
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    raw = message.get("text")
     try:
-        data = json.loads(raw)
-    except ValueError:
+        data = json.loads(raw) if isinstance(raw, str) else None
+    except (ValueError, RecursionError):
         data = None
     if not isinstance(data, dict):
-        raise Refused("protocol", "The chat sent something the console does not understand. Reload the page.")
+        raise Refused("protocol", N_("The chat sent something the console does not understand. Reload the page."))
     return data
 
 
@@ -143,9 +157,9 @@ async def _hello(websocket: WebSocket) -> dict[str, Any]:
         async with asyncio.timeout(HELLO_SECONDS):
             data = await _receive(websocket)
     except TimeoutError:
-        raise Refused("protocol", "The chat did not say hello in time. Reload the page.") from None
+        raise Refused("protocol", N_("The chat did not say hello in time. Reload the page.")) from None
     if data.get("type") != "hello":
-        raise Refused("protocol", "The chat must say hello first. Reload the page.")
+        raise Refused("protocol", N_("The chat must say hello first. Reload the page."))
     return data
 
 
@@ -157,16 +171,21 @@ async def _serve(websocket: WebSocket, w: Wiring, site: ChatSite, visit: chat.Vi
     page = _text(hello, "page", 2000)
     address = websocket.client.host if websocket.client else "unknown"
 
+    def stop() -> None:
+        """Drop what waits and close: the widget reconnects and asks for everything after the
+        newest message it shows, so nothing it missed is skipped."""
+        while not outbox.empty():
+            outbox.get_nowait()
+        outbox.put_nowait(None)
+
     def push(frame: Frame | None) -> None:
-        if frame is None:  # the bus lost frames: the widget reconnects and asks from its newest id
-            outbox.put_nowait(None)
+        if frame is None:  # the bus lost frames
+            stop()
             return
         try:
             outbox.put_nowait(frame.payload)
-        except asyncio.QueueFull:
-            with contextlib.suppress(asyncio.QueueEmpty):
-                outbox.get_nowait()
-            outbox.put_nowait(None)
+        except asyncio.QueueFull:  # the widget does not keep up
+            stop()
 
     async def send() -> None:
         while True:
@@ -188,21 +207,32 @@ async def _serve(websocket: WebSocket, w: Wiring, site: ChatSite, visit: chat.Vi
                     return
                 subscription = await stack.enter_async_context(w.bus.subscribe(chat.chat_stream(chat_id), OUTBOX))
                 following = chat_id
-                async with w.ctx.db.reading() as session:
-                    missed = await chat.lines(session, chat_id, after=shown)
-                for line in missed:
-                    await outbox.put(json.dumps({"type": "message", "message": line.as_json()}))
-                    shown = max(shown, line.id)
+                await catch_up(chat_id)
                 subscription.listen(push)
+
+            async def catch_up(chat_id: int) -> None:
+                """Every message of the chat after the newest the widget shows, page by page."""
+                nonlocal shown
+                while True:
+                    async with w.ctx.db.reading() as session:
+                        missed = await chat.lines(session, chat_id, after=shown)
+                    for line in missed:
+                        await outbox.put(json.dumps({"type": "message", "message": line.as_json()}))
+                        shown = max(shown, line.id)
+                    if len(missed) < chat.PAGE:
+                        return
 
             async with w.ctx.db.reading() as session:
                 current = await chat.open_chat(session, visit.visitor_id)
+                latest = current or await chat.latest_chat(session, visit.visitor_id)
             welcome = {"type": "welcome", "visitor": visit.token, "identity": visit.identity,
                        "open": hours.is_open(site.hours, site.timezone, utcnow()), "greeting": site.greeting,
                        "chat": current.id if current else None}
             await outbox.put(json.dumps(welcome))
             if current is not None:
                 await follow(current.id)
+            elif latest is not None and shown > 0:
+                await catch_up(latest.id)  # it ended while the widget was away: the last words, and the end
             while True:
                 data = await _receive(websocket)
                 kind = data.get("type")
@@ -221,8 +251,9 @@ async def _serve(websocket: WebSocket, w: Wiring, site: ChatSite, visit: chat.Vi
                 except ConsoleError as exc:
                     await outbox.put(_error("message", exc.translated(_), client_id))
                     continue
-                if not (LIMITER.allow(f"visitor:{visit.visitor_id}", MESSAGES_PER_MINUTE)
-                        and LIMITER.allow(f"address:{address}", MESSAGES_PER_MINUTE * ADDRESS_FACTOR)):
+                limits = w.settings
+                if not (LIMITER.allow(f"visitor:{visit.visitor_id}", limits.chat_messages_per_minute)
+                        and LIMITER.allow(f"address:{address}", limits.chat_address_messages_per_minute)):
                     log.warning("chat visitor %s (%s) sends too fast; message refused", visit.visitor_id, address)
                     await outbox.put(_error("flood", _("You are sending messages very fast. Wait a moment and "
                                                        "send it again."), client_id))
@@ -238,7 +269,7 @@ async def _serve(websocket: WebSocket, w: Wiring, site: ChatSite, visit: chat.Vi
                 if current is not None:
                     await follow(current.id)
     except Refused as exc:
-        await _close(websocket, _error(exc.code, exc.message))
+        await _close(websocket, _error(exc.code, _(exc.message)))
     except BusUnavailable as exc:
         log.warning("bus unavailable for chat visitor %s: %s; the widget retries", visit.visitor_id, exc)
         with contextlib.suppress(Exception):

@@ -171,10 +171,10 @@
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
     return Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 12);
   }
-  function sendPending() {
-    if (!socket || socket.readyState !== 1 || !welcomed) return;
-    pending.forEach(function (item) { socket.send(JSON.stringify({type: "message", id: item.id, text: item.text})); });
+  function sendOne(item) {
+    if (socket && socket.readyState === 1 && welcomed) socket.send(JSON.stringify({type: "message", id: item.id, text: item.text}));
   }
+  function sendPending() { pending.forEach(sendOne); }  // after a (re)connect: what is not confirmed yet
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     var text = box.value.trim();
@@ -185,8 +185,8 @@
     showPending(item);
     box.value = "";
     typedAt = 0;  // what the visitor types next is news again
-    sendPending();
-    if (!socket) connect();
+    sendOne(item);
+    if (!socket && !retry) connect();
   });
   box.addEventListener("input", function () {
     var now = Date.now();
@@ -207,15 +207,17 @@
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); form.requestSubmit(); }
   });
 
+  var retry = null;  // the timer of the next reconnect, while one waits
   function connect() {
+    if (socket || retry) return;  // one socket at a time
     status.textContent = T.connecting;
     welcomed = false;
-    socket = new WebSocket(socketUrl);
-    socket.addEventListener("open", function () {
-      socket.send(JSON.stringify({type: "hello", visitor: visitor, after: newest, page: location.href, lang: lang,
+    var own = socket = new WebSocket(socketUrl);
+    own.addEventListener("open", function () {
+      own.send(JSON.stringify({type: "hello", visitor: visitor, after: newest, page: location.href, lang: lang,
                                   identifier: tag.dataset.identifier || "", identifier_hash: tag.dataset.identifierHash || ""}));
     });
-    socket.addEventListener("message", function (event) {
+    own.addEventListener("message", function (event) {
       var data;
       try { data = JSON.parse(event.data); } catch (e) { return; }
       if (data.type === "welcome") {
@@ -241,21 +243,28 @@
             line.appendChild(el("span", {"class": "read"}, "✓ " + T.read));
         });
       } else if (data.type === "error") {
-        if (data.id) {
+        var again = data.code === "flood" || data.code === "unavailable";
+        if (data.id && !again) {  // refused for what it is: it goes, with the reason
           pending = pending.filter(function (item) { return item.id !== data.id; });
           store.set("pending", pending);
           var waiting = log.querySelector('[data-client="' + CSS.escape(data.id) + '"]');
           if (waiting) waiting.remove();
+        } else if (data.id) {  // too fast: it stays and goes again in a while
+          var item = pending.filter(function (p) { return p.id === data.id; })[0];
+          if (item) setTimeout(function () { sendOne(item); }, 15000);
         }
-        note((data.id ? T.failed : "") + data.message, "error");
-        if (!data.id) { status.textContent = data.message; backoff = -1; }  // the console refused the chat: do not retry
+        note((data.id && !again ? T.failed : "") + data.message, "error");
+        if (!data.id) {
+          status.textContent = data.message;
+          backoff = again ? 30000 : -1;  // refused (unknown site, another website, identity): no retry
+        }
       }
     });
-    socket.addEventListener("close", function () {
-      socket = null;
-      if (backoff < 0) return;
+    own.addEventListener("close", function () {
+      if (socket === own) socket = null;
+      if (backoff < 0 || retry) return;
       status.textContent = T.offline;
-      setTimeout(connect, backoff);
+      retry = setTimeout(function () { retry = null; connect(); }, backoff);
       backoff = Math.min(backoff * 2, 30000);
     });
   }

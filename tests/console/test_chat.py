@@ -185,3 +185,54 @@ async def test_a_chat_the_agent_ended_tells_the_visitor_and_their_next_message_s
         newest = await session.scalar(select(Conversation).order_by(Conversation.id.desc()).limit(1))
         assert newest is not None and newest.id != first.id and newest.chat_id != first.chat_id
         assert [line.id for line in await chat.lines(session, newest.chat_id or 0)] == [again.id]
+
+
+async def test_a_site_that_requires_identity_refuses_visitors_without_one(ctx: Context) -> None:
+    site = await make_site(ctx, identity_required=True)
+    with pytest.raises(chat.IdentityRefused, match="Log in on the website"):
+        await chat.visit(ctx, site, None)
+    signed = await chat.visit(ctx, site, None, "jan@x.example", chat.signature(site, "jan@x.example"))
+    assert signed.identity == "verified"
+
+
+async def test_a_resend_after_the_chat_ended_is_the_message_sent_not_a_new_chat(ctx: Context) -> None:
+    from console import conversations
+
+    anna = await add_agent(ctx.db, "anna@x.nl", "Anna", extension="201")
+    site = await make_site(ctx)
+    await routing.set_status(ctx, anna, "available")
+    visit = await chat.visit(ctx, site, None)
+    first = await chat.from_visitor(ctx, visit, "m-1", "Hallo")
+    async with ctx.db.reading() as session:
+        conversation = await session.scalar(select(Conversation))
+    assert conversation is not None
+    await offers.accept(ctx, anna, conversation.id)
+    await conversations.end(ctx, anna, conversation.id)
+    again = await chat.from_visitor(ctx, visit, "m-1", "Hallo")  # the confirmation was lost on the way
+    assert again.id == first.id
+    async with ctx.db.reading() as session:
+        assert await session.scalar(select(func.count()).select_from(Conversation)) == 1
+        assert await session.scalar(select(func.count()).select_from(Message)
+                                    .where(Message.author == Author.CUSTOMER)) == 1
+
+
+async def test_a_chat_whose_arrival_failed_arrives_with_the_next_message(ctx: Context) -> None:
+    from console.models import Chat
+
+    site = await make_site(ctx)
+    visit = await chat.visit(ctx, site, None)
+    async with ctx.db.transaction() as session:  # what a crash between the chat and its arrival leaves
+        session.add(Chat(site_id=site.id, visitor_id=visit.visitor_id))
+    line = await chat.from_visitor(ctx, visit, "m-1", "Is daar iemand?")
+    async with ctx.db.reading() as session:
+        conversation = await session.scalar(select(Conversation))
+        assert conversation is not None and conversation.state is State.QUEUED
+        assert [m.id for m in await chat.lines(session, conversation.chat_id or 0)] == [line.id]
+
+
+def test_only_a_page_of_the_site_is_shown_to_the_agent_without_its_query() -> None:
+    site = chat.ChatSite(origins=ORIGIN + "\nhttps://shop.example")
+    assert chat.page_on_site(site, ORIGIN + "/bestellen?order=123&email=jan@x.nl#top") == ORIGIN + "/bestellen"
+    assert chat.page_on_site(site, "https://shop.example:443") == "https://shop.example/"
+    assert chat.page_on_site(site, "https://phish.example/login") is None
+    assert chat.page_on_site(site, "javascript:alert(1)") is None

@@ -106,3 +106,39 @@ def test_upgrading_computes_who_is_ready_for_new_work(old_database: str) -> None
     ready, differing = asyncio.run(readiness_after(old_database))
     assert ready == (True, True, True), "an available agent with nothing open is ready for every channel"
     assert differing == []
+
+
+async def chats_work(url: str) -> tuple[int | None, int]:
+    """After 0009: the old message has no chat; a chat's messages go with it (the reference holds)."""
+    db = Database(url)
+    try:
+        async with db.engine.begin() as connection:
+            old_chat = (await connection.execute(text("SELECT chat_id FROM messages WHERE id = 1"))).scalar_one()
+            await connection.execute(text(
+                "INSERT INTO chat_sites (id, key, name, origins, secret, identity_required, timezone, idle_minutes, "
+                "created_at) VALUES (1, 'k', 'Shop', 'https://shop.example', 's', false, 'Europe/Amsterdam', 10, "
+                "'2026-12-01 10:00:00+00:00')"))
+            await connection.execute(text(
+                "INSERT INTO chat_visitors (id, site_id, token_hash, identity, created_at, last_seen_at) VALUES "
+                "(1, 1, 'h', 'anonymous', '2026-12-01 10:00:00+00:00', '2026-12-01 10:00:00+00:00')"))
+            await connection.execute(text("INSERT INTO chats (id, site_id, visitor_id, started_at) VALUES "
+                                          "(1, 1, 1, '2026-12-01 10:00:00+00:00')"))
+            await connection.execute(text("UPDATE conversations SET chat_id = 1 WHERE id = 1"))
+            await connection.execute(text(
+                "INSERT INTO messages (id, conversation_id, author, body, created_at, chat_id, client_id) VALUES "
+                "(2, 1, 'customer', 'hallo', '2026-12-01 10:00:00+00:00', 1, 'm-1')"))
+            await connection.execute(text("DELETE FROM chats WHERE id = 1"))
+            left = (await connection.execute(text("SELECT count(*) FROM messages"))).scalar_one()
+        return old_chat, int(left)
+    finally:
+        await db.close()
+
+
+def test_the_chat_migration_keeps_every_row_and_its_references_hold(old_database: str) -> None:
+    asyncio.run(fill(old_database))
+    upgrade(old_database, "0008")
+    before = asyncio.run(counts(old_database))
+    upgrade(old_database)
+    assert asyncio.run(counts(old_database)) == before
+    old_chat, left = asyncio.run(chats_work(old_database))
+    assert old_chat is None and left == 1, "the chat's message went with it; the old one stayed"

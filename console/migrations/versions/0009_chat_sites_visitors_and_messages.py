@@ -22,7 +22,9 @@ def _add_reference(table: str, column: str, target: str, ondelete: str) -> None:
     """A nullable column that references `target`, added in place. SQLite cannot add a constraint
     to a table, but it can add a column that carries one (its rows start with NULL)."""
     if op.get_bind().dialect.name == 'sqlite':
-        op.execute(f'ALTER TABLE {table} ADD COLUMN {column} INTEGER REFERENCES {target} (id) ON DELETE {ondelete}')
+        name = op.f(f'fk_{table}_{column}_{target}')
+        op.execute(f'ALTER TABLE {table} ADD COLUMN {column} INTEGER CONSTRAINT {name} '
+                   f'REFERENCES {target} (id) ON DELETE {ondelete}')
         return
     op.add_column(table, sa.Column(column, sa.Integer(), nullable=True))
     op.create_foreign_key(op.f(f'fk_{table}_{column}_{target}'), table, target, [column], ['id'], ondelete=ondelete)
@@ -78,7 +80,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_chats'))
     )
     with op.batch_alter_table('chats', schema=None) as batch_op:
-        batch_op.create_index('ix_chats_open_by_visitor', ['visitor_id'], unique=False, sqlite_where=sa.text('ended_at IS NULL'), postgresql_where=sa.text('ended_at IS NULL'))
+        batch_op.create_index('uq_chats_open_by_visitor', ['visitor_id'], unique=True, sqlite_where=sa.text('ended_at IS NULL'), postgresql_where=sa.text('ended_at IS NULL'))
 
     # New columns are added in place (no table copy: conversations and messages are the big tables,
     # and a copy would have to rebuild their partial indexes). Existing rows keep NULL: no chat.
@@ -107,7 +109,7 @@ def downgrade() -> None:
         batch_op.drop_column('chat_id')
 
     with op.batch_alter_table('chats', schema=None) as batch_op:
-        batch_op.drop_index('ix_chats_open_by_visitor', sqlite_where=sa.text('ended_at IS NULL'), postgresql_where=sa.text('ended_at IS NULL'))
+        batch_op.drop_index('uq_chats_open_by_visitor', sqlite_where=sa.text('ended_at IS NULL'), postgresql_where=sa.text('ended_at IS NULL'))
 
     op.drop_table('chats')
     with op.batch_alter_table('chat_visitors', schema=None) as batch_op:

@@ -81,6 +81,11 @@ async def test_an_unknown_site_or_a_foreign_page_is_told_why_and_closed(server: 
     async with widget(live, key) as ws:
         await ws.send("not json")
         assert (await said(ws, "error"))["code"] == "protocol"
+    async with widget(live, key) as ws:
+        await ws.send(b"\x00\x01 binary")
+        refused = await said(ws, "error")
+        assert refused["code"] == "protocol" and "Reload the page" in refused["message"]
+        assert await closed_with(ws) == 1008
 
 
 async def test_a_chat_end_to_end_with_a_resend_stored_once_and_a_reconnect_missing_nothing(
@@ -141,11 +146,14 @@ async def test_a_chat_end_to_end_with_a_resend_stored_once_and_a_reconnect_missi
 
 async def test_a_visitor_sending_too_fast_is_told_to_wait(server: tuple[LiveServer, str, str],
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
     from console.web import visitors
 
-    monkeypatch.setattr(visitors, "MESSAGES_PER_MINUTE", 3)
-    monkeypatch.setattr(visitors, "LIMITER", visitors.Limiter())
     live, key, _ = server
+    wiring = live.server.config.app.state.wiring  # type: ignore[attr-defined]
+    monkeypatch.setattr(wiring, "settings", replace(wiring.settings, chat_messages_per_minute=3))
+    monkeypatch.setattr(visitors, "LIMITER", visitors.Limiter())
     async with widget(live, key) as ws:
         await hello(ws)
         for n in range(3):
@@ -165,4 +173,5 @@ async def test_the_widget_script_is_small_cached_and_loads_anywhere(server: tupl
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/javascript")
     assert response.headers["cross-origin-resource-policy"] == "cross-origin"
     assert "max-age" in response.headers["cache-control"]
-    assert int(response.headers.get("content-length", len(response.content))) < 40_000
+    assert response.headers["content-encoding"] == "gzip"
+    assert int(response.headers["content-length"]) < 40_000, "the budget: 40 KB transferred, compressed"

@@ -1,0 +1,255 @@
+"""B6 chat: 1,000 open chats on one node, messages at 100/s in both directions.
+
+One node on PostgreSQL with the Redis bus, a chat site, AGENTS agents who take CHATS_EACH chats
+at once, each with their page's socket open. VISITORS visitor sockets say hello (memory per
+visitor socket is the growth of the node's resident set over them, idle), each starts a chat
+that is routed and accepted, and then messages go both ways at RATE a second in all, half from
+visitors over their sockets and half from agents through POST /conversations/{id}/messages, for
+WINDOW seconds. Delivery is timed from the moment a message is sent to the moment the other
+side's socket has it: the agent's page gets the chat's transcript, the visitor's widget the
+message. CPU per message is the node's CPU time over the window divided by the messages sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from pathlib import Path
+
+import asyncpg
+from websockets.asyncio.client import ClientConnection, connect
+
+from benchmarks.client import AgentSocket, HttpPool, close_sockets, open_sockets
+from benchmarks.common import (
+    PhaseResult,
+    Summary,
+    cpu_seconds,
+    delete_redis_keys,
+    drop_database,
+    dsn,
+    loadavg,
+    mint_session,
+    pg_admin,
+    rss_bytes,
+    sa_url,
+    start_node,
+    wait_healthy,
+)
+
+VISITORS = 1000
+AGENTS = 100
+CHATS_EACH = 10
+RATE = 100.0
+WINDOW = 20.0
+ORIGIN = "https://shop.bench.example"
+MARK = re.compile(r"(bm-\d+)-")
+
+
+class Visitor:
+    """One widget's socket: says hello, reads frames, notes when each marked message arrived."""
+
+    def __init__(self, index: int, url: str, arrivals: dict[str, float]) -> None:
+        self.index, self.url, self.arrivals = index, url, arrivals
+        self.conn: ClientConnection | None = None
+        self.reader: asyncio.Task[None] | None = None
+        self.acks: dict[str, asyncio.Future[dict[str, object]]] = {}
+
+    async def open(self) -> None:
+        self.conn = await connect(self.url, origin=ORIGIN, ping_interval=None, open_timeout=60)  # type: ignore[arg-type]
+        await self.conn.send(json.dumps({"type": "hello", "visitor": None, "after": 0, "lang": "nl",
+                                         "page": ORIGIN + "/", "identifier": "", "identifier_hash": ""}))
+        welcome = json.loads(await asyncio.wait_for(self.conn.recv(), 60))
+        assert welcome["type"] == "welcome", welcome
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.conn is not None
+        try:
+            async for raw in self.conn:
+                now = time.perf_counter()
+                frame = json.loads(raw)
+                if frame["type"] == "ack" and frame["id"] in self.acks:
+                    self.acks.pop(frame["id"]).set_result(frame["message"])
+                elif frame["type"] == "message":
+                    found = MARK.search(str(frame["message"]["text"]))
+                    if found and found.group(1) not in self.arrivals:
+                        self.arrivals[found.group(1)] = now
+        except Exception:
+            pass
+
+    async def send(self, client_id: str, text: str, wait: bool = False) -> None:
+        assert self.conn is not None
+        if wait:
+            self.acks[client_id] = asyncio.get_running_loop().create_future()
+        await self.conn.send(json.dumps({"type": "message", "id": client_id, "text": text}))
+        if wait:
+            await asyncio.wait_for(self.acks[client_id], 60)
+
+    async def close(self) -> None:
+        if self.conn is not None:
+            await self.conn.close()
+        if self.reader is not None:
+            self.reader.cancel()
+
+
+async def _prepare(url: str) -> str:
+    """Agents who take CHATS_EACH chats, available, and the shop's chat site; returns its key."""
+    from benchmarks.dataset import add_agents
+    from console import chat, config, routing
+    from console.db import Database
+    from console.migrations import upgrade
+    from console.ports import Context, NullNotifier
+
+    await asyncio.to_thread(upgrade, url)
+    await add_agents(url, AGENTS)
+    db = Database(url)
+    try:
+        ctx = Context(db, NullNotifier(), "NL")
+        async with db.transaction() as session:
+            for i in range(1, AGENTS + 1):
+                await config.configure_agent(session, f"agent{i}@bench.example", capacity={"chat": CHATS_EACH})
+            site, _ = await chat.configure_site(session, "Bench shop", chat.SiteSettings(origins=[ORIGIN]))
+            key = site.key
+        for i in range(1, AGENTS + 1):
+            await routing.set_status(ctx, i, "available")
+        return key
+    finally:
+        await db.close()
+
+
+async def _offered(database: str) -> list[tuple[int, int]]:
+    """(conversation, agent) of the chats ringing now."""
+    conn = await asyncpg.connect(dsn(database), timeout=10)
+    try:
+        rows = await conn.fetch("SELECT id, agent_id FROM conversations WHERE state = 'offered'")
+    finally:
+        await conn.close()
+    return [(int(r[0]), int(r[1])) for r in rows]
+
+
+async def run(result: PhaseResult, work: Path, run_id: str, visitors: int = VISITORS) -> None:
+    database = f"bench_{run_id}_b6"
+    prefix = f"bench-{run_id}-b6:"
+    await pg_admin(f'CREATE DATABASE "{database}"')
+    url = sa_url(database)
+    node = None
+    agents: list[AgentSocket] = []
+    people: list[Visitor] = []
+    pool: HttpPool | None = None
+    arrivals: dict[str, float] = {}  # marker: when the other side's socket had it
+    sent: dict[str, float] = {}
+    direction: dict[str, str] = {}
+
+    def on_frame(sock: AgentSocket, text: str, now: float) -> None:
+        for marker in MARK.findall(text):
+            arrivals.setdefault(marker, now)
+
+    try:
+        key = await _prepare(url)
+        # Every simulated visitor comes from 127.0.0.1: the per-address limits would count them as one.
+        node = start_node(url, work / "b6", redis_prefix=prefix, CONSOLE_CHAT_ADDRESS_MESSAGES_PER_MINUTE="1000000",
+                          CONSOLE_CHAT_ADDRESS_VISITORS_PER_MINUTE="1000000")
+        await wait_healthy(node.base, node.process)
+        pid = node.process.pid
+        logins = {i: mint_session(i) for i in range(1, AGENTS + 1)}
+        agents = await open_sockets(list(logins.values()), [node.ws], [node.base], parallel=50, on_frame=on_frame)
+        await asyncio.sleep(2)
+        before = rss_bytes(pid)
+        socket_url = f"{node.ws}/chat/ws?site={key}&lang=nl"
+        gate = asyncio.Semaphore(100)
+
+        async def open_one(i: int) -> Visitor:
+            async with gate:
+                visitor = Visitor(i, socket_url, arrivals)
+                await visitor.open()
+                return visitor
+
+        began = time.perf_counter()
+        people = list(await asyncio.gather(*(open_one(i) for i in range(visitors))))
+        await asyncio.sleep(5)
+        per_socket = (rss_bytes(pid) - before) / max(len(people), 1)
+        result.figures["B6 KiB per visitor socket"] = round(per_socket / 1024, 1)
+        result.note(f"{len(people)} visitor sockets open in {time.perf_counter() - began:.0f} s; node resident "
+                    f"memory grew {per_socket / 1024:.1f} KiB per idle visitor socket")
+
+        # Every visitor starts a chat; it is routed, and its agent accepts it.
+        began = time.perf_counter()
+        await asyncio.gather(*(v.send(f"start-{v.index}", f"Hallo, ik ben bezoeker {v.index}", wait=True)
+                               for v in people))
+        pool = HttpPool(node.base, size=32)
+        active: dict[int, int] = {}  # conversation: agent
+        deadline = time.perf_counter() + 120
+        while len(active) < len(people) and time.perf_counter() < deadline:
+            ringing = [(c, a) for c, a in await _offered(database) if c not in active]
+            if not ringing:
+                await asyncio.sleep(0.5)
+                continue
+
+            async def accept(conversation: int, agent: int) -> None:
+                login = logins[agent]
+                status, _ = await pool.request("POST", f"/conversations/{conversation}/accept", {}, headers={
+                    "Cookie": login.cookie, "X-CSRF-Token": login.csrf, "HX-Request": "true"})
+                if status == 204:
+                    active[conversation] = agent
+
+            await asyncio.gather(*(accept(c, a) for c, a in ringing))
+        result.note(f"{len(active)} chats started, routed and accepted in {time.perf_counter() - began:.0f} s "
+                    f"({AGENTS} agents, {CHATS_EACH} chats each)")
+        chats = list(active.items())
+        if not chats:
+            raise RuntimeError("no chat was accepted")
+
+        # The window: RATE messages a second in all, alternating sides, each chat in turn.
+        interval = 1.0 / RATE
+        total = int(RATE * WINDOW)
+        cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+        tasks: list[asyncio.Task[object]] = []
+        next_at = time.perf_counter()
+        for n in range(total):
+            marker = f"bm-{n}"
+            if n % 2 == 0:
+                visitor = people[(n // 2) % len(people)]
+                sent[marker], direction[marker] = time.perf_counter(), "visitor→agent"
+                tasks.append(asyncio.create_task(visitor.send(f"m-{n}", f"{marker}- waar blijft mijn pakket?")))
+            else:
+                conversation, agent = chats[(n // 2) % len(chats)]
+                login = logins[agent]
+
+                def stamp(marker: str = marker) -> None:
+                    sent[marker] = time.perf_counter()
+
+                direction[marker] = "agent→visitor"
+                tasks.append(asyncio.create_task(pool.request(
+                    "POST", f"/conversations/{conversation}/messages",
+                    {"client_id": f"a-{n}", "text": f"{marker}- het is onderweg"},
+                    headers={"Cookie": login.cookie, "X-CSRF-Token": login.csrf, "HX-Request": "true"},
+                    on_send=stamp)))
+            next_at += interval
+            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+        await asyncio.gather(*tasks, return_exceptions=True)
+        window = time.perf_counter() - t0
+        await asyncio.sleep(3)  # the last deliveries
+        cpu = cpu_seconds(pid) - cpu0
+        for side in ("visitor→agent", "agent→visitor"):
+            markers = [m for m, d in direction.items() if d == side and m in sent]
+            delays = [arrivals[m] - sent[m] if m in arrivals else float("inf") for m in markers]
+            summary = Summary.of(delays)  # a message never delivered counts as infinitely late
+            lost = sum(1 for m in markers if m not in arrivals)
+            result.figures[f"B6 {side} p50 ms"] = round(summary.p50, 1)
+            result.figures[f"B6 {side} p99 ms"] = round(summary.p99, 1)
+            result.figures[f"B6 {side} lost"] = lost
+            result.note(f"{side}: {len(markers)} messages, delivered {summary.ms()}, {lost} not delivered")
+        result.figures["B6 CPU ms per message"] = round(1000 * cpu / total, 2)
+        result.note(f"{total} messages in {window:.1f} s ({total / window:.0f}/s); node CPU {cpu:.1f} s, "
+                    f"{1000 * cpu / total:.2f} ms per message (load average {loadavg()})")
+    finally:
+        if node is not None:
+            node.stop()
+        if pool is not None:
+            await pool.close()
+        await asyncio.gather(*(v.close() for v in people), return_exceptions=True)
+        await close_sockets(agents)
+        await drop_database(database)
+        await delete_redis_keys(prefix)
