@@ -44,6 +44,7 @@ CHATS_EACH = 10
 RATE = 100.0
 WINDOW = 20.0
 ORIGIN = "https://shop.bench.example"
+STARTING = 20  # chats started at once
 MARK = re.compile(r"(bm-\d+)-")
 
 
@@ -72,6 +73,8 @@ class Visitor:
                 frame = json.loads(raw)
                 if frame["type"] == "ack" and frame["id"] in self.acks:
                     self.acks.pop(frame["id"]).set_result(frame["message"])
+                elif frame["type"] == "error" and frame.get("id") in self.acks:
+                    self.acks.pop(frame["id"]).set_exception(RuntimeError(frame["message"]))
                 elif frame["type"] == "message":
                     found = MARK.search(str(frame["message"]["text"]))
                     if found and found.group(1) not in self.arrivals:
@@ -79,13 +82,25 @@ class Visitor:
         except Exception:
             pass
 
-    async def send(self, client_id: str, text: str, wait: bool = False) -> None:
+    async def send(self, client_id: str, text: str, wait: bool = False) -> int:
+        """Send a message; with `wait`, until it is confirmed, sending it again (same id) while the
+        node sheds load. Returns how many times it was refused."""
         assert self.conn is not None
-        if wait:
-            self.acks[client_id] = asyncio.get_running_loop().create_future()
-        await self.conn.send(json.dumps({"type": "message", "id": client_id, "text": text}))
-        if wait:
-            await asyncio.wait_for(self.acks[client_id], 60)
+        refused = 0
+        while True:
+            if wait:
+                self.acks[client_id] = asyncio.get_running_loop().create_future()
+            await self.conn.send(json.dumps({"type": "message", "id": client_id, "text": text}))
+            if not wait:
+                return refused
+            try:
+                await asyncio.wait_for(self.acks[client_id], 60)
+                return refused
+            except RuntimeError:
+                refused += 1
+                if refused > 20:
+                    raise
+                await asyncio.sleep(0.5 * refused)
 
     async def close(self) -> None:
         if self.conn is not None:
@@ -176,8 +191,15 @@ async def run(result: PhaseResult, work: Path, run_id: str, visitors: int = VISI
 
         # Every visitor starts a chat; it is routed, and its agent accepts it.
         began = time.perf_counter()
-        await asyncio.gather(*(v.send(f"start-{v.index}", f"Hallo, ik ben bezoeker {v.index}", wait=True)
-                               for v in people))
+        starting = asyncio.Semaphore(STARTING)
+
+        async def start(v: Visitor) -> int:
+            async with starting:
+                return await v.send(f"start-{v.index}", f"Hallo, ik ben bezoeker {v.index}", wait=True)
+
+        refusals = sum(await asyncio.gather(*(start(v) for v in people)))
+        result.note(f"the first messages, {STARTING} at a time: {refusals} refused while the node shed load "
+                    f"(sent again with the same id)")
         pool = HttpPool(node.base, size=32)
         active: dict[int, int] = {}  # conversation: agent
         deadline = time.perf_counter() + 120

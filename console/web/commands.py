@@ -349,6 +349,7 @@ def demo(args: argparse.Namespace) -> int:
     from console.models import Agent
     from console.seed import seed as make
     from console.web.app import SERVER_OPTIONS, create_app
+    from integrations.chat_simulator import run_chat_visitors
     from integrations.simulator import demo_numbers, logged_in_agents, run_simulator
 
     os.environ.setdefault("CONSOLE_DEMO", "1")
@@ -356,8 +357,9 @@ def demo(args: argparse.Namespace) -> int:
     settings = settings_module.load(demo=True)
     migrate(settings=settings)
 
-    async def prepare() -> list[str]:
-        """Seed an empty database; return customers' numbers for the simulated callers."""
+    async def prepare() -> tuple[list[str], str]:
+        """Seed an empty database; return customers' numbers for the simulated callers, and the
+        demo shop's chat site key."""
         from sqlalchemy import func, select
 
         db = Database(settings.database_url)
@@ -374,13 +376,13 @@ def demo(args: argparse.Namespace) -> int:
             else:
                 await _reset_earlier_run(db, settings.default_region)
             async with db.transaction() as session:
-                await _demo_chat_site(session, args.port)
-            return await demo_numbers(db)
+                chat_key = await _demo_chat_site(session, args.port)
+            return await demo_numbers(db), chat_key
         finally:
             await db.close()
 
     async def go() -> None:
-        numbers = await prepare()
+        numbers, chat_key = await prepare()
         url = f"http://{args.host}:{args.port}"
         config = uvicorn.Config(create_app(settings), host=args.host, port=args.port, log_level="warning",
                                 **SERVER_OPTIONS)
@@ -395,16 +397,21 @@ def demo(args: argparse.Namespace) -> int:
         print("  rings with a screen-pop, and Accept (A) connects the call.")
         print(f"\n  Chat with yourself: open http://localhost:{args.port}/chat/try (a demo shop on another")
         print("  address than the console, with the chat widget), and write a message while you are Available.")
+        print("  Simulated visitors start a chat about once a minute too (two at a time at most) and wait for answers.")
         print("  Stop with Ctrl+C.\n")
         staffing_db = Database(settings.database_url)  # the simulator's own: one count a second
         simulator = asyncio.create_task(_after_start(server, run_simulator(
             url, settings.cti_token, rate=rate, numbers=numbers, queues=DEMO_QUEUES, hold_max=90.0,
             staffing=lambda: logged_in_agents(staffing_db))))
+        visitors = asyncio.create_task(_after_start(server, run_chat_visitors(
+            url, chat_key, f"http://localhost:{args.port}", rate=1.0, at_once=2,
+            staffing=lambda: logged_in_agents(staffing_db))))
         try:
             await server.serve()
         finally:
             simulator.cancel()
-            await asyncio.gather(simulator, return_exceptions=True)
+            visitors.cancel()
+            await asyncio.gather(simulator, visitors, return_exceptions=True)
             await staffing_db.close()
 
     asyncio.run(go())
@@ -419,7 +426,7 @@ DEMO_SKILLS = {"anna@demo.example": ["dutch:5", "english:3", "sales:2"],
                "sophie@demo.example": ["dutch:5", "english:5", "sales:5"]}
 
 
-async def _demo_chat_site(session: object, port: int) -> None:
+async def _demo_chat_site(session: object, port: int) -> str:
     """The demo shop's chat: its page is served on localhost while the console is on 127.0.0.1."""
     from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -427,9 +434,10 @@ async def _demo_chat_site(session: object, port: int) -> None:
     from console.web.visitors import DEMO_SITE
 
     assert isinstance(session, AsyncSession)
-    await chat.configure_site(session, DEMO_SITE, chat.SiteSettings(
+    site, _ = await chat.configure_site(session, DEMO_SITE, chat.SiteSettings(
         origins=[f"http://localhost:{port}", f"http://127.0.0.1:{port}"], queue="service",
         greeting="Hallo! Waarmee kunnen we helpen? / Hello! How can we help?"))
+    return site.key
 
 
 async def _demo_routing(session: object) -> None:
