@@ -3,11 +3,12 @@
 One node on PostgreSQL with the Redis bus, a chat site, AGENTS agents who take CHATS_EACH chats
 at once, each with their page's socket open. VISITORS visitor sockets say hello (memory per
 visitor socket is the growth of the node's resident set over them, idle), each starts a chat
-that is routed and accepted, and then messages go both ways at RATE a second in all, half from
-visitors over their sockets and half from agents through POST /conversations/{id}/messages, for
-WINDOW seconds. Delivery is timed from the moment a message is sent to the moment the other
-side's socket has it: the agent's page gets the chat's transcript, the visitor's widget the
-message. CPU per message is the node's CPU time over the window divided by the messages sent.
+that is routed and accepted, and then messages go both ways, half from visitors over their
+sockets and half from agents through POST /conversations/{id}/messages, in WINDOWS: a while at a
+rate the node keeps up with, then at the target rate. Delivery is timed from the moment a
+message is sent to the moment the other side's socket has it: the agent's page gets the chat's
+transcript, the visitor's widget the message. CPU per message is the node's CPU time over a
+window divided by the messages sent in it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from benchmarks.client import AgentSocket, HttpPool, close_sockets, open_sockets
 from benchmarks.common import (
+    Login,
     PhaseResult,
     Summary,
     cpu_seconds,
@@ -41,8 +43,7 @@ from benchmarks.common import (
 VISITORS = 1000
 AGENTS = 100
 CHATS_EACH = 10
-RATE = 100.0
-WINDOW = 20.0
+WINDOWS = ((20.0, 15.0), (100.0, 20.0))  # (messages a second, seconds): below and at the target rate
 ORIGIN = "https://shop.bench.example"
 STARTING = 20  # chats started at once
 MARK = re.compile(r"(bm-\d+)-")
@@ -144,6 +145,71 @@ async def _offered(database: str) -> list[tuple[int, int]]:
     return [(int(r[0]), int(r[1])) for r in rows]
 
 
+async def _subjects(database: str) -> list[tuple[int, str]]:
+    conn = await asyncpg.connect(dsn(database), timeout=10)
+    try:
+        rows = await conn.fetch("SELECT id, subject FROM conversations WHERE state = 'active'")
+    finally:
+        await conn.close()
+    return [(int(r[0]), str(r[1])) for r in rows]
+
+
+async def _window(result: PhaseResult, pid: int, pool: HttpPool, logins: dict[int, Login],
+                  pairs: list[tuple[Visitor, int, int]], rate: float, seconds: float,
+                  arrivals: dict[str, float]) -> None:
+    """`rate` messages a second in all for `seconds`, alternating sides, each accepted chat in turn."""
+    sent: dict[str, float] = {}
+    direction: dict[str, str] = {}
+    statuses: dict[int, int] = {}
+    interval, total = 1.0 / rate, int(rate * seconds)
+    base = len(arrivals) + 10_000_000 * int(rate)  # markers of this window only
+    cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+    tasks: list[asyncio.Task[object]] = []
+
+    async def post(conversation: int, agent: int, n: int, marker: str) -> None:
+        login = logins[agent]
+
+        def stamp() -> None:
+            sent[marker] = time.perf_counter()
+
+        status, _ = await pool.request("POST", f"/conversations/{conversation}/messages",
+                                       {"client_id": f"a-{n}", "text": f"{marker}- het is onderweg"},
+                                       headers={"Cookie": login.cookie, "X-CSRF-Token": login.csrf,
+                                                "HX-Request": "true"}, on_send=stamp)
+        statuses[status] = statuses.get(status, 0) + 1
+
+    next_at = time.perf_counter()
+    for n in range(total):
+        marker = f"bm-{base + n}"
+        visitor, conversation, agent = pairs[(n // 2) % len(pairs)]
+        if n % 2 == 0:
+            sent[marker], direction[marker] = time.perf_counter(), "visitor→agent"
+            tasks.append(asyncio.create_task(visitor.send(f"m-{base + n}", f"{marker}- waar blijft mijn pakket?")))
+        else:
+            direction[marker] = "agent→visitor"
+            tasks.append(asyncio.create_task(post(conversation, agent, base + n, marker)))
+        next_at += interval
+        await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+    await asyncio.gather(*tasks, return_exceptions=True)
+    window = time.perf_counter() - t0
+    await asyncio.sleep(3)  # the last deliveries
+    cpu = cpu_seconds(pid) - cpu0
+    label = f"@{rate:g}/s"
+    for side in ("visitor→agent", "agent→visitor"):
+        markers = [m for m, d in direction.items() if d == side and m in sent]
+        delays = [arrivals[m] - sent[m] if m in arrivals else float("inf") for m in markers]
+        summary = Summary.of(delays)  # a message never delivered counts as infinitely late
+        lost = sum(1 for m in markers if m not in arrivals)
+        result.figures[f"B6 {side} {label} p50 ms"] = round(summary.p50, 1)
+        result.figures[f"B6 {side} {label} p99 ms"] = round(summary.p99, 1)
+        result.figures[f"B6 {side} {label} lost"] = lost
+        result.note(f"{label} {side}: {len(markers)} messages, delivered {summary.ms()}, {lost} not delivered")
+    result.figures[f"B6 CPU ms per message {label}"] = round(1000 * cpu / total, 2)
+    result.note(f"{label}: {total} messages in {window:.1f} s ({total / window:.0f}/s), agents' POSTs answered "
+                f"{dict(sorted(statuses.items()))}; node CPU {cpu:.1f} s, {1000 * cpu / total:.2f} ms per message "
+                f"({100 * cpu / window:.0f} % of a core; load average {loadavg()})")
+
+
 async def run(result: PhaseResult, work: Path, run_id: str, visitors: int = VISITORS) -> None:
     database = f"bench_{run_id}_b6"
     prefix = f"bench-{run_id}-b6:"
@@ -154,8 +220,6 @@ async def run(result: PhaseResult, work: Path, run_id: str, visitors: int = VISI
     people: list[Visitor] = []
     pool: HttpPool | None = None
     arrivals: dict[str, float] = {}  # marker: when the other side's socket had it
-    sent: dict[str, float] = {}
-    direction: dict[str, str] = {}
 
     def on_frame(sock: AgentSocket, text: str, now: float) -> None:
         for marker in MARK.findall(text):
@@ -222,50 +286,12 @@ async def run(result: PhaseResult, work: Path, run_id: str, visitors: int = VISI
         chats = list(active.items())
         if not chats:
             raise RuntimeError("no chat was accepted")
-
-        # The window: RATE messages a second in all, alternating sides, each chat in turn.
-        interval = 1.0 / RATE
-        total = int(RATE * WINDOW)
-        cpu0, t0 = cpu_seconds(pid), time.perf_counter()
-        tasks: list[asyncio.Task[object]] = []
-        next_at = time.perf_counter()
-        for n in range(total):
-            marker = f"bm-{n}"
-            if n % 2 == 0:
-                visitor = people[(n // 2) % len(people)]
-                sent[marker], direction[marker] = time.perf_counter(), "visitor→agent"
-                tasks.append(asyncio.create_task(visitor.send(f"m-{n}", f"{marker}- waar blijft mijn pakket?")))
-            else:
-                conversation, agent = chats[(n // 2) % len(chats)]
-                login = logins[agent]
-
-                def stamp(marker: str = marker) -> None:
-                    sent[marker] = time.perf_counter()
-
-                direction[marker] = "agent→visitor"
-                tasks.append(asyncio.create_task(pool.request(
-                    "POST", f"/conversations/{conversation}/messages",
-                    {"client_id": f"a-{n}", "text": f"{marker}- het is onderweg"},
-                    headers={"Cookie": login.cookie, "X-CSRF-Token": login.csrf, "HX-Request": "true"},
-                    on_send=stamp)))
-            next_at += interval
-            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
-        await asyncio.gather(*tasks, return_exceptions=True)
-        window = time.perf_counter() - t0
-        await asyncio.sleep(3)  # the last deliveries
-        cpu = cpu_seconds(pid) - cpu0
-        for side in ("visitor→agent", "agent→visitor"):
-            markers = [m for m, d in direction.items() if d == side and m in sent]
-            delays = [arrivals[m] - sent[m] if m in arrivals else float("inf") for m in markers]
-            summary = Summary.of(delays)  # a message never delivered counts as infinitely late
-            lost = sum(1 for m in markers if m not in arrivals)
-            result.figures[f"B6 {side} p50 ms"] = round(summary.p50, 1)
-            result.figures[f"B6 {side} p99 ms"] = round(summary.p99, 1)
-            result.figures[f"B6 {side} lost"] = lost
-            result.note(f"{side}: {len(markers)} messages, delivered {summary.ms()}, {lost} not delivered")
-        result.figures["B6 CPU ms per message"] = round(1000 * cpu / total, 2)
-        result.note(f"{total} messages in {window:.1f} s ({total / window:.0f}/s); node CPU {cpu:.1f} s, "
-                    f"{1000 * cpu / total:.2f} ms per message (load average {loadavg()})")
+        # Each accepted chat's visitor (their first message, the conversation's subject, names them).
+        by_conversation = {int(r[0]): int(str(r[1]).rsplit(" ", 1)[1]) for r in await _subjects(database)}
+        pairs = [(people[by_conversation[c]], c, a) for c, a in chats if c in by_conversation]
+        for rate, seconds in WINDOWS:
+            await _window(result, pid, pool, logins, pairs, rate, seconds, arrivals)
+            await asyncio.sleep(2)
     finally:
         if node is not None:
             node.stop()
