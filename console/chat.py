@@ -269,10 +269,12 @@ class Line:
     client_id: str | None
     read: bool
 
+    chat_id: int = 0  # the chat it is in (not shown: the widget follows it)
+
     @classmethod
-    def of(cls, message: Message, agent_name: str | None = None) -> Line:
+    def of(cls, message: Message, agent_name: str | None = None, chat_id: int = 0) -> Line:
         return cls(message.id, message.author, message.body, message.created_at, agent_name, message.client_id,
-                   message.read_at is not None)
+                   message.read_at is not None, chat_id or message.chat_id or 0)
 
     def as_json(self) -> dict[str, object]:
         return {"id": self.id, "from": self.author.value, "text": self.body, "at": self.at.isoformat(),
@@ -366,32 +368,47 @@ def page_on_site(site: ChatSite, page_url: str) -> str | None:
     return origin + (parts.path or "/") if origin in site.origins.split("\n") else None
 
 
-async def from_visitor(ctx: Context, visit_: Visit, client_id: str, text: str, page_url: str = "") -> Line:
+async def from_visitor(ctx: Context, visit_: Visit, client_id: str, text: str, page_url: str = "",
+                       chat_id: int | None = None) -> Line:
     """The visitor writes: into their open chat, or the first message of a new one, which arrives
-    as a conversation and is routed like a call. The message is stored in the same transaction
-    that finds the chat still open (its row locked), so an agent ending the chat meanwhile means
-    a new chat for it, never a message where nobody looks."""
+    as a conversation and is routed like a call. The message is stored in the transaction that
+    finds the chat still open (its row locked), so an agent ending the chat meanwhile means a new
+    chat for it, never a message where nobody looks. `chat_id` is the chat the widget follows:
+    then one transaction does it all, the usual case."""
     body, client_id = check_message(text), check_client_id(client_id)
+    if chat_id is not None:
+        line = await _into_open(ctx, visit_.visitor_id, chat_id, body, client_id)
+        if line is not None:
+            return line
     for _ in range(3):
         async with ctx.db.reading() as session:
             earlier = await _sent_before(session, visit_.visitor_id, client_id)
             if earlier is not None:
-                return Line.of(earlier)
-        chat_id = await _open_or_start(ctx, visit_, page_url, body)
-        async with ctx.transaction() as session:
-            chat = await session.scalar(select(Chat).where(Chat.id == chat_id).with_for_update())
-            part = await _current_part(session, chat_id)
-            if chat is None or chat.ended_at is not None or part is None or part.state in OVER:
-                if chat is not None and chat.ended_at is None and part is not None:
-                    await conversations.end_chat(session, part, "over")
-                continue  # ended meanwhile (or its conversation is missing): the next round starts anew
-            message, new = await _store(session, {
-                "chat_id": chat_id, "conversation_id": part.id, "author": Author.CUSTOMER, "body": body,
-                "client_id": client_id, "created_at": utcnow()})
-            if new:
-                _told(session, part, message)
-            return Line.of(message)
+                return Line.of(earlier, chat_id=earlier.chat_id or 0)
+        line = await _into_open(ctx, visit_.visitor_id, await _open_or_start(ctx, visit_, page_url, body), body,
+                                client_id)
+        if line is not None:
+            return line
+        # Ended meanwhile, or over: the next round ends it and starts anew.
     raise Conflict("This chat could not be started; send your message again.", field="text")
+
+
+async def _into_open(ctx: Context, visitor_id: int, chat_id: int, body: str, client_id: str) -> Line | None:
+    """Store the message in the visitor's chat if it is still open and someone's conversation
+    (its row locked while checked and stored); None otherwise."""
+    async with ctx.transaction() as session:
+        locked = await session.scalar(select(Chat.id).where(Chat.id == chat_id, Chat.visitor_id == visitor_id,
+                                                            Chat.ended_at.is_(None)).with_for_update())
+        part = await session.scalar(select(Conversation).where(Conversation.chat_id == chat_id)
+                                    .order_by(Conversation.id.desc()).limit(1)) if locked is not None else None
+        if part is None or part.state in OVER:
+            return None
+        message, new = await _store(session, {
+            "chat_id": chat_id, "conversation_id": part.id, "author": Author.CUSTOMER, "body": body,
+            "client_id": client_id, "created_at": utcnow()})
+        if new:
+            _told(session, part, message)
+        return Line.of(message, chat_id=chat_id)
 
 
 async def _open_or_start(ctx: Context, visit_: Visit, page_url: str, first: str) -> int:

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from console import customers, handoffs, notes, profile
 from console.changes import ConversationInfo
@@ -153,11 +153,16 @@ async def transcript(session: AsyncSession, conversation: ConversationInfo, earl
                      ) -> list[Message]:
     """What the customer and the agents wrote: a chat's messages over all its parts, in order."""
     if conversation.chat_id is not None:
-        where = Message.chat_id == conversation.chat_id
-    else:
-        where = Message.conversation_id.in_(earlier if earlier is not None else [conversation.id])
+        return await chat_transcript(session, conversation.chat_id)
+    where = Message.conversation_id.in_(earlier if earlier is not None else [conversation.id])
     return list(await session.scalars(select(Message).where(where).options(selectinload(Message.agent))
                                       .order_by(Message.id)))
+
+
+async def chat_transcript(session: AsyncSession, chat_id: int) -> list[Message]:
+    """A chat's messages with their agents, in one statement (read for every message pushed)."""
+    return list(await session.scalars(select(Message).where(Message.chat_id == chat_id)
+                                      .options(joinedload(Message.agent)).order_by(Message.id)))
 
 
 async def build_pop(session: AsyncSession, conversation: Conversation | ConversationInfo, offered: bool,

@@ -41,7 +41,7 @@ from console.screenpop import (
     Presence,
     agent_view,
     build_pop,
-    transcript,
+    chat_transcript,
     wrap_up_of,
 )
 from console.web.render import Renderer, agent_stream, removal
@@ -372,13 +372,9 @@ class Pusher:
                            memo: dict[Any, Any]) -> None:
         """A chat's transcript for the agents who show it (once per batch: several messages of one
         chat make one transcript), and the message for the visitor's widget."""
-        conversation = await session.get(Conversation, change.conversation_id)
-        if conversation is None:
-            return
-        info = ConversationInfo.of(conversation)
         key, told = ("transcript", change.chat_id), ("told", change.chat_id)
         if key not in memo:
-            memo[key], memo[told] = await transcript(session, info), set()
+            memo[key], memo[told] = await chat_transcript(session, change.chat_id), set()
         untold = change.agent_ids - memo[told]  # the transcript read covers every message of the batch
         if untold:
             memo[told] |= untold

@@ -259,15 +259,13 @@ async def _serve(websocket: WebSocket, w: Wiring, site: ChatSite, visit: chat.Vi
                                                        "send it again."), client_id))
                     continue
                 try:
-                    line = await chat.from_visitor(w.ctx, visit, client_id, text, page_url=page)
+                    line = await chat.from_visitor(w.ctx, visit, client_id, text, page_url=page, chat_id=following)
                 except ConsoleError as exc:
                     await outbox.put(_error("message", exc.translated(_), client_id))
                     continue
-                async with w.ctx.db.reading() as session:
-                    current = await chat.open_chat(session, visit.visitor_id)
                 await outbox.put(json.dumps({"type": "ack", "id": client_id, "message": line.as_json()}))
-                if current is not None:
-                    await follow(current.id)
+                if line.chat_id:
+                    await follow(line.chat_id)
     except Refused as exc:
         await _close(websocket, _error(exc.code, _(exc.message)))
     except BusUnavailable as exc:
