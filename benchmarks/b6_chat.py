@@ -19,7 +19,6 @@ import re
 import time
 from pathlib import Path
 
-import asyncpg
 from websockets.asyncio.client import ClientConnection, connect
 
 from benchmarks.client import AgentSocket, HttpPool, close_sockets, open_sockets
@@ -30,7 +29,6 @@ from benchmarks.common import (
     cpu_seconds,
     delete_redis_keys,
     drop_database,
-    dsn,
     loadavg,
     mint_session,
     pg_admin,
@@ -137,20 +135,12 @@ async def _prepare(url: str) -> str:
 
 async def _offered(database: str) -> list[tuple[int, int]]:
     """(conversation, agent) of the chats ringing now."""
-    conn = await asyncpg.connect(dsn(database), timeout=10)
-    try:
-        rows = await conn.fetch("SELECT id, agent_id FROM conversations WHERE state = 'offered'")
-    finally:
-        await conn.close()
+    rows = await pg_admin("SELECT id, agent_id FROM conversations WHERE state = 'offered'", database=database)
     return [(int(r[0]), int(r[1])) for r in rows]
 
 
 async def _subjects(database: str) -> list[tuple[int, str]]:
-    conn = await asyncpg.connect(dsn(database), timeout=10)
-    try:
-        rows = await conn.fetch("SELECT id, subject FROM conversations WHERE state = 'active'")
-    finally:
-        await conn.close()
+    rows = await pg_admin("SELECT id, subject FROM conversations WHERE state = 'active'", database=database)
     return [(int(r[0]), str(r[1])) for r in rows]
 
 

@@ -48,8 +48,9 @@ def sa_url(database: str, url: str = POSTGRES_URL) -> str:
     return url.rsplit("/", 1)[0] + "/" + database
 
 
-async def pg_admin(sql: str, *args: Any) -> Any:
-    conn = await asyncpg.connect(dsn(), timeout=10)
+async def pg_admin(sql: str, *args: Any, database: str | None = None) -> Any:
+    """The rows of one statement on its own connection (the server's default database unless named)."""
+    conn = await asyncpg.connect(dsn(database), timeout=10)
     try:
         return await conn.fetch(sql, *args)
     finally:

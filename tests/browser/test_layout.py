@@ -13,7 +13,7 @@ from playwright.async_api import Browser, Page, expect
 from console import canned, tickets
 from console.db import Database
 from console.ports import Context, NullNotifier
-from tests.browser.conftest import CHROMIUM_ARGS, signed_in_page  # noqa: F401 (the browser fixture's options)
+from tests.browser.conftest import signed_in_page
 from tests.conftest import CTI_TOKEN, LiveServer, make_settings
 from tests.helpers import PASSWORD, add_agent, add_customer
 
