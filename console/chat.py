@@ -14,16 +14,16 @@ import hmac
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from console import changes, conversations, customers
+from console import changes, conversations, customers, wrapup
 from console.errors import Conflict, Forbidden, InvalidInput, NotFound
 from console.models import (
     Author,
@@ -102,6 +102,7 @@ class SiteSettings:
     hours: str | None = None
     timezone: str | None = None
     idle_minutes: int | None = None
+    prechat: bool | None = None
 
 
 async def configure_site(session: AsyncSession, name: str, values: SiteSettings) -> tuple[ChatSite, bool]:
@@ -130,6 +131,8 @@ async def configure_site(session: AsyncSession, name: str, values: SiteSettings)
         site.greeting = values.greeting.strip() or None
     if values.identity_required is not None:
         site.identity_required = values.identity_required
+    if values.prechat is not None:
+        site.prechat = values.prechat
     if values.hours is not None:
         from console import hours as opening
 
@@ -188,6 +191,7 @@ class Visit:
     identity: str
     customer_id: int | None
     name: str | None
+    email: str | None = None
 
 
 async def visit(ctx: Context, site: ChatSite, token: str | None, identifier: str = "",
@@ -224,7 +228,43 @@ async def visit(ctx: Context, site: ChatSite, token: str | None, identifier: str
             visitor.identifier, visitor.identity = identifier, VERIFIED
             if "@" in identifier:
                 await _link_email(session, ctx, site, visitor, identifier)
-        return Visit(visitor.id, site.id, token, fresh, visitor.identity, visitor.customer_id, visitor.name)
+        return Visit(visitor.id, site.id, token, fresh, visitor.identity, visitor.customer_id, visitor.name,
+                     visitor.email)
+
+
+MAX_NAME = 200
+
+
+async def describe(ctx: Context, site: ChatSite, visit_: Visit, name: str, email: str) -> Visit:
+    """The visitor says who they are (the pre-chat form, or leaving a message): their name, and an
+    email address that matches or creates the customer. Typed, not verified: the pop says so, and
+    a visitor the website verified stays verified (what they type does not change who they are)."""
+    name = " ".join(name.split())
+    email = email.strip()
+    if len(name) > MAX_NAME:
+        raise InvalidInput("A name has at most %(count)s characters.", field="name", count=MAX_NAME)
+    if email and (len(email) > 320 or customers.normalize_email(email) is None):
+        raise InvalidInput("This is not an email address.", field="email")
+    async with ctx.transaction() as session:
+        visitor = await session.get(ChatVisitor, visit_.visitor_id, with_for_update=True)
+        if visitor is None:
+            raise NotFound("This chat visitor does not exist (any more). Reload the page.")
+        if visitor.identity != VERIFIED:
+            if name:
+                visitor.name = name
+            if email and email != visitor.email:
+                visitor.identity = TYPED
+                # A new address: the customer is found (or made) anew, and the old one no longer
+                # matches this visitor.
+                visitor.customer_id = None
+                address = visitor_address(site.key, visitor.id)
+                await session.execute(delete(ContactPoint).where(ContactPoint.kind == ContactKind.VISITOR,
+                                                                 ContactPoint.normalized == address))
+                await _link_email(session, ctx, site, visitor, email)
+            elif name and visitor.identity == ANONYMOUS:
+                visitor.identity = TYPED
+        return Visit(visitor.id, visitor.site_id, visit_.token, visit_.fresh, visitor.identity,
+                     visitor.customer_id, visitor.name, visitor.email)
 
 
 async def _link_email(session: AsyncSession, ctx: Context, site: ChatSite, visitor: ChatVisitor,
@@ -527,3 +567,100 @@ async def writer(session: AsyncSession, conversation_id: int, agent_id: int) -> 
     if chat_id is None:
         raise InvalidInput("This conversation is not a chat.", field="text")
     return chat_id, name or ""
+
+
+IDLE_DETAIL = "the visitor did not answer"
+
+
+async def sweep_idle(ctx: Context, limit: int = 50) -> int:
+    """Chats that wait on their visitor for their site's idle time (the newest message is the
+    agent's, and that old) end: both sides read why, and the agent's part goes to wrap-up. A
+    visitor waiting for an answer is never idle. Safe on every node (what another holds is skipped)."""
+    newest = (select(func.max(Message.id)).where(Message.chat_id == Chat.id)
+              .correlate(Chat).scalar_subquery())
+    async with ctx.db.reading() as session:
+        sites = (await session.execute(select(ChatSite.id, ChatSite.idle_minutes))).all()
+        waiting: list[tuple[int, datetime]] = []
+        for site_id, minutes in sites:
+            cutoff = utcnow() - timedelta(minutes=minutes)
+            waiting += [(chat_id, cutoff) for chat_id in await session.scalars(
+                select(Chat.id).join(Message, Message.id == newest)
+                .where(Chat.site_id == site_id, Chat.ended_at.is_(None), Message.author == Author.AGENT,
+                       Message.created_at < cutoff).order_by(Chat.id).limit(limit))]
+    ended = 0
+    for chat_id, cutoff in waiting:
+        async with ctx.transaction() as session:
+            # The conversation, then the chat: the order an agent ending it locks in.
+            part = await session.scalar(select(Conversation).where(Conversation.chat_id == chat_id)
+                                        .order_by(Conversation.id.desc()).limit(1)
+                                        .with_for_update(skip_locked=True))
+            if part is None or part.state is not State.ACTIVE:
+                continue
+            await session.get(Chat, chat_id, with_for_update=True)
+            last = (await session.execute(select(Message.author, Message.created_at).where(
+                Message.chat_id == chat_id).order_by(Message.id.desc()).limit(1))).first()
+            if last is None or last.author is not Author.AGENT or last.created_at >= cutoff:
+                continue  # the visitor wrote meanwhile
+            await wrapup.begin_wrap_up(session, part, detail=IDLE_DETAIL)
+            await conversations.cancel_pending_handoffs(session, part)
+            await conversations.end_chat(session, part, "idle", conversations.CHAT_IDLE)
+        ended += 1
+    if ended:
+        log.info("%d chats ended: their visitors answered nothing for their site's idle time", ended)
+    return ended
+
+
+ANSWERED_LATELY = timedelta(minutes=10)  # an agent wrote this recently: the chat goes on, whatever the hour
+
+
+@dataclass(frozen=True)
+class Availability:
+    """What the widget tells a visitor before they write: whether the site is open now, whether
+    anyone could answer, and whether it asks who they are first."""
+
+    open: bool
+    staffed: bool
+    prechat: bool
+
+    @property
+    def answering(self) -> bool:
+        return self.open and self.staffed
+
+
+async def availability(session: AsyncSession, site: ChatSite, current: Chat | None) -> Availability:
+    from console import hours, routing
+
+    now = utcnow()
+    if current is not None:
+        answered = await session.scalar(select(Message.id).where(
+            Message.chat_id == current.id, Message.author == Author.AGENT,
+            Message.created_at >= now - ANSWERED_LATELY).limit(1))
+        if answered is not None:  # no "we are closed" to someone an agent is talking with
+            return Availability(True, True, site.prechat)
+    is_open = hours.is_open(site.hours, site.timezone, now)
+    staffed = is_open and await routing.staffed(session, site.queue_id, Channel.CHAT)
+    return Availability(is_open, staffed, site.prechat)
+
+
+LEFT = "message left"  # the system line after a message left while nobody could answer
+
+
+async def leave_message(ctx: Context, visit_: Visit, chat_id: int) -> None:
+    """The visitor's message was left for later (the site closed, or nobody to answer): the chat
+    says so once, so whoever takes it knows to answer by email. It waits in its queue like any
+    conversation, so it is never lost."""
+    async with ctx.transaction() as session:
+        chat = await session.scalar(select(Chat).where(Chat.id == chat_id, Chat.visitor_id == visit_.visitor_id)
+                                    .with_for_update())
+        if chat is None or chat.ended_at is not None:
+            return
+        said = await session.scalar(select(Message.id).where(
+            Message.chat_id == chat_id, Message.author == Author.SYSTEM, Message.body == LEFT).limit(1))
+        part = await session.scalar(select(Conversation).where(Conversation.chat_id == chat_id)
+                                    .order_by(Conversation.id.desc()).limit(1))
+        if said is not None or part is None:
+            return
+        line = Message(chat_id=chat_id, conversation_id=part.id, author=Author.SYSTEM, body=LEFT, created_at=utcnow())
+        session.add(line)
+        await session.flush()
+        _told(session, part, line)

@@ -470,18 +470,20 @@ async def end(ctx: Context, agent_id: int, conversation_id: int) -> None:
 
 
 CHAT_ENDED = "chat ended"  # the system line a chat ends with (each side shows it in its language)
+CHAT_IDLE = "chat idle"  # ... when it ended because the visitor answered nothing for a while
 
 
-async def end_chat(session: AsyncSession, conversation: Conversation, by: str) -> None:
-    """The chat of `conversation` is over: its visitor is told, and their next message starts a new one."""
+async def end_chat(session: AsyncSession, conversation: Conversation, by: str, line: str = CHAT_ENDED) -> None:
+    """The chat of `conversation` is over: its visitor is told (with `line`), and their next
+    message starts a new one."""
     chat = await session.get(Chat, conversation.chat_id, with_for_update=True)
     if chat is None or chat.ended_at is not None:
         return
     chat.ended_at, chat.ended_by = utcnow(), by
-    line = Message(chat_id=chat.id, conversation_id=conversation.id, author=Author.SYSTEM, body=CHAT_ENDED,
+    said = Message(chat_id=chat.id, conversation_id=conversation.id, author=Author.SYSTEM, body=line,
                    created_at=utcnow())
-    session.add(line)
+    session.add(said)
     await session.flush()
     agents = frozenset(a for a in (conversation.agent_id,) if a is not None)
-    chat_id, message_id, conversation_id = chat.id, line.id, conversation.id
+    chat_id, message_id, conversation_id = chat.id, said.id, conversation.id
     changes.emit(session, lambda: changes.ChatMessage(chat_id, message_id, conversation_id, agents))

@@ -95,6 +95,9 @@ LABELS = {
     "wrap-up timeout": N_("wrap-up timeout"),
     # what a chat's system lines say (console.conversations)
     "chat ended": N_("The chat has ended."),
+    "message left": N_("Left while nobody could answer: the visitor expects an answer by email."),
+    "chat idle": N_("The chat has ended: the visitor answered nothing for a while."),
+    "the visitor did not answer": N_("the visitor did not answer"),
     # what conversation events say (console.lifecycle, conversations, offers, handoffs, wrapup)
     "arrived": N_("arrived"), "answered": N_("answered"), "answered elsewhere": N_("answered elsewhere"),
     "offer withdrawn": N_("offer withdrawn"), "declined": N_("declined"), "rang out": N_("rang out"),

@@ -551,6 +551,7 @@ class ChatSite(Base):
     hours: Mapped[str | None] = mapped_column(String(500))  # opening hours, e.g. "mon-fri 09:00-17:00"
     timezone: Mapped[str] = mapped_column(String(64), default="Europe/Amsterdam")
     idle_minutes: Mapped[int] = mapped_column(default=10)
+    prechat: Mapped[bool] = mapped_column(default=False, server_default=false())  # ask name and email first
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 

@@ -106,6 +106,18 @@ async def required_skills(session: AsyncSession, queue_id: int | None) -> list[t
     return [(skill_id, level) for skill_id, level in rows.all()]
 
 
+WORKING = (AgentStatus.AVAILABLE, AgentStatus.BUSY, AgentStatus.WRAP_UP)
+
+
+async def staffed(session: AsyncSession, queue_id: int | None, channel: Channel) -> bool:
+    """Whether someone at work (available, or busy with other contacts) could take this channel's
+    work of the queue: when nobody could, a visitor is offered to leave a message instead."""
+    required = await required_skills(session, queue_id)
+    found = await session.scalar(select(Agent.id).where(
+        Agent.status.in_(WORKING), readiness.CAPACITY[channel] > 0, *_has_skills(required)).limit(1))
+    return found is not None
+
+
 async def can_take(session: AsyncSession, agent_id: int, channel: Channel, required: list[tuple[int, int]]) -> bool:
     """Read after locking the agent."""
     await readiness.refresh(session)

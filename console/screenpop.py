@@ -19,6 +19,7 @@ from console.models import (
     AgentStatus,
     Channel,
     Chat,
+    ChatVisitor,
     Conversation,
     ConversationEvent,
     Customer,
@@ -33,6 +34,13 @@ from console.models import (
 )
 from console.profile import CustomerPage
 from console.wrapup import dispositions
+
+
+@dataclass(frozen=True)
+class ChatVisitorInfo:
+    name: str | None
+    email: str | None
+    identity: str  # anonymous, typed (in the pre-chat form) or verified (signed by the website)
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,7 @@ class Pop:
     history: list[ConversationEvent] = field(default_factory=list)  # of the earlier parts, after a handoff
     transcript: list[Message] = field(default_factory=list)
     page: str | None = None  # a chat's: the web page the visitor wrote from
+    visitor: ChatVisitorInfo | None = None  # a chat's: who the visitor said or the website confirmed they are
 
     @property
     def unknown(self) -> bool:
@@ -185,7 +194,12 @@ async def build_pop(session: AsyncSession, conversation: Conversation | Conversa
     if conversation.channel is not Channel.CALL:  # calls have no written messages
         pop.transcript = await transcript(session, conversation, earlier)
     if conversation.chat_id is not None:
-        pop.page = await session.scalar(select(Chat.page_url).where(Chat.id == conversation.chat_id))
+        row = (await session.execute(
+            select(Chat.page_url, ChatVisitor.name, ChatVisitor.email, ChatVisitor.identity)
+            .join(ChatVisitor, ChatVisitor.id == Chat.visitor_id).where(Chat.id == conversation.chat_id))).first()
+        if row is not None:
+            pop.page = row.page_url
+            pop.visitor = ChatVisitorInfo(row.name, row.email, row.identity)
     if conversation.parent_id is not None:
         pop.handoff = await handoffs.leading_to(session, conversation.id)
         # What happened before this part began: later events of the earlier parts (a colleague's

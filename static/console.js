@@ -191,10 +191,19 @@
     el.focus();
     return true;
   }
+  // The note, ticket and handoff forms of the conversation in front (the chosen tab).
+  function focusOn(key, open) {
+    var items = document.querySelectorAll(".current-item");
+    for (var i = 0; i < items.length; i++) {
+      var field = items[i].querySelector('[data-focus="' + key + '"]');
+      if (items[i].offsetParent !== null && field) return focusIn(field.id, open);
+    }
+    return false;
+  }
   var keys = {
-    n: function () { return focusIn("note-body"); },
-    t: function () { return focusIn("ticket-subject", true); },
-    h: function () { return focusIn("handoff-target", true); },
+    n: function () { return focusOn("n"); },
+    t: function () { return focusOn("t", true); },
+    h: function () { return focusOn("h", true); },
     w: function () {
       var select = document.querySelector(".wrap-up select[name=disposition]");
       if (select) { select.focus(); return true; }
@@ -257,6 +266,7 @@
     document.querySelectorAll(".pop .chat[id$='-chat']").forEach(function (log) {
       var pop = log.closest(".pop"), composer = pop && pop.querySelector("form[data-chat-composer] fieldset");
       if (!composer || composer.disabled) return;  // ringing: not read until accepted
+      if (pop.offsetParent === null) return;  // behind another tab: not read until chosen
       var newest = 0;
       log.querySelectorAll("li.from-customer[data-message]").forEach(function (line) {
         newest = Math.max(newest, parseInt(line.dataset.message, 10));
@@ -268,8 +278,146 @@
       }
     });
   }
-  document.addEventListener("console:frame", markRead);
   document.addEventListener("visibilitychange", markRead);
+
+  // Several conversations at once (chats, a call among them): a tab each, with the visitor's
+  // messages not read yet and how long the visitor has waited for an answer. The chosen one is
+  // in front with its forms; ringing offers always are. Alt+Down and Alt+Up (in the composer too)
+  // go to the next and previous one; on the tabs the arrow keys do. A stylesheet of its own hides
+  // the others, so a pushed fragment that morphs a pop cannot show it for a moment.
+  var chosen = null, wish = null, baseTitle = document.title, front = null;
+  if (window.CSSStyleSheet && document.adoptedStyleSheets) {
+    front = new CSSStyleSheet();
+    document.adoptedStyleSheets = document.adoptedStyleSheets.concat([front]);
+  }
+  function popsOnPage() {
+    return Array.prototype.slice.call(document.querySelectorAll("#screen-pop > .pop[data-conversation]"));
+  }
+  function isRinging(pop) { return !!pop.querySelector(":scope > .pop-state.ringing"); }
+  function unreadOf(pop) {
+    var seen = readUpTo[pop.dataset.conversation] || 0, n = 0;
+    pop.querySelectorAll(".chat-log li.from-customer[data-message]").forEach(function (line) {
+      if (!line.hasAttribute("data-read") && parseInt(line.dataset.message, 10) > seen) n++;
+    });
+    return n;
+  }
+  function waitingSince(pop) {
+    // From the visitor's first message after the agent's last one.
+    var since = null;
+    pop.querySelectorAll(".chat-log li[data-message]").forEach(function (line) {
+      if (line.classList.contains("from-agent")) since = null;
+      else if (since === null && line.classList.contains("from-customer")) {
+        var time = line.querySelector("time");
+        since = time ? time.getAttribute("datetime") : null;
+      }
+    });
+    return since;
+  }
+  function tabOf(pop, strip) {
+    var id = pop.dataset.conversation, tab = document.createElement("button");
+    tab.type = "button";
+    tab.id = "tab-" + id;
+    tab.className = "work-tab" + (isRinging(pop) ? " ringing" : "");
+    tab.dataset.tab = id;
+    tab.setAttribute("role", "tab");
+    tab.setAttribute("aria-controls", pop.id);
+    tab.setAttribute("aria-selected", String(id === chosen));
+    tab.tabIndex = id === chosen ? 0 : -1;
+    var badge = pop.querySelector(".pop-state .badge");
+    if (badge) tab.appendChild(badge.cloneNode(true));
+    var name = document.createElement("span"), who = pop.querySelector(".customer-name") ||
+      pop.querySelector(".chat-visitor strong") || pop.querySelector(".pop-state .number");
+    name.className = "tab-name";
+    name.textContent = who ? who.textContent.trim() : id;
+    tab.appendChild(name);
+    if (isRinging(pop)) {
+      var state = pop.querySelector(".pop-state .state"), ring = document.createElement("span");
+      ring.className = "tab-state";
+      ring.textContent = state ? state.textContent : "";
+      tab.appendChild(ring);
+    }
+    var unread = unreadOf(pop);
+    if (unread) {
+      var count = document.createElement("span");
+      count.className = "unread";
+      count.textContent = String(unread);
+      count.setAttribute("aria-label", unread + " " + (strip.dataset.unread || ""));
+      tab.appendChild(count);
+    }
+    var since = waitingSince(pop);
+    if (since && !isRinging(pop)) {
+      var waited = document.createElement("time");
+      waited.className = "timer";
+      waited.dataset.since = since;
+      waited.setAttribute("datetime", since);
+      waited.title = strip.dataset.waiting || "";
+      tab.appendChild(waited);
+    }
+    return {tab: tab, unread: unread};
+  }
+  function drawTabs() {
+    var strip = document.getElementById("work-tabs");
+    if (!strip) return;
+    var pops = popsOnPage(), open = pops.filter(function (pop) { return !isRinging(pop); });
+    var ids = open.map(function (pop) { return pop.dataset.conversation; });
+    if (wish && ids.indexOf(wish) >= 0) { chosen = wish; wish = null; }
+    if (ids.indexOf(chosen) < 0) chosen = ids.length ? ids[0] : null;
+    if (front) {
+      var id = chosen ? CSS.escape(chosen) : "";
+      front.replaceSync(open.length < 2 ? "" :
+        '#screen-pop > .pop[data-conversation]:not([data-conversation="' + id + '"]):not(:has(> .pop-state.ringing)) { display: none; }\n' +
+        "#current-conversation > .current-item:not(#current-" + id + ") { display: none; }");
+    }
+    var focused = document.activeElement && document.activeElement.closest && document.activeElement.closest("#work-tabs");
+    var total = 0;
+    strip.textContent = "";
+    pops.forEach(function (pop) {
+      var drawn = tabOf(pop, strip);
+      total += drawn.unread;
+      strip.appendChild(drawn.tab);
+    });
+    strip.hidden = pops.length < 2;
+    if (focused && chosen) { var again = document.getElementById("tab-" + chosen); if (again) again.focus(); }
+    document.title = (total ? "(" + total + ") " : "") + baseTitle;
+    tick();
+  }
+  function choose(id, into) {
+    chosen = id;
+    drawTabs();
+    markRead();
+    drawTabs();
+    if (into === "tab") { var tab = document.getElementById("tab-" + id); if (tab) tab.focus(); }
+    else if (into === "composer") {
+      var pop = document.querySelector('#screen-pop > .pop[data-conversation="' + CSS.escape(id) + '"]');
+      var box = pop && pop.querySelector("form[data-chat-composer] fieldset:not([disabled]) textarea");
+      if (box) box.focus();
+    }
+  }
+  function step(by, into) {
+    var open = popsOnPage().filter(function (pop) { return !isRinging(pop); });
+    if (open.length < 2) return false;
+    var ids = open.map(function (pop) { return pop.dataset.conversation; });
+    var at = Math.max(0, ids.indexOf(chosen));
+    choose(ids[(at + by + ids.length) % ids.length], into);
+    return true;
+  }
+  document.addEventListener("click", function (event) {
+    var tab = event.target.closest && event.target.closest("#work-tabs [data-tab]");
+    if (tab) { if (!tab.classList.contains("ringing")) choose(tab.dataset.tab, "composer"); return; }
+    // The offer the agent accepts is the one they want in front once it is theirs.
+    var accept = event.target.closest && event.target.closest(".pop .accept");
+    if (accept) wish = accept.closest(".pop").dataset.conversation;
+  });
+  document.addEventListener("keydown", function (event) {
+    var inTabs = event.target.closest && event.target.closest("#work-tabs");
+    if (event.altKey && !event.ctrlKey && !event.metaKey && (event.key === "ArrowDown" || event.key === "ArrowUp")) {
+      if (step(event.key === "ArrowDown" ? 1 : -1, inTabs ? "tab" : "composer")) event.preventDefault();
+    } else if (inTabs && (event.key === "ArrowRight" || event.key === "ArrowLeft")) {
+      if (step(event.key === "ArrowRight" ? 1 : -1, "tab")) event.preventDefault();
+    }
+  });
+  document.addEventListener("console:frame", function () { drawTabs(); markRead(); drawTabs(); });
+  document.addEventListener("DOMContentLoaded", drawTabs);
 
   document.addEventListener("keydown", function (event) {
     var box = event.target;

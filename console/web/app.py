@@ -7,6 +7,7 @@ import contextlib
 import logging
 import re
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -24,7 +25,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from console import handoffs, i18n, logs, offers, presence, privacy, routing, wrapup
+from console import chat, handoffs, i18n, logs, offers, presence, privacy, routing, wrapup
 from console.errors import ConsoleError, Unavailable
 from console.models import Agent
 from console.settings import Settings
@@ -121,6 +122,22 @@ def hide_cti_token_in_access_logs() -> None:
 SOCKET_REFRESH_SECONDS = 10.0
 
 
+IDLE_SWEEP_SECONDS = 10.0  # idle chats are looked for this often (minutes are what counts there)
+
+
+def every(seconds: float, sweep: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[object]]:
+    """`sweep` at most once per `seconds`, however often the round comes."""
+    last = [float("-inf")]
+
+    async def maybe() -> object:
+        now = time.monotonic()
+        if now - last[0] < seconds:
+            return None
+        last[0] = now
+        return await sweep()
+    return maybe
+
+
 async def sweep_forever(w: Wiring) -> None:
     """Deadlines fire here: offers ring out, wrap-ups time out, absent agents go offline.
 
@@ -135,6 +152,7 @@ async def sweep_forever(w: Wiring) -> None:
         ("presence", lambda: presence.sweep(w.ctx, grace)),
         ("queue", lambda: routing.sweep_queue(w.ctx)),
         ("queue sizes", lambda: update_queue_sizes(w)),
+        ("idle chats", every(IDLE_SWEEP_SECONDS, lambda: chat.sweep_idle(w.ctx))),
     ]
     down = False
     while True:

@@ -69,7 +69,10 @@ def _parser() -> argparse.ArgumentParser:
                       help="refuse identifiers the website did not sign")
     site.add_argument("--hours", help="opening hours, e.g. \"mon-fri 09:00-17:00; sat 10:00-14:00\" (\"\": always)")
     site.add_argument("--timezone", help="the time zone of the hours (Europe/Amsterdam)")
-    site.add_argument("--idle-minutes", type=int, help="a chat nobody writes in ends after this many minutes (10)")
+    site.add_argument("--idle-minutes", type=int,
+                      help="a chat whose visitor answers nothing for this many minutes ends (10)")
+    site.add_argument("--prechat", action=argparse.BooleanOptionalAction, default=None,
+                      help="ask the visitor's name and email (optional for them) before the first message")
     site.add_argument("--console-url", default="https://console.example.nl",
                       help="the console's public URL, for the printed tag")
     totp = sub.add_parser("totp", help="turn a supervisor's or admin's second factor (one-time codes) on or off")

@@ -238,7 +238,7 @@ def chat_site(args: argparse.Namespace) -> int:
 
     values = chat.SiteSettings(origins=args.origin, queue=args.queue, greeting=args.greeting,
                                identity_required=args.identity_required, hours=args.hours, timezone=args.timezone,
-                               idle_minutes=args.idle_minutes)
+                               idle_minutes=args.idle_minutes, prechat=args.prechat)
 
     async def job(db: Database, settings: Settings) -> int:
         async with db.transaction() as session:

@@ -29,10 +29,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from console import chat, hours, i18n
+from console import chat, i18n
 from console.errors import ConsoleError, Forbidden, NotFound
 from console.i18n import N_
-from console.models import Agent, ChatSite, Conversation, utcnow
+from console.models import Agent, ChatSite, Conversation
 from console.web.assets import asset_dir
 from console.web.render import agent_stream
 from console.web.security import signed_out
@@ -225,9 +225,14 @@ async def _serve(websocket: WebSocket, w: Wiring, site: ChatSite, visit: chat.Vi
             async with w.ctx.db.reading() as session:
                 current = await chat.open_chat(session, visit.visitor_id)
                 latest = current or await chat.latest_chat(session, visit.visitor_id)
+                available = await chat.availability(session, site, current)
+            # Whether the site is open and anyone could answer; when not, the widget offers to
+            # leave a message with an email address. Whether to ask who they are first, and what
+            # they said before.
             welcome = {"type": "welcome", "visitor": visit.token, "identity": visit.identity,
-                       "open": hours.is_open(site.hours, site.timezone, utcnow()), "greeting": site.greeting,
-                       "chat": current.id if current else None}
+                       "open": available.open, "staffed": available.staffed, "prechat": available.prechat,
+                       "known": {"name": visit.name or "", "email": visit.email or ""},
+                       "greeting": site.greeting, "chat": current.id if current else None}
             await outbox.put(json.dumps(welcome))
             if current is not None:
                 await follow(current.id)
@@ -243,9 +248,22 @@ async def _serve(websocket: WebSocket, w: Wiring, site: ChatSite, visit: chat.Vi
                 if kind == "read":
                     await chat.read_by_visitor(w.ctx, visit, _number(data, "upto"))
                     continue
+                if kind == "details":
+                    try:
+                        visit = await chat.describe(w.ctx, site, visit, _text(data, "name", chat.MAX_NAME * 2),
+                                                    _text(data, "email", 640))
+                    except ConsoleError as exc:
+                        await outbox.put(_error("details", exc.translated(_)))
+                        continue
+                    await outbox.put(json.dumps({"type": "details", "name": visit.name or "",
+                                                 "email": visit.email or "", "identity": visit.identity}))
+                    continue
                 if kind != "message":
                     continue  # unknown kinds are ignored (a newer widget may say more)
                 client_id, text = _text(data, "id", 200), _text(data, "text", chat.MAX_MESSAGE * 2)
+                if data.get("left") is True and not visit.email:
+                    await outbox.put(_error("message", _("Give your email address, so we can answer you."), client_id))
+                    continue
                 try:
                     chat.check_message(text)  # an empty or oversize message counts for no limit
                 except ConsoleError as exc:
@@ -266,6 +284,8 @@ async def _serve(websocket: WebSocket, w: Wiring, site: ChatSite, visit: chat.Vi
                 await outbox.put(json.dumps({"type": "ack", "id": client_id, "message": line.as_json()}))
                 if line.chat_id:
                     await follow(line.chat_id)
+                    if data.get("left") is True:
+                        await chat.leave_message(w.ctx, visit, line.chat_id)
     except Refused as exc:
         await _close(websocket, _error(exc.code, _(exc.message)))
     except BusUnavailable as exc:

@@ -19,15 +19,23 @@
   var T = {
     en: {open: "Chat with us", title: "Chat", close: "Close the chat", send: "Send", placeholder: "Type your message",
          you: "You", us: "Customer service", sending: "sending…", connecting: "Connecting…", offline: "Connection lost; trying again…",
-         closed: "We are closed right now. Leave your message and we answer when we are back.",
+         closed: "We are closed right now. Leave your message and your email address, and we answer by email when we are back.",
+         busy: "Nobody can answer right now. Leave your message and your email address, and we answer by email.",
+         left: "Thank you. We answer by email as soon as we can.", about: "Who are you? (optional)", aboutLeave: "Your details",
+         name: "Name", email: "Email address", needEmail: "Give your email address, so we can answer you.",
          hello: "Hello! How can we help?", label: "Your message", log: "Messages", failed: "Not sent: ",
-         ended: "The chat has ended. Write again to start a new one.", typing: " is typing…", read: "read",
+         ended: "The chat has ended. Write again to start a new one.",
+         idle: "The chat has ended because we heard nothing from you for a while. Write again to start a new one.", typing: " is typing…", read: "read",
          someone: "Customer service"},
     nl: {open: "Chat met ons", title: "Chat", close: "Chat sluiten", send: "Versturen", placeholder: "Typ je bericht",
          you: "Jij", us: "Klantenservice", sending: "versturen…", connecting: "Verbinden…", offline: "Verbinding weg; opnieuw proberen…",
-         closed: "We zijn nu gesloten. Laat je bericht achter, dan antwoorden we zodra we er weer zijn.",
+         closed: "We zijn nu gesloten. Laat je bericht en je e-mailadres achter, dan antwoorden we per e-mail zodra we er weer zijn.",
+         busy: "Er kan nu niemand antwoorden. Laat je bericht en je e-mailadres achter, dan antwoorden we per e-mail.",
+         left: "Dank je wel. We antwoorden zo snel mogelijk per e-mail.", about: "Wie ben je? (niet verplicht)", aboutLeave: "Je gegevens",
+         name: "Naam", email: "E-mailadres", needEmail: "Geef je e-mailadres, zodat we je kunnen antwoorden.",
          hello: "Hallo! Waarmee kunnen we helpen?", label: "Je bericht", log: "Berichten", failed: "Niet verstuurd: ",
-         ended: "De chat is beëindigd. Schrijf opnieuw om een nieuwe te beginnen.", typing: " typt…", read: "gelezen",
+         ended: "De chat is beëindigd. Schrijf opnieuw om een nieuwe te beginnen.",
+         idle: "De chat is beëindigd omdat we een tijd niets van je hoorden. Schrijf opnieuw om een nieuwe te beginnen.", typing: " typt…", read: "gelezen",
          someone: "Klantenservice"}
   }[lang];
   var store = {
@@ -36,6 +44,7 @@
   };
   var visitor = store.get("visitor"), pending = store.get("pending") || [], shownIds = {}, newest = 0;
   var socket = null, backoff = 1000, welcomed = false, typingShown = null, typedAt = 0, readSent = 0;
+  var details = store.get("details"), leaving = false;  // details given but not confirmed yet
 
   // The widget's own document, out of the page's reach.
   var host = document.createElement("div");
@@ -64,7 +73,13 @@
     "form{display:flex;gap:8px;padding:10px;border-top:1px solid #e5e7eb}",
     "textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:8px;padding:8px;min-height:40px;max-height:120px}",
     "form button{border:0;border-radius:8px;padding:0 14px;background:#1d4ed8;color:#fff;cursor:pointer}",
-    ".hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}"
+    ".hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}",
+    "fieldset.about{border:0;border-top:1px solid #e5e7eb;margin:0;padding:8px 10px 0;display:grid;grid-template-columns:1fr 1fr;gap:6px}",
+    "fieldset.about[hidden]{display:none}",
+    "fieldset.about legend{padding:0;font-size:13px;color:#4b5563;float:left;grid-column:1/-1}",
+    "fieldset.about label{display:flex;flex-direction:column;font-size:12px;color:#4b5563;gap:2px}",
+    "fieldset.about input{border:1px solid #d1d5db;border-radius:6px;padding:6px;min-width:0}",
+    "fieldset.about input[aria-invalid=true]{border-color:#b91c1c}"
   ].join("");
   // A constructed style sheet: a page whose policy forbids inline styles still lets it through.
   try {
@@ -94,7 +109,16 @@
   var box = el("textarea", {rows: "1", maxlength: "4000", placeholder: T.placeholder, "aria-label": T.label});
   form.appendChild(box);
   form.appendChild(el("button", {type: "submit"}, T.send));
-  win.appendChild(header); win.appendChild(log); win.appendChild(status); win.appendChild(form);
+  // Who the visitor is, before the first message: asked when the site wants it (optional for
+  // them), and when nobody can answer now (then the email address is needed for the answer).
+  var about = el("fieldset", {"class": "about", hidden: ""});
+  var legend = el("legend", {}, T.about);
+  var nameBox = el("input", {type: "text", name: "name", autocomplete: "name", maxlength: "200"});
+  var emailBox = el("input", {type: "email", name: "email", autocomplete: "email", maxlength: "320"});
+  var nameLabel = el("label", {}, T.name), emailLabel = el("label", {}, T.email);
+  nameLabel.appendChild(nameBox); emailLabel.appendChild(emailBox);
+  about.appendChild(legend); about.appendChild(nameLabel); about.appendChild(emailLabel);
+  win.appendChild(header); win.appendChild(log); win.appendChild(status); win.appendChild(about); win.appendChild(form);
   root.appendChild(launch); root.appendChild(win);
   (document.body || document.documentElement).appendChild(host);
 
@@ -135,7 +159,8 @@
     var waiting = message.client_id && log.querySelector('[data-client="' + CSS.escape(message.client_id) + '"]');
     if (waiting && message.from === "customer") waiting.remove();
     if (message.from === "system") {
-      var line = note(message.text === "chat ended" ? T.ended : message.text);
+      var said = {"chat ended": T.ended, "chat idle": T.idle, "message left": T.left}[message.text];
+      var line = note(said || message.text);
       line.setAttribute("data-id", String(message.id));
       return;
     }
@@ -172,14 +197,33 @@
     return Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 12);
   }
   function sendOne(item) {
-    if (socket && socket.readyState === 1 && welcomed) socket.send(JSON.stringify({type: "message", id: item.id, text: item.text}));
+    if (socket && socket.readyState === 1 && welcomed)
+      socket.send(JSON.stringify({type: "message", id: item.id, text: item.text, left: !!item.left}));
   }
-  function sendPending() { pending.forEach(sendOne); }  // after a (re)connect: what is not confirmed yet
+  function sendDetails() {
+    if (details && socket && socket.readyState === 1 && welcomed)
+      socket.send(JSON.stringify({type: "details", name: details.name, email: details.email}));
+  }
+  function sendPending() { sendDetails(); pending.forEach(sendOne); }  // after a (re)connect: what is not confirmed yet
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     var text = box.value.trim();
     if (!text) return;
-    var item = {id: newId(), text: text};
+    if (!about.hidden) {
+      var email = emailBox.value.trim();
+      var bad = (leaving && !email) || (email && !emailBox.checkValidity());
+      emailBox.setAttribute("aria-invalid", bad ? "true" : "false");
+      if (bad) { status.textContent = T.needEmail; emailBox.focus(); return; }
+      if (email || nameBox.value.trim()) {
+        details = {name: nameBox.value.trim(), email: email};
+        store.set("details", details);
+        sendDetails();
+      }
+      about.hidden = true;
+      status.textContent = "";
+    }
+    var item = {id: newId(), text: text, left: leaving};
+    leaving = false;
     pending.push(item);
     store.set("pending", pending);
     showPending(item);
@@ -223,9 +267,19 @@
       if (data.type === "welcome") {
         welcomed = true; backoff = 1000; status.textContent = "";
         visitor = data.visitor; store.set("visitor", visitor);
+        var answering = data.open && data.staffed;
         if (!log.querySelector(".note.greeting")) {
-          note(data.open ? (data.greeting || T.hello) : T.closed).classList.add("greeting");
+          note(answering ? (data.greeting || T.hello) : data.open ? T.busy : T.closed).classList.add("greeting");
         }
+        // Before the first message of a chat: who they are, when asked or when nobody can answer.
+        var first = !data.chat && !pending.length;
+        leaving = first && !answering;
+        if (first && (data.prechat || leaving)) {
+          legend.textContent = leaving ? T.aboutLeave : T.about;
+          emailBox.required = leaving;
+          if (data.known) { nameBox.value = nameBox.value || data.known.name; emailBox.value = emailBox.value || data.known.email; }
+          about.hidden = false;
+        } else about.hidden = true;
         sendPending();
       } else if (data.type === "message" || data.type === "ack") {
         if (data.type === "ack") {
@@ -233,6 +287,9 @@
           store.set("pending", pending);
         }
         place(data.message);
+      } else if (data.type === "details") {
+        details = null;
+        store.set("details", null);
       } else if (data.type === "typing") {
         status.textContent = (data.agent || T.someone) + T.typing;
         clearTimeout(typingShown);
@@ -242,9 +299,18 @@
           if (Number(line.dataset.id) <= data.upto && !line.querySelector(".read"))
             line.appendChild(el("span", {"class": "read"}, "✓ " + T.read));
         });
+      } else if (data.type === "error" && data.code === "details") {
+        // The name or address could not be taken: asked again, with the reason.
+        details = null;
+        store.set("details", null);
+        about.hidden = false;
+        emailBox.setAttribute("aria-invalid", "true");
+        status.textContent = data.message;
       } else if (data.type === "error") {
         var again = data.code === "flood" || data.code === "unavailable";
-        if (data.id && !again) {  // refused for what it is: it goes, with the reason
+        if (data.id && !again) {  // refused for what it is: it goes, with the reason, its text back in the box
+          var refused = pending.filter(function (item) { return item.id === data.id; })[0];
+          if (refused && !box.value.trim()) { box.value = refused.text; leaving = !!refused.left; }
           pending = pending.filter(function (item) { return item.id !== data.id; });
           store.set("pending", pending);
           var waiting = log.querySelector('[data-client="' + CSS.escape(data.id) + '"]');

@@ -139,3 +139,109 @@ async def test_a_site_that_may_not_use_the_chat_hears_why(browser: Browser, serv
     await visitor.get_by_role("button", name="Chat met ons").click()
     window = visitor.get_by_role("dialog", name="Chat")
     await expect(window.get_by_role("log")).to_contain_text("niet ingesteld", timeout=10_000)
+
+
+async def _chat_from(browser: Browser, shop: Shop, dialogs: list[str], first: str) -> Page:
+    visitor = await _visitor(browser, shop, dialogs)
+    opener = visitor.get_by_role("button", name="Chat met ons")
+    await expect(opener).to_be_visible(timeout=10_000)
+    await opener.click()
+    box = visitor.get_by_role("dialog", name="Chat").get_by_role("textbox", name="Je bericht")
+    await box.fill(first)
+    await box.press("Enter")
+    return visitor
+
+
+async def test_an_operator_keeps_several_chats_apart_in_tabs_with_unread_counts_and_keys(
+        browser: Browser, server: LiveServer, shop: Shop, tmp_path: Path) -> None:
+    dialogs: list[str] = []
+    agent = await signed_in_page(browser, server.url, "anna@x.nl", PASSWORD, viewport=(1366, 768))
+    await agent.click("#agent-status button[value=available]")
+    first = await _chat_from(browser, shop, dialogs, "Is de appeltaart er nog?")
+    await expect(agent.locator(".pop .pop-state.ringing")).to_have_count(1, timeout=10_000)
+    await agent.keyboard.press("a")
+    await expect(agent.locator(".pop .chat-composer fieldset:not([disabled])")).to_have_count(1, timeout=10_000)
+    await expect(agent.locator("#work-tabs")).to_be_hidden()  # one conversation: no tabs
+
+    second = await _chat_from(browser, shop, dialogs, "Bezorgen jullie ook in Gouda?")
+    ringing = agent.locator("#work-tabs .work-tab.ringing")
+    await expect(ringing).to_have_count(1, timeout=10_000)  # the offer shows beside the open chat
+    await expect(agent.locator(".pop:has(> .pop-state.ringing)")).to_be_visible()
+    await agent.keyboard.press("a")
+    tabs = agent.locator("#work-tabs [role=tab]")
+    await expect(tabs).to_have_count(2, timeout=10_000)
+    await expect(agent.locator("#work-tabs .ringing")).to_have_count(0)
+    # The chat just accepted is in front, the other behind its tab.
+    front = agent.locator(".pop:visible")
+    await expect(front).to_have_count(1)
+    await expect(front.locator(".chat-log")).to_contain_text("Gouda")
+    chosen = agent.locator("#work-tabs [aria-selected=true]")
+    assert await chosen.get_attribute("aria-controls") == await front.get_attribute("id")
+    await expect(chosen.locator(".badge")).to_have_text("Chat")
+
+    # The first visitor writes while the operator is in the second chat: the count and the wait show.
+    box = first.get_by_role("dialog", name="Chat").get_by_role("textbox", name="Je bericht")
+    await box.fill("Ik kom hem om vier uur halen")
+    await box.press("Enter")
+    behind = agent.locator("#work-tabs [aria-selected=false]")
+    # One unread: the first message was read while that chat was in front.
+    await expect(behind.locator(".unread")).to_have_text("1", timeout=10_000)
+    await expect(behind.locator("time.timer")).to_have_count(1)
+    assert "(1)" in await agent.title()
+    mine = first.get_by_role("dialog", name="Chat").get_by_role("log").locator("li.mine[data-id]")
+    await expect(mine).to_have_count(2)
+    await expect(mine.last).not_to_contain_text("gelezen")  # behind its tab: not read
+    await agent.screenshot(path=str(tmp_path / "chat-tabs.png"))
+
+    # Alt+Down from the composer: the other chat in front, its composer ready, its messages read.
+    await front.locator(".chat-composer textarea").focus()
+    await agent.keyboard.press("Alt+ArrowDown")
+    front = agent.locator(".pop:visible")
+    await expect(front.locator(".chat-log")).to_contain_text("om vier uur")
+    await expect(front.locator(".chat-composer textarea")).to_be_focused()
+    await expect(agent.locator("#work-tabs .unread")).to_have_count(0, timeout=10_000)
+    await expect(mine.last).to_contain_text("gelezen", timeout=10_000)  # read once it was in front
+    assert "(" not in await agent.title()
+    # N writes a note on the chat in front, not on the other.
+    await agent.keyboard.press("Escape")
+    await agent.keyboard.press("n")
+    note = agent.locator(".current-item:visible [data-focus=n]")
+    await expect(note).to_be_focused()
+    await expect(agent.locator(".current-item:visible")).to_have_count(1)
+    # A click on the other tab brings it back.
+    await agent.locator("#work-tabs [aria-selected=false]").click()
+    await expect(agent.locator(".pop:visible .chat-log")).to_contain_text("Gouda")
+    await expect(agent.locator(".pop:visible .chat-composer textarea")).to_be_focused()
+    assert second is not None and dialogs == []
+
+
+async def test_with_nobody_to_answer_the_visitor_leaves_a_message_and_the_agent_finds_it_later(
+        browser: Browser, server: LiveServer, shop: Shop) -> None:
+    dialogs: list[str] = []
+    visitor = await _visitor(browser, shop, dialogs)  # Anna is not logged in: nobody could answer
+    await visitor.get_by_role("button", name="Chat met ons").click()
+    window = visitor.get_by_role("dialog", name="Chat")
+    await expect(window.get_by_role("log")).to_contain_text("Er kan nu niemand antwoorden", timeout=10_000)
+    details = window.get_by_role("group", name="Je gegevens")
+    await expect(details).to_be_visible()
+    box = window.get_by_role("textbox", name="Je bericht")
+    await details.get_by_role("textbox", name="Naam").fill('<img src=x onerror="alert(3)">Piet')
+    await box.fill("Kunnen jullie een taart bezorgen op zaterdag?")
+    await box.press("Enter")
+    await expect(window.get_by_role("status")).to_have_text("Geef je e-mailadres, zodat we je kunnen antwoorden.")
+    await expect(box).to_have_value("Kunnen jullie een taart bezorgen op zaterdag?")  # nothing lost
+    await details.get_by_role("textbox", name="E-mailadres").fill("piet@jansen.example")
+    await box.press("Enter")
+    await expect(window.get_by_role("log")).to_contain_text("We antwoorden zo snel mogelijk per e-mail",
+                                                            timeout=10_000)
+    await expect(details).to_be_hidden()
+
+    agent = await signed_in_page(browser, server.url, "anna@x.nl", PASSWORD, viewport=(1366, 768))
+    await agent.click("#agent-status button[value=available]")
+    pop = agent.locator(".pop")
+    await expect(pop.locator(".chat-log")).to_contain_text("taart bezorgen op zaterdag", timeout=10_000)
+    await expect(pop.locator(".chat-visitor")).to_contain_text('<img src=x onerror="alert(3)">Piet')
+    await expect(pop.locator(".chat-visitor")).to_contain_text("piet@jansen.example")
+    await expect(pop.locator(".chat-visitor .identity")).to_have_text("Typed by the visitor, not verified")
+    await expect(pop.locator(".chat-log")).to_contain_text("Left while nobody could answer")
+    assert dialogs == []

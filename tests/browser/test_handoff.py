@@ -62,21 +62,23 @@ async def test_warm_handoff_between_two_agents(browser: Browser, server: LiveSer
 
     # N: a note on the conversation, from the keyboard.
     await anna.keyboard.press("n")
-    await expect(anna.locator("#note-body")).to_be_focused()
+    await expect(anna.locator(".current-item [name=body][data-focus=n]")).to_be_focused()
     await anna.keyboard.type("Invoice 2231 is charged twice")
-    await anna.locator("#note-form button[type=submit]").click()
+    await anna.locator(".current-item form[id^=note-form] button[type=submit]").click()
     await expect(anna.locator(".pop:has(> .active) .conversation-note")).to_contain_text(
         "Invoice 2231 is charged twice")
-    await expect(anna.locator("#note-body")).to_have_value("")
+    await expect(anna.locator(".current-item [name=body][data-focus=n]")).to_have_value("")
 
     # H: hand off warm to Bram with a context note.
     await anna.keyboard.press("Escape")
     await anna.keyboard.press("h")
-    await expect(anna.locator("#handoff-target")).to_be_focused()
-    await expect(anna.locator("#handoff-target option", has_text="Bram Bakker")).to_have_count(1, timeout=10_000)
-    await anna.locator("#handoff-target").select_option(label="Bram Bakker (available)")
-    await anna.locator("#handoff-note").fill("Refund approved, please arrange the credit note")
-    await anna.locator("#handoff-form button[type=submit]").click()
+    await expect(anna.locator(".current-item [data-focus=h]")).to_be_focused()
+    target = anna.locator(".current-item [data-focus=h]")
+    await expect(target.locator("option", has_text="Bram Bakker")).to_have_count(1, timeout=10_000)
+    await target.select_option(label="Bram Bakker (available)")
+    await anna.locator(".current-item textarea[id^=handoff-note]").fill(
+        "Refund approved, please arrange the credit note")
+    await anna.locator(".current-item form[id^=handoff-form] button[type=submit]").click()
     await expect(anna.locator(".handoff-status.pending")).to_contain_text("Bram Bakker", timeout=10_000)
 
     offer = bram.locator(".pop.handoff-offer")

@@ -236,3 +236,95 @@ def test_only_a_page_of_the_site_is_shown_to_the_agent_without_its_query() -> No
     assert chat.page_on_site(site, "https://shop.example:443") == "https://shop.example/"
     assert chat.page_on_site(site, "https://phish.example/login") is None
     assert chat.page_on_site(site, "javascript:alert(1)") is None
+
+
+async def test_a_chat_waiting_on_its_visitor_too_long_ends_and_a_visitor_waiting_for_an_answer_never_does(
+        ctx: Context) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    anna = await add_agent(ctx.db, "anna@x.nl", "Anna", extension="201")
+    site = await make_site(ctx, idle_minutes=10)
+    await routing.set_status(ctx, anna, "available")
+    quiet, waiting = await chat.visit(ctx, site, None), await chat.visit(ctx, site, None)
+    await chat.from_visitor(ctx, quiet, "q-1", "Hallo")
+    await chat.from_visitor(ctx, waiting, "w-1", "Is er iemand?")
+    async with ctx.db.reading() as session:
+        parts = list(await session.scalars(select(Conversation).order_by(Conversation.id)))
+    for part in parts:
+        await offers.accept(ctx, anna, part.id)
+    await chat.from_agent(ctx, anna, parts[0].id, "a-1", "Waarmee kan ik helpen?")
+    assert await chat.sweep_idle(ctx) == 0, "nobody waited ten minutes yet"
+
+    eleven_minutes_ago = datetime.now(UTC) - timedelta(minutes=11)
+    async with ctx.db.transaction() as session:
+        await session.execute(update(Message).values(created_at=eleven_minutes_ago))
+    assert await chat.sweep_idle(ctx) == 1
+    async with ctx.db.reading() as session:
+        quiet_part = await session.get(Conversation, parts[0].id)
+        waiting_part = await session.get(Conversation, parts[1].id)
+        assert quiet_part is not None and quiet_part.state is State.WRAP_UP
+        assert waiting_part is not None and waiting_part.state is State.ACTIVE, "the visitor waits on us"
+        said = await chat.lines(session, quiet_part.chat_id or 0)
+        assert [(line.author, line.body) for line in said][-1] == (Author.SYSTEM, "chat idle")
+        assert await chat.open_chat(session, quiet.visitor_id) is None
+        assert await chat.open_chat(session, waiting.visitor_id) is not None
+    assert await chat.sweep_idle(ctx) == 0, "ended once"
+
+
+async def test_a_visitor_who_types_who_they_are_is_matched_but_marked_typed_and_a_verified_one_stays_verified(
+        ctx: Context) -> None:
+    site = await make_site(ctx)
+    jan = await add_customer(ctx.db, "Jan Jansen", emails=("jan@jansen.example",))
+    typed = await chat.describe(ctx, site, await chat.visit(ctx, site, None), " Jan ", "JAN@jansen.example")
+    assert typed.identity == "typed" and typed.customer_id == jan and typed.name == "Jan"
+    other = await chat.describe(ctx, site, typed, "Jan", "jan.nieuw@jansen.example")
+    assert other.customer_id not in (None, jan), "another address: another customer, made for it"
+    async with ctx.db.reading() as session:
+        address = chat.visitor_address(site.key, typed.visitor_id)
+        from console import customers
+        from console.models import ContactKind
+        assert await customers.match(session, ContactKind.VISITOR, address, "NL") == [other.customer_id]
+    verified = await chat.visit(ctx, site, None, "jan@jansen.example", chat.signature(site, "jan@jansen.example"))
+    still = await chat.describe(ctx, site, verified, "Iemand anders", "boef@x.example")
+    assert still.identity == "verified" and still.customer_id == jan and still.email == "jan@jansen.example"
+    for name, email, says in (("x" * 201, "", "at most 200"), ("", "geen adres", "not an email address")):
+        with pytest.raises(InvalidInput, match=says):
+            await chat.describe(ctx, site, typed, name, email)
+
+
+async def test_the_widget_hears_when_nobody_could_answer_unless_an_agent_just_did(ctx: Context) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    anna = await add_agent(ctx.db, "anna@x.nl", "Anna", extension="201")
+    site = await make_site(ctx, hours="mon-sun 00:00-23:59", timezone="UTC", prechat=True)
+    async with ctx.db.reading() as session:
+        nobody = await chat.availability(session, site, None)
+    assert (nobody.open, nobody.staffed, nobody.prechat) == (True, False, True)
+    await routing.set_status(ctx, anna, "available")
+    visit = await chat.visit(ctx, site, None)
+    await chat.from_visitor(ctx, visit, "m-1", "Hallo")
+    async with ctx.db.reading() as session:
+        part = await session.scalar(select(Conversation))
+        assert part is not None and (await chat.availability(session, site, None)).answering
+    await offers.accept(ctx, anna, part.id)
+    await chat.from_agent(ctx, anna, part.id, "a-1", "Goedemiddag!")
+    async with ctx.db.transaction() as session:
+        site_row = await session.get(chat.ChatSite, site.id)
+        assert site_row is not None
+        other_day = "tue" if datetime.now(UTC).weekday() == 0 else "mon"
+        site_row.hours = f"{other_day} 09:00-17:00"  # closed today
+    await routing.set_status(ctx, anna, "offline")
+    async with ctx.db.reading() as session:
+        closed_site = await session.get(chat.ChatSite, site.id)
+        current = await chat.open_chat(session, visit.visitor_id)
+        assert closed_site is not None and current is not None
+        assert (await chat.availability(session, closed_site, current)).answering, "Anna wrote a minute ago"
+        assert not (await chat.availability(session, closed_site, None)).answering
+    async with ctx.db.transaction() as session:
+        await session.execute(update(Message).values(created_at=datetime.now(UTC) - timedelta(minutes=11)))
+    async with ctx.db.reading() as session:
+        assert not (await chat.availability(session, closed_site, current)).answering

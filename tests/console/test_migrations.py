@@ -142,3 +142,34 @@ def test_the_chat_migration_keeps_every_row_and_its_references_hold(old_database
     assert asyncio.run(counts(old_database)) == before
     old_chat, left = asyncio.run(chats_work(old_database))
     assert old_chat is None and left == 1, "the chat's message went with it; the old one stayed"
+
+
+async def site_rows(url: str, insert: bool) -> list[tuple[object, ...]]:
+    db = Database(url)
+    try:
+        async with db.engine.begin() as connection:
+            if insert:
+                await connection.execute(text(
+                    "INSERT INTO chat_sites (id, key, name, origins, secret, identity_required, timezone, "
+                    "idle_minutes, greeting, created_at) VALUES (1, 'k', 'Shop', 'https://shop.example', 's', true, "
+                    "'Europe/Amsterdam', 15, 'Hoi', '2026-12-01 10:00:00+00:00')"))
+            columns = "key, name, origins, identity_required, idle_minutes, greeting"
+            return [tuple(row) for row in await connection.execute(text(f"SELECT {columns} FROM chat_sites"))]
+    finally:
+        await db.close()
+
+
+def test_the_prechat_migration_keeps_the_sites_as_they_were_and_they_do_not_ask(old_database: str) -> None:
+    upgrade(old_database, "0009")
+    before = asyncio.run(site_rows(old_database, insert=True))
+    upgrade(old_database)
+    assert asyncio.run(site_rows(old_database, insert=False)) == before
+
+    async def asks() -> object:
+        db = Database(old_database)
+        try:
+            async with db.engine.connect() as connection:
+                return (await connection.execute(text("SELECT prechat FROM chat_sites"))).scalar_one()
+        finally:
+            await db.close()
+    assert not asyncio.run(asks())

@@ -175,3 +175,52 @@ async def test_the_widget_script_is_small_cached_and_loads_anywhere(server: tupl
     assert "max-age" in response.headers["cache-control"]
     assert response.headers["content-encoding"] == "gzip"
     assert int(response.headers["content-length"]) < 40_000, "the budget: 40 KB transferred, compressed"
+
+
+async def test_with_nobody_at_work_a_visitor_leaves_a_message_with_their_email_and_it_waits_in_the_queue(
+        server: tuple[LiveServer, str, str]) -> None:
+    live, key, url = server
+    async with widget(live, key) as ws:
+        welcome = await hello(ws)
+        assert welcome["open"] is True and welcome["staffed"] is False, "Anna is offline"
+        assert welcome["prechat"] is False and welcome["chat"] is None
+        # Without an address there is nobody to answer to: refused, with the reason.
+        await ws.send(json.dumps({"type": "message", "id": "m-1", "text": "Bellen jullie me terug?", "left": True}))
+        refused = await said(ws, "error")
+        assert refused["id"] == "m-1" and "e-mailadres" in refused["message"]
+        await ws.send(json.dumps({"type": "details", "name": "<b>Piet</b>", "email": "geen adres"}))
+        refused = await said(ws, "error")
+        assert refused["code"] == "details" and "e-mailadres" in refused["message"]
+        await ws.send(json.dumps({"type": "details", "name": " <b>Piet</b>  Jansen ", "email": "piet@jansen.example"}))
+        confirmed = await said(ws, "details")
+        assert confirmed == {"type": "details", "name": "<b>Piet</b> Jansen", "email": "piet@jansen.example",
+                             "identity": "typed"}
+        await ws.send(json.dumps({"type": "message", "id": "m-1", "text": "Bellen jullie me terug?", "left": True}))
+        await said(ws, "ack")
+        left = await said(ws, "message")
+        while left["message"]["from"] == "customer":  # their own message comes back too, once
+            left = await said(ws, "message")
+        assert left["message"]["from"] == "system" and left["message"]["text"] == "message left"
+        visitor = welcome["visitor"]
+    async with widget(live, key) as ws:  # back later: the chat and who they said they are
+        again = await hello(ws, visitor=visitor)
+        assert again["chat"] is not None and again["known"] == {"name": "<b>Piet</b> Jansen",
+                                                                "email": "piet@jansen.example"}
+    db = Database(url)
+    async with db.reading() as session:
+        conversation = await session.scalar(select(Conversation))
+        assert conversation is not None and conversation.state.value == "queued", "waiting for an agent"
+        assert conversation.customer_id is not None, "the typed address made the customer"
+        bodies = list(await session.scalars(select(Message.body).order_by(Message.id)))
+        assert bodies == ["Bellen jullie me terug?", "message left"]
+    await db.close()
+    async with httpx.AsyncClient(base_url=live.url) as agent:  # Anna comes in: the message is offered to her
+        token = await log_in(agent, "anna@x.nl")
+        async with connect(live.ws_url + "/ws", origin=live.url,  # type: ignore[arg-type]
+                           additional_headers={"Cookie": cookie_header(agent)}) as desk:
+            await frame_with(desk, 'id="agent-status"')
+            await agent.post("/agent/status", data={"status": "available"}, headers={"X-CSRF-Token": token})
+            pop = await frame_with(desk, "Bellen jullie me terug?")
+            assert "&lt;b&gt;Piet&lt;/b&gt; Jansen" in pop and "piet@jansen.example" in pop
+            assert "Typed by the visitor, not verified" in pop
+            assert "Left while nobody could answer" in pop
