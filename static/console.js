@@ -419,6 +419,28 @@
   document.addEventListener("console:frame", function () { drawTabs(); markRead(); drawTabs(); });
   document.addEventListener("DOMContentLoaded", drawTabs);
 
+  // A canned response chosen in a chat's composer is filled in for its customer and put where the
+  // cursor was, to be read and sent by the agent (never sent by itself).
+  document.addEventListener("change", function (event) {
+    var pick = event.target;
+    if (!pick.matches || !pick.matches("select[data-canned]") || !pick.value) return;
+    var form = pick.closest("form"), box = form && form.querySelector("textarea");
+    var url = "/canned/" + encodeURIComponent(pick.value) + "/fill?conversation=" + encodeURIComponent(pick.dataset.canned);
+    pick.value = "";
+    fetch(url, {credentials: "same-origin", headers: {"HX-Request": "true"}}).then(function (response) {
+      if (!response.ok) throw new Error(String(response.status));
+      return response.text();
+    }).then(function (html) {
+      if (!box) return;
+      var holder = document.createElement("template");
+      holder.innerHTML = html;  // the answer is escaped text: this reads it back as text
+      var text = holder.content.textContent, at = box.selectionStart || 0, end = box.selectionEnd || at;
+      box.value = box.value.slice(0, at) + text + box.value.slice(end);
+      box.focus();
+      box.selectionStart = box.selectionEnd = at + text.length;
+    }).catch(function (error) { console.error("could not fill the canned response", error); });
+  });
+
   document.addEventListener("keydown", function (event) {
     var box = event.target;
     if (event.key !== "Enter" || event.shiftKey || event.isComposing || !box.closest) return;

@@ -197,7 +197,7 @@ async def cancel_handoff(request: Request) -> Response:
 
 # Pickers: colleagues and queues, loaded when a form opens instead of pushed with every view --
 
-PICKERS = ("handoff", "assignee", "queue")
+PICKERS = ("handoff", "assignee", "queue", "canned")
 
 
 @panel
@@ -216,9 +216,10 @@ async def picker(request: Request, agent_id: int) -> Response:
             agents = list(await session.scalars(select(Agent).where(Agent.id != agent_id).order_by(Agent.name)))
         else:
             agents = []
-        queues = list(await session.scalars(select(Queue).order_by(Queue.name))) if kind != "assignee" else []
+        queues = list(await session.scalars(select(Queue).order_by(Queue.name))) if kind in ("handoff", "queue") else []
+        responses = await canned.listed(session) if kind == "canned" else []
     return await fragment(request, agent_id, "partials/options.html", kind=kind, agents=agents, queues=queues,
-                          me=agent_id, selected=selected)
+                          me=agent_id, selected=selected, responses=responses)
 
 
 # Tickets --------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from playwright.async_api import Browser, Page, expect
 
 from console import chat
 from console.db import Database
+from console.models import CannedResponse
 from tests.browser.conftest import signed_in_page
 from tests.conftest import LiveServer, free_port, make_settings
 from tests.helpers import PASSWORD, add_agent
@@ -56,6 +57,7 @@ async def server(sqlite_url: str, tmp_path: Path, shop: Shop) -> object:
         site, _ = await chat.configure_site(session, "Bakkerij", chat.SiteSettings(
             origins=[shop.url], greeting="Goedemiddag! Waar kunnen we mee helpen?"))
         key = site.key
+        session.add(CannedResponse(title="Welkom", body="Goedemiddag {customer.first_name}, ik help u graag."))
     await db.close()
     with LiveServer(make_settings(sqlite_url, tmp_path)) as live:
         # Another origin than the console's: localhost against the shop's 127.0.0.1.
@@ -244,4 +246,14 @@ async def test_with_nobody_to_answer_the_visitor_leaves_a_message_and_the_agent_
     await expect(pop.locator(".chat-visitor")).to_contain_text("piet@jansen.example")
     await expect(pop.locator(".chat-visitor .identity")).to_have_text("Typed by the visitor, not verified")
     await expect(pop.locator(".chat-log")).to_contain_text("Left while nobody could answer")
+    await agent.click("button.accept")
+    composer = pop.locator(".chat-composer textarea")
+    await expect(composer).to_be_enabled(timeout=10_000)
+    pick = pop.locator(".chat-composer select.canned-pick")
+    await expect(pick.locator("option", has_text="Welkom")).to_have_count(1, timeout=10_000)
+    await pick.select_option(label="Welkom")  # filled in for the customer, as text, not sent
+    # The first word of the name they typed: markup, kept as text.
+    await expect(composer).to_have_value("Goedemiddag <img, ik help u graag.", timeout=10_000)
+    await expect(composer).to_be_focused()
+    await expect(pop.locator(".chat-line.from-agent")).to_have_count(0)
     assert dialogs == []

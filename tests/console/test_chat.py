@@ -328,3 +328,38 @@ async def test_the_widget_hears_when_nobody_could_answer_unless_an_agent_just_di
         await session.execute(update(Message).values(created_at=datetime.now(UTC) - timedelta(minutes=11)))
     async with ctx.db.reading() as session:
         assert not (await chat.availability(session, closed_site, current)).answering
+
+
+async def test_a_chat_handed_to_a_colleague_continues_with_them_where_it_stopped(ctx: Context) -> None:
+    from console import handoffs
+    from console.handoffs import Target
+
+    anna = await add_agent(ctx.db, "anna@x.nl", "Anna", extension="201")
+    bram = await add_agent(ctx.db, "bram@x.nl", "Bram", extension="202")
+    site = await make_site(ctx)
+    await routing.set_status(ctx, anna, "available")
+    visit = await chat.visit(ctx, site, None)
+    await chat.from_visitor(ctx, visit, "m-1", "Mijn factuur klopt niet")
+    async with ctx.db.reading() as session:
+        first = await session.scalar(select(Conversation))
+    assert first is not None
+    await offers.accept(ctx, anna, first.id)
+    await chat.from_agent(ctx, anna, first.id, "a-1", "Ik geef u door aan onze facturatie.")
+    await routing.set_status(ctx, bram, "available")
+    await handoffs.start(ctx, anna, first.id, Target(agent_id=bram), "cold", "Factuur 2231, dubbel betaald")
+    async with ctx.db.reading() as session:
+        second = await session.scalar(select(Conversation).order_by(Conversation.id.desc()).limit(1))
+    assert second is not None and second.id != first.id and second.chat_id == first.chat_id
+    await chat.from_visitor(ctx, visit, "m-2", "Dank u", chat_id=first.chat_id)
+    with pytest.raises(Conflict):
+        await chat.from_agent(ctx, anna, first.id, "a-2", "Nog iets?")
+    if second.state is not State.ACTIVE:
+        await offers.accept(ctx, bram, second.id)
+    await chat.from_agent(ctx, bram, second.id, "b-1", "Goedemiddag, ik zie de dubbele betaling.")
+    async with ctx.db.reading() as session:
+        said = [(line.author, line.body) for line in await chat.lines(session, first.chat_id or 0)]
+        parts = list(await session.scalars(select(Message.conversation_id).where(Message.author == Author.CUSTOMER)
+                                           .order_by(Message.id)))
+    assert said == [(Author.CUSTOMER, "Mijn factuur klopt niet"), (Author.AGENT, "Ik geef u door aan onze facturatie."),
+                    (Author.CUSTOMER, "Dank u"), (Author.AGENT, "Goedemiddag, ik zie de dubbele betaling.")]
+    assert parts == [first.id, second.id], "the visitor's next words are in Bram's part"
