@@ -17,7 +17,7 @@ from console import audit
 from console.auth import require_supervisor
 from console.errors import Conflict, InvalidInput, NotFound
 from console.i18n import N_
-from console.models import Agent, CannedResponse, Customer, utcnow
+from console.models import Agent, CannedResponse, Chat, ChatVisitor, Customer, utcnow
 from console.ownership import conversation_for
 from console.ports import Context
 
@@ -49,11 +49,13 @@ def first_name(full: str | None) -> str:
     return parts[0] if parts else ""
 
 
-def fill(body: str, customer: Customer | None, agent: Agent) -> str:
-    """The text with its placeholders filled in; what is unknown about the customer stays empty."""
+def fill(body: str, customer: Customer | None, agent: Agent, said_name: str | None = None) -> str:
+    """The text with its placeholders filled in; what is unknown about the customer stays empty.
+    `said_name`: the name a chat visitor gave, for a customer not linked (yet)."""
+    name = customer.name if customer else said_name
     values = {
-        "customer.first_name": first_name(customer.name if customer else None),
-        "customer.name": customer.name if customer else "",
+        "customer.first_name": first_name(name),
+        "customer.name": name or "",
         "customer.company": (customer.company or "") if customer else "",
         "agent.name": agent.name,
         "agent.first_name": first_name(agent.name),
@@ -113,10 +115,14 @@ async def render_for(ctx: Context, agent_id: int, response_id: int, conversation
             raise NotFound("That canned response does not exist.")
         agent = await session.get(Agent, agent_id)
         assert agent is not None
-        customer_id = None
+        customer_id = chat_id = said_name = None
         if conversation_id is not None:
-            customer_id = (await conversation_for(session, conversation_id, agent_id)).customer_id
+            conversation = await conversation_for(session, conversation_id, agent_id)
+            customer_id, chat_id = conversation.customer_id, conversation.chat_id
         customer = await session.get(Customer, customer_id) if customer_id else None
         if customer is not None:
             audit.record(session, agent_id, audit.VIEW, audit.CUSTOMER, customer.id, "canned response filled")
-        return fill(found.body, customer, agent)
+        elif chat_id is not None:  # a chat visitor not linked to a customer: the name they gave
+            said_name = await session.scalar(select(ChatVisitor.name).join(Chat, Chat.visitor_id == ChatVisitor.id)
+                                             .where(Chat.id == chat_id))
+        return fill(found.body, customer, agent, said_name)

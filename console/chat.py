@@ -15,9 +15,10 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -216,6 +217,10 @@ async def visit(ctx: Context, site: ChatSite, token: str | None, identifier: str
                 ChatVisitor.token_hash == token_hash(token), ChatVisitor.site_id == site.id).with_for_update())
         if visitor is not None and identifier and visitor.identifier and visitor.identifier != identifier:
             visitor = None  # someone else logged in on this browser: they get a visitor of their own
+        if visitor is not None and visitor.identity == VERIFIED and not identifier:
+            # Logged out on the site, or the next person at a shared browser: not that customer,
+            # and none of their chats or details.
+            visitor = None
         fresh = visitor is None
         if visitor is None:
             token = secrets.token_urlsafe(TOKEN_BYTES)
@@ -236,9 +241,11 @@ MAX_NAME = 200
 
 
 async def describe(ctx: Context, site: ChatSite, visit_: Visit, name: str, email: str) -> Visit:
-    """The visitor says who they are (the pre-chat form, or leaving a message): their name, and an
-    email address that matches or creates the customer. Typed, not verified: the pop says so, and
-    a visitor the website verified stays verified (what they type does not change who they are)."""
+    """The visitor says who they are (the pre-chat form, or leaving a message): their name and an
+    email address to answer to. Typed, not verified: kept on the visitor and shown in the pop as
+    typed, never linked to a customer by itself (anyone can type anyone's address); the pop offers
+    the customers with that address, or a new one, and the agent decides. A visitor the website
+    verified stays verified; what they type only adds an address to answer to when it has none."""
     name = " ".join(name.split())
     email = email.strip()
     if len(name) > MAX_NAME:
@@ -249,20 +256,12 @@ async def describe(ctx: Context, site: ChatSite, visit_: Visit, name: str, email
         visitor = await session.get(ChatVisitor, visit_.visitor_id, with_for_update=True)
         if visitor is None:
             raise NotFound("This chat visitor does not exist (any more). Reload the page.")
-        if visitor.identity != VERIFIED:
-            if name:
-                visitor.name = name
-            if email and email != visitor.email:
-                visitor.identity = TYPED
-                # A new address: the customer is found (or made) anew, and the old one no longer
-                # matches this visitor.
-                visitor.customer_id = None
-                address = visitor_address(site.key, visitor.id)
-                await session.execute(delete(ContactPoint).where(ContactPoint.kind == ContactKind.VISITOR,
-                                                                 ContactPoint.normalized == address))
-                await _link_email(session, ctx, site, visitor, email)
-            elif name and visitor.identity == ANONYMOUS:
-                visitor.identity = TYPED
+        if visitor.identity == VERIFIED:
+            visitor.email = visitor.email or email or None
+        elif name or email:
+            visitor.identity = TYPED
+            visitor.name = name or visitor.name
+            visitor.email = email or visitor.email
         return Visit(visitor.id, visitor.site_id, visit_.token, visit_.fresh, visitor.identity,
                      visitor.customer_id, visitor.name, visitor.email)
 
@@ -318,7 +317,8 @@ class Line:
 
     def as_json(self) -> dict[str, object]:
         return {"id": self.id, "from": self.author.value, "text": self.body, "at": self.at.isoformat(),
-                "agent": self.agent_name, "client_id": self.client_id, "read": self.read}
+                "agent": self.agent_name, "client_id": self.client_id, "read": self.read,
+                "chat": self.chat_id or None}
 
 
 def check_message(text: str) -> str:
@@ -362,7 +362,7 @@ async def open_chat(session: AsyncSession, visitor_id: int) -> Chat | None:
 async def _current_part(session: AsyncSession, chat_id: int) -> Conversation | None:
     """The newest part of the chat's conversation (after a handoff, the colleague's)."""
     return await session.scalar(select(Conversation).where(Conversation.chat_id == chat_id)
-                                .order_by(Conversation.id.desc()).limit(1).with_for_update())
+                                .order_by(Conversation.id.desc()).limit(1).with_for_update(key_share=True))
 
 
 async def _store(session: AsyncSession, values: dict[str, object]) -> tuple[Message, bool]:
@@ -409,15 +409,16 @@ def page_on_site(site: ChatSite, page_url: str) -> str | None:
 
 
 async def from_visitor(ctx: Context, visit_: Visit, client_id: str, text: str, page_url: str = "",
-                       chat_id: int | None = None) -> Line:
+                       chat_id: int | None = None, left: bool = False) -> Line:
     """The visitor writes: into their open chat, or the first message of a new one, which arrives
     as a conversation and is routed like a call. The message is stored in the transaction that
     finds the chat still open (its row locked), so an agent ending the chat meanwhile means a new
     chat for it, never a message where nobody looks. `chat_id` is the chat the widget follows:
-    then one transaction does it all, the usual case."""
+    then one transaction does it all, the usual case. `left`: written while nobody could answer
+    (the chat says so, in the same transaction, so whoever takes it answers by email)."""
     body, client_id = check_message(text), check_client_id(client_id)
     if chat_id is not None:
-        line = await _into_open(ctx, visit_.visitor_id, chat_id, body, client_id)
+        line = await _into_open(ctx, visit_.visitor_id, chat_id, body, client_id, left)
         if line is not None:
             return line
     for _ in range(3):
@@ -426,14 +427,15 @@ async def from_visitor(ctx: Context, visit_: Visit, client_id: str, text: str, p
             if earlier is not None:
                 return Line.of(earlier, chat_id=earlier.chat_id or 0)
         line = await _into_open(ctx, visit_.visitor_id, await _open_or_start(ctx, visit_, page_url, body), body,
-                                client_id)
+                                client_id, left)
         if line is not None:
             return line
         # Ended meanwhile, or over: the next round ends it and starts anew.
     raise Conflict("This chat could not be started; send your message again.", field="text")
 
 
-async def _into_open(ctx: Context, visitor_id: int, chat_id: int, body: str, client_id: str) -> Line | None:
+async def _into_open(ctx: Context, visitor_id: int, chat_id: int, body: str, client_id: str,
+                     left: bool = False) -> Line | None:
     """Store the message in the visitor's chat if it is still open and someone's conversation
     (its row locked while checked and stored); None otherwise."""
     async with ctx.transaction() as session:
@@ -448,6 +450,8 @@ async def _into_open(ctx: Context, visitor_id: int, chat_id: int, body: str, cli
             "client_id": client_id, "created_at": utcnow()})
         if new:
             _told(session, part, message)
+            if left:
+                await _mark_left(session, chat_id, part)
         return Line.of(message, chat_id=chat_id)
 
 
@@ -569,6 +573,32 @@ async def writer(session: AsyncSession, conversation_id: int, agent_id: int) -> 
     return chat_id, name or ""
 
 
+VISITOR_ENDED = "ended by the visitor"
+
+
+async def end_by_visitor(ctx: Context, visit_: Visit) -> int | None:
+    """The visitor ends their chat from the widget: the agent who has it goes to wrap-up (a chat
+    nobody answered yet is abandoned and its offers withdrawn), and both sides read that the
+    visitor ended it. Returns the chat's id, or None when they had no open chat."""
+    async with ctx.db.reading() as session:
+        chat = await open_chat(session, visit_.visitor_id)
+    if chat is None:
+        return None
+    async with ctx.transaction() as session:
+        # The conversation, then the chat: the order an agent ending it locks in.
+        part = await session.scalar(select(Conversation).where(Conversation.chat_id == chat.id)
+                                    .order_by(Conversation.id.desc()).limit(1).with_for_update(key_share=True))
+        if part is None:  # its arrival failed: nobody saw it, so only the chat ends
+            locked = await session.get(Chat, chat.id, with_for_update=True)
+            if locked is not None and locked.ended_at is None:
+                locked.ended_at, locked.ended_by = utcnow(), "visitor"
+            return chat.id
+        await conversations.customer_left(session, part, VISITOR_ENDED, VISITOR_ENDED)
+        await conversations.end_chat(session, part, "visitor", conversations.CHAT_LEFT)
+    log.info("chat %s ended by its visitor", chat.id)
+    return chat.id
+
+
 IDLE_DETAIL = "the visitor did not answer"
 
 
@@ -576,24 +606,30 @@ async def sweep_idle(ctx: Context, limit: int = 50) -> int:
     """Chats that wait on their visitor for their site's idle time (the newest message is the
     agent's, and that old) end: both sides read why, and the agent's part goes to wrap-up. A
     visitor waiting for an answer is never idle. Safe on every node (what another holds is skipped)."""
-    newest = (select(func.max(Message.id)).where(Message.chat_id == Chat.id)
-              .correlate(Chat).scalar_subquery())
+    # Each open chat's newest message and newest part, read through their indexes (chat, id),
+    # one probe each per chat: correlated in the WHERE, never joined on (which plans as a scan).
+    def newest(column: Any, model: Any = Message) -> Any:
+        return (select(column).where(model.chat_id == Chat.id).order_by(model.id.desc()).limit(1)
+                .correlate(Chat).scalar_subquery())
+
     async with ctx.db.reading() as session:
         sites = (await session.execute(select(ChatSite.id, ChatSite.idle_minutes))).all()
         waiting: list[tuple[int, datetime]] = []
         for site_id, minutes in sites:
             cutoff = utcnow() - timedelta(minutes=minutes)
+            # Only chats an agent has now (a part queued, ringing or over is nobody's idle chat).
             waiting += [(chat_id, cutoff) for chat_id in await session.scalars(
-                select(Chat.id).join(Message, Message.id == newest)
-                .where(Chat.site_id == site_id, Chat.ended_at.is_(None), Message.author == Author.AGENT,
-                       Message.created_at < cutoff).order_by(Chat.id).limit(limit))]
+                select(Chat.id).where(Chat.site_id == site_id, Chat.ended_at.is_(None),
+                                      newest(Message.author) == Author.AGENT, newest(Message.created_at) < cutoff,
+                                      newest(Conversation.state, Conversation) == State.ACTIVE)
+                .order_by(Chat.id).limit(limit))]
     ended = 0
     for chat_id, cutoff in waiting:
         async with ctx.transaction() as session:
             # The conversation, then the chat: the order an agent ending it locks in.
             part = await session.scalar(select(Conversation).where(Conversation.chat_id == chat_id)
                                         .order_by(Conversation.id.desc()).limit(1)
-                                        .with_for_update(skip_locked=True))
+                                        .with_for_update(skip_locked=True, key_share=True))
             if part is None or part.state is not State.ACTIVE:
                 continue
             await session.get(Chat, chat_id, with_for_update=True)
@@ -645,22 +681,15 @@ async def availability(session: AsyncSession, site: ChatSite, current: Chat | No
 LEFT = "message left"  # the system line after a message left while nobody could answer
 
 
-async def leave_message(ctx: Context, visit_: Visit, chat_id: int) -> None:
+async def _mark_left(session: AsyncSession, chat_id: int, part: Conversation) -> None:
     """The visitor's message was left for later (the site closed, or nobody to answer): the chat
     says so once, so whoever takes it knows to answer by email. It waits in its queue like any
     conversation, so it is never lost."""
-    async with ctx.transaction() as session:
-        chat = await session.scalar(select(Chat).where(Chat.id == chat_id, Chat.visitor_id == visit_.visitor_id)
-                                    .with_for_update())
-        if chat is None or chat.ended_at is not None:
-            return
-        said = await session.scalar(select(Message.id).where(
-            Message.chat_id == chat_id, Message.author == Author.SYSTEM, Message.body == LEFT).limit(1))
-        part = await session.scalar(select(Conversation).where(Conversation.chat_id == chat_id)
-                                    .order_by(Conversation.id.desc()).limit(1))
-        if said is not None or part is None:
-            return
-        line = Message(chat_id=chat_id, conversation_id=part.id, author=Author.SYSTEM, body=LEFT, created_at=utcnow())
-        session.add(line)
-        await session.flush()
-        _told(session, part, line)
+    said = await session.scalar(select(Message.id).where(
+        Message.chat_id == chat_id, Message.author == Author.SYSTEM, Message.body == LEFT).limit(1))
+    if said is not None:
+        return
+    line = Message(chat_id=chat_id, conversation_id=part.id, author=Author.SYSTEM, body=LEFT, created_at=utcnow())
+    session.add(line)
+    await session.flush()
+    _told(session, part, line)

@@ -360,17 +360,24 @@ async def hang_up(ctx: Context, channel: Channel, external_id: str, cause: str |
         if conversation.state in ENDED:
             return conversation
         conversation.hangup_cause = (cause or "")[:100] or None
-        touched = await cancel_pending_handoffs(session, conversation)
-        if conversation.state is State.ACTIVE:
-            # Nothing rings for an active conversation: offers are made only to queued or offered
-            # ones, and answering ended them all.
-            touched |= await begin_wrap_up(session, conversation, detail=f"hangup {cause or ''}".strip())
-        else:
-            move(conversation, State.ABANDONED, session, detail=cause)
-            await customers.conversation_ended(session, conversation.id, conversation.customer_id)
-            touched |= await _end_offers(session, conversation, None)
-        await give_freed_agents_work(session, set(touched))
+        await customer_left(session, conversation, f"hangup {cause or ''}".strip(), cause)
     return conversation
+
+
+async def customer_left(session: AsyncSession, conversation: Conversation, detail: str,
+                        abandon_detail: str | None) -> None:
+    """The customer went (hung up, ended the chat): the agent who had them goes to wrap-up; when
+    nobody had answered yet, the conversation is abandoned and its offers are withdrawn."""
+    touched = await cancel_pending_handoffs(session, conversation)
+    if conversation.state is State.ACTIVE:
+        # Nothing rings for an active conversation: offers are made only to queued or offered
+        # ones, and answering ended them all.
+        touched |= await begin_wrap_up(session, conversation, detail=detail)
+    elif conversation.state not in ENDED:
+        move(conversation, State.ABANDONED, session, detail=abandon_detail)
+        await customers.conversation_ended(session, conversation.id, conversation.customer_id)
+        touched |= await _end_offers(session, conversation, None)
+    await give_freed_agents_work(session, set(touched))
 
 
 async def _held_by(session: AsyncSession, conversation_id: int, agent_id: int) -> tuple[Conversation, set[int]]:
@@ -448,8 +455,11 @@ async def create_customer(
 
 
 async def handled_by(session: AsyncSession, conversation_id: int, agent_id: int) -> Conversation:
-    """The conversation, row-locked, when `agent_id` handles it now (it is active with them)."""
-    conversation = await session.get(Conversation, conversation_id, with_for_update=True)
+    """The conversation, row-locked, when `agent_id` handles it now (it is active with them).
+    FOR NO KEY UPDATE: it excludes every other locker as FOR UPDATE does, but lets a visitor's
+    message into the chat meanwhile (its reference check takes a key-share lock), so ending a chat
+    (conversation, then chat) and a visitor writing (chat, then the message) cannot deadlock."""
+    conversation = await session.get(Conversation, conversation_id, with_for_update={"key_share": True})
     if conversation is None:
         raise NotFound("This conversation does not exist.")
     if conversation.agent_id != agent_id or conversation.state is not State.ACTIVE:
@@ -471,6 +481,7 @@ async def end(ctx: Context, agent_id: int, conversation_id: int) -> None:
 
 CHAT_ENDED = "chat ended"  # the system line a chat ends with (each side shows it in its language)
 CHAT_IDLE = "chat idle"  # ... when it ended because the visitor answered nothing for a while
+CHAT_LEFT = "chat ended by visitor"  # ... when the visitor ended it from the widget
 
 
 async def end_chat(session: AsyncSession, conversation: Conversation, by: str, line: str = CHAT_ENDED) -> None:

@@ -98,6 +98,8 @@ LABELS = {
     "message left": N_("Left while nobody could answer: the visitor expects an answer by email."),
     "chat idle": N_("The chat has ended: the visitor answered nothing for a while."),
     "the visitor did not answer": N_("the visitor did not answer"),
+    "chat ended by visitor": N_("The visitor ended the chat."),
+    "ended by the visitor": N_("ended by the visitor"),
     # what conversation events say (console.lifecycle, conversations, offers, handoffs, wrapup)
     "arrived": N_("arrived"), "answered": N_("answered"), "answered elsewhere": N_("answered elsewhere"),
     "offer withdrawn": N_("offer withdrawn"), "declined": N_("declined"), "rang out": N_("rang out"),

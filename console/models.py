@@ -15,6 +15,7 @@ from sqlalchemy import (
     Index,
     MetaData,
     Numeric,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -451,6 +452,11 @@ class Conversation(Base):
     # the same external id; the phone system's events go to the newest part.
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"), index=True)
     chat_id: Mapped[int | None] = mapped_column(ForeignKey("chats.id", ondelete="SET NULL"), index=True)
+    # The customer's satisfaction with this part (1 to 5) and what they wrote with it; with the
+    # part's agent and queue, that is the rating per conversation, agent and queue.
+    rating: Mapped[int | None] = mapped_column(SmallInteger)
+    rating_comment: Mapped[str | None] = mapped_column(Text)
+    rated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     customer: Mapped[Customer | None] = relationship(lazy="raise")
     agent: Mapped[Agent | None] = relationship(lazy="raise")
@@ -587,7 +593,10 @@ class Chat(Base):
 
     # One open chat per visitor: two tabs starting one at once end up in the same chat.
     __table_args__ = (Index("uq_chats_open_by_visitor", "visitor_id", unique=True,
-                            sqlite_where=text("ended_at IS NULL"), postgresql_where=text("ended_at IS NULL")),)
+                            sqlite_where=text("ended_at IS NULL"), postgresql_where=text("ended_at IS NULL")),
+                      # The open chats of a site, for the idle sweep.
+                      Index("ix_chats_open_by_site", "site_id", "id",
+                            sqlite_where=text("ended_at IS NULL"), postgresql_where=text("ended_at IS NULL")))
 
 
 class Note(Base):

@@ -195,7 +195,8 @@ async def _document(session: AsyncSession, customer: Customer) -> dict[str, Any]
         "contracts": [_row(k, "title", "status", "starts_on", "ends_on", "terms", "created_at") for k in contracts],
         "conversations": [{
             **_row(c, "id", "channel", "direction", "state", "from_address", "to_address", "subject", "created_at",
-                   "answered_at", "closed_at", "abandoned_at", "disposition", "disposition_note", "redacted_at"),
+                   "answered_at", "closed_at", "abandoned_at", "disposition", "disposition_note", "rating",
+                   "rating_comment", "rated_at", "redacted_at"),
             "agent": who(c.agent_id),
             "events": [{**_row(e, "at", "from_state", "to_state", "detail"), "agent": who(e.agent_id)}
                        for e in of("events", c.id)],
@@ -348,7 +349,7 @@ async def _anonymise_conversations(session: AsyncSession, ids: list[int] | Selec
     # Last: a subquery may name the conversations by the addresses this blanks.
     await session.execute(update(Conversation).where(Conversation.id.in_(ids))
                           .values(from_address="", to_address="", subject=None, disposition_note=None,
-                                  redacted_at=now).execution_options(synchronize_session=False))
+                                  rating_comment=None, redacted_at=now).execution_options(synchronize_session=False))
 
 
 @dataclass

@@ -20,6 +20,7 @@ from console.models import (
     Channel,
     Chat,
     ChatVisitor,
+    ContactKind,
     Conversation,
     ConversationEvent,
     Customer,
@@ -76,6 +77,7 @@ class Pop:
     transcript: list[Message] = field(default_factory=list)
     page: str | None = None  # a chat's: the web page the visitor wrote from
     visitor: ChatVisitorInfo | None = None  # a chat's: who the visitor said or the website confirmed they are
+    typed_match: bool = False  # the candidates have the email address the visitor typed
 
     @property
     def unknown(self) -> bool:
@@ -183,16 +185,6 @@ async def build_pop(session: AsyncSession, conversation: Conversation | Conversa
     if conversation.queue_id is not None and queue_name is None:
         pop.queue_name = await session.scalar(select(Queue.name).where(Queue.id == conversation.queue_id))
     earlier = await parts(session, conversation)  # no query unless it was handed off
-    if conversation.customer_id is not None:
-        pop.picture = await customers.picture(session, conversation.customer_id, exclude=earlier)
-        pop.revision = pop.picture.customer.revision if pop.picture else 0
-    else:
-        kind = CONTACT_KIND[conversation.channel]
-        ids = await customers.match(session, kind, pop.address, region)
-        pop.candidates = await customers.brief(session, ids)
-    pop.notes = await notes.of_parts(session, earlier)
-    if conversation.channel is not Channel.CALL:  # calls have no written messages
-        pop.transcript = await transcript(session, conversation, earlier)
     if conversation.chat_id is not None:
         row = (await session.execute(
             select(Chat.page_url, ChatVisitor.name, ChatVisitor.email, ChatVisitor.identity)
@@ -200,6 +192,21 @@ async def build_pop(session: AsyncSession, conversation: Conversation | Conversa
         if row is not None:
             pop.page = row.page_url
             pop.visitor = ChatVisitorInfo(row.name, row.email, row.identity)
+    if conversation.customer_id is not None:
+        pop.picture = await customers.picture(session, conversation.customer_id, exclude=earlier)
+        pop.revision = pop.picture.customer.revision if pop.picture else 0
+    else:
+        kind = CONTACT_KIND[conversation.channel]
+        ids = await customers.match(session, kind, pop.address, region)
+        if not ids and pop.visitor is not None and pop.visitor.identity == "typed" and pop.visitor.email:
+            # What a visitor typed is never linked by itself (anyone can type anyone's address):
+            # the customers with that address are offered, and the agent says whether it is them.
+            ids = await customers.match(session, ContactKind.EMAIL, pop.visitor.email, region)
+            pop.typed_match = bool(ids)
+        pop.candidates = await customers.brief(session, ids)
+    pop.notes = await notes.of_parts(session, earlier)
+    if conversation.channel is not Channel.CALL:  # calls have no written messages
+        pop.transcript = await transcript(session, conversation, earlier)
     if conversation.parent_id is not None:
         pop.handoff = await handoffs.leading_to(session, conversation.id)
         # What happened before this part began: later events of the earlier parts (a colleague's

@@ -285,7 +285,8 @@
   // in front with its forms; ringing offers always are. Alt+Down and Alt+Up (in the composer too)
   // go to the next and previous one; on the tabs the arrow keys do. A stylesheet of its own hides
   // the others, so a pushed fragment that morphs a pop cannot show it for a moment.
-  var chosen = null, wish = null, baseTitle = document.title, front = null;
+  var chosen = null, wish = null, wishNew = null, baseTitle = document.title, front = null, drawn = "";
+  var unreadBefore = {};
   if (window.CSSStyleSheet && document.adoptedStyleSheets) {
     front = new CSSStyleSheet();
     document.adoptedStyleSheets = document.adoptedStyleSheets.concat([front]);
@@ -351,9 +352,11 @@
       waited.dataset.since = since;
       waited.setAttribute("datetime", since);
       waited.title = strip.dataset.waiting || "";
+      waited.setAttribute("aria-hidden", "true");  // a name that changes every second is noise to a screen reader
       tab.appendChild(waited);
     }
-    return {tab: tab, unread: unread};
+    return {tab: tab, unread: unread, name: name.textContent,
+            key: [id, tab.className, name.textContent, unread, since, id === chosen, badge ? badge.textContent : ""].join("|")};
   }
   function drawTabs() {
     var strip = document.getElementById("work-tabs");
@@ -361,6 +364,10 @@
     var pops = popsOnPage(), open = pops.filter(function (pop) { return !isRinging(pop); });
     var ids = open.map(function (pop) { return pop.dataset.conversation; });
     if (wish && ids.indexOf(wish) >= 0) { chosen = wish; wish = null; }
+    if (wishNew) {  // a handoff accepted: its conversation is a new part, the first one not there before
+      var fresh = ids.filter(function (id) { return wishNew.indexOf(id) < 0; });
+      if (fresh.length) { chosen = fresh[0]; wishNew = null; }
+    }
     if (ids.indexOf(chosen) < 0) chosen = ids.length ? ids[0] : null;
     if (front) {
       var id = chosen ? CSS.escape(chosen) : "";
@@ -368,18 +375,29 @@
         '#screen-pop > .pop[data-conversation]:not([data-conversation="' + id + '"]):not(:has(> .pop-state.ringing)) { display: none; }\n' +
         "#current-conversation > .current-item:not(#current-" + id + ") { display: none; }");
     }
-    var focused = document.activeElement && document.activeElement.closest && document.activeElement.closest("#work-tabs");
-    var total = 0;
-    strip.textContent = "";
-    pops.forEach(function (pop) {
-      var drawn = tabOf(pop, strip);
-      total += drawn.unread;
-      strip.appendChild(drawn.tab);
+    // Drawn anew only when something on them changed (not for every frame: typing, read marks),
+    // so the tab a screen reader is on is not announced again and again.
+    var tabs = pops.map(function (pop) { return tabOf(pop, strip); });
+    var key = tabs.map(function (t) { return t.key; }).join("\n"), total = 0, news = [];
+    tabs.forEach(function (t) {
+      total += t.unread;
+      var id = t.tab.dataset.tab;
+      if (id !== chosen && t.unread > (unreadBefore[id] || 0)) news.push(t.name + ": " + t.unread + " " + (strip.dataset.unread || ""));
+      unreadBefore[id] = t.unread;
     });
+    if (key !== drawn) {
+      drawn = key;
+      var focused = document.activeElement && document.activeElement.closest && document.activeElement.closest("#work-tabs");
+      strip.textContent = "";
+      tabs.forEach(function (t) { strip.appendChild(t.tab); });
+      if (focused && chosen) { var again = document.getElementById("tab-" + chosen); if (again) again.focus(); }
+      tick();
+    }
     strip.hidden = pops.length < 2;
-    if (focused && chosen) { var again = document.getElementById("tab-" + chosen); if (again) again.focus(); }
+    // A message in a chat behind its tab is heard too (its own log is out of view, and silent).
+    var region = document.getElementById("announcer");
+    if (news.length && region) region.textContent = news.join(". ");
     document.title = (total ? "(" + total + ") " : "") + baseTitle;
-    tick();
   }
   function choose(id, into) {
     chosen = id;
@@ -390,7 +408,8 @@
     else if (into === "composer") {
       var pop = document.querySelector('#screen-pop > .pop[data-conversation="' + CSS.escape(id) + '"]');
       var box = pop && pop.querySelector("form[data-chat-composer] fieldset:not([disabled]) textarea");
-      if (box) box.focus();
+      var tab = document.getElementById("tab-" + id);
+      if (box) box.focus(); else if (tab) tab.focus();  // a call has no composer: the focus stays in view
     }
   }
   function step(by, into) {
@@ -406,10 +425,13 @@
     if (tab) { if (!tab.classList.contains("ringing")) choose(tab.dataset.tab, "composer"); return; }
     // The offer the agent accepts is the one they want in front once it is theirs.
     var accept = event.target.closest && event.target.closest(".pop .accept");
-    if (accept) wish = accept.closest(".pop").dataset.conversation;
+    if (accept && accept.closest(".handoff-offer"))
+      wishNew = popsOnPage().map(function (pop) { return pop.dataset.conversation; });
+    else if (accept) wish = accept.closest(".pop").dataset.conversation;
   });
   document.addEventListener("keydown", function (event) {
     var inTabs = event.target.closest && event.target.closest("#work-tabs");
+    if (event.target.closest && event.target.closest("select, #customer-search")) return;  // Alt+Down opens lists there
     if (event.altKey && !event.ctrlKey && !event.metaKey && (event.key === "ArrowDown" || event.key === "ArrowUp")) {
       if (step(event.key === "ArrowDown" ? 1 : -1, inTabs ? "tab" : "composer")) event.preventDefault();
     } else if (inTabs && (event.key === "ArrowRight" || event.key === "ArrowLeft")) {

@@ -7,7 +7,10 @@ The page it runs on must be on one of the site's origins. The widget speaks JSON
 - the console answers `welcome` with the visitor's token (new or the same), whether the site is
   open now, its greeting, and every message of the open chat after `after`;
 - the widget sends `{"type": "message", "id": its own id for the message, "text": ...}`; the
-  console answers `ack` with the stored message, and pushes `message` frames as either side writes.
+  console answers `ack` with the stored message, and pushes `message` frames as either side writes;
+- `{"type": "end"}` ends the open chat; `{"type": "rating", "chat": id, "score": 1-5, "comment": ...}`
+  rates an ended one (answered `rated`), `{"type": "transcript", "chat": id}` asks for its text
+  (answered `transcript` with a file name and the text).
 
 Messages carry the console's id: the widget shows each id once, in order of ids, so what arrives
 twice (an ack and the push of the same message, a resend after a reconnect) is shown once.
@@ -29,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from console import chat, i18n
+from console import chat, i18n, ratings, transcripts
 from console.errors import ConsoleError, Forbidden, NotFound
 from console.i18n import N_
 from console.models import Agent, ChatSite, Conversation
@@ -229,10 +232,12 @@ async def _serve(websocket: WebSocket, w: Wiring, site: ChatSite, visit: chat.Vi
             # Whether the site is open and anyone could answer; when not, the widget offers to
             # leave a message with an email address. Whether to ask who they are first, and what
             # they said before.
+            asks = current is None and (available.prechat or not available.answering)
             welcome = {"type": "welcome", "visitor": visit.token, "identity": visit.identity,
                        "open": available.open, "staffed": available.staffed, "prechat": available.prechat,
-                       "known": {"name": visit.name or "", "email": visit.email or ""},
                        "greeting": site.greeting, "chat": current.id if current else None}
+            if asks:  # what they said before fills the form in; said only when the form shows
+                welcome["known"] = {"name": visit.name or "", "email": visit.email or ""}
             await outbox.put(json.dumps(welcome))
             if current is not None:
                 await follow(current.id)
@@ -249,6 +254,11 @@ async def _serve(websocket: WebSocket, w: Wiring, site: ChatSite, visit: chat.Vi
                     await chat.read_by_visitor(w.ctx, visit, _number(data, "upto"))
                     continue
                 if kind == "details":
+                    if not LIMITER.allow(f"details:{visit.visitor_id}", DETAILS_PER_MINUTE):
+                        log.warning("chat visitor %s (%s) sends their details too often; refused", visit.visitor_id,
+                                    address)
+                        await outbox.put(_error("details", _("Wait a moment before you change your details again.")))
+                        continue
                     try:
                         visit = await chat.describe(w.ctx, site, visit, _text(data, "name", chat.MAX_NAME * 2),
                                                     _text(data, "email", 640))
@@ -258,11 +268,19 @@ async def _serve(websocket: WebSocket, w: Wiring, site: ChatSite, visit: chat.Vi
                     await outbox.put(json.dumps({"type": "details", "name": visit.name or "",
                                                  "email": visit.email or "", "identity": visit.identity}))
                     continue
+                if kind == "end":
+                    ended = await chat.end_by_visitor(w.ctx, visit)
+                    if ended is not None:
+                        await follow(ended)  # the line that says so comes with the chat's pushes
+                    continue
+                if kind in ("rating", "transcript"):
+                    await outbox.put(await _after_chat(w, visit, data, language, address))
+                    continue
                 if kind != "message":
                     continue  # unknown kinds are ignored (a newer widget may say more)
                 client_id, text = _text(data, "id", 200), _text(data, "text", chat.MAX_MESSAGE * 2)
                 if data.get("left") is True and not visit.email:
-                    await outbox.put(_error("message", _("Give your email address, so we can answer you."), client_id))
+                    await outbox.put(_error("email", _("Give your email address, so we can answer you."), client_id))
                     continue
                 try:
                     chat.check_message(text)  # an empty or oversize message counts for no limit
@@ -277,15 +295,15 @@ async def _serve(websocket: WebSocket, w: Wiring, site: ChatSite, visit: chat.Vi
                                                        "send it again."), client_id))
                     continue
                 try:
-                    line = await chat.from_visitor(w.ctx, visit, client_id, text, page_url=page, chat_id=following)
+                    line = await chat.from_visitor(w.ctx, visit, client_id, text, page_url=page, chat_id=following,
+                                                   left=data.get("left") is True)
                 except ConsoleError as exc:
                     await outbox.put(_error("message", exc.translated(_), client_id))
                     continue
                 await outbox.put(json.dumps({"type": "ack", "id": client_id, "message": line.as_json()}))
                 if line.chat_id:
                     await follow(line.chat_id)
-                    if data.get("left") is True:
-                        await chat.leave_message(w.ctx, visit, line.chat_id)
+
     except Refused as exc:
         await _close(websocket, _error(exc.code, _(exc.message)))
     except BusUnavailable as exc:
@@ -304,6 +322,31 @@ async def _serve(websocket: WebSocket, w: Wiring, site: ChatSite, visit: chat.Vi
             await sender
 
 
+AFTER_PER_MINUTE = 10  # ratings and transcripts asked for, per visitor
+
+
+async def _after_chat(w: Wiring, visit: chat.Visit, data: dict[str, Any], language: str, address: str) -> str:
+    """A rating of an ended chat, or its transcript: the frame that answers it (refusals in words)."""
+    _ = i18n.translations(language).gettext
+    if not LIMITER.allow(f"after:{visit.visitor_id}", AFTER_PER_MINUTE):
+        log.warning("chat visitor %s (%s) asks for ratings or transcripts too often; refused", visit.visitor_id,
+                    address)
+        return _error("after", _("Wait a moment and try again."))
+    chat_id = _number(data, "chat")
+    try:
+        if data.get("type") == "rating":
+            await ratings.rate_chat(w.ctx, visit.visitor_id, chat_id, data.get("score"),
+                                    _text(data, "comment", ratings.MAX_COMMENT * 2))
+            return json.dumps({"type": "rated", "chat": chat_id})
+        transcript = await transcripts.of_chat(w.ctx, visit.visitor_id, chat_id, language)
+    except ConsoleError as exc:
+        log.info("chat visitor %s: %s refused: %s", visit.visitor_id, data.get("type"), exc)
+        return _error("after", exc.translated(_))
+    return json.dumps({"type": "transcript", "chat": chat_id, "filename": transcript.filename,
+                       "text": transcript.text})
+
+
+DETAILS_PER_MINUTE = 6  # the pre-chat form sent again and again is someone trying addresses
 TYPING_PER_MINUTE = 20  # the widget says "typing" at most every 3 s while the visitor types
 
 

@@ -26,7 +26,9 @@
          hello: "Hello! How can we help?", label: "Your message", log: "Messages", failed: "Not sent: ",
          ended: "The chat has ended. Write again to start a new one.",
          idle: "The chat has ended because we heard nothing from you for a while. Write again to start a new one.", typing: " is typing…", read: "read",
-         someone: "Customer service"},
+         someone: "Customer service", end: "End chat", endLabel: "End the chat", youEnded: "You ended the chat.",
+         rate: "How did we do?", star: " of 5 stars", comment: "Anything to add? (optional)", sendRating: "Send rating",
+         rated: "Thank you for your rating.", transcript: "Download the transcript"},
     nl: {open: "Chat met ons", title: "Chat", close: "Chat sluiten", send: "Versturen", placeholder: "Typ je bericht",
          you: "Jij", us: "Klantenservice", sending: "versturen…", connecting: "Verbinden…", offline: "Verbinding weg; opnieuw proberen…",
          closed: "We zijn nu gesloten. Laat je bericht en je e-mailadres achter, dan antwoorden we per e-mail zodra we er weer zijn.",
@@ -36,7 +38,9 @@
          hello: "Hallo! Waarmee kunnen we helpen?", label: "Je bericht", log: "Berichten", failed: "Niet verstuurd: ",
          ended: "De chat is beëindigd. Schrijf opnieuw om een nieuwe te beginnen.",
          idle: "De chat is beëindigd omdat we een tijd niets van je hoorden. Schrijf opnieuw om een nieuwe te beginnen.", typing: " typt…", read: "gelezen",
-         someone: "Klantenservice"}
+         someone: "Klantenservice", end: "Stoppen", endLabel: "De chat beëindigen", youEnded: "Je hebt de chat beëindigd.",
+         rate: "Hoe hebben we het gedaan?", star: " van 5 sterren", comment: "Nog iets kwijt? (niet verplicht)", sendRating: "Beoordeling versturen",
+         rated: "Dank je wel voor je beoordeling.", transcript: "Gesprek downloaden"}
   }[lang];
   var store = {
     get: function (name) { try { return JSON.parse(localStorage.getItem("console-chat:" + site + ":" + name)); } catch (e) { return null; } },
@@ -45,6 +49,7 @@
   var visitor = store.get("visitor"), pending = store.get("pending") || [], shownIds = {}, newest = 0;
   var socket = null, backoff = 1000, welcomed = false, typingShown = null, typedAt = 0, readSent = 0;
   var details = store.get("details"), leaving = false;  // details given but not confirmed yet
+  var current = null, finished = null, answered = {};  // the open chat, the one that just ended, chats an agent wrote in
 
   // The widget's own document, out of the page's reach.
   var host = document.createElement("div");
@@ -79,7 +84,19 @@
     "fieldset.about legend{padding:0;font-size:13px;color:#4b5563;float:left;grid-column:1/-1}",
     "fieldset.about label{display:flex;flex-direction:column;font-size:12px;color:#4b5563;gap:2px}",
     "fieldset.about input{border:1px solid #d1d5db;border-radius:6px;padding:6px;min-width:0}",
-    "fieldset.about input[aria-invalid=true]{border-color:#b91c1c}"
+    "fieldset.about input[aria-invalid=true]{border-color:#b91c1c}",
+    "header .end{font-size:13px;border:1px solid #fff8;border-radius:6px;margin-left:auto;margin-right:4px}",
+    ".after{border-top:1px solid #e5e7eb;padding:8px 10px;display:flex;flex-direction:column;gap:6px}",
+    ".after[hidden],.after [hidden],header .end[hidden]{display:none}",
+    ".after fieldset{border:0;margin:0;padding:0;display:flex;flex-wrap:wrap;align-items:center;gap:4px}",
+    ".after legend{padding:0 0 4px;font-size:13px;color:#4b5563}",
+    ".after label.star{cursor:pointer;font-size:22px;color:#9ca3af;padding:0 2px}",
+    ".after label.star:has(input:checked),.after label.star.lit{color:#b45309}",
+    ".after input[type=radio]{position:absolute;opacity:0;width:1px;height:1px}",
+    ".after label.star:has(input:focus-visible){outline:3px solid #f59e0b}",
+    ".after textarea{width:100%;min-height:40px}",
+    ".after button{border:1px solid #1d4ed8;border-radius:8px;padding:6px 10px;background:#fff;color:#1d4ed8;cursor:pointer}",
+    ".after .row{display:flex;gap:8px;flex-wrap:wrap}"
   ].join("");
   // A constructed style sheet: a page whose policy forbids inline styles still lets it through.
   try {
@@ -101,8 +118,9 @@
   var win = el("section", {"class": "window", role: "dialog", "aria-label": T.title, hidden: ""});
   var header = el("header");
   header.appendChild(el("h2", {}, T.title));
+  var ender = el("button", {type: "button", "class": "end", "aria-label": T.endLabel, hidden: ""}, T.end);
   var closer = el("button", {type: "button", "aria-label": T.close}, "×");
-  header.appendChild(closer);
+  header.appendChild(ender); header.appendChild(closer);
   var log = el("ol", {"class": "log", role: "log", "aria-live": "polite", "aria-label": T.log});
   var status = el("div", {"class": "status", role: "status"});
   var form = el("form");
@@ -118,7 +136,30 @@
   var nameLabel = el("label", {}, T.name), emailLabel = el("label", {}, T.email);
   nameLabel.appendChild(nameBox); emailLabel.appendChild(emailBox);
   about.appendChild(legend); about.appendChild(nameLabel); about.appendChild(emailLabel);
-  win.appendChild(header); win.appendChild(log); win.appendChild(status); win.appendChild(about); win.appendChild(form);
+  about.addEventListener("keydown", function (event) {  // Enter in a field: on to the message, or send it
+    if (event.key !== "Enter" || event.isComposing) return;
+    event.preventDefault();
+    if (box.value.trim()) form.requestSubmit(); else box.focus();
+  });
+  // After a chat: a rating (1 to 5 stars and a comment, both optional to give) and the transcript.
+  var afterChat = el("div", {"class": "after", hidden: ""});
+  var rating = el("form", {"class": "rating"});
+  var stars = el("fieldset");
+  stars.appendChild(el("legend", {}, T.rate));
+  [1, 2, 3, 4, 5].forEach(function (n) {
+    var label = el("label", {"class": "star", title: n + T.star});
+    label.appendChild(el("input", {type: "radio", name: "score", value: String(n), "aria-label": n + T.star}));
+    label.appendChild(document.createTextNode("★"));
+    stars.appendChild(label);
+  });
+  var remark = el("textarea", {rows: "2", maxlength: "2000", "aria-label": T.comment, placeholder: T.comment});
+  var rateRow = el("div", {"class": "row"});
+  rateRow.appendChild(el("button", {type: "submit"}, T.sendRating));
+  rating.appendChild(stars); rating.appendChild(remark); rating.appendChild(rateRow);
+  var download = el("button", {type: "button"}, T.transcript);
+  afterChat.appendChild(rating); afterChat.appendChild(download);
+  win.appendChild(header); win.appendChild(log); win.appendChild(status); win.appendChild(about); win.appendChild(afterChat);
+  win.appendChild(form);
   root.appendChild(launch); root.appendChild(win);
   (document.body || document.documentElement).appendChild(host);
 
@@ -128,6 +169,35 @@
     if (open) { box.focus(); if (!socket) connect(); markRead(); } else launch.focus();
   }
   launch.addEventListener("click", function () { show(true); });
+  function ended(chatId) {
+    current = null; ender.hidden = true;
+    if (!chatId) return;
+    finished = chatId;
+    var rated = store.get("rated") || [];
+    rating.hidden = !answered[chatId] || rated.indexOf(chatId) >= 0;
+    afterChat.hidden = false;
+  }
+  ender.addEventListener("click", function () {
+    if (socket && socket.readyState === 1 && welcomed) socket.send(JSON.stringify({type: "end"}));
+    box.focus();
+  });
+  rating.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var chosen = rating.querySelector("input[name=score]:checked");
+    if (!chosen) { status.textContent = T.rate; rating.querySelector("input").focus(); return; }
+    if (socket && socket.readyState === 1 && welcomed && finished)
+      socket.send(JSON.stringify({type: "rating", chat: finished, score: Number(chosen.value), comment: remark.value}));
+  });
+  download.addEventListener("click", function () {
+    var chatId = finished || current;
+    if (chatId && socket && socket.readyState === 1 && welcomed) socket.send(JSON.stringify({type: "transcript", chat: chatId}));
+  });
+  function save(filename, text) {  // the transcript as a file, made here: nothing to fetch, nothing to open
+    var url = URL.createObjectURL(new Blob([text], {type: "text/plain;charset=utf-8"}));
+    var a = el("a", {href: url, download: filename});
+    root.appendChild(a); a.click(); a.remove();
+    setTimeout(function () { URL.revokeObjectURL(url); }, 10000);
+  }
   closer.addEventListener("click", function () { show(false); });
   win.addEventListener("keydown", function (event) { if (event.key === "Escape") show(false); });
 
@@ -159,11 +229,16 @@
     var waiting = message.client_id && log.querySelector('[data-client="' + CSS.escape(message.client_id) + '"]');
     if (waiting && message.from === "customer") waiting.remove();
     if (message.from === "system") {
-      var said = {"chat ended": T.ended, "chat idle": T.idle, "message left": T.left}[message.text];
+      var said = {"chat ended": T.ended, "chat idle": T.idle, "message left": T.left,
+                  "chat ended by visitor": T.youEnded}[message.text];
       var line = note(said || message.text);
       line.setAttribute("data-id", String(message.id));
+      if (message.text === "chat ended" || message.text === "chat idle" || message.text === "chat ended by visitor")
+        ended(message.chat);
       return;
     }
+    if (message.chat) { current = message.chat; ender.hidden = false; afterChat.hidden = true; }
+    if (message.from === "agent" && message.chat) answered[message.chat] = true;
     var mine = message.from === "customer";
     var li = el("li", {"class": "line" + (mine ? " mine" : " theirs"), "data-id": String(message.id)});
     li.appendChild(el("span", {"class": "who"}, mine ? T.you : (message.agent || T.us)));
@@ -273,6 +348,7 @@
         }
         // Before the first message of a chat: who they are, when asked or when nobody can answer.
         var first = !data.chat && !pending.length;
+        if (data.chat) { current = data.chat; ender.hidden = false; }
         leaving = first && !answering;
         if (first && (data.prechat || leaving)) {
           legend.textContent = leaving ? T.aboutLeave : T.about;
@@ -287,6 +363,13 @@
           store.set("pending", pending);
         }
         place(data.message);
+      } else if (data.type === "rated") {
+        var rated = (store.get("rated") || []).concat([data.chat]).slice(-20);
+        store.set("rated", rated);
+        rating.hidden = true;
+        note(T.rated);
+      } else if (data.type === "transcript") {
+        save(data.filename, data.text);
       } else if (data.type === "details") {
         details = null;
         store.set("details", null);
@@ -299,6 +382,8 @@
           if (Number(line.dataset.id) <= data.upto && !line.querySelector(".read"))
             line.appendChild(el("span", {"class": "read"}, "✓ " + T.read));
         });
+      } else if (data.type === "error" && data.code === "after") {  // a rating or transcript refused: said, nothing else
+        note(data.message, "error");
       } else if (data.type === "error" && data.code === "details") {
         // The name or address could not be taken: asked again, with the reason.
         details = null;
@@ -310,7 +395,17 @@
         var again = data.code === "flood" || data.code === "unavailable";
         if (data.id && !again) {  // refused for what it is: it goes, with the reason, its text back in the box
           var refused = pending.filter(function (item) { return item.id === data.id; })[0];
-          if (refused && !box.value.trim()) { box.value = refused.text; leaving = !!refused.left; }
+          if (refused) {
+            box.value = box.value.trim() ? box.value + "\n" + refused.text : refused.text;
+            leaving = leaving || !!refused.left;
+          }
+          if (data.code === "email") {  // needed to answer: asked for, with the reason
+            legend.textContent = T.aboutLeave;
+            emailBox.required = leaving = true;
+            about.hidden = false;
+            emailBox.setAttribute("aria-invalid", "true");
+            emailBox.focus();
+          }
           pending = pending.filter(function (item) { return item.id !== data.id; });
           store.set("pending", pending);
           var waiting = log.querySelector('[data-client="' + CSS.escape(data.id) + '"]');

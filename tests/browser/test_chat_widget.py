@@ -129,6 +129,27 @@ async def test_a_visitor_and_an_agent_chat_across_origins_and_a_reload_keeps_the
     await expect(lines).to_have_count(2, timeout=10_000)
     assert "alert(2)" in (await lines.nth(0).inner_text()) and "taart" in (await lines.nth(1).inner_text())
     await expect(agent.locator(".pop .chat-log li")).to_have_count(2)
+
+    # The visitor ends the chat: Anna reads it and goes to wrap-up; the visitor may rate the chat
+    # and take its transcript along.
+    await window.get_by_role("button", name="De chat beëindigen").click()
+    await expect(window.get_by_role("log")).to_contain_text("Je hebt de chat beëindigd.", timeout=10_000)
+    wrap_up = agent.locator("form.wrap-up")
+    await expect(wrap_up).to_be_visible(timeout=10_000)
+    await expect(wrap_up).to_contain_text("visitor")  # who it was, never the site's key
+    await expect(window.get_by_role("button", name="De chat beëindigen")).to_be_hidden()
+    await window.get_by_role("radio", name="4 van 5 sterren").check()
+    await window.get_by_role("textbox", name="Nog iets kwijt? (niet verplicht)").fill("<b>Snel</b> geholpen")
+    await window.get_by_role("button", name="Beoordeling versturen").click()
+    await expect(window.get_by_role("log")).to_contain_text("Dank je wel voor je beoordeling.", timeout=10_000)
+    await expect(window.get_by_role("button", name="Beoordeling versturen")).to_be_hidden()
+    async with visitor.expect_download() as waiting:
+        await window.get_by_role("button", name="Gesprek downloaden").click()
+    download = await waiting.value
+    saved = Path(await download.path()).read_text(encoding="utf-8")
+    assert download.suggested_filename.startswith("chat-") and download.suggested_filename.endswith(".txt")
+    assert "Jij: Hallo <img" in saved and "Anna de Vries: Goedemiddag! Uw taart staat klaar" in saved
+    assert saved.rstrip().endswith("Je hebt de chat beëindigd.")
     assert dialogs == [], "nothing a visitor typed ran as script"
 
 

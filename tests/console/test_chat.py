@@ -273,22 +273,29 @@ async def test_a_chat_waiting_on_its_visitor_too_long_ends_and_a_visitor_waiting
     assert await chat.sweep_idle(ctx) == 0, "ended once"
 
 
-async def test_a_visitor_who_types_who_they_are_is_matched_but_marked_typed_and_a_verified_one_stays_verified(
+async def test_what_a_visitor_types_about_themselves_is_kept_but_never_links_a_customer_by_itself(
         ctx: Context) -> None:
+    from console import screenpop
+
     site = await make_site(ctx)
     jan = await add_customer(ctx.db, "Jan Jansen", emails=("jan@jansen.example",))
     typed = await chat.describe(ctx, site, await chat.visit(ctx, site, None), " Jan ", "JAN@jansen.example")
-    assert typed.identity == "typed" and typed.customer_id == jan and typed.name == "Jan"
-    other = await chat.describe(ctx, site, typed, "Jan", "jan.nieuw@jansen.example")
-    assert other.customer_id not in (None, jan), "another address: another customer, made for it"
+    assert typed.identity == "typed" and typed.customer_id is None and typed.name == "Jan"
+    anna = await add_agent(ctx.db, "anna@x.nl", "Anna", extension="201")
+    await routing.set_status(ctx, anna, "available")
+    await chat.from_visitor(ctx, typed, "m-1", "Waar blijft mijn bestelling?")
     async with ctx.db.reading() as session:
-        address = chat.visitor_address(site.key, typed.visitor_id)
-        from console import customers
-        from console.models import ContactKind
-        assert await customers.match(session, ContactKind.VISITOR, address, "NL") == [other.customer_id]
+        conversation = await session.scalar(select(Conversation))
+        assert conversation is not None and conversation.customer_id is None, "typed: never linked by itself"
+        pop = await screenpop.build_pop(session, conversation, True, "NL")
+    assert pop.typed_match and [c.id for c in pop.candidates] == [jan], "offered to the agent to confirm"
+    assert pop.visitor is not None and (pop.visitor.name, pop.visitor.identity) == ("Jan", "typed")
     verified = await chat.visit(ctx, site, None, "jan@jansen.example", chat.signature(site, "jan@jansen.example"))
     still = await chat.describe(ctx, site, verified, "Iemand anders", "boef@x.example")
     assert still.identity == "verified" and still.customer_id == jan and still.email == "jan@jansen.example"
+    logged_out = await chat.visit(ctx, site, verified.token)
+    assert logged_out.visitor_id != verified.visitor_id and logged_out.identity == "anonymous", \
+        "without the website's word, the browser is nobody in particular"
     for name, email, says in (("x" * 201, "", "at most 200"), ("", "geen adres", "not an email address")):
         with pytest.raises(InvalidInput, match=says):
             await chat.describe(ctx, site, typed, name, email)
@@ -363,3 +370,104 @@ async def test_a_chat_handed_to_a_colleague_continues_with_them_where_it_stopped
     assert said == [(Author.CUSTOMER, "Mijn factuur klopt niet"), (Author.AGENT, "Ik geef u door aan onze facturatie."),
                     (Author.CUSTOMER, "Dank u"), (Author.AGENT, "Goedemiddag, ik zie de dubbele betaling.")]
     assert parts == [first.id, second.id], "the visitor's next words are in Bram's part"
+
+
+async def test_a_visitor_ending_the_chat_sends_the_agent_to_wrap_up_and_both_read_it(ctx: Context) -> None:
+    anna = await add_agent(ctx.db, "anna@x.nl", "Anna", extension="201")
+    site = await make_site(ctx)
+    await routing.set_status(ctx, anna, "available")
+    visit = await chat.visit(ctx, site, None)
+    assert await chat.end_by_visitor(ctx, visit) is None, "no chat yet: nothing to end"
+    await chat.from_visitor(ctx, visit, "m-1", "Hallo")
+    async with ctx.db.reading() as session:
+        part = await session.scalar(select(Conversation))
+    assert part is not None
+    await offers.accept(ctx, anna, part.id)
+    assert await chat.end_by_visitor(ctx, visit) == part.chat_id
+    async with ctx.db.reading() as session:
+        ended = await session.get(Conversation, part.id)
+        assert ended is not None and ended.state is State.WRAP_UP and ended.agent_id == anna
+        said = [(line.author, line.body) for line in await chat.lines(session, part.chat_id or 0)]
+        assert said == [(Author.CUSTOMER, "Hallo"), (Author.SYSTEM, "chat ended by visitor")]
+        assert await chat.open_chat(session, visit.visitor_id) is None
+    assert await chat.end_by_visitor(ctx, visit) is None, "ended once"
+
+
+async def test_a_chat_its_visitor_ends_before_anyone_answered_is_abandoned_and_stops_ringing(ctx: Context) -> None:
+    anna = await add_agent(ctx.db, "anna@x.nl", "Anna", extension="201")
+    site = await make_site(ctx)
+    await routing.set_status(ctx, anna, "available")
+    visit = await chat.visit(ctx, site, None)
+    await chat.from_visitor(ctx, visit, "m-1", "Is er iemand?")
+    await chat.end_by_visitor(ctx, visit)
+    async with ctx.db.reading() as session:
+        part = await session.scalar(select(Conversation))
+        assert part is not None and part.state is State.ABANDONED
+        from console.models import Offer, OfferState
+        assert not list(await session.scalars(select(Offer).where(Offer.state == OfferState.PENDING))), \
+            "the ringing offer is withdrawn"
+    with pytest.raises(Conflict):
+        await offers.accept(ctx, anna, part.id)
+
+
+async def test_a_visitor_rates_their_own_ended_chat_on_the_agents_part_and_nobody_elses(ctx: Context) -> None:
+    from console import conversations, ratings
+
+    anna = await add_agent(ctx.db, "anna@x.nl", "Anna", extension="201")
+    site = await make_site(ctx)
+    await routing.set_status(ctx, anna, "available")
+    visit = await chat.visit(ctx, site, None)
+    stranger = await chat.visit(ctx, site, None)
+    line = await chat.from_visitor(ctx, visit, "m-1", "Hallo")
+    with pytest.raises(Conflict, match="once it has ended"):
+        await ratings.rate_chat(ctx, visit.visitor_id, line.chat_id, 5)
+    async with ctx.db.reading() as session:
+        part = await session.scalar(select(Conversation))
+    assert part is not None
+    await offers.accept(ctx, anna, part.id)
+    await conversations.end(ctx, anna, part.id)
+    for score, comment, says in ((0, "", "1 to 5"), (6, "", "1 to 5"), (True, "", "1 to 5"), ("5", "", "1 to 5"),
+                                 (4, "x" * 2001, "at most 2000")):
+        with pytest.raises(InvalidInput, match=says):
+            await ratings.rate_chat(ctx, visit.visitor_id, line.chat_id, score, comment)
+    with pytest.raises(NotFound, match="not yours"):
+        await ratings.rate_chat(ctx, stranger.visitor_id, line.chat_id, 1, "slecht")
+    assert await ratings.rate_chat(ctx, visit.visitor_id, line.chat_id, 3, "  ") == part.id
+    assert await ratings.rate_chat(ctx, visit.visitor_id, line.chat_id, 4, " Snel geholpen ") == part.id
+    async with ctx.db.reading() as session:
+        rated = await session.get(Conversation, part.id)
+        assert rated is not None and (rated.rating, rated.rating_comment, rated.agent_id, rated.queue_id) == (
+            4, "Snel geholpen", anna, part.queue_id), "a second rating replaces the first, per agent and queue"
+    nobody = await chat.visit(ctx, site, None)
+    await routing.set_status(ctx, anna, "away")
+    unanswered = await chat.from_visitor(ctx, nobody, "m-1", "Hallo?")
+    await chat.end_by_visitor(ctx, nobody)
+    with pytest.raises(Conflict, match="Nobody answered"):
+        await ratings.rate_chat(ctx, nobody.visitor_id, unanswered.chat_id, 5)
+
+
+async def test_a_transcript_holds_every_line_in_the_visitors_words_and_only_for_them(ctx: Context) -> None:
+    from console import transcripts
+
+    anna = await add_agent(ctx.db, "anna@x.nl", "Anna", extension="201")
+    site = await make_site(ctx)
+    await routing.set_status(ctx, anna, "available")
+    visit = await chat.visit(ctx, site, None)
+    line = await chat.from_visitor(ctx, visit, "m-1", "<script>alert(1)</script>\nTweede regel")
+    async with ctx.db.reading() as session:
+        part = await session.scalar(select(Conversation))
+    assert part is not None
+    await offers.accept(ctx, anna, part.id)
+    await chat.from_agent(ctx, anna, part.id, "a-1", "Goedemorgen!")
+    await chat.end_by_visitor(ctx, visit)
+    dutch = await transcripts.of_chat(ctx, visit.visitor_id, line.chat_id, "nl")
+    assert dutch.filename.startswith("chat-") and dutch.filename.endswith(f"-{line.chat_id}.txt")
+    body = dutch.text.splitlines()
+    assert body[0] == "Chat met Bakkerij" and "Europe/Amsterdam" in body[1]
+    assert body[3].endswith("Jij: <script>alert(1)</script>") and body[4] == "    Tweede regel"
+    assert body[5].endswith("Anna: Goedemorgen!") and body[6].endswith("-- Je hebt de chat beëindigd.")
+    english = await transcripts.of_chat(ctx, visit.visitor_id, line.chat_id, "en")
+    assert "You: <script>" in english.text and english.text.rstrip().endswith("You ended the chat.")
+    stranger = await chat.visit(ctx, site, None)
+    with pytest.raises(NotFound, match="not yours"):
+        await transcripts.of_chat(ctx, stranger.visitor_id, line.chat_id, "en")

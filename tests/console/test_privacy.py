@@ -57,6 +57,10 @@ async def piet(ctx: Context) -> tuple[int, int, int, int]:
     ticket = await tickets.open_ticket(ctx, anna, Draft(subject="Refund for Piet", description="Order 7 broken",
                                                         conversation_id=call))
     await tickets.comment(ctx, anna, ticket.id, "Called Piet back")
+    async with ctx.db.transaction() as session:  # as a rating after a chat leaves it
+        rated = await session.get(Conversation, call)
+        assert rated is not None
+        rated.rating, rated.rating_comment = 4, "Piet was glad with Anna"
     return anna, sanne, customer, call
 
 
@@ -74,6 +78,7 @@ async def test_a_supervisor_exports_everything_held_about_a_customer_and_the_exp
     [conversation] = data["conversations"]
     assert conversation["id"] == call and conversation["from_address"] == PHONE and conversation["agent"] == "Anna"
     assert conversation["disposition_note"] == "Wants a callback about the invoice"
+    assert (conversation["rating"], conversation["rating_comment"]) == (4, "Piet was glad with Anna")
     assert [n["body"] for n in conversation["notes"]] == ["Piet's daughter handles the bills"]
     assert [e["to_state"] for e in conversation["events"]][-1] == "closed"
     assert [n["body"] for n in data["notes"]] == ["Allergic to gluten"]
@@ -105,6 +110,7 @@ async def test_erasing_a_customer_leaves_nothing_of_the_person_and_keeps_the_cou
         assert conversation is not None and conversation.customer_id == customer, "still counted as the customer's"
         assert (conversation.from_address, conversation.to_address, conversation.disposition_note) == ("", "", None)
         assert conversation.disposition == "resolved", "the outcome stays for the figures"
+        assert (conversation.rating, conversation.rating_comment) == (4, None), "the score stays, their words go"
         [ticket] = await session.scalars(select(Ticket))
         assert (ticket.subject, ticket.description) == (privacy.ERASED_NAME, "")
         trail = list(await session.scalars(select(AuditEvent).order_by(AuditEvent.id)))

@@ -187,7 +187,7 @@ async def test_with_nobody_at_work_a_visitor_leaves_a_message_with_their_email_a
         # Without an address there is nobody to answer to: refused, with the reason.
         await ws.send(json.dumps({"type": "message", "id": "m-1", "text": "Bellen jullie me terug?", "left": True}))
         refused = await said(ws, "error")
-        assert refused["id"] == "m-1" and "e-mailadres" in refused["message"]
+        assert refused["id"] == "m-1" and refused["code"] == "email" and "e-mailadres" in refused["message"]
         await ws.send(json.dumps({"type": "details", "name": "<b>Piet</b>", "email": "geen adres"}))
         refused = await said(ws, "error")
         assert refused["code"] == "details" and "e-mailadres" in refused["message"]
@@ -204,13 +204,12 @@ async def test_with_nobody_at_work_a_visitor_leaves_a_message_with_their_email_a
         visitor = welcome["visitor"]
     async with widget(live, key) as ws:  # back later: the chat and who they said they are
         again = await hello(ws, visitor=visitor)
-        assert again["chat"] is not None and again["known"] == {"name": "<b>Piet</b> Jansen",
-                                                                "email": "piet@jansen.example"}
+        assert again["chat"] is not None and "known" not in again, "no form: nothing of theirs is said"
     db = Database(url)
     async with db.reading() as session:
         conversation = await session.scalar(select(Conversation))
         assert conversation is not None and conversation.state.value == "queued", "waiting for an agent"
-        assert conversation.customer_id is not None, "the typed address made the customer"
+        assert conversation.customer_id is None, "what they typed waits for the agent to confirm"
         bodies = list(await session.scalars(select(Message.body).order_by(Message.id)))
         assert bodies == ["Bellen jullie me terug?", "message left"]
     await db.close()
@@ -223,4 +222,59 @@ async def test_with_nobody_at_work_a_visitor_leaves_a_message_with_their_email_a
             pop = await frame_with(desk, "Bellen jullie me terug?")
             assert "&lt;b&gt;Piet&lt;/b&gt; Jansen" in pop and "piet@jansen.example" in pop
             assert "Typed by the visitor, not verified" in pop
+            assert 'value="piet@jansen.example"' in pop, "the new-customer form is filled in with it"
             assert "Left while nobody could answer" in pop
+
+
+async def test_a_visitor_ends_the_chat_rates_it_and_downloads_its_transcript_and_nobody_elses(
+        server: tuple[LiveServer, str, str]) -> None:
+    live, key, url = server
+    async with httpx.AsyncClient(base_url=live.url) as agent:
+        token = await log_in(agent, "anna@x.nl")
+        headers = {"X-CSRF-Token": token}
+        async with connect(live.ws_url + "/ws", origin=live.url,  # type: ignore[arg-type]
+                           additional_headers={"Cookie": cookie_header(agent)}) as desk:
+            await frame_with(desk, 'id="agent-status"')
+            await agent.post("/agent/status", data={"status": "available"}, headers=headers)
+            async with widget(live, key) as ws:
+                await hello(ws)
+                await ws.send(json.dumps({"type": "message", "id": "m-1", "text": "Hebben jullie speculaas?"}))
+                chat_id = (await said(ws, "ack"))["message"]["chat"]
+                await frame_with(desk, "speculaas")
+                db = Database(url)
+                async with db.reading() as session:
+                    conversation = await session.scalar(select(Conversation))
+                await db.close()
+                assert conversation is not None
+                accepted = await agent.post(f"/conversations/{conversation.id}/accept", headers=headers)
+                assert accepted.status_code == 204
+                await agent.post(f"/conversations/{conversation.id}/messages", headers=headers,
+                                 data={"client_id": "a-1", "text": "Jazeker, vers van vandaag."})
+                await ws.send(json.dumps({"type": "rating", "chat": chat_id, "score": 5}))
+                refused = await said(ws, "error")
+                assert refused["code"] == "after" and "afgelopen" in refused["message"], "not before it ended"
+                await ws.send(json.dumps({"type": "end"}))
+                end = await said(ws, "message")
+                while end["message"]["from"] != "system":
+                    end = await said(ws, "message")
+                assert end["message"]["text"] == "chat ended by visitor" and end["message"]["chat"] == chat_id
+                assert "The visitor ended the chat." in await frame_with(desk, "The visitor ended the chat.")
+                await ws.send(json.dumps({"type": "rating", "chat": chat_id, "score": 4, "comment": "<i>Top</i>"}))
+                assert (await said(ws, "rated"))["chat"] == chat_id
+                await ws.send(json.dumps({"type": "transcript", "chat": chat_id}))
+                transcript = await said(ws, "transcript")
+                assert transcript["filename"].endswith(f"-{chat_id}.txt")
+                assert "Jij: Hebben jullie speculaas?" in transcript["text"]
+                assert "Anna de Vries: Jazeker, vers van vandaag." in transcript["text"]
+            async with widget(live, key) as ws:  # another browser guessing the chat's number
+                await hello(ws)
+                for ask in ({"type": "transcript", "chat": chat_id}, {"type": "rating", "chat": chat_id, "score": 1}):
+                    await ws.send(json.dumps(ask))
+                    refused = await said(ws, "error")
+                    assert refused["code"] == "after" and "niet van jou" in refused["message"]
+    db = Database(url)
+    async with db.reading() as session:
+        rated = await session.get(Conversation, conversation.id)
+        assert rated is not None and (rated.state.value, rated.rating, rated.rating_comment) == (
+            "wrap_up", 4, "<i>Top</i>")
+    await db.close()
