@@ -23,10 +23,12 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 
-from console import changes, conversations, customers, wrapup
+from console import attachments, changes, conversations, customers, wrapup
 from console.errors import Conflict, Forbidden, InvalidInput, NotFound
 from console.models import (
+    Attachment,
     Author,
     Channel,
     Chat,
@@ -237,6 +239,19 @@ async def visit(ctx: Context, site: ChatSite, token: str | None, identifier: str
                      visitor.email)
 
 
+async def returning_visitor(session: AsyncSession, site: ChatSite, token: str) -> Visit | None:
+    """The visitor of this site whose browser holds `token`, or None (never a new one): for what
+    a visitor sends beside the socket, which only a visitor the socket greeted may send."""
+    if not token or len(token) > 100:
+        return None
+    visitor = await session.scalar(select(ChatVisitor).where(ChatVisitor.token_hash == token_hash(token),
+                                                             ChatVisitor.site_id == site.id))
+    if visitor is None:
+        return None
+    return Visit(visitor.id, site.id, token, False, visitor.identity, visitor.customer_id, visitor.name,
+                 visitor.email)
+
+
 MAX_NAME = 200
 
 
@@ -309,16 +324,22 @@ class Line:
     read: bool
 
     chat_id: int = 0  # the chat it is in (not shown: the widget follows it)
+    attachment: attachments.Info | None = None  # the file it carries (its body is the file's name)
 
     @classmethod
-    def of(cls, message: Message, agent_name: str | None = None, chat_id: int = 0) -> Line:
+    def of(cls, message: Message, agent_name: str | None = None, chat_id: int = 0,
+           attachment: attachments.Info | None = None) -> Line:
+        if attachment is None and "attachment" in message.__dict__:  # loaded with the message
+            attachment = attachments.info(message.attachment)
         return cls(message.id, message.author, message.body, message.created_at, agent_name, message.client_id,
-                   message.read_at is not None, chat_id or message.chat_id or 0)
+                   message.read_at is not None, chat_id or message.chat_id or 0, attachment)
 
     def as_json(self) -> dict[str, object]:
+        """The message for the widget; a file's link is added by the web layer, which signs it."""
         return {"id": self.id, "from": self.author.value, "text": self.body, "at": self.at.isoformat(),
                 "agent": self.agent_name, "client_id": self.client_id, "read": self.read,
-                "chat": self.chat_id or None}
+                "chat": self.chat_id or None,
+                "attachment": self.attachment.as_json() if self.attachment else None}
 
 
 def check_message(text: str) -> str:
@@ -346,8 +367,9 @@ async def lines(session: AsyncSession, chat_id: int, after: int = 0, limit: int 
 
     rows = await session.execute(
         select(Message, Agent.name).outerjoin(Agent, Agent.id == Message.agent_id)
-        .where(Message.chat_id == chat_id, Message.id > after).order_by(Message.id).limit(limit))
-    return [Line.of(m, name) for m, name in rows.all()]
+        .where(Message.chat_id == chat_id, Message.id > after).options(joinedload(Message.attachment))
+        .order_by(Message.id).limit(limit))
+    return [Line.of(m, name) for m, name in rows.unique().all()]
 
 
 async def latest_chat(session: AsyncSession, visitor_id: int) -> Chat | None:
@@ -393,7 +415,8 @@ async def _sent_before(session: AsyncSession, visitor_id: int, client_id: str) -
     """The visitor's message with this id in any of their chats: a resend after the chat ended
     (the confirmation was lost) is the message they sent, not the start of another chat."""
     return await session.scalar(select(Message).join(Chat, Chat.id == Message.chat_id).where(
-        Chat.visitor_id == visitor_id, Message.author == Author.CUSTOMER, Message.client_id == client_id))
+        Chat.visitor_id == visitor_id, Message.author == Author.CUSTOMER, Message.client_id == client_id)
+        .options(joinedload(Message.attachment)))
 
 
 def page_on_site(site: ChatSite, page_url: str) -> str | None:
@@ -409,16 +432,18 @@ def page_on_site(site: ChatSite, page_url: str) -> str | None:
 
 
 async def from_visitor(ctx: Context, visit_: Visit, client_id: str, text: str, page_url: str = "",
-                       chat_id: int | None = None, left: bool = False) -> Line:
+                       chat_id: int | None = None, left: bool = False,
+                       attachment: attachments.Upload | None = None) -> Line:
     """The visitor writes: into their open chat, or the first message of a new one, which arrives
     as a conversation and is routed like a call. The message is stored in the transaction that
     finds the chat still open (its row locked), so an agent ending the chat meanwhile means a new
     chat for it, never a message where nobody looks. `chat_id` is the chat the widget follows:
     then one transaction does it all, the usual case. `left`: written while nobody could answer
-    (the chat says so, in the same transaction, so whoever takes it answers by email)."""
+    (the chat says so, in the same transaction, so whoever takes it answers by email). With
+    `attachment`, the message is that file and `text` its name."""
     body, client_id = check_message(text), check_client_id(client_id)
     if chat_id is not None:
-        line = await _into_open(ctx, visit_.visitor_id, chat_id, body, client_id, left)
+        line = await _into_open(ctx, visit_.visitor_id, chat_id, body, client_id, left, attachment)
         if line is not None:
             return line
     for _ in range(3):
@@ -427,7 +452,7 @@ async def from_visitor(ctx: Context, visit_: Visit, client_id: str, text: str, p
             if earlier is not None:
                 return Line.of(earlier, chat_id=earlier.chat_id or 0)
         line = await _into_open(ctx, visit_.visitor_id, await _open_or_start(ctx, visit_, page_url, body), body,
-                                client_id, left)
+                                client_id, left, attachment)
         if line is not None:
             return line
         # Ended meanwhile, or over: the next round ends it and starts anew.
@@ -435,7 +460,7 @@ async def from_visitor(ctx: Context, visit_: Visit, client_id: str, text: str, p
 
 
 async def _into_open(ctx: Context, visitor_id: int, chat_id: int, body: str, client_id: str,
-                     left: bool = False) -> Line | None:
+                     left: bool = False, attachment: attachments.Upload | None = None) -> Line | None:
     """Store the message in the visitor's chat if it is still open and someone's conversation
     (its row locked while checked and stored); None otherwise."""
     async with ctx.transaction() as session:
@@ -448,11 +473,24 @@ async def _into_open(ctx: Context, visitor_id: int, chat_id: int, body: str, cli
         message, new = await _store(session, {
             "chat_id": chat_id, "conversation_id": part.id, "author": Author.CUSTOMER, "body": body,
             "client_id": client_id, "created_at": utcnow()})
+        file = await _with_file(session, message, new, attachment)
         if new:
             _told(session, part, message)
             if left:
                 await _mark_left(session, chat_id, part)
-        return Line.of(message, chat_id=chat_id)
+        return Line.of(message, chat_id=chat_id, attachment=file)
+
+
+async def _with_file(session: AsyncSession, message: Message, new: bool,
+                     upload: attachments.Upload | None) -> attachments.Info | None:
+    """The message's file: stored with a new message; a resend's is the one stored the first time."""
+    if new and upload is not None:
+        stored = attachments.store(session, message.id, message.chat_id, upload)
+        await session.flush()
+        return attachments.info(stored)
+    if new:
+        return None
+    return attachments.info(await session.scalar(select(Attachment).where(Attachment.message_id == message.id)))
 
 
 async def _open_or_start(ctx: Context, visit_: Visit, page_url: str, first: str) -> int:
@@ -495,8 +533,10 @@ async def _open_or_start(ctx: Context, visit_: Visit, page_url: str, first: str)
     return chat_id
 
 
-async def from_agent(ctx: Context, agent_id: int, conversation_id: int, client_id: str, text: str) -> Line:
-    """The agent who has the chat now writes to the visitor."""
+async def from_agent(ctx: Context, agent_id: int, conversation_id: int, client_id: str, text: str,
+                     attachment: attachments.Upload | None = None) -> Line:
+    """The agent who has the chat now writes to the visitor (with `attachment`: sends that file,
+    `text` being its name)."""
     body, client_id = check_message(text), check_client_id(client_id)
     async with ctx.transaction() as session:
         conversation = await conversations.handled_by(session, conversation_id, agent_id)
@@ -508,12 +548,13 @@ async def from_agent(ctx: Context, agent_id: int, conversation_id: int, client_i
         message, new = await _store(session, {
             "chat_id": chat.id, "conversation_id": conversation.id, "author": Author.AGENT, "agent_id": agent_id,
             "body": body, "client_id": client_id, "created_at": utcnow()})
+        file = await _with_file(session, message, new, attachment)
         if new:
             _told(session, conversation, message)
         from console.models import Agent
 
         agent = await session.get(Agent, agent_id)
-        return Line.of(message, agent.name if agent else None)
+        return Line.of(message, agent.name if agent else None, attachment=file)
 
 
 async def read_by_visitor(ctx: Context, visit_: Visit, upto: int) -> int:

@@ -3,6 +3,7 @@
     ConsoleError
     ├── NotFound          a thing named by the caller does not exist
     ├── InvalidInput      a value the caller gave is malformed (carries the field)
+    │   └── TooLarge      ... or bigger than what is taken (a file)
     ├── Conflict          the request contradicts the stored state
     ├── Forbidden         the agent's role does not allow this
     ├── TooManyAttempts   rate limit hit (carries seconds to wait)
@@ -40,6 +41,10 @@ class NotFound(ConsoleError):
 
 
 class InvalidInput(ConsoleError):
+    pass
+
+
+class TooLarge(InvalidInput):
     pass
 
 

@@ -14,7 +14,7 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_datetime, get_timezone
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_currency
+from babel.numbers import format_currency, format_decimal
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 LANGUAGES = ("en", "nl")
@@ -62,6 +62,14 @@ def language_name(code: str | None, language: str) -> str:
     except (ValueError, TypeError, UnknownLocaleError):
         return code
     return name or code
+
+
+def filesize(size: int, language: str) -> str:
+    """A file's size as people read it: 830 bytes, 14 KB, 2.4 MB (2,4 MB in Dutch)."""
+    if size < 1024:
+        return f"{size} B"
+    amount, unit = (size / 1024, "KB") if size < 1024 * 1024 else (size / (1024 * 1024), "MB")
+    return f"{format_decimal(round(amount, 1), locale=Locale.parse(language))} {unit}"
 
 
 def clock(seconds: float) -> str:

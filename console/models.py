@@ -13,6 +13,7 @@ from sqlalchemy import (
     Enum,
     ForeignKey,
     Index,
+    LargeBinary,
     MetaData,
     Numeric,
     SmallInteger,
@@ -532,12 +533,29 @@ class Message(Base):
     read_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # the other side saw it
 
     agent: Mapped[Agent | None] = relationship(lazy="raise")
+    attachment: Mapped[Attachment | None] = relationship(lazy="raise", uselist=False, viewonly=True)
 
     __table_args__ = (
         Index("ix_messages_chat_id", "chat_id", "id"),
         Index("uq_messages_chat_author_client", "chat_id", "author", "client_id", unique=True,
               sqlite_where=text("client_id IS NOT NULL"), postgresql_where=text("client_id IS NOT NULL")),
     )
+
+
+class Attachment(Base):
+    """A file sent in a chat (an image or a PDF, its type read from its content), with its message."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), unique=True)
+    chat_id: Mapped[int | None] = mapped_column(ForeignKey("chats.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))  # as shown and saved; cleaned, with the right extension
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class ChatSite(Base):

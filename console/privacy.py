@@ -32,7 +32,7 @@ from typing import Any
 import phonenumbers
 from sqlalchemy import ColumnElement, Select, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from console import audit, changes, customers
 from console.auth import require_supervisor
@@ -41,6 +41,7 @@ from console.i18n import N_
 from console.models import (
     Address,
     Agent,
+    Attachment,
     AuditEvent,
     ChatVisitor,
     ContactKind,
@@ -140,8 +141,9 @@ async def _document(session: AsyncSession, customer: Customer) -> dict[str, Any]
                                                .order_by(Conversation.created_at, Conversation.id)))
     events = list(await session.scalars(select(ConversationEvent).where(ConversationEvent.conversation_id.in_(ids))
                                         .order_by(ConversationEvent.at, ConversationEvent.id)))
-    messages = list(await session.scalars(select(Message).where(Message.conversation_id.in_(ids))
-                                          .order_by(Message.created_at, Message.id)))
+    messages = list((await session.scalars(select(Message).where(Message.conversation_id.in_(ids))
+                                           .options(joinedload(Message.attachment))
+                                           .order_by(Message.created_at, Message.id))).unique())
     notes = list(await session.scalars(select(Note).where(or_(Note.customer_id == customer_id,
                                                               Note.conversation_id.in_(ids)))
                                        .order_by(Note.created_at, Note.id)))
@@ -200,7 +202,8 @@ async def _document(session: AsyncSession, customer: Customer) -> dict[str, Any]
             "agent": who(c.agent_id),
             "events": [{**_row(e, "at", "from_state", "to_state", "detail"), "agent": who(e.agent_id)}
                        for e in of("events", c.id)],
-            "messages": [{**_row(m, "created_at", "author", "body"), "agent": who(m.agent_id)}
+            "messages": [{**_row(m, "created_at", "author", "body"), "agent": who(m.agent_id),
+                          **({"file": _row(m.attachment, "name", "content_type", "size")} if m.attachment else {})}
                          for m in of("messages", c.id)],
             "notes": [{**_row(n, "created_at", "body"), "agent": who(n.agent_id)} for n in of("notes", c.id)],
             "handoffs": [{**_row(h, "created_at", "mode", "state", "note", "reason"), "from": who(h.from_agent_id),
@@ -338,6 +341,8 @@ async def _anonymise_conversations(session: AsyncSession, ids: list[int] | Selec
         return
     await session.execute(update(Message).where(Message.conversation_id.in_(ids))
                           .values(body="").execution_options(synchronize_session=False))
+    await session.execute(delete(Attachment).where(Attachment.message_id.in_(
+        select(Message.id).where(Message.conversation_id.in_(ids)))).execution_options(synchronize_session=False))
     await session.execute(delete(Note).where(Note.conversation_id.in_(ids)))
     await session.execute(update(Handoff).where(Handoff.conversation_id.in_(ids))
                           .values(note="", reason=None).execution_options(synchronize_session=False))

@@ -166,14 +166,17 @@ async def transcript(session: AsyncSession, conversation: ConversationInfo, earl
     if conversation.chat_id is not None:
         return await chat_transcript(session, conversation.chat_id)
     where = Message.conversation_id.in_(earlier if earlier is not None else [conversation.id])
-    return list(await session.scalars(select(Message).where(where).options(selectinload(Message.agent))
+    return list(await session.scalars(select(Message).where(where)
+                                      .options(selectinload(Message.agent), joinedload(Message.attachment))
                                       .order_by(Message.id)))
 
 
 async def chat_transcript(session: AsyncSession, chat_id: int) -> list[Message]:
-    """A chat's messages with their agents, in one statement (read for every message pushed)."""
-    return list(await session.scalars(select(Message).where(Message.chat_id == chat_id)
-                                      .options(joinedload(Message.agent)).order_by(Message.id)))
+    """A chat's messages with their agents and files (not their bytes), in one statement (read for
+    every message pushed)."""
+    return list((await session.scalars(select(Message).where(Message.chat_id == chat_id)
+                                       .options(joinedload(Message.agent), joinedload(Message.attachment))
+                                       .order_by(Message.id))).unique())
 
 
 async def build_pop(session: AsyncSession, conversation: Conversation | ConversationInfo, offered: bool,

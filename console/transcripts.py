@@ -14,7 +14,7 @@ from sqlalchemy import select
 from console import i18n
 from console.errors import NotFound
 from console.i18n import N_
-from console.models import Agent, Author, Chat, ChatSite, Message
+from console.models import Agent, Attachment, Author, Chat, ChatSite, Message
 from console.ports import Context
 
 FOR_VISITOR = {
@@ -43,13 +43,13 @@ async def of_chat(ctx: Context, visitor_id: int, chat_id: int, language: str) ->
             raise NotFound("This chat does not exist, or it is not yours.")
         chat, site_name, zone = row
         messages = (await session.execute(
-            select(Message.author, Message.body, Message.created_at, Agent.name)
-            .outerjoin(Agent, Agent.id == Message.agent_id)
+            select(Message.author, Message.body, Message.created_at, Agent.name, Attachment.id)
+            .outerjoin(Agent, Agent.id == Message.agent_id).outerjoin(Attachment, Attachment.message_id == Message.id)
             .where(Message.chat_id == chat_id).order_by(Message.id).limit(MAX_LINES))).all()
     lines = [_("Chat with %(site)s") % {"site": site_name},
              _("Started %(at)s (%(zone)s)") % {"at": i18n.when(chat.started_at, language, "long", zone), "zone": zone},
              ""]
-    for author, body, at, agent_name in messages:
+    for author, body, at, agent_name, file_id in messages:
         time = i18n.when(at, language, "short", zone)
         if author is Author.SYSTEM:
             said = _(FOR_VISITOR[body]) if body in FOR_VISITOR else body
@@ -57,6 +57,8 @@ async def of_chat(ctx: Context, visitor_id: int, chat_id: int, language: str) ->
             continue
         who = _("You") if author is Author.CUSTOMER else (agent_name or _("Customer service"))
         text = body.replace("\r\n", "\n").replace("\n", "\n    ")
+        if file_id is not None:
+            text = _("(file) %(name)s") % {"name": body}
         lines.append(f"{time}  {who}: {text}")
     day = chat.started_at.date().isoformat()
     return Transcript(f"chat-{day}-{chat_id}.txt", "\n".join(lines) + "\n")

@@ -36,6 +36,7 @@ trap 'rm -f "$new_pot"' EXIT
     --keywords=Forbidden \
     --keywords=IdentityRefused \
     --keywords=TooManyAttempts \
+    --keywords=TooLarge \
     --keywords=Unavailable \
     .
 

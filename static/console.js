@@ -258,6 +258,33 @@
     if (form.matches && form.matches("form[data-chat-composer]") && !form.elements.client_id.value)
       form.elements.client_id.value = messageId();
   }, true);
+  // A file for the visitor goes with an id of its own, like a typed message; a refusal says why
+  // in the usual message over the page (the answer's #flash), and so does a network failure.
+  function showFlash(html, fallback) {
+    var fresh = html && new DOMParser().parseFromString(html, "text/html").getElementById("flash");
+    var flash = document.getElementById("flash");
+    if (!fresh) {
+      fresh = document.createElement("div");
+      fresh.id = "flash"; fresh.className = "flash error"; fresh.setAttribute("role", "alert");
+      fresh.textContent = fallback;
+    }
+    if (flash) flash.replaceWith(document.importNode(fresh, true)); else document.body.appendChild(document.importNode(fresh, true));
+  }
+  document.addEventListener("change", function (event) {
+    var input = event.target;
+    if (!input.matches || !input.matches("input[data-chat-file]") || !input.files || !input.files[0]) return;
+    var data = new FormData();
+    data.append("client_id", messageId());
+    data.append("file", input.files[0]);
+    var headers = {};
+    try { headers = JSON.parse(document.body.getAttribute("hx-headers:inherited") || "{}"); } catch (e) { headers = {}; }
+    input.disabled = true;
+    fetch(input.dataset.chatFile, {method: "POST", body: data, headers: headers, credentials: "same-origin"})
+      .then(function (response) { return response.ok ? "" : response.text(); })
+      .then(function (html) { if (html) showFlash(html, input.dataset.failed); })
+      .catch(function () { showFlash("", input.dataset.failed); })
+      .finally(function () { input.disabled = false; input.value = ""; });
+  });
   // What of a chat the agent has on screen is read: the visitor's messages up to the newest shown,
   // told once per message, and only while the page is in front of the agent.
   var readUpTo = {};

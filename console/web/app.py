@@ -17,7 +17,7 @@ from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
-from starlette.middleware.gzip import GZipMiddleware
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -30,7 +30,7 @@ from console.errors import ConsoleError, Unavailable
 from console.models import Agent
 from console.settings import Settings
 from console.settings import load as load_settings
-from console.web import health, live, openapi, pages, visitors, workspace
+from console.web import attachments, health, live, openapi, pages, visitors, workspace
 from console.web.assets import StaticAssets, asset_dir
 from console.web.metrics import metrics_endpoint
 from console.web.render import AGENTS_CHANGED_STREAM
@@ -267,6 +267,8 @@ def make_routes(w: Wiring) -> list[BaseRoute]:
         Route("/conversations/{id:int}/wrap-up", pages.wrap_up, methods=["POST"]),
         Route("/conversations/{id:int}/end", pages.end_conversation, methods=["POST"]),
         Route("/conversations/{id:int}/messages", pages.send_message, methods=["POST"]),
+        Route("/conversations/{id:int}/attachments", attachments.agent_upload, methods=["POST"]),
+        Route("/attachments/{id:int}", attachments.agent_file, methods=["GET"]),
         Route("/conversations/{id:int}/typing", visitors.agent_types, methods=["POST"]),
         Route("/conversations/{id:int}/read", visitors.agent_read, methods=["POST"]),
         Route("/conversations/{id:int}/customers", pages.create_customer, methods=["POST"]),
@@ -314,6 +316,8 @@ def make_routes(w: Wiring) -> list[BaseRoute]:
         Route("/chat/widget.js", visitors.widget_script, methods=["GET"]),
         WebSocketRoute("/chat/ws", visitors.visitor_socket),
         Route("/chat/try", visitors.try_page, methods=["GET"]),
+        Route("/chat/attachments", attachments.visitor_upload, methods=["POST", "OPTIONS"]),
+        Route("/chat/files/{id:int}", attachments.visitor_file, methods=["GET"]),
         *cti.routes(w.ctx, w.settings.cti_token, observe_pop=w.metrics.pop_latency.observe),
         Mount("/static", StaticAssets(directory=asset_dir("static")), name="static"),
     ]
@@ -349,10 +353,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Middleware(SecurityHeaders),
         Middleware(RequestIds),
         # Pages and static files travel compressed (the agent page's first load is about a third).
-        Middleware(GZipMiddleware, minimum_size=500),
+        Middleware(GZipMiddleware, minimum_size=500,  # not the chat's files: pictures and PDFs are compressed
+                   exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, "application/pdf")),
         Middleware(SessionMiddleware, secret_key=settings.secret_key, session_cookie="console_session",
                    max_age=settings.session_max_age, same_site="lax", https_only=settings.cookie_secure),
-        Middleware(CSRFMiddleware, allowed_origins=settings.allowed_origins, exempt_prefixes=("/integrations/",)),
+        # The chat widget's file upload comes from the website's page without the console's cookie:
+        # it carries the visitor's token and is checked against the site's origins instead.
+        Middleware(CSRFMiddleware, allowed_origins=settings.allowed_origins,
+                   exempt_prefixes=("/integrations/",), exempt_paths=("/chat/attachments",)),
     ]
     app = Starlette(routes=make_routes(w), middleware=middleware, lifespan=lifespan,
                     exception_handlers={ConsoleError: console_error, Exception: internal_error})

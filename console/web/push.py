@@ -44,6 +44,7 @@ from console.screenpop import (
     chat_transcript,
     wrap_up_of,
 )
+from console.web import attachments
 from console.web.render import Renderer, agent_stream, removal
 from console.wrapup import dispositions
 from realtime import Bus, BusUnavailable
@@ -91,8 +92,10 @@ class Pusher:
     """Implements console.ports.Notifier for the web: renders fragments of changes and publishes them."""
 
     def __init__(self, db: Database, bus: Bus, renderer: Renderer, region: str,
-                 away_reasons: tuple[str, ...] = (), observe: Callable[[float], None] | None = None) -> None:
+                 away_reasons: tuple[str, ...] = (), observe: Callable[[float], None] | None = None, *,
+                 file_secret: str) -> None:
         self.db = db
+        self.file_secret = file_secret  # signs the links to files a visitor's widget gets
         self.bus = bus
         self.renderer = renderer
         self.region = region
@@ -387,8 +390,8 @@ class Pusher:
         message = next((m for m in memo[key] if m.id == change.message_id), None)
         if message is not None and change.visitor == "message":
             line = chat.Line.of(message, message.agent.name if message.agent else None)
-            out.visitors.append((chat.chat_stream(change.chat_id), json.dumps({"type": "message",
-                                                                              "message": line.as_json()})))
+            out.visitors.append((chat.chat_stream(change.chat_id), json.dumps({
+                "type": "message", "message": attachments.line_for_visitor(line, self.file_secret)})))
 
     async def page_opened(self, session: AsyncSession, change: changes.PageOpened, out: Outbox,
                           memo: dict[Any, Any]) -> None:

@@ -122,7 +122,8 @@ class Renderer:
                 "language_name": lambda code: i18n.language_name(code, language), "clock": i18n.clock,
                 "said": lambda reason: catalog.gettext(reason.text) % dict(reason.values),
                 "label": lambda code: i18n.label(code, catalog.gettext), "linkify": linkify,
-                "party": lambda channel, address: self.party(channel, address, catalog.gettext)}
+                "party": lambda channel, address: self.party(channel, address, catalog.gettext),
+                "filesize": lambda size: i18n.filesize(size, language)}
 
     def render(self, template: str, language: str, **values: Any) -> str:
         # The helpers depend on the language only: built once per language, not per fragment.

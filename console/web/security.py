@@ -146,13 +146,16 @@ class CSRFMiddleware:
     through hx-headers:inherited on <body>). Integrations authenticate with their own tokens.
     """
 
-    def __init__(self, app: ASGIApp, *, allowed_origins: Iterable[str] = (), exempt_prefixes: Iterable[str] = ()):
+    def __init__(self, app: ASGIApp, *, allowed_origins: Iterable[str] = (), exempt_prefixes: Iterable[str] = (),
+                 exempt_paths: Iterable[str] = ()):
         self.app = app
         self.allowed = tuple(allowed_origins)
         self.exempt = tuple(exempt_prefixes)
+        self.exempt_paths = frozenset(exempt_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in CHANGING_METHODS or scope["path"].startswith(self.exempt):
+        if scope["type"] != "http" or scope["method"] not in CHANGING_METHODS or scope["path"].startswith(self.exempt) \
+                or scope["path"] in self.exempt_paths:
             await self.app(scope, receive, send)
             return
         conn = HTTPConnection(scope)

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from console.errors import Conflict, ConsoleError, Forbidden, InvalidInput, NotFound, TooManyAttempts, Unavailable
+from console.errors import (
+    Conflict,
+    ConsoleError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+    TooManyAttempts,
+    Unavailable,
+)
 
-STATUS: dict[type[ConsoleError], int] = {InvalidInput: 422, NotFound: 404, Conflict: 409, Forbidden: 403,
-                                         TooManyAttempts: 429, Unavailable: 503}
+# A subclass before its base: the first match counts.
+STATUS: dict[type[ConsoleError], int] = {TooLarge: 413, InvalidInput: 422, NotFound: 404, Conflict: 409,
+                                         Forbidden: 403, TooManyAttempts: 429, Unavailable: 503}
 
 
 def status_of(exc: ConsoleError) -> int:

@@ -36,6 +36,7 @@ from console import chat, i18n, ratings, transcripts
 from console.errors import ConsoleError, Forbidden, NotFound
 from console.i18n import N_
 from console.models import Agent, ChatSite, Conversation
+from console.web import attachments
 from console.web.assets import asset_dir
 from console.web.render import agent_stream
 from console.web.security import signed_out
@@ -220,7 +221,8 @@ async def _serve(websocket: WebSocket, w: Wiring, site: ChatSite, visit: chat.Vi
                     async with w.ctx.db.reading() as session:
                         missed = await chat.lines(session, chat_id, after=shown)
                     for line in missed:
-                        await outbox.put(json.dumps({"type": "message", "message": line.as_json()}))
+                        await outbox.put(json.dumps({"type": "message", "message": attachments.line_for_visitor(
+                            line, attachments.file_key(w.settings.secret_key))}))
                         shown = max(shown, line.id)
                     if len(missed) < chat.PAGE:
                         return
@@ -300,7 +302,8 @@ async def _serve(websocket: WebSocket, w: Wiring, site: ChatSite, visit: chat.Vi
                 except ConsoleError as exc:
                     await outbox.put(_error("message", exc.translated(_), client_id))
                     continue
-                await outbox.put(json.dumps({"type": "ack", "id": client_id, "message": line.as_json()}))
+                await outbox.put(json.dumps({"type": "ack", "id": client_id, "message": attachments.line_for_visitor(
+                    line, attachments.file_key(w.settings.secret_key))}))
                 if line.chat_id:
                     await follow(line.chat_id)
 
@@ -420,7 +423,8 @@ async def try_page(request: Request) -> Response:
     sockets = console.replace("http", "ws", 1)
     language = "nl" if request.query_params.get("lang") == "nl" else "en"
     html = w.renderer.render("chat_try.html", language, key=key, console=console)
+    # The widget's files: uploaded to the console (connect-src) and shown from it (img-src).
     policy = "; ".join(("default-src 'none'", f"script-src {console}", f"style-src {console}",
-                        f"connect-src {sockets}", "img-src 'self' data:", "base-uri 'none'", "form-action 'none'",
-                        "frame-ancestors 'none'"))
+                        f"connect-src {sockets} {console}", f"img-src 'self' data: {console}", "base-uri 'none'",
+                        "form-action 'none'", "frame-ancestors 'none'"))
     return Response(html, media_type="text/html; charset=utf-8", headers={"Content-Security-Policy": policy})

@@ -9,6 +9,7 @@ from console.auth import LoginPolicy
 from console.db import Database
 from console.ports import Context
 from console.settings import Settings
+from console.web.attachments import file_key
 from console.web.metrics import Metrics
 from console.web.push import Pusher
 from console.web.render import Renderer
@@ -49,6 +50,6 @@ def build(settings: Settings) -> Wiring:
     renderer = Renderer(timezone=settings.timezone, region=settings.default_region)
     metrics = Metrics()
     notifier = Pusher(db, bus, renderer, settings.default_region, settings.away_reasons,
-                      observe=metrics.push_latency.observe)
+                      observe=metrics.push_latency.observe, file_secret=file_key(settings.secret_key))
     ctx = Context(db=db, notify=notifier, region=settings.default_region, away_reasons=settings.away_reasons)
     return Wiring(settings=settings, ctx=ctx, bus=bus, renderer=renderer, notifier=notifier, metrics=metrics)

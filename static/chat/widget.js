@@ -28,7 +28,9 @@
          idle: "The chat has ended because we heard nothing from you for a while. Write again to start a new one.", typing: " is typing…", read: "read",
          someone: "Customer service", end: "End chat", endLabel: "End the chat", youEnded: "You ended the chat.",
          rate: "How did we do?", star: " of 5 stars", comment: "Anything to add? (optional)", sendRating: "Send rating",
-         rated: "Thank you for your rating.", transcript: "Download the transcript"},
+         rated: "Thank you for your rating.", transcript: "Download the transcript", attach: "Send a picture or PDF",
+         tooBig: "A file may be at most 10 MB.", uploadFailed: "The file could not be sent. Check the connection and try again.",
+         file: "file"},
     nl: {open: "Chat met ons", title: "Chat", close: "Chat sluiten", send: "Versturen", placeholder: "Typ je bericht",
          you: "Jij", us: "Klantenservice", sending: "versturen…", connecting: "Verbinden…", offline: "Verbinding weg; opnieuw proberen…",
          closed: "We zijn nu gesloten. Laat je bericht en je e-mailadres achter, dan antwoorden we per e-mail zodra we er weer zijn.",
@@ -40,7 +42,9 @@
          idle: "De chat is beëindigd omdat we een tijd niets van je hoorden. Schrijf opnieuw om een nieuwe te beginnen.", typing: " typt…", read: "gelezen",
          someone: "Klantenservice", end: "Stoppen", endLabel: "De chat beëindigen", youEnded: "Je hebt de chat beëindigd.",
          rate: "Hoe hebben we het gedaan?", star: " van 5 sterren", comment: "Nog iets kwijt? (niet verplicht)", sendRating: "Beoordeling versturen",
-         rated: "Dank je wel voor je beoordeling.", transcript: "Gesprek downloaden"}
+         rated: "Dank je wel voor je beoordeling.", transcript: "Gesprek downloaden", attach: "Een foto of pdf sturen",
+         tooBig: "Een bestand is hoogstens 10 MB.", uploadFailed: "Het bestand kon niet worden verstuurd. Controleer de verbinding en probeer het opnieuw.",
+         file: "bestand"}
   }[lang];
   var store = {
     get: function (name) { try { return JSON.parse(localStorage.getItem("console-chat:" + site + ":" + name)); } catch (e) { return null; } },
@@ -96,7 +100,11 @@
     ".after label.star:has(input:focus-visible){outline:3px solid #f59e0b}",
     ".after textarea{width:100%;min-height:40px}",
     ".after button{border:1px solid #1d4ed8;border-radius:8px;padding:6px 10px;background:#fff;color:#1d4ed8;cursor:pointer}",
-    ".after .row{display:flex;gap:8px;flex-wrap:wrap}"
+    ".after .row{display:flex;gap:8px;flex-wrap:wrap}",
+    "form .attach{background:none;border:1px solid #d1d5db;color:#374151;padding:0 10px;font-size:18px}",
+    "form .attach:disabled{opacity:.4;cursor:default}",
+    ".line img{display:block;max-width:100%;max-height:180px;border-radius:6px;margin-top:4px}",
+    ".line .size{font-size:12px;color:#4b5563}"
   ].join("");
   // A constructed style sheet: a page whose policy forbids inline styles still lets it through.
   try {
@@ -125,6 +133,10 @@
   var status = el("div", {"class": "status", role: "status"});
   var form = el("form");
   var box = el("textarea", {rows: "1", maxlength: "4000", placeholder: T.placeholder, "aria-label": T.label});
+  // Files go with a chat that is open (it starts with words: a question, the pre-chat form).
+  var attach = el("button", {type: "button", "class": "attach", "aria-label": T.attach, title: T.attach, disabled: ""}, "📎");
+  var picker = el("input", {type: "file", hidden: "", accept: "image/png,image/jpeg,image/gif,image/webp,application/pdf"});
+  form.appendChild(attach); form.appendChild(picker);
   form.appendChild(box);
   form.appendChild(el("button", {type: "submit"}, T.send));
   // Who the visitor is, before the first message: asked when the site wants it (optional for
@@ -170,7 +182,7 @@
   }
   launch.addEventListener("click", function () { show(true); });
   function ended(chatId) {
-    current = null; ender.hidden = true;
+    current = null; ender.hidden = true; attach.disabled = true;
     if (!chatId) return;
     finished = chatId;
     var rated = store.get("rated") || [];
@@ -237,13 +249,13 @@
         ended(message.chat);
       return;
     }
-    if (message.chat) { current = message.chat; ender.hidden = false; afterChat.hidden = true; }
+    if (message.chat) { current = message.chat; ender.hidden = attach.disabled = false; afterChat.hidden = true; }
     if (message.from === "agent" && message.chat) answered[message.chat] = true;
     var mine = message.from === "customer";
     var li = el("li", {"class": "line" + (mine ? " mine" : " theirs"), "data-id": String(message.id)});
     li.appendChild(el("span", {"class": "who"}, mine ? T.you : (message.agent || T.us)));
     var text = el("span");
-    fill(text, message.text);
+    if (message.attachment) showFile(text, message.attachment); else fill(text, message.text);
     li.appendChild(text);
     if (mine && message.read) li.appendChild(el("span", {"class": "read"}, "✓ " + T.read));
     var after = null;
@@ -258,6 +270,39 @@
       setTimeout(markRead, 0);
     }
   }
+  // A file: a link to it (and the picture, for one) on the console, at the address it signed.
+  function showFile(node, file) {
+    var url = new URL(file.url || "", base).href;
+    var a = el("a", {href: url, target: "_blank", rel: "noopener noreferrer", download: file.name}, file.name);
+    if (/^image\//.test(file.type)) {
+      var img = el("img", {src: url, alt: file.name});
+      var pic = el("a", {href: url, target: "_blank", rel: "noopener noreferrer", download: file.name});
+      pic.appendChild(img); node.appendChild(pic);
+    }
+    node.appendChild(a);
+    node.appendChild(el("span", {"class": "size"}, " (" + (file.size < 1048576 ? Math.max(1, Math.round(file.size / 1024)) + " KB" : (file.size / 1048576).toFixed(1) + " MB") + ")"));
+  }
+  attach.addEventListener("click", function () { picker.click(); });
+  picker.addEventListener("change", function () {
+    var file = picker.files && picker.files[0];
+    picker.value = "";
+    if (!file) return;
+    if (file.size > 10 * 1024 * 1024) { note(T.failed + T.tooBig, "error"); return; }
+    if (!visitor) { note(T.failed + T.uploadFailed, "error"); return; }
+    var item = {id: newId(), text: file.name};
+    showPending(item);
+    var done = function (data) {
+      var waiting = log.querySelector('[data-client="' + CSS.escape(item.id) + '"]');
+      if (waiting) waiting.remove();
+      if (data && data.type === "ack") place(data.message);
+      else note(T.failed + ((data && data.message) || T.uploadFailed), "error");
+    };
+    fetch(new URL("/chat/attachments?site=" + encodeURIComponent(site) + "&lang=" + lang, base).href, {
+      method: "POST", body: file, mode: "cors", credentials: "omit",
+      headers: {"Content-Type": file.type || "application/octet-stream", "X-Chat-Visitor": visitor,
+                "X-Chat-Message": item.id, "X-Chat-Filename": encodeURIComponent(file.name)}
+    }).then(function (response) { return response.json(); }).then(done, function () { done(null); });
+  });
   function showPending(item) {
     var li = el("li", {"class": "line mine pending", "data-client": item.id});
     li.appendChild(el("span", {"class": "who"}, T.you + " · " + T.sending));
@@ -348,7 +393,7 @@
         }
         // Before the first message of a chat: who they are, when asked or when nobody can answer.
         var first = !data.chat && !pending.length;
-        if (data.chat) { current = data.chat; ender.hidden = false; }
+        if (data.chat) { current = data.chat; ender.hidden = attach.disabled = false; }
         leaving = first && !answering;
         if (first && (data.prechat || leaving)) {
           legend.textContent = leaving ? T.aboutLeave : T.about;

@@ -278,3 +278,51 @@ async def test_with_nobody_to_answer_the_visitor_leaves_a_message_and_the_agent_
     await expect(composer).to_be_focused()
     await expect(pop.locator(".chat-line.from-agent")).to_have_count(0)
     assert dialogs == []
+
+
+def _png() -> bytes:
+    """A real 8x8 picture, so both browsers draw it."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\x00" + b"\xd9\x77\x06" * 8 for _ in range(8))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+async def test_a_visitor_sends_a_picture_and_the_agent_a_pdf_and_a_page_posing_as_a_picture_is_refused(
+        browser: Browser, server: LiveServer, shop: Shop) -> None:
+    dialogs: list[str] = []
+    agent = await signed_in_page(browser, server.url, "anna@x.nl", PASSWORD, viewport=(1366, 768))
+    await agent.click("#agent-status button[value=available]")
+    visitor = await _chat_from(browser, shop, dialogs, "Zo ziet de taart eruit:")
+    window = visitor.get_by_role("dialog", name="Chat")
+    await expect(window.get_by_role("log").locator("li.mine[data-id]")).to_have_count(1, timeout=10_000)
+    picker = window.locator("input[type=file]")
+    await picker.set_input_files({"name": "taart.png", "mimeType": "image/png", "buffer": _png()})
+    sent = window.get_by_role("log").get_by_role("img", name="taart.png")
+    await expect(sent).to_be_visible(timeout=10_000)
+    assert await sent.evaluate("img => img.naturalWidth") == 8, "the picture loads from the console"
+    await picker.set_input_files({"name": "taart.png", "mimeType": "image/png",
+                                  "buffer": b'<html><body><script>alert("x")</script></body></html>'})
+    await expect(window.get_by_role("log")).to_contain_text("Alleen foto's (PNG, JPEG, GIF, WebP) en pdf-documenten",
+                                                            timeout=10_000)
+
+    pop = agent.locator(".pop")
+    await agent.click("button.accept")
+    picture = pop.locator(".chat-file img[alt='taart.png']")
+    await expect(picture).to_be_visible(timeout=10_000)
+    assert await picture.evaluate("img => img.naturalWidth") == 8
+    await expect(pop.locator(".chat-line")).to_have_count(2)  # the refused page never arrived
+    await pop.locator("input[data-chat-file]").set_input_files(
+        {"name": "factuur.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.4\n%%EOF\n"})
+    link = window.get_by_role("log").get_by_role("link", name="factuur.pdf")
+    await expect(link).to_be_visible(timeout=10_000)
+    await expect(pop.locator(".chat-line.from-agent .chat-file")).to_contain_text("factuur.pdf")
+    await pop.locator("input[data-chat-file]").set_input_files(
+        {"name": "virus.pdf", "mimeType": "application/pdf", "buffer": b"MZ\x90\x00"})
+    await expect(agent.locator("#flash")).to_contain_text("Only pictures (PNG, JPEG, GIF, WebP) and PDF",
+                                                          timeout=10_000)
+    assert dialogs == []

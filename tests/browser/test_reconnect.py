@@ -81,7 +81,7 @@ async def test_calls_that_rang_while_the_server_was_down_appear_after_reconnect(
         serving.stop()  # uvicorn closes the socket with 1012; htmx keeps trying to reconnect
         await expect(page.locator("#connection")).to_have_class("connection reconnecting", timeout=10_000)
         wiring = app.state.wiring  # type: ignore[attr-defined]
-        pusher = Pusher(db, wiring.bus, wiring.renderer, "NL")
+        pusher = Pusher(db, wiring.bus, wiring.renderer, "NL", file_secret="test")
         ctx = Context(db=db, notify=pusher, region="NL")
         for call_id, number in (("down-1", "0612345678"), ("down-2", "0687654321"), ("down-3", "0611111111")):
             await conversations.arrive(ctx, channel=Channel.CALL, external_id=call_id, from_address=number,

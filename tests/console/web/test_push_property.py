@@ -84,7 +84,7 @@ class PushMachine(RuleBasedStateMachine):
         self.db = Database(f"sqlite+aiosqlite:///{path}")
         self.bus = make_bus("")
         self.renderer = Renderer()
-        self.pusher = Pusher(self.db, self.bus, self.renderer, "NL", ("Break", "Lunch"))
+        self.pusher = Pusher(self.db, self.bus, self.renderer, "NL", ("Break", "Lunch"), file_secret="test")
         self.ctx = Context(db=self.db, notify=self.pusher, region="NL", away_reasons=("Break", "Lunch"))
         self.run(self._seed())
 

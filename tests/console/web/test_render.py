@@ -11,7 +11,7 @@ from tests.helpers import add_agent
 
 async def test_a_status_change_pushes_the_status_fragments_only(ctx: Context) -> None:
     bus = make_bus("")
-    pusher = Pusher(ctx.db, bus, Renderer(), "NL")
+    pusher = Pusher(ctx.db, bus, Renderer(), "NL", file_secret="test")
     ctx.notify = pusher
     agent = await add_agent(ctx.db, "anna@x.nl", "Anna")
     start = await bus.last_id(agent_stream(agent))

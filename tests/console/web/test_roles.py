@@ -56,6 +56,8 @@ TABLE: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("POST", "/conversations/{id}/messages"):           (422, 409, 409, 409, 401),
     ("POST", "/conversations/{id}/typing"):             (422, 409, 409, 409, 401),
     ("POST", "/conversations/{id}/read"):               (422, 409, 409, 409, 401),
+    ("POST", "/conversations/{id}/attachments"):        (422, 409, 409, 409, 401),  # a call: no files
+    ("GET", "/attachments/{id}"):                       (404, 404, 404, 404, 401),
     ("POST", "/conversations/{id}/customers"):          (204, 409, 409, 409, 401),
     ("POST", "/conversations/{id}/notes"):              (204, 403, 204, 204, 401),
     ("POST", "/conversations/{id}/handoff"):            (409, 409, 409, 409, 401),
@@ -95,6 +97,9 @@ TABLE: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("GET", "/healthz"):                                (200, 200, 200, 200, 200),
     ("GET", "/chat/widget.js"):                         (200, 200, 200, 200, 200),
     ("GET", "/chat/try"):                               (404, 404, 404, 404, 404),  # only in the demo
+    # The widget's files answer to the site's key and the visitor's token, or to a signed link.
+    ("POST", "/chat/attachments"):                      (404, 404, 404, 404, 404),
+    ("GET", "/chat/files/{id}"):                        (403, 403, 403, 403, 403),
     ("GET", "/openapi.json"):                           (200, 200, 200, 200, 200),
     # Operators only, by address or token, whoever is logged in (the test client is on loopback).
     ("GET", "/readyz"):                                 (200, 200, 200, 200, 200),
@@ -176,7 +181,8 @@ def _request(world: World, method: str, pattern: str) -> tuple[str, dict[str, st
         kind = path.split("/")[3]
         path = path.replace("{detail}", str(detail[kind]))
     key = {"/conversations/": conversation, "/handoffs/": ids["handoff"], "/tickets/": ticket,
-           "/customers/": customer, "/canned/": ids["canned"], "/audit/": customer}
+           "/customers/": customer, "/canned/": ids["canned"], "/audit/": customer, "/attachments/": 99,
+           "/chat/files/": 1}
     for prefix, value in key.items():
         if path.startswith(prefix):
             path = path.replace("{id}", str(value))

@@ -1,0 +1,145 @@
+"""Files sent in a chat: images and PDF documents, at most 10 MB, their type read from the content.
+
+What a file claims to be (its name, the browser's content type) is not trusted: the first bytes
+say what it is, and only PNG, JPEG, GIF, WebP and PDF are taken (no SVG: it can carry script).
+The name is kept for people to read, cleaned of paths and control characters, and ends in the
+extension of what the file really is. Files are kept in the database with their message, so
+every node serves them and erasing the conversation's text takes them too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import unicodedata
+from dataclasses import dataclass
+
+from sqlalchemy import exists, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import undefer
+
+from console.auth import SUPERVISING
+from console.errors import InvalidInput, NotFound, TooLarge
+from console.models import Agent, Attachment, Conversation, Handoff, Offer
+
+log = logging.getLogger("console.attachments")
+
+MAX_BYTES = 10 * 1024 * 1024
+MAX_NAME = 200
+# What a file starts with, and what it then is.
+KINDS = (
+    (b"\x89PNG\r\n\x1a\n", "image/png", ".png"),
+    (b"\xff\xd8\xff", "image/jpeg", ".jpg"),
+    (b"GIF87a", "image/gif", ".gif"),
+    (b"GIF89a", "image/gif", ".gif"),
+    (b"%PDF-", "application/pdf", ".pdf"),
+)
+EXTENSIONS = {"image/png": (".png",), "image/jpeg": (".jpg", ".jpeg"), "image/gif": (".gif",),
+              "image/webp": (".webp",), "application/pdf": (".pdf",)}
+
+
+def sniff(data: bytes) -> str | None:
+    """The content type the bytes are, when it is one taken; None otherwise."""
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    for magic, content_type, _ in KINDS:
+        if data.startswith(magic):
+            return content_type
+    return None
+
+
+def clean_name(raw: str, content_type: str) -> str:
+    """A file name to show and save under: no folders, no control or invisible characters, at
+    most MAX_NAME characters, ending in the extension of what the file is."""
+    name = raw.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in unicodedata.normalize("NFC", name)
+                   if unicodedata.category(ch)[0] not in ("C",) and ch not in '"<>|:*?')
+    name = " ".join(name.split()).strip(" .")
+    extensions = EXTENSIONS[content_type]
+    if not name.lower().endswith(extensions):
+        name = (name or "file") + extensions[0]
+    if len(name) > MAX_NAME:
+        stem, dot, extension = name.rpartition(".")
+        name = stem[:MAX_NAME - len(extension) - 1] + dot + extension
+    return name
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file that passed the checks, ready to be stored with its message."""
+
+    name: str
+    content_type: str
+    data: bytes
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+def check(raw_name: str, data: bytes) -> Upload:
+    """The file as it will be stored, or a clear error that says what is taken."""
+    if not data:
+        raise InvalidInput("The file is empty.", field="file")
+    if len(data) > MAX_BYTES:
+        raise TooLarge("A file may be at most %(mb)s MB.", field="file", mb=MAX_BYTES // (1024 * 1024))
+    content_type = sniff(data[:16])
+    if content_type is None:
+        raise InvalidInput("Only pictures (PNG, JPEG, GIF, WebP) and PDF documents can be sent.", field="file")
+    return Upload(clean_name(raw_name, content_type), content_type, data)
+
+
+@dataclass(frozen=True)
+class Info:
+    """What a message shows of its file (not the bytes)."""
+
+    id: int
+    name: str
+    content_type: str
+    size: int
+
+    @property
+    def image(self) -> bool:
+        return self.content_type.startswith("image/")
+
+    def as_json(self) -> dict[str, object]:
+        return {"id": self.id, "name": self.name, "type": self.content_type, "size": self.size}
+
+
+def info(attachment: Attachment | None) -> Info | None:
+    if attachment is None:
+        return None
+    return Info(attachment.id, attachment.name, attachment.content_type, attachment.size)
+
+
+def store(session: AsyncSession, message_id: int, chat_id: int | None, upload: Upload) -> Attachment:
+    attachment = Attachment(message_id=message_id, chat_id=chat_id, name=upload.name,
+                            content_type=upload.content_type, size=len(upload.data), sha256=upload.digest,
+                            data=upload.data)
+    session.add(attachment)
+    return attachment
+
+
+async def read(session: AsyncSession, attachment_id: int) -> Attachment | None:
+    """The file with its bytes."""
+    return await session.scalar(select(Attachment).where(Attachment.id == attachment_id)
+                                .options(undefer(Attachment.data)))
+
+
+async def for_agent(session: AsyncSession, attachment_id: int, agent_id: int) -> Attachment:
+    """The file with its bytes, when the agent has seen its chat: they handle or handled a part of
+    it, it was offered or handed to them, or they supervise. Anyone else hears it does not exist
+    (the ids count up; a colleague's customers' photos are not theirs to browse)."""
+    found = await read(session, attachment_id)
+    if found is None or found.chat_id is None:
+        raise NotFound("This file does not exist (any more).")
+    parts = select(Conversation.id).where(Conversation.chat_id == found.chat_id)
+    seen = await session.scalar(select(or_(
+        exists().where(Conversation.chat_id == found.chat_id, Conversation.agent_id == agent_id),
+        exists().where(Offer.conversation_id.in_(parts), Offer.agent_id == agent_id),
+        exists().where(Handoff.conversation_id.in_(parts), Handoff.to_agent_id == agent_id),
+        exists().where(Agent.id == agent_id, Agent.role.in_(SUPERVISING)))))
+    if not seen:
+        log.warning("agent %s asked for file %s of a chat they never had; refused", agent_id, attachment_id)
+        raise NotFound("This file does not exist (any more).")
+    return found
