@@ -95,12 +95,15 @@
     ".after fieldset{border:0;margin:0;padding:0;display:flex;flex-wrap:wrap;align-items:center;gap:4px}",
     ".after legend{padding:0 0 4px;font-size:13px;color:#4b5563}",
     ".after label.star{cursor:pointer;font-size:22px;color:#9ca3af;padding:0 2px}",
-    ".after label.star:has(input:checked),.after label.star.lit{color:#b45309}",
+    ".after label.star.lit{color:#b45309}",
     ".after input[type=radio]{position:absolute;opacity:0;width:1px;height:1px}",
     ".after label.star:has(input:focus-visible){outline:3px solid #f59e0b}",
     ".after textarea{width:100%;min-height:40px}",
     ".after button{border:1px solid #1d4ed8;border-radius:8px;padding:6px 10px;background:#fff;color:#1d4ed8;cursor:pointer}",
     ".after .row{display:flex;gap:8px;flex-wrap:wrap}",
+    ".after form.rating:not([hidden]){display:flex;flex-direction:column;align-items:stretch;gap:6px;padding:0;border:0}",
+    ".after form.rating textarea{flex:none;width:100%;min-height:44px}",
+    "form .attach{display:flex;align-items:center}",
     "form .attach{background:none;border:1px solid #d1d5db;color:#374151;padding:0 10px;font-size:18px}",
     "form .attach:disabled{opacity:.4;cursor:default}",
     ".line img{display:block;max-width:100%;max-height:180px;border-radius:6px;margin-top:4px}",
@@ -115,6 +118,15 @@
     var style = document.createElement("style");
     style.textContent = css;
     root.appendChild(style);
+  }
+  function icon(path) {  // a line drawing, not an emoji: every system draws it the same
+    var ns = "http://www.w3.org/2000/svg", svg = document.createElementNS(ns, "svg"), line = document.createElementNS(ns, "path");
+    svg.setAttribute("viewBox", "0 0 24 24"); svg.setAttribute("width", "20"); svg.setAttribute("height", "20");
+    svg.setAttribute("aria-hidden", "true"); svg.setAttribute("focusable", "false");
+    line.setAttribute("d", path); line.setAttribute("fill", "none"); line.setAttribute("stroke", "currentColor");
+    line.setAttribute("stroke-width", "2"); line.setAttribute("stroke-linecap", "round"); line.setAttribute("stroke-linejoin", "round");
+    svg.appendChild(line);
+    return svg;
   }
   function el(name, attrs, text) {
     var node = document.createElement(name);
@@ -134,7 +146,8 @@
   var form = el("form");
   var box = el("textarea", {rows: "1", maxlength: "4000", placeholder: T.placeholder, "aria-label": T.label});
   // Files go with a chat that is open (it starts with words: a question, the pre-chat form).
-  var attach = el("button", {type: "button", "class": "attach", "aria-label": T.attach, title: T.attach, disabled: ""}, "📎");
+  var attach = el("button", {type: "button", "class": "attach", "aria-label": T.attach, title: T.attach, disabled: ""});
+  attach.appendChild(icon("M16.5 6.5 8.6 14.4a2 2 0 0 0 2.8 2.8l8-8a4 4 0 0 0-5.6-5.6l-8 8a6 6 0 0 0 8.5 8.5l7.2-7.2"));
   var picker = el("input", {type: "file", hidden: "", accept: "image/png,image/jpeg,image/gif,image/webp,application/pdf"});
   form.appendChild(attach); form.appendChild(picker);
   form.appendChild(box);
@@ -163,6 +176,10 @@
     label.appendChild(el("input", {type: "radio", name: "score", value: String(n), "aria-label": n + T.star}));
     label.appendChild(document.createTextNode("★"));
     stars.appendChild(label);
+  });
+  stars.addEventListener("change", function () {  // the chosen star and those before it light up
+    var chosen = Number((rating.querySelector("input[name=score]:checked") || {}).value || 0);
+    stars.querySelectorAll("label.star").forEach(function (label, n) { label.classList.toggle("lit", n < chosen); });
   });
   var remark = el("textarea", {rows: "2", maxlength: "2000", "aria-label": T.comment, placeholder: T.comment});
   var rateRow = el("div", {"class": "row"});
@@ -280,7 +297,9 @@
       pic.appendChild(img); node.appendChild(pic);
     }
     node.appendChild(a);
-    node.appendChild(el("span", {"class": "size"}, " (" + (file.size < 1048576 ? Math.max(1, Math.round(file.size / 1024)) + " KB" : (file.size / 1048576).toFixed(1) + " MB") + ")"));
+    var size = file.size < 1024 ? file.size + " B" : file.size < 1048576 ? Math.round(file.size / 1024) + " KB"
+      : (file.size / 1048576).toFixed(1) + " MB";
+    node.appendChild(el("span", {"class": "size"}, " (" + size + ")"));
   }
   attach.addEventListener("click", function () { picker.click(); });
   picker.addEventListener("change", function () {
