@@ -144,6 +144,21 @@ async def _subjects(database: str) -> list[tuple[int, str]]:
     return [(int(r[0]), str(r[1])) for r in rows]
 
 
+BACKLOG = re.compile(rb"^console_push_backlog (\S+)$", re.M)
+
+
+async def _push_backlog_drained(pool: HttpPool, timeout: float = 120.0) -> float:
+    """Seconds until the node's push backlog (from /metrics) is empty."""
+    began = time.perf_counter()
+    while time.perf_counter() - began < timeout:
+        status, body = await pool.request("GET", "/metrics")
+        found = BACKLOG.search(body) if status == 200 else None
+        if found is not None and float(found.group(1)) == 0:
+            return time.perf_counter() - began
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"the push backlog did not drain in {timeout:.0f} s")
+
+
 async def _window(result: PhaseResult, pid: int, pool: HttpPool, logins: dict[int, Login],
                   pairs: list[tuple[Visitor, int, int]], rate: float, seconds: float,
                   arrivals: dict[str, float]) -> None:
@@ -279,6 +294,13 @@ async def run(result: PhaseResult, work: Path, run_id: str, visitors: int = VISI
         # Each accepted chat's visitor (their first message, the conversation's subject, names them).
         by_conversation = {int(r[0]): int(str(r[1]).rsplit(" ", 1)[1]) for r in await _subjects(database)}
         pairs = [(people[by_conversation[c]], c, a) for c, a in chats if c in by_conversation]
+        # The accepts leave the node's push worker a backlog (every accept re-renders the agent's
+        # pop); the windows measure messages, so they start once it is pushed, and its drain is
+        # reported apart.
+        drained = await _push_backlog_drained(pool)
+        result.figures["B6 push backlog drained after the accepts s"] = round(drained, 1)
+        result.note(f"the push backlog left by the accepts drained {drained:.1f} s after the last accept "
+                    f"(console_push_backlog in /metrics)")
         for rate, seconds in WINDOWS:
             await _window(result, pid, pool, logins, pairs, rate, seconds, arrivals)
             await asyncio.sleep(2)

@@ -29,6 +29,9 @@ class Metrics:
                                 "offline agents)", ["queue"], registry=self.registry)
         self.queue_ringing = Gauge("console_queue_ringing", "Conversations of a queue ringing an agent who is not "
                                    "offline", ["queue"], registry=self.registry)
+        self.push_backlog = Gauge("console_push_backlog", "Changes committed on this node and waiting to be "
+                                  "rendered and pushed (a burst queues here; it should drain within seconds)",
+                                  registry=self.registry)
         self.bus_reconnects = Gauge("console_bus_reconnects", "Times the bus reader had to reconnect",
                                     registry=self.registry)
 
@@ -41,4 +44,5 @@ async def metrics_endpoint(request: Request) -> Response:
     metrics: Metrics = request.app.state.wiring.metrics
     bus = request.app.state.wiring.bus
     metrics.bus_reconnects.set(getattr(bus, "reconnects", 0))
+    metrics.push_backlog.set(request.app.state.wiring.notifier.backlog)
     return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

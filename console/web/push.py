@@ -103,6 +103,7 @@ class Pusher:
         self.observe = observe  # told how long each change took from its commit to its frames published
         self._queue: asyncio.Queue[tuple[float, list[Change]]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
+        self._pending = 0  # changes handed over and not yet pushed
         self._unhealed: set[int] = set()
         self._cards: dict[int, Card] = {}
         self._forgotten = 0  # how many times cards were forgotten (reads older than the last are not kept)
@@ -115,6 +116,7 @@ class Pusher:
         if not changed:
             return
         self._queue.put_nowait((time.perf_counter(), list(changed)))
+        self._pending += len(changed)
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(self._work(), name="push worker")
 
@@ -125,6 +127,12 @@ class Pusher:
             self._cards.clear()
         else:
             self._cards.pop(agent_id, None)
+
+    @property
+    def backlog(self) -> int:
+        """Changes committed and not yet pushed: those waiting and those being rendered now (a
+        burst of work queues here)."""
+        return self._pending
 
     async def drain(self) -> None:
         """Wait until every change handed over so far is published (tests, shutdown)."""
@@ -176,7 +184,8 @@ class Pusher:
                 log.exception("could not render %d changes; the agents concerned get a snapshot", len(batch))
                 self._unhealed |= {a for _, changed in batch for change in changed for a in recipients(change)}
             finally:
-                for _ in batch:
+                for _, changed in batch:
+                    self._pending -= len(changed)
                     self._queue.task_done()
             if self._unhealed:
                 await self._heal()

@@ -273,6 +273,7 @@ async def test_metrics_count_sockets_frames_pops_and_queues(live_server: LiveSer
         frames = float(next(line.split()[1] for line in text.splitlines()
                             if line.startswith("console_frames_sent_total")))
         assert frames >= 2, "the snapshot, then the pop"
+        assert re.search(r"^console_push_backlog \d", text, re.M), "the push backlog is reported"
 
 
 async def test_a_broadcast_published_once_reaches_supervisors_and_no_agent(sqlite_url: str, tmp_path: Path) -> None:
