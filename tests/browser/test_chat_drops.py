@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import socket
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,11 +19,12 @@ from console import chat
 from console.db import Database
 from console.models import Message
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, signed_in_page
-from tests.browser.test_chat_widget import Shop
+from tests.browser.test_chat_widget import Shop, shop
 from tests.conftest import LiveServer, free_port, make_settings, missing
 from tests.helpers import PASSWORD, add_agent
 
 pytestmark = pytest.mark.browser
+__all__ = ["shop"]  # the fixture: a website of its own origin
 
 DROP_SECONDS = 30
 
@@ -87,13 +88,6 @@ class Cable:
     def close(self) -> None:
         self.cut()
         self.listener.close()
-
-
-@pytest.fixture
-def shop(tmp_path: Path) -> Iterator[Shop]:
-    (tmp_path / "shop").mkdir()
-    with Shop(tmp_path / "shop") as site:
-        yield site
 
 
 @pytest.fixture

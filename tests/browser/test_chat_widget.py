@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.server
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -325,4 +326,60 @@ async def test_a_visitor_sends_a_picture_and_the_agent_a_pdf_and_a_page_posing_a
         {"name": "virus.pdf", "mimeType": "application/pdf", "buffer": b"MZ\x90\x00"})
     await expect(agent.locator("#flash")).to_contain_text("Only pictures (PNG, JPEG, GIF, WebP) and PDF",
                                                           timeout=10_000)
+    assert dialogs == []
+
+
+async def test_a_signed_customer_is_recognised_a_forged_one_refused_and_after_hours_the_widget_says_so(
+        browser: Browser, server: LiveServer, shop: Shop, tmp_path: Path, sqlite_url: str) -> None:
+    from tests.helpers import add_customer
+
+    db = Database(sqlite_url)
+    await add_customer(db, "Jan de Bakker", emails=("jan@bakker.example",))
+    async with db.transaction() as session:
+        members, _ = await chat.configure_site(session, "Members", chat.SiteSettings(
+            origins=[shop.url], identity_required=True))
+        far = (datetime.now(UTC).hour + 12) % 24  # open one minute a day, half a day from now
+        closed, _ = await chat.configure_site(session, "Closed", chat.SiteSettings(
+            origins=[shop.url], hours=f"mon-sun {far:02d}:00-{far:02d}:01", timezone="UTC"))
+        good = chat.signature(members, "jan@bakker.example")
+        members_key, closed_key = members.key, closed.key
+    await db.close()
+    console = server.url.replace("127.0.0.1", "localhost")
+
+    def tag(key: str, identity: str = "") -> str:
+        return (f'<!doctype html><html lang="nl"><head><meta charset="utf-8"><title>Bakkerij</title></head><body>'
+                f'<script src="{console}/chat/widget.js" data-site="{key}"{identity} async></script></body></html>')
+
+    folder = tmp_path / "shop"
+    (folder / "signed.html").write_text(tag(members_key, f' data-identifier="jan@bakker.example" '
+                                                         f'data-identifier-hash="{good}"'), encoding="utf-8")
+    (folder / "forged.html").write_text(tag(members_key, ' data-identifier="jan@bakker.example" '
+                                                         f'data-identifier-hash="{"0" * 64}"'), encoding="utf-8")
+    (folder / "closed.html").write_text(tag(closed_key), encoding="utf-8")
+
+    agent = await signed_in_page(browser, server.url, "anna@x.nl", PASSWORD, viewport=(1366, 768))
+    await agent.click("#agent-status button[value=available]")
+    dialogs: list[str] = []
+    forged = await _visitor(browser, shop, dialogs)
+    await forged.goto(shop.url + "/forged.html")
+    await forged.get_by_role("button", name="Chat met ons").click()
+    await expect(forged.get_by_role("dialog", name="Chat").get_by_role("log")).to_contain_text(
+        "Deze website kon niet bevestigen wie je bent", timeout=10_000)
+
+    signed = await _visitor(browser, shop, dialogs)
+    await signed.goto(shop.url + "/signed.html")
+    await signed.get_by_role("button", name="Chat met ons").click()
+    box = signed.get_by_role("dialog", name="Chat").get_by_role("textbox", name="Je bericht")
+    await box.fill("Is mijn bestelling al onderweg?")
+    await box.press("Enter")
+    pop = agent.locator(".pop")
+    await expect(pop.locator(".chat-visitor .identity")).to_have_text("Verified by the website", timeout=10_000)
+    await expect(pop).to_contain_text("Jan de Bakker")  # their customer picture pops
+
+    late = await _visitor(browser, shop, dialogs)
+    await late.goto(shop.url + "/closed.html")
+    await late.get_by_role("button", name="Chat met ons").click()
+    window = late.get_by_role("dialog", name="Chat")
+    await expect(window.get_by_role("log")).to_contain_text("We zijn nu gesloten", timeout=10_000)
+    await expect(window.get_by_role("group", name="Je gegevens")).to_be_visible()
     assert dialogs == []

@@ -12,12 +12,11 @@ from sqlalchemy import select
 from websockets.asyncio.client import connect
 
 from console.db import Database
-from console.models import Conversation
 from console.web.attachments import file_key, visitor_link
 from tests.conftest import LiveServer
 from tests.console.test_attachments import PDF, PNG
 from tests.console.web.test_live import cookie_header, frame_with
-from tests.console.web.test_visitors import SHOP, hello, said, server, widget
+from tests.console.web.test_visitors import SHOP, hello, said, server, the_conversation, widget
 from tests.helpers import add_agent, log_in
 
 __all__ = ["server"]  # the fixture, shared with the socket's tests
@@ -78,11 +77,6 @@ async def test_a_visitor_sends_a_picture_from_the_website_and_both_sides_open_it
             assert (await site.get(expired)).status_code == 403, "a link lasts a day"
             assert (await site.get(file["url"].replace("?e=", "?e=²"))).status_code == 403
 
-        db = Database(url)
-        async with db.reading() as session:
-            conversation = await session.scalar(select(Conversation))
-        await db.close()
-        assert conversation is not None
         async with connect(live.ws_url + "/ws", origin=live.url,  # type: ignore[arg-type]
                            additional_headers={"Cookie": cookie_header(agent)}) as desk:
             await frame_with(desk, 'id="agent-status"')
@@ -153,11 +147,7 @@ async def test_an_agent_sends_a_pdf_and_the_visitor_receives_a_link_to_it(server
             await hello(ws)
             await ws.send(json.dumps({"type": "message", "id": "m-1", "text": "Mag ik de factuur?"}))
             await said(ws, "ack")
-            db = Database(url)
-            async with db.reading() as session:
-                conversation = await session.scalar(select(Conversation))
-            await db.close()
-            assert conversation is not None
+            conversation = await the_conversation(url)
             path = f"/conversations/{conversation.id}/attachments"
             early = await agent.post(path, headers=headers, data={"client_id": "a-0"},
                                      files={"file": ("factuur.pdf", PDF, "application/pdf")})

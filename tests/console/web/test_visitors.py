@@ -61,6 +61,29 @@ async def hello(ws: ClientConnection, visitor: str | None = None, after: int = 0
     return await said(ws, "welcome")
 
 
+@asynccontextmanager
+async def available_desk(live: LiveServer, agent: httpx.AsyncClient,
+                         headers: dict[str, str]) -> AsyncIterator[ClientConnection]:
+    """The signed-in agent's page socket, open, with the agent set Available."""
+    async with connect(live.ws_url + "/ws", origin=live.url,  # type: ignore[arg-type]
+                       additional_headers={"Cookie": cookie_header(agent)}) as desk:
+        await frame_with(desk, 'id="agent-status"')
+        await agent.post("/agent/status", data={"status": "available"}, headers=headers)
+        yield desk
+
+
+async def the_conversation(url: str) -> Conversation:
+    """The one conversation in the database (the chat a test started)."""
+    db = Database(url)
+    try:
+        async with db.reading() as session:
+            conversation = await session.scalar(select(Conversation))
+    finally:
+        await db.close()
+    assert conversation is not None
+    return conversation
+
+
 async def closed_with(ws: ClientConnection) -> int | None:
     with pytest.raises(ConnectionClosed) as closed:
         while True:
@@ -92,12 +115,8 @@ async def test_a_chat_end_to_end_with_a_resend_stored_once_and_a_reconnect_missi
         server: tuple[LiveServer, str, str]) -> None:
     live, key, url = server
     async with httpx.AsyncClient(base_url=live.url) as agent:
-        token = await log_in(agent, "anna@x.nl")
-        headers = {"X-CSRF-Token": token}
-        async with connect(live.ws_url + "/ws", origin=live.url,  # type: ignore[arg-type]
-                           additional_headers={"Cookie": cookie_header(agent)}) as desk:
-            await frame_with(desk, 'id="agent-status"')
-            await agent.post("/agent/status", data={"status": "available"}, headers=headers)
+        headers = {"X-CSRF-Token": await log_in(agent, "anna@x.nl")}
+        async with available_desk(live, agent, headers) as desk:
             async with widget(live, key) as ws:
                 welcome = await hello(ws)
                 visitor = welcome["visitor"]
@@ -230,22 +249,14 @@ async def test_a_visitor_ends_the_chat_rates_it_and_downloads_its_transcript_and
         server: tuple[LiveServer, str, str]) -> None:
     live, key, url = server
     async with httpx.AsyncClient(base_url=live.url) as agent:
-        token = await log_in(agent, "anna@x.nl")
-        headers = {"X-CSRF-Token": token}
-        async with connect(live.ws_url + "/ws", origin=live.url,  # type: ignore[arg-type]
-                           additional_headers={"Cookie": cookie_header(agent)}) as desk:
-            await frame_with(desk, 'id="agent-status"')
-            await agent.post("/agent/status", data={"status": "available"}, headers=headers)
+        headers = {"X-CSRF-Token": await log_in(agent, "anna@x.nl")}
+        async with available_desk(live, agent, headers) as desk:
             async with widget(live, key) as ws:
                 await hello(ws)
                 await ws.send(json.dumps({"type": "message", "id": "m-1", "text": "Hebben jullie speculaas?"}))
                 chat_id = (await said(ws, "ack"))["message"]["chat"]
                 await frame_with(desk, "speculaas")
-                db = Database(url)
-                async with db.reading() as session:
-                    conversation = await session.scalar(select(Conversation))
-                await db.close()
-                assert conversation is not None
+                conversation = await the_conversation(url)
                 accepted = await agent.post(f"/conversations/{conversation.id}/accept", headers=headers)
                 assert accepted.status_code == 204
                 await agent.post(f"/conversations/{conversation.id}/messages", headers=headers,
