@@ -45,6 +45,36 @@ class ChatVisitorInfo:
 
 
 @dataclass(frozen=True)
+class EarlierChat:
+    """A chat the same visitor had before this one, with what was said in it."""
+
+    id: int
+    started_at: datetime
+    messages: list[Message]
+
+
+EARLIER_CHATS = 5  # the visitor's latest chats before this one
+EARLIER_MESSAGES = 200  # at most, over those chats (the newest kept)
+
+
+async def earlier_chats(session: AsyncSession, visitor_id: int, chat_id: int) -> list[EarlierChat]:
+    """The visitor's chats before `chat_id`, newest first, each with its messages in order: a
+    returning visitor is recognised by their browser, whether or not they are a known customer."""
+    chats = (await session.execute(select(Chat.id, Chat.started_at).where(
+        Chat.visitor_id == visitor_id, Chat.id < chat_id).order_by(Chat.id.desc()).limit(EARLIER_CHATS))).all()
+    if not chats:
+        return []
+    said = list((await session.scalars(
+        select(Message).where(Message.chat_id.in_([c.id for c in chats]))
+        .options(joinedload(Message.agent), joinedload(Message.attachment))
+        .order_by(Message.id.desc()).limit(EARLIER_MESSAGES))).unique())
+    by_chat: dict[int, list[Message]] = {}
+    for message in reversed(said):
+        by_chat.setdefault(message.chat_id or 0, []).append(message)
+    return [EarlierChat(c.id, c.started_at, by_chat.get(c.id, [])) for c in chats]
+
+
+@dataclass(frozen=True)
 class Presence:
     """The agent's state as the status bar shows it; `version` is the id of its status period."""
 
@@ -78,6 +108,7 @@ class Pop:
     page: str | None = None  # a chat's: the web page the visitor wrote from
     visitor: ChatVisitorInfo | None = None  # a chat's: who the visitor said or the website confirmed they are
     typed_match: bool = False  # the candidates have the email address the visitor typed
+    earlier_chats: list[EarlierChat] = field(default_factory=list)  # the same visitor's, newest first
 
     @property
     def unknown(self) -> bool:
@@ -190,11 +221,12 @@ async def build_pop(session: AsyncSession, conversation: Conversation | Conversa
     earlier = await parts(session, conversation)  # no query unless it was handed off
     if conversation.chat_id is not None:
         row = (await session.execute(
-            select(Chat.page_url, ChatVisitor.name, ChatVisitor.email, ChatVisitor.identity)
+            select(Chat.page_url, Chat.visitor_id, ChatVisitor.name, ChatVisitor.email, ChatVisitor.identity)
             .join(ChatVisitor, ChatVisitor.id == Chat.visitor_id).where(Chat.id == conversation.chat_id))).first()
         if row is not None:
             pop.page = row.page_url
             pop.visitor = ChatVisitorInfo(row.name, row.email, row.identity)
+            pop.earlier_chats = await earlier_chats(session, row.visitor_id, conversation.chat_id)
     if conversation.customer_id is not None:
         pop.picture = await customers.picture(session, conversation.customer_id, exclude=earlier)
         pop.revision = pop.picture.customer.revision if pop.picture else 0

@@ -471,3 +471,39 @@ async def test_a_transcript_holds_every_line_in_the_visitors_words_and_only_for_
     stranger = await chat.visit(ctx, site, None)
     with pytest.raises(NotFound, match="not yours"):
         await transcripts.of_chat(ctx, stranger.visitor_id, line.chat_id, "en")
+
+
+async def test_a_returning_visitor_pops_with_their_earlier_chats_even_unknown_as_a_customer(ctx: Context) -> None:
+    from console import conversations, screenpop
+    from console.web.render import Renderer
+
+    anna = await add_agent(ctx.db, "anna@x.nl", "Anna", extension="201")
+    site = await make_site(ctx)
+    await routing.set_status(ctx, anna, "available")
+    visit = await chat.visit(ctx, site, None)
+    first = await chat.from_visitor(ctx, visit, "m-1", "Mijn taart had <b>geen</b> kaarsjes")
+    async with ctx.db.reading() as session:
+        part = await session.scalar(select(Conversation).where(Conversation.chat_id == first.chat_id))
+    assert part is not None
+    await offers.accept(ctx, anna, part.id)
+    await chat.from_agent(ctx, anna, part.id, "a-1", "Excuses, we sturen ze na.")
+    await conversations.end(ctx, anna, part.id)
+    from console import wrapup
+    await wrapup.finish(ctx, anna, part.id, "resolved", "")
+
+    back = await chat.visit(ctx, site, visit.token)  # the next day, the same browser
+    again = await chat.from_visitor(ctx, back, "m-2", "Hallo, ik ben het weer")
+    stranger = await chat.from_visitor(ctx, await chat.visit(ctx, site, None), "m-1", "Hoi")
+    async with ctx.db.reading() as session:
+        newest = await session.scalar(select(Conversation).where(Conversation.chat_id == again.chat_id))
+        other = await session.scalar(select(Conversation).where(Conversation.chat_id == stranger.chat_id))
+        assert newest is not None and newest.customer_id is None and other is not None
+        pop = await screenpop.build_pop(session, newest, True, "NL")
+        assert not (await screenpop.build_pop(session, other, True, "NL")).earlier_chats, "another browser: none"
+    [earlier] = pop.earlier_chats
+    assert earlier.id == first.chat_id
+    assert [m.body for m in earlier.messages] == ["Mijn taart had <b>geen</b> kaarsjes", "Excuses, we sturen ze na.",
+                                                  "chat ended"]
+    html = Renderer().render("partials/pop_context.html", "nl", pop=pop, c=pop.conversation, prefix="pop-9")
+    assert "Eerdere chats van deze bezoeker (1)" in html and "3 berichten" in html
+    assert "&lt;b&gt;geen&lt;/b&gt;" in html and "<b>geen</b>" not in html
