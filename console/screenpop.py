@@ -121,6 +121,7 @@ class WrapUp:
     codes: list[str]
     customer_name: str | None = None
     version: int = 0
+    reason: str | None = None  # why a chat or mail ended, as its event says it
 
 
 @dataclass
@@ -295,7 +296,17 @@ async def agent_view(session: AsyncSession, agent_id: int, region: str,
 
 async def wrap_up_of(session: AsyncSession, info: ConversationInfo, version: int,
                      codes: list[str] | None = None) -> WrapUp:
-    """The wrap-up form's content; `codes` when the caller knows the queue's dispositions already."""
-    name = await session.scalar(select(Customer.name).where(Customer.id == info.customer_id)) \
-        if info.customer_id is not None else None
-    return WrapUp(info, codes if codes is not None else await dispositions(session, info.queue_id), name, version)
+    """The wrap-up form's content; `codes` when the caller knows the queue's dispositions already.
+    A chat's or mail's says why it ended (the visitor left, went silent, the agent closed it),
+    read with the customer's name; a call's is plain (the agent heard it end)."""
+    name = reason = None
+    if info.channel is not Channel.CALL:
+        why = (select(ConversationEvent.detail).where(ConversationEvent.conversation_id == info.id,
+                                                      ConversationEvent.to_state == State.WRAP_UP)
+               .order_by(ConversationEvent.id.desc()).limit(1).scalar_subquery())
+        name, reason = (await session.execute(select(
+            select(Customer.name).where(Customer.id == info.customer_id).scalar_subquery(), why))).one()
+    elif info.customer_id is not None:
+        name = await session.scalar(select(Customer.name).where(Customer.id == info.customer_id))
+    return WrapUp(info, codes if codes is not None else await dispositions(session, info.queue_id), name, version,
+                  reason)

@@ -269,7 +269,10 @@ async def test_a_visitor_ends_the_chat_rates_it_and_downloads_its_transcript_and
                 while end["message"]["from"] != "system":
                     end = await said(ws, "message")
                 assert end["message"]["text"] == "chat ended by visitor" and end["message"]["chat"] == chat_id
-                assert "The visitor ended the chat." in await frame_with(desk, "The visitor ended the chat.")
+                seen = ""  # the chat's last line and the wrap-up, in whatever order the pushes come
+                while "The visitor ended the chat." not in seen or "wrap-up-reason" not in seen:
+                    seen += await frame_with(desk, "")
+                assert '<p class="wrap-up-reason">Ended by the visitor</p>' in seen, "the agent reads why"
                 await ws.send(json.dumps({"type": "rating", "chat": chat_id, "score": 4, "comment": "<i>Top</i>"}))
                 assert (await said(ws, "rated"))["chat"] == chat_id
                 await ws.send(json.dumps({"type": "transcript", "chat": chat_id}))
