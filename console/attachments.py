@@ -98,10 +98,6 @@ class Info:
     content_type: str
     size: int
 
-    @property
-    def image(self) -> bool:
-        return self.content_type.startswith("image/")
-
     def as_json(self) -> dict[str, object]:
         return {"id": self.id, "name": self.name, "type": self.content_type, "size": self.size}
 
@@ -130,16 +126,16 @@ async def for_agent(session: AsyncSession, attachment_id: int, agent_id: int) ->
     """The file with its bytes, when the agent has seen its chat: they handle or handled a part of
     it, it was offered or handed to them, or they supervise. Anyone else hears it does not exist
     (the ids count up; a colleague's customers' photos are not theirs to browse)."""
-    found = await read(session, attachment_id)
-    if found is None or found.chat_id is None:
-        raise NotFound("This file does not exist (any more).")
-    parts = select(Conversation.id).where(Conversation.chat_id == found.chat_id)
+    chat_id = select(Attachment.chat_id).where(Attachment.id == attachment_id).scalar_subquery()
+    parts = select(Conversation.id).where(Conversation.chat_id == chat_id)
     seen = await session.scalar(select(or_(
-        exists().where(Conversation.chat_id == found.chat_id, Conversation.agent_id == agent_id),
+        exists().where(Conversation.chat_id == chat_id, Conversation.agent_id == agent_id),
         exists().where(Offer.conversation_id.in_(parts), Offer.agent_id == agent_id),
         exists().where(Handoff.conversation_id.in_(parts), Handoff.to_agent_id == agent_id),
         exists().where(Agent.id == agent_id, Agent.role.in_(SUPERVISING)))))
-    if not seen:
-        log.warning("agent %s asked for file %s of a chat they never had; refused", agent_id, attachment_id)
+    found = await read(session, attachment_id) if seen else None  # the bytes only for who may have them
+    if found is None:
+        log.info("agent %s asked for file %s, which is gone or of a chat they never had; refused", agent_id,
+                 attachment_id)
         raise NotFound("This file does not exist (any more).")
     return found

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -255,7 +255,7 @@ async def returning_visitor(session: AsyncSession, site: ChatSite, token: str) -
 MAX_NAME = 200
 
 
-async def describe(ctx: Context, site: ChatSite, visit_: Visit, name: str, email: str) -> Visit:
+async def describe(ctx: Context, visit_: Visit, name: str, email: str) -> Visit:
     """The visitor says who they are (the pre-chat form, or leaving a message): their name and an
     email address to answer to. Typed, not verified: kept on the visitor and shown in the pop as
     typed, never linked to a customer by itself (anyone can type anyone's address); the pop offers
@@ -329,7 +329,7 @@ class Line:
     @classmethod
     def of(cls, message: Message, agent_name: str | None = None, chat_id: int = 0,
            attachment: attachments.Info | None = None) -> Line:
-        if attachment is None and "attachment" in message.__dict__:  # loaded with the message
+        if attachment is None and "attachment" not in inspect(message).unloaded:  # loaded with the message
             attachment = attachments.info(message.attachment)
         return cls(message.id, message.author, message.body, message.created_at, agent_name, message.client_id,
                    message.read_at is not None, chat_id or message.chat_id or 0, attachment)

@@ -60,18 +60,18 @@ EARLIER_MESSAGES = 200  # at most, over those chats (the newest kept)
 async def earlier_chats(session: AsyncSession, visitor_id: int, chat_id: int) -> list[EarlierChat]:
     """The visitor's chats before `chat_id`, newest first, each with its messages in order: a
     returning visitor is recognised by their browser, whether or not they are a known customer."""
-    chats = (await session.execute(select(Chat.id, Chat.started_at).where(
-        Chat.visitor_id == visitor_id, Chat.id < chat_id).order_by(Chat.id.desc()).limit(EARLIER_CHATS))).all()
-    if not chats:
-        return []
-    said = list((await session.scalars(
-        select(Message).where(Message.chat_id.in_([c.id for c in chats]))
+    # One statement: every chat starts with a message, so the chats are found through theirs.
+    latest = (select(Chat.id).where(Chat.visitor_id == visitor_id, Chat.id < chat_id)
+              .order_by(Chat.id.desc()).limit(EARLIER_CHATS))
+    rows = (await session.execute(
+        select(Message, Chat.started_at).join(Chat, Chat.id == Message.chat_id).where(Message.chat_id.in_(latest))
         .options(joinedload(Message.agent), joinedload(Message.attachment))
-        .order_by(Message.id.desc()).limit(EARLIER_MESSAGES))).unique())
-    by_chat: dict[int, list[Message]] = {}
-    for message in reversed(said):
-        by_chat.setdefault(message.chat_id or 0, []).append(message)
-    return [EarlierChat(c.id, c.started_at, by_chat.get(c.id, [])) for c in chats]
+        .order_by(Message.id.desc()).limit(EARLIER_MESSAGES))).unique().all()
+    chats: dict[int, EarlierChat] = {}
+    for message, started_at in reversed(rows):
+        key = message.chat_id or 0
+        chats.setdefault(key, EarlierChat(key, started_at, [])).messages.append(message)
+    return sorted(chats.values(), key=lambda c: c.id, reverse=True)
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,7 @@ async def visitor_file(request: Request) -> Response:
     expires = request.query_params.get("e", "")
     given = request.query_params.get("s", "")
     if not NUMBER.fullmatch(expires) or int(expires) < time.time() or not hmac.compare_digest(
-            _signature(file_key(w.settings.secret_key), attachment_id, int(expires)), given[:64]):
+            _signature(w.file_key, attachment_id, int(expires)), given[:64]):
         log.info("a link to chat file %s was refused: its signature is wrong or it expired", attachment_id)
         return Response("This link to a file is not valid (any more). Reload the page with the chat.",
                         status_code=403, media_type="text/plain")
@@ -217,7 +217,7 @@ async def visitor_upload(request: Request) -> Response:
         return _refused(422 if isinstance(exc, InvalidInput) else 409, "file", exc.translated(_), client_id, allowed)
     log.info("chat %s: the visitor sent %s (%s, %d bytes)", line.chat_id, upload.name, upload.content_type,
              len(upload.data))
-    body = {"type": "ack", "id": client_id, "message": line_for_visitor(line, file_key(w.settings.secret_key))}
+    body = {"type": "ack", "id": client_id, "message": line_for_visitor(line, w.file_key)}
     return JSONResponse(body, headers=_cors(allowed))
 
 

@@ -222,7 +222,7 @@ async def _serve(websocket: WebSocket, w: Wiring, site: ChatSite, visit: chat.Vi
                         missed = await chat.lines(session, chat_id, after=shown)
                     for line in missed:
                         await outbox.put(json.dumps({"type": "message", "message": attachments.line_for_visitor(
-                            line, attachments.file_key(w.settings.secret_key))}))
+                            line, w.file_key)}))
                         shown = max(shown, line.id)
                     if len(missed) < chat.PAGE:
                         return
@@ -262,7 +262,7 @@ async def _serve(websocket: WebSocket, w: Wiring, site: ChatSite, visit: chat.Vi
                         await outbox.put(_error("details", _("Wait a moment before you change your details again.")))
                         continue
                     try:
-                        visit = await chat.describe(w.ctx, site, visit, _text(data, "name", chat.MAX_NAME * 2),
+                        visit = await chat.describe(w.ctx, visit, _text(data, "name", chat.MAX_NAME * 2),
                                                     _text(data, "email", 640))
                     except ConsoleError as exc:
                         await outbox.put(_error("details", exc.translated(_)))
@@ -303,7 +303,7 @@ async def _serve(websocket: WebSocket, w: Wiring, site: ChatSite, visit: chat.Vi
                     await outbox.put(_error("message", exc.translated(_), client_id))
                     continue
                 await outbox.put(json.dumps({"type": "ack", "id": client_id, "message": attachments.line_for_visitor(
-                    line, attachments.file_key(w.settings.secret_key))}))
+                    line, w.file_key)}))
                 if line.chat_id:
                     await follow(line.chat_id)
 

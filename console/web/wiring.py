@@ -38,6 +38,11 @@ class Wiring:
     sockets: dict[str, HeldSocket] = field(default_factory=dict)
 
     @property
+    def file_key(self) -> str:
+        """The key that signs visitors' links to chat files (derived from the secret once, at build)."""
+        return self.notifier.file_secret
+
+    @property
     def login_policy(self) -> LoginPolicy:
         s = self.settings
         return LoginPolicy(free_failures=s.login_free_failures, delay=s.login_delay, max_delay=s.login_max_delay,

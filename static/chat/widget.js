@@ -29,8 +29,7 @@
          someone: "Customer service", end: "End chat", endLabel: "End the chat", youEnded: "You ended the chat.",
          rate: "How did we do?", star: " of 5 stars", comment: "Anything to add? (optional)", sendRating: "Send rating",
          rated: "Thank you for your rating.", transcript: "Download the transcript", attach: "Send a picture or PDF",
-         tooBig: "A file may be at most 10 MB.", uploadFailed: "The file could not be sent. Check the connection and try again.",
-         file: "file"},
+         tooBig: "A file may be at most 10 MB.", uploadFailed: "The file could not be sent. Check the connection and try again."},
     nl: {open: "Chat met ons", title: "Chat", close: "Chat sluiten", send: "Versturen", placeholder: "Typ je bericht",
          you: "Jij", us: "Klantenservice", sending: "versturen…", connecting: "Verbinden…", offline: "Verbinding weg; opnieuw proberen…",
          closed: "We zijn nu gesloten. Laat je bericht en je e-mailadres achter, dan antwoorden we per e-mail zodra we er weer zijn.",
@@ -43,8 +42,7 @@
          someone: "Klantenservice", end: "Stoppen", endLabel: "De chat beëindigen", youEnded: "Je hebt de chat beëindigd.",
          rate: "Hoe hebben we het gedaan?", star: " van 5 sterren", comment: "Nog iets kwijt? (niet verplicht)", sendRating: "Beoordeling versturen",
          rated: "Dank je wel voor je beoordeling.", transcript: "Gesprek downloaden", attach: "Een foto of pdf sturen",
-         tooBig: "Een bestand is hoogstens 10 MB.", uploadFailed: "Het bestand kon niet worden verstuurd. Controleer de verbinding en probeer het opnieuw.",
-         file: "bestand"}
+         tooBig: "Een bestand is hoogstens 10 MB.", uploadFailed: "Het bestand kon niet worden verstuurd. Controleer de verbinding en probeer het opnieuw."}
   }[lang];
   var store = {
     get: function (name) { try { return JSON.parse(localStorage.getItem("console-chat:" + site + ":" + name)); } catch (e) { return null; } },
@@ -98,13 +96,11 @@
     ".after label.star.lit{color:#b45309}",
     ".after input[type=radio]{position:absolute;opacity:0;width:1px;height:1px}",
     ".after label.star:has(input:focus-visible){outline:3px solid #f59e0b}",
-    ".after textarea{width:100%;min-height:40px}",
     ".after button{border:1px solid #1d4ed8;border-radius:8px;padding:6px 10px;background:#fff;color:#1d4ed8;cursor:pointer}",
     ".after .row{display:flex;gap:8px;flex-wrap:wrap}",
     ".after form.rating:not([hidden]){display:flex;flex-direction:column;align-items:stretch;gap:6px;padding:0;border:0}",
     ".after form.rating textarea{flex:none;width:100%;min-height:44px}",
-    "form .attach{display:flex;align-items:center}",
-    "form .attach{background:none;border:1px solid #d1d5db;color:#374151;padding:0 10px;font-size:18px}",
+    "form .attach{display:flex;align-items:center;background:none;border:1px solid #d1d5db;color:#374151;padding:0 10px}",
     "form .attach:disabled{opacity:.4;cursor:default}",
     ".line img{display:block;max-width:100%;max-height:180px;border-radius:6px;margin-top:4px}",
     ".line .size{font-size:12px;color:#4b5563}"
@@ -258,12 +254,11 @@
     var waiting = message.client_id && log.querySelector('[data-client="' + CSS.escape(message.client_id) + '"]');
     if (waiting && message.from === "customer") waiting.remove();
     if (message.from === "system") {
-      var said = {"chat ended": T.ended, "chat idle": T.idle, "message left": T.left,
-                  "chat ended by visitor": T.youEnded}[message.text];
+      var end = {"chat ended": T.ended, "chat idle": T.idle, "chat ended by visitor": T.youEnded}[message.text];
+      var said = end || (message.text === "message left" ? T.left : "");
       var line = note(said || message.text);
       line.setAttribute("data-id", String(message.id));
-      if (message.text === "chat ended" || message.text === "chat idle" || message.text === "chat ended by visitor")
-        ended(message.chat);
+      if (end) ended(message.chat);
       return;
     }
     if (message.chat) { current = message.chat; ender.hidden = attach.disabled = false; afterChat.hidden = true; }

@@ -279,7 +279,7 @@ async def test_what_a_visitor_types_about_themselves_is_kept_but_never_links_a_c
 
     site = await make_site(ctx)
     jan = await add_customer(ctx.db, "Jan Jansen", emails=("jan@jansen.example",))
-    typed = await chat.describe(ctx, site, await chat.visit(ctx, site, None), " Jan ", "JAN@jansen.example")
+    typed = await chat.describe(ctx, await chat.visit(ctx, site, None), " Jan ", "JAN@jansen.example")
     assert typed.identity == "typed" and typed.customer_id is None and typed.name == "Jan"
     anna = await add_agent(ctx.db, "anna@x.nl", "Anna", extension="201")
     await routing.set_status(ctx, anna, "available")
@@ -291,14 +291,14 @@ async def test_what_a_visitor_types_about_themselves_is_kept_but_never_links_a_c
     assert pop.typed_match and [c.id for c in pop.candidates] == [jan], "offered to the agent to confirm"
     assert pop.visitor is not None and (pop.visitor.name, pop.visitor.identity) == ("Jan", "typed")
     verified = await chat.visit(ctx, site, None, "jan@jansen.example", chat.signature(site, "jan@jansen.example"))
-    still = await chat.describe(ctx, site, verified, "Iemand anders", "boef@x.example")
+    still = await chat.describe(ctx, verified, "Iemand anders", "boef@x.example")
     assert still.identity == "verified" and still.customer_id == jan and still.email == "jan@jansen.example"
     logged_out = await chat.visit(ctx, site, verified.token)
     assert logged_out.visitor_id != verified.visitor_id and logged_out.identity == "anonymous", \
         "without the website's word, the browser is nobody in particular"
     for name, email, says in (("x" * 201, "", "at most 200"), ("", "geen adres", "not an email address")):
         with pytest.raises(InvalidInput, match=says):
-            await chat.describe(ctx, site, typed, name, email)
+            await chat.describe(ctx, typed, name, email)
 
 
 async def test_the_widget_hears_when_nobody_could_answer_unless_an_agent_just_did(ctx: Context) -> None:
