@@ -1,0 +1,1 @@
+"""The email channel: received mails read into console.mailtypes, and machines' mails told apart."""
