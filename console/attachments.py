@@ -1,4 +1,5 @@
-"""Files sent in a chat: images and PDF documents, at most 10 MB, their type read from the content.
+"""Files sent in a chat: images and PDF documents, at most 10 MB, their type read from the content
+(and the files that come with mails: any kind, but only what the content shows is typed).
 
 What a file claims to be (its name, the browser's content type) is not trusted: the first bytes
 say what it is, and only PNG, JPEG, GIF, WebP and PDF are taken (no SVG: it can carry script).
@@ -20,7 +21,7 @@ from sqlalchemy.orm import undefer
 
 from console.auth import SUPERVISING
 from console.errors import InvalidInput, NotFound, TooLarge
-from console.models import Agent, Attachment, Conversation, Handoff, Offer
+from console.models import Agent, Attachment, Conversation, Handoff, Message, Offer
 
 log = logging.getLogger("console.attachments")
 
@@ -108,10 +109,32 @@ def info(attachment: Attachment | None) -> Info | None:
     return Info(attachment.id, attachment.name, attachment.content_type, attachment.size)
 
 
-def store(session: AsyncSession, message_id: int, chat_id: int | None, upload: Upload) -> Attachment:
+OTHER = "application/octet-stream"
+
+
+def from_mail(raw_name: str, declared_type: str, data: bytes) -> Upload:
+    """A file that came with a mail. Any kind is kept (a customer mails what they have: a Word
+    file, a spreadsheet), but only what the bytes show to be a picture or a PDF keeps that type;
+    everything else is stored and served as opaque bytes, always as a download."""
+    content_type = sniff(data[:16]) or OTHER
+    if content_type != OTHER:
+        return Upload(clean_name(raw_name, content_type), content_type, data)
+    name = raw_name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in unicodedata.normalize("NFC", name)
+                   if unicodedata.category(ch)[0] != "C" and ch not in '"<>|:*?')
+    name = " ".join(name.split()).strip(" .") or "attachment"
+    if len(name) > MAX_NAME:
+        stem, dot, extension = name.rpartition(".")
+        name = stem[:MAX_NAME - len(extension) - 1] + dot + extension if dot and len(extension) < 16 \
+            else name[:MAX_NAME]
+    return Upload(name, content_type, data)
+
+
+def store(session: AsyncSession, message_id: int, chat_id: int | None, upload: Upload, *,
+          content_id: str | None = None) -> Attachment:
     attachment = Attachment(message_id=message_id, chat_id=chat_id, name=upload.name,
                             content_type=upload.content_type, size=len(upload.data), sha256=upload.digest,
-                            data=upload.data)
+                            data=upload.data, content_id=(content_id or "")[:250] or None)
     session.add(attachment)
     return attachment
 
@@ -127,9 +150,14 @@ async def for_agent(session: AsyncSession, attachment_id: int, agent_id: int) ->
     it, it was offered or handed to them, or they supervise. Anyone else hears it does not exist
     (the ids count up; a colleague's customers' photos are not theirs to browse)."""
     chat_id = select(Attachment.chat_id).where(Attachment.id == attachment_id).scalar_subquery()
-    parts = select(Conversation.id).where(Conversation.chat_id == chat_id)
+    # A mail's file: the thread of the conversation its line is in.
+    thread_id = (select(Conversation.mail_thread_id).join(Message, Message.conversation_id == Conversation.id)
+                 .join(Attachment, Attachment.message_id == Message.id).where(Attachment.id == attachment_id)
+                 .scalar_subquery())
+    mine = or_(Conversation.chat_id == chat_id, Conversation.mail_thread_id == thread_id)
+    parts = select(Conversation.id).where(mine)
     seen = await session.scalar(select(or_(
-        exists().where(Conversation.chat_id == chat_id, Conversation.agent_id == agent_id),
+        exists().where(mine, Conversation.agent_id == agent_id),
         exists().where(Offer.conversation_id.in_(parts), Offer.agent_id == agent_id),
         exists().where(Handoff.conversation_id.in_(parts), Handoff.to_agent_id == agent_id),
         exists().where(Agent.id == agent_id, Agent.role.in_(SUPERVISING)))))

@@ -51,6 +51,7 @@ class ConversationInfo:
     transferred_at: datetime | None
     wrap_up_deadline: datetime | None
     chat_id: int | None = None
+    mail_thread_id: int | None = None
 
     @property
     def address(self) -> str:
@@ -61,7 +62,7 @@ class ConversationInfo:
     def of(cls, c: Conversation) -> ConversationInfo:
         return cls(c.id, c.channel, c.direction, c.state, c.from_address, c.to_address, c.created_at,
                    c.answered_at, c.customer_id, c.queue_id, c.parent_id, c.transferred_at, c.wrap_up_deadline,
-                   c.chat_id)
+                   c.chat_id, c.mail_thread_id)
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,17 @@ class ChatMessage:
 
 
 @dataclass(frozen=True)
+class MailMessage:
+    """A mail came into a conversation that is going on: the agents who show it see the thread's
+    transcript again. `version` is the message's id."""
+
+    thread_id: int
+    message_id: int
+    conversation_id: int
+    agent_ids: frozenset[int]
+
+
+@dataclass(frozen=True)
 class PageOpened:
     """The agent opened a customer's page, or closed it (customer_id None)."""
 
@@ -201,7 +213,7 @@ class PageOpened:
 
 
 Change = (Offered | Withdrawn | Answered | Ended | WrapUpDue | WrappedUp | StatusChanged | NoteAdded | HandoffAsked
-          | HandoffAnswered | CustomerChanged | PageOpened | ChatMessage)
+          | HandoffAnswered | CustomerChanged | PageOpened | ChatMessage | MailMessage)
 
 _PENDING = "console.changes"
 _EVENTS = "console.events"

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
-from console import attachments, changes, conversations, customers, wrapup
+from console import attachments, changes, conversations, customers, mail, wrapup
 from console.errors import Conflict, Forbidden, InvalidInput, NotFound
 from console.models import (
     Attachment,
@@ -38,6 +38,9 @@ from console.models import (
     ContactPoint,
     Conversation,
     Customer,
+    Direction,
+    Mail,
+    MailThread,
     Message,
     Queue,
     State,
@@ -549,11 +552,13 @@ async def from_agent(ctx: Context, agent_id: int, conversation_id: int, client_i
             "chat_id": chat.id, "conversation_id": conversation.id, "author": Author.AGENT, "agent_id": agent_id,
             "body": body, "client_id": client_id, "created_at": utcnow()})
         file = await _with_file(session, message, new, attachment)
-        if new:
-            _told(session, conversation, message)
         from console.models import Agent
 
         agent = await session.get(Agent, agent_id)
+        if new:
+            _told(session, conversation, message)
+            if attachment is None:
+                await _by_mail_if_left(session, chat, message, agent.name if agent else "", conversation.subject)
         return Line.of(message, agent.name if agent else None, attachment=file)
 
 
@@ -720,6 +725,40 @@ async def availability(session: AsyncSession, site: ChatSite, current: Chat | No
 
 
 LEFT = "message left"  # the system line after a message left while nobody could answer
+
+
+async def _by_mail_if_left(session: AsyncSession, chat: Chat, message: Message, agent_name: str,
+                           about: str | None) -> None:
+    """The answer to a message left while nobody could answer goes by mail too (the visitor asked
+    for it and is likely gone), to the address they gave; one mail thread per chat, so the
+    visitor's reply to it comes back as a mail conversation with the console's token."""
+    left = await session.scalar(select(Message.id).where(
+        Message.chat_id == chat.id, Message.author == Author.SYSTEM, Message.body == LEFT).limit(1))
+    if left is None:
+        return
+    visitor = await session.get(ChatVisitor, chat.visitor_id)
+    address = customers.normalize_email(visitor.email or "") if visitor is not None else None
+    if address is None:
+        log.info("chat %s: the answer to a left message stays in the chat: the visitor gave no email address",
+                 chat.id)
+        return
+    mailbox = await mail.sending_mailbox(session)
+    if mailbox is None:
+        log.warning("chat %s: the answer to a left message cannot be mailed: no mailbox with an address is set up",
+                    chat.id)
+        return
+    earlier = (await session.execute(
+        select(Mail.thread_id, Mail.header_id).join(Message, Message.id == Mail.message_id)
+        .where(Message.chat_id == chat.id, Mail.direction == Direction.OUT, Mail.automatic_reply.is_(False))
+        .order_by(Mail.id))).all()
+    site = await session.get(ChatSite, chat.site_id)
+    site_name = site.name if site is not None else ""
+    subject = f"{site_name}: {' '.join((about or '').split())[:60]}".strip(": ")
+    thread = await session.get(MailThread, earlier[0].thread_id) if earlier else None
+    if thread is None:
+        thread = await mail.new_thread(session, mailbox, address, subject)
+    mail.queue(session, mailbox, thread, message, to=address, subject=mail.reply_subject(subject) if earlier
+               else subject, from_name=agent_name or site_name, references=[row.header_id for row in earlier][-20:])
 
 
 async def _mark_left(session: AsyncSession, chat_id: int, part: Conversation) -> None:

@@ -119,6 +119,7 @@ async def arrive(
     queue: str | None = None,
     subject: str | None = None,
     chat_id: int | None = None,
+    mail_thread_id: int | None = None,
 ) -> Arrival:
     """Store a new conversation, match its customer, and offer it; idempotent on external_id.
 
@@ -130,8 +131,9 @@ async def arrive(
         raise InvalidInput("external id must have 1 to 250 characters", field="external_id")
     logs.conversation_id.set(f"{channel.value}:{external_id}")
     try:
-        arrival = await _arrive(ctx, channel, external_id, from_address, to_address, direction, ringing or [],
-                                queue, subject, chat_id)
+        async with ctx.transaction() as session:
+            arrival = await arrive_in(session, ctx, channel, external_id, from_address, to_address, direction,
+                                      ringing or [], queue, subject, chat_id, mail_thread_id)
     except IntegrityError:
         # Another request stored the same external id first: answer with that conversation.
         async with ctx.transaction() as session:
@@ -143,58 +145,62 @@ async def arrive(
     return arrival
 
 
-async def _arrive(
+async def arrive_in(
+    session: AsyncSession,
     ctx: Context,
     channel: Channel,
     external_id: str,
     from_address: str,
     to_address: str,
-    direction: Direction,
-    ringing: list[str],
-    queue_name: str | None,
-    subject: str | None,
+    direction: Direction = Direction.IN,
+    ringing: list[str] | tuple[str, ...] = (),
+    queue_name: str | None = None,
+    subject: str | None = None,
     chat_id: int | None = None,
+    mail_thread_id: int | None = None,
 ) -> Arrival:
-    async with ctx.transaction() as session:
-        address = to_address if direction is Direction.OUT else from_address
-        matches = await customers.match(session, CONTACT_KIND[channel], address, ctx.region)
-        queue_id = None
-        if queue_name:
-            queue_id = await session.scalar(select(Queue.id).where(Queue.name == queue_name))
-            if queue_id is None:
-                log.warning("conversation %s names unknown queue %r; kept without queue", external_id, queue_name)
-        conversation = await _insert_new(session, {
-            "channel": channel, "direction": direction, "external_id": external_id, "state": State.QUEUED,
-            "from_address": from_address[:320], "to_address": to_address[:320], "subject": subject,
-            "customer_id": matches[0] if len(matches) == 1 else None, "queue_id": queue_id, "created_at": utcnow(),
-            "routed_by_console": not ringing and direction is Direction.IN, "chat_id": chat_id,
-        })
-        if conversation is None:
-            # A repeated event (the phone system sent it again, or asks where the call went).
-            existing = await _find(session, channel, external_id)
-            if existing is None:
-                raise Conflict("This conversation keeps changing hands; try again.", field="callId")
-            return Arrival(existing.id, existing.state, False, existing.agent_id,
-                           await _routed_target(session, existing))
-        record_arrival(session, conversation)
-        touched: set[int] = set()
-        target: str | None = None
-        if ringing:
-            for reference in dict.fromkeys(ringing):
-                agent = await find_agent(session, reference)
-                if agent is None:
-                    log.warning("conversation %s rings unknown agent %r", external_id, reference)
-                elif agent.id not in touched:
-                    await offer(session, conversation, agent)
-                    touched.add(agent.id)
-            if len(touched) > 1:
-                conversation.agent_id = None
-        elif direction is Direction.IN:
-            agent = await offer_to_owner(session, conversation) or await route(session, conversation, fresh=True)
-            if agent is not None:
+    """`arrive` inside the caller's transaction: a mail is stored and becomes a conversation in one
+    (a repeated external id answers with the conversation that has it)."""
+    address = to_address if direction is Direction.OUT else from_address
+    matches = await customers.match(session, CONTACT_KIND[channel], address, ctx.region)
+    queue_id = None
+    if queue_name:
+        queue_id = await session.scalar(select(Queue.id).where(Queue.name == queue_name))
+        if queue_id is None:
+            log.warning("conversation %s names unknown queue %r; kept without queue", external_id, queue_name)
+    conversation = await _insert_new(session, {
+        "channel": channel, "direction": direction, "external_id": external_id, "state": State.QUEUED,
+        "from_address": from_address[:320], "to_address": to_address[:320], "subject": subject,
+        "customer_id": matches[0] if len(matches) == 1 else None, "queue_id": queue_id, "created_at": utcnow(),
+        "routed_by_console": not ringing and direction is Direction.IN, "chat_id": chat_id,
+        "mail_thread_id": mail_thread_id,
+    })
+    if conversation is None:
+        # A repeated event (the phone system sent it again, or asks where the call went).
+        existing = await _find(session, channel, external_id)
+        if existing is None:
+            raise Conflict("This conversation keeps changing hands; try again.", field="callId")
+        return Arrival(existing.id, existing.state, False, existing.agent_id,
+                       await _routed_target(session, existing))
+    record_arrival(session, conversation)
+    touched: set[int] = set()
+    target: str | None = None
+    if ringing:
+        for reference in dict.fromkeys(ringing):
+            agent = await find_agent(session, reference)
+            if agent is None:
+                log.warning("conversation %s rings unknown agent %r", external_id, reference)
+            elif agent.id not in touched:
+                await offer(session, conversation, agent)
                 touched.add(agent.id)
-                target = agent.extension
-        arrival = Arrival(conversation.id, conversation.state, True, conversation.agent_id, target)
+        if len(touched) > 1:
+            conversation.agent_id = None
+    elif direction is Direction.IN:
+        agent = await offer_to_owner(session, conversation) or await route(session, conversation, fresh=True)
+        if agent is not None:
+            touched.add(agent.id)
+            target = agent.extension
+    arrival = Arrival(conversation.id, conversation.state, True, conversation.agent_id, target)
     return arrival
 
 

@@ -108,10 +108,19 @@ LABELS = {
     "the visitor did not answer": N_("the visitor did not answer"),
     "chat ended by visitor": N_("The visitor ended the chat."),
     "ended by the visitor": N_("ended by the visitor"),
+    "transcript mailed": N_("The visitor had the transcript mailed to them."),
+    # what a mail thread's system lines say, and why a machine's mail was not routed (console.mail)
+    "mail acknowledged": N_("The console confirmed to the customer that the mail arrived."),
+    "mail reopened": N_("The customer wrote again after the conversation had ended: it was reopened."),
+    "mail follows on": N_("The customer wrote again after the conversation had ended: this follows on from it."),
+    "auto-replied": N_("an automatic reply"), "auto-generated": N_("sent automatically"), "bulk": N_("bulk mail"),
+    "list": N_("a mailing list"), "junk": N_("junk"), "out of office": N_("out of office"),
+    "bounce": N_("a bounce"), "loop": N_("a mail loop"),
     # what conversation events say (console.lifecycle, conversations, offers, handoffs, wrapup)
     "arrived": N_("arrived"), "answered": N_("answered"), "answered elsewhere": N_("answered elsewhere"),
     "offer withdrawn": N_("offer withdrawn"), "declined": N_("declined"), "rang out": N_("rang out"),
     "agent left": N_("agent left"), "closed by the agent": N_("closed by the agent"),
+    "mail sent": N_("mail sent"),
     "wrapped up": N_("wrapped up"), "wrap-up time box ended": N_("wrap-up time box ended"),
     "nobody to wrap up": N_("nobody to wrap up"), "hangup": N_("hung up"),
     "handoff cancelled": N_("handoff cancelled"), "handoff not answered": N_("handoff not answered"),
@@ -122,7 +131,7 @@ LABELS = {
 # Events whose text goes on with a name, a cause or a reason: the start is translated, the rest shown as stored.
 PREFIXES = (("hangup ", N_("hung up")), ("handed off to ", N_("handed off to")),
             ("warm handoff to ", N_("warm handoff to")), ("cold handoff to ", N_("cold handoff to")),
-            ("handoff declined: ", N_("handoff declined:")))
+            ("handoff declined: ", N_("handoff declined:")), ("automatic: ", N_("sent by a machine:")))
 
 
 def label(code: str | None, gettext: Callable[[str], str]) -> str:

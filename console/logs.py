@@ -79,6 +79,8 @@ def configure(fmt: str = "text", level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("alembic", "httpx"):
-        # httpx logs every request URL at INFO, and the CTI URL carries the secret token.
+    for noisy in ("alembic", "httpx", "aioimaplib", "mail.log"):
+        # httpx logs every request URL at INFO, and the CTI URL carries the secret token; aioimaplib
+        # logs every answer it ignores at INFO, and at DEBUG the raw traffic with the mails in it
+        # (aiosmtpd's "mail.log" too): personal data that does not belong in a log.
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from sqlalchemy import (
+    BigInteger,
     Date,
     DateTime,
     Dialect,
@@ -277,6 +278,9 @@ class ContactPoint(Base):
     kind: Mapped[ContactKind] = mapped_column(_enum(ContactKind, "contact_kind"))
     value: Mapped[str] = mapped_column(String(320))
     normalized: Mapped[str] = mapped_column(String(320))
+    # An email address that bounced for good: when, and what the receiving server said.
+    failing_since: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    failure: Mapped[str | None] = mapped_column(String(500))
 
     customer: Mapped[Customer] = relationship(back_populates="contact_points", lazy="raise")
 
@@ -453,6 +457,9 @@ class Conversation(Base):
     # the same external id; the phone system's events go to the newest part.
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"), index=True)
     chat_id: Mapped[int | None] = mapped_column(ForeignKey("chats.id", ondelete="SET NULL"), index=True)
+    # A mail conversation's thread: its mails, in and out, over every part of the conversation.
+    mail_thread_id: Mapped[int | None] = mapped_column(ForeignKey("mail_threads.id", ondelete="SET NULL"),
+                                                       index=True)
     # The customer's satisfaction with this part (1 to 5) and what they wrote with it; with the
     # part's agent and queue, that is the rating per conversation, agent and queue.
     rating: Mapped[int | None] = mapped_column(SmallInteger)
@@ -534,6 +541,7 @@ class Message(Base):
 
     agent: Mapped[Agent | None] = relationship(lazy="raise")
     attachment: Mapped[Attachment | None] = relationship(lazy="raise", uselist=False, viewonly=True)
+    mail: Mapped[Mail | None] = relationship(lazy="raise", uselist=False, viewonly=True)
 
     __table_args__ = (
         Index("ix_messages_chat_id", "chat_id", "id"),
@@ -543,7 +551,8 @@ class Message(Base):
 
 
 class Attachment(Base):
-    """A file sent in a chat (an image or a PDF, its type read from its content), with its message."""
+    """A file sent in a chat (an image or a PDF, its type read from its content) or with a mail, with
+    its message."""
 
     __tablename__ = "attachments"
 
@@ -554,6 +563,7 @@ class Attachment(Base):
     content_type: Mapped[str] = mapped_column(String(100))
     size: Mapped[int]
     sha256: Mapped[str] = mapped_column(String(64))
+    content_id: Mapped[str | None] = mapped_column(String(250))  # a mail's inline image: its HTML shows cid:<this>
     data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
@@ -615,6 +625,87 @@ class Chat(Base):
                       # The open chats of a site, for the idle sweep.
                       Index("ix_chats_open_by_site", "site_id", "id",
                             sqlite_where=text("ended_at IS NULL"), postgresql_where=text("ended_at IS NULL")))
+
+
+class Mailbox(Base):
+    """A mailbox the console reads (IMAP or SMTP in), known by the name its setting gives it; the
+    row keeps where reading stopped: the server's UIDVALIDITY and the highest UID stored."""
+
+    __tablename__ = "mailboxes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    # From its setting, kept here so that any node can write from it: the address replies come
+    # from, and whether replies ask to be answered at the thread's own subaddress.
+    address: Mapped[str] = mapped_column(String(320), default="")
+    subaddress: Mapped[bool] = mapped_column(default=False)
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class MailThread(Base):
+    """The mails between one customer address and a mailbox that answer each other; each thread has
+    a random token that the console puts in its own Message-IDs, so a reply finds its thread even when
+    a provider rewrote the ids in between. `follows_id`: the thread a reply to a closed conversation
+    started, when the console is set to start a linked one instead of reopening."""
+
+    __tablename__ = "mail_threads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
+    token: Mapped[str] = mapped_column(String(32), unique=True)
+    address: Mapped[str] = mapped_column(String(320))  # the customer's address, normalised
+    subject: Mapped[str] = mapped_column(String(500), default="")
+    follows_id: Mapped[int | None] = mapped_column(ForeignKey("mail_threads.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+    __table_args__ = (Index("ix_mail_threads_address", "address", "id"),)
+
+
+class Mail(Base):
+    """One mail of a thread, received or sent, with its message (the line the conversation shows:
+    the text the sender wrote now). Message ids are kept without angle brackets; `refs` holds
+    In-Reply-To and References, one id per line, for threading the replies that cite this one."""
+
+    __tablename__ = "mails"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    thread_id: Mapped[int] = mapped_column(ForeignKey("mail_threads.id", ondelete="CASCADE"))
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), unique=True)
+    direction: Mapped[Direction] = mapped_column(_enum(Direction, "direction"), default=Direction.IN)
+    header_id: Mapped[str] = mapped_column(String(250))  # its Message-ID
+    refs: Mapped[str] = mapped_column(Text, default="")
+    from_address: Mapped[str] = mapped_column(String(320), default="")
+    from_name: Mapped[str] = mapped_column(String(200), default="")
+    reply_to: Mapped[str] = mapped_column(String(320), default="")  # where the sender wants answers
+    to_addresses: Mapped[str] = mapped_column(Text, default="")  # To and Cc, one per line
+    subject: Mapped[str] = mapped_column(String(500), default="")
+    quoted: Mapped[str] = mapped_column(Text, default="")  # history and signature, folded away
+    text: Mapped[str | None] = mapped_column(Text, deferred=True)  # what is sent, when not its line's (a transcript)
+    html: Mapped[str | None] = mapped_column(Text)  # sanitised, remote images blocked (read with the thread)
+    remote_html: Mapped[str | None] = mapped_column(Text, deferred=True)  # the same with remote images
+    automatic: Mapped[str | None] = mapped_column(String(40))  # why a machine sent it; never routed
+    problems: Mapped[str | None] = mapped_column(Text)  # what could not be read, one per line
+    size: Mapped[int] = mapped_column(default=0)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # the mail's own Date
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # A mail the console sends: queued, sending (a node has it), sent, or failed (the server refused
+    # it for good); tried again at next_attempt_at after a failure that may pass.
+    send_state: Mapped[str | None] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    automatic_reply: Mapped[bool] = mapped_column(default=False)  # the console's own (an acknowledgement)
+
+    __table_args__ = (
+        partial_index("ix_mails_to_send", "next_attempt_at", where="send_state IN ('queued', 'sending')"),
+        # The same Message-ID twice in one mailbox (a resync, a mail fetched again) is stored once.
+        Index("uq_mails_mailbox_header_id", "mailbox_id", "header_id", unique=True),
+        Index("ix_mails_header_id", "header_id"),
+        Index("ix_mails_thread_id", "thread_id", "id"),
+    )
 
 
 class Note(Base):

@@ -52,6 +52,8 @@ from console.models import (
     Customer,
     CustomerMerge,
     Handoff,
+    Mail,
+    MailThread,
     Message,
     Note,
     SearchTerm,
@@ -344,6 +346,17 @@ async def _anonymise_conversations(session: AsyncSession, ids: list[int] | Selec
     await session.execute(delete(Attachment).where(Attachment.message_id.in_(
         select(Message.id).where(Message.conversation_id.in_(ids)))).execution_options(synchronize_session=False))
     await session.execute(delete(Note).where(Note.conversation_id.in_(ids)))
+    # A mail keeps its ids (for threading and the figures), not what it said or who wrote it; one
+    # not sent yet is not sent any more.
+    theirs = Mail.message_id.in_(select(Message.id).where(Message.conversation_id.in_(ids)))
+    await session.execute(update(Mail).where(theirs, Mail.send_state.in_(("queued", "sending")))
+                          .values(send_state="failed", next_attempt_at=None)
+                          .execution_options(synchronize_session=False))
+    await session.execute(update(Mail).where(theirs).values(
+        from_address="", from_name="", reply_to="", to_addresses="", subject="", quoted="", html=None,
+        remote_html=None, text=None, problems=None, last_error=None).execution_options(synchronize_session=False))
+    await session.execute(update(MailThread).where(MailThread.id.in_(select(Conversation.mail_thread_id).where(
+        Conversation.id.in_(ids)))).values(address="", subject="").execution_options(synchronize_session=False))
     await session.execute(update(Handoff).where(Handoff.conversation_id.in_(ids))
                           .values(note="", reason=None).execution_options(synchronize_session=False))
     await session.execute(update(ConversationEvent).where(ConversationEvent.conversation_id.in_(ids))

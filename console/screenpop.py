@@ -10,7 +10,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
-from console import customers, handoffs, notes, profile
+from console import customers, handoffs, mail, notes, profile
 from console.changes import ConversationInfo
 from console.conversations import CONTACT_KIND, parts
 from console.errors import NotFound
@@ -24,7 +24,9 @@ from console.models import (
     Conversation,
     ConversationEvent,
     Customer,
+    Direction,
     Handoff,
+    Mail,
     Message,
     Note,
     Offer,
@@ -109,6 +111,7 @@ class Pop:
     visitor: ChatVisitorInfo | None = None  # a chat's: who the visitor said or the website confirmed they are
     typed_match: bool = False  # the candidates have the email address the visitor typed
     earlier_chats: list[EarlierChat] = field(default_factory=list)  # the same visitor's, newest first
+    sender_name: str | None = None  # a mail's: the display name its sender gave, for a new customer
 
     @property
     def unknown(self) -> bool:
@@ -197,6 +200,8 @@ async def transcript(session: AsyncSession, conversation: ConversationInfo, earl
     """What the customer and the agents wrote: a chat's messages over all its parts, in order."""
     if conversation.chat_id is not None:
         return await chat_transcript(session, conversation.chat_id)
+    if conversation.mail_thread_id is not None:
+        return await mail.transcript(session, conversation.mail_thread_id)
     where = Message.conversation_id.in_(earlier if earlier is not None else [conversation.id])
     return list(await session.scalars(select(Message).where(where)
                                       .options(selectinload(Message.agent), joinedload(Message.attachment))
@@ -207,7 +212,8 @@ async def chat_transcript(session: AsyncSession, chat_id: int) -> list[Message]:
     """A chat's messages with their agents and files (not their bytes), in one statement (read for
     every message pushed)."""
     return list((await session.scalars(select(Message).where(Message.chat_id == chat_id)
-                                       .options(joinedload(Message.agent), joinedload(Message.attachment))
+                                       .options(joinedload(Message.agent), joinedload(Message.attachment),
+                                                joinedload(Message.mail))
                                        .order_by(Message.id))).unique())
 
 
@@ -240,6 +246,10 @@ async def build_pop(session: AsyncSession, conversation: Conversation | Conversa
             ids = await customers.match(session, ContactKind.EMAIL, pop.visitor.email, region)
             pop.typed_match = bool(ids)
         pop.candidates = await customers.brief(session, ids)
+        if conversation.mail_thread_id is not None:  # the new-customer form starts from the sender's name
+            pop.sender_name = await session.scalar(
+                select(Mail.from_name).where(Mail.thread_id == conversation.mail_thread_id,
+                                             Mail.direction == Direction.IN).order_by(Mail.id).limit(1)) or None
     pop.notes = await notes.of_parts(session, earlier)
     if conversation.channel is not Channel.CALL:  # calls have no written messages
         pop.transcript = await transcript(session, conversation, earlier)

@@ -60,6 +60,11 @@ class Settings:
     retain_conversations_days: int | None = None
     retain_notes_days: int | None = None
     retain_audit_days: int | None = None
+    # Mailboxes to read: (name, URL) from CONSOLE_MAILBOX_<NAME>; the mail integrations read the URLs.
+    mailboxes: tuple[tuple[str, str], ...] = ()
+    smtp_url: str = ""  # where replies are sent (integrations.email.smtp_out reads it)
+    dkim_selector: str = ""
+    dkim_key_file: str = ""
 
     @property
     def is_sqlite(self) -> bool:
@@ -126,6 +131,23 @@ def _kept_secret(var_dir: Path, name: str) -> str:
     path.write_text(value + "\n")
     path.chmod(0o600)
     return value
+
+
+MAILBOX_PREFIX = "CONSOLE_MAILBOX_"
+
+
+def _mailboxes(env: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """CONSOLE_MAILBOX_<NAME>=<url>, one per mailbox; the name (letters, digits, _) names it in the
+    console, its logs and /metrics."""
+    found = []
+    for key in sorted(env):
+        if not key.startswith(MAILBOX_PREFIX) or not env[key].strip():
+            continue
+        name = key.removeprefix(MAILBOX_PREFIX).lower()
+        if not name or len(name) > 100 or not all(ch.isascii() and (ch.isalnum() or ch == "_") for ch in name):
+            raise InvalidInput(f"{key}: a mailbox's name has letters, digits and _ only", field=key)
+        found.append((name, env[key].strip()))
+    return tuple(found)
 
 
 def load(
@@ -213,4 +235,8 @@ def load(
         retain_conversations_days=_days(env, "CONSOLE_RETAIN_CONVERSATIONS_DAYS"),
         retain_notes_days=_days(env, "CONSOLE_RETAIN_NOTES_DAYS"),
         retain_audit_days=_days(env, "CONSOLE_RETAIN_AUDIT_DAYS"),
+        mailboxes=_mailboxes(env),
+        smtp_url=env.get("CONSOLE_SMTP_URL", "").strip(),
+        dkim_selector=env.get("CONSOLE_DKIM_SELECTOR", "").strip(),
+        dkim_key_file=env.get("CONSOLE_DKIM_KEY_FILE", "").strip(),
     )

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from console import i18n
-from console.errors import NotFound
+from console import customers, i18n, mail
+from console.errors import Conflict, InvalidInput, NotFound
 from console.i18n import N_
-from console.models import Agent, Attachment, Author, Chat, ChatSite, Message
+from console.models import Agent, Attachment, Author, Chat, ChatSite, Conversation, Message, utcnow
 from console.ports import Context
 
 FOR_VISITOR = {
@@ -22,6 +22,7 @@ FOR_VISITOR = {
     "chat idle": N_("The chat has ended because we heard nothing from you for a while."),
     "chat ended by visitor": N_("You ended the chat."),
     "message left": N_("Thank you. We answer by email as soon as we can."),
+    "transcript mailed": N_("The transcript was mailed to you."),
 }
 MAX_LINES = 5000
 
@@ -62,3 +63,39 @@ async def of_chat(ctx: Context, visitor_id: int, chat_id: int, language: str) ->
         lines.append(f"{time}  {who}: {text}")
     day = chat.started_at.date().isoformat()
     return Transcript(f"chat-{day}-{chat_id}.txt", "\n".join(lines) + "\n")
+
+
+MAILED = "transcript mailed"  # the chat's line when the visitor had its transcript mailed
+
+
+async def by_mail(ctx: Context, visitor_id: int, chat_id: int, language: str, address: str) -> str:
+    """Mail the visitor their chat's transcript, at the address they give; returns it normalised.
+
+    It goes out as an automatic mail (Auto-Submitted: auto-generated), so it counts against the
+    one automatic mail an address may get a day: the widget cannot be used to flood an address."""
+    to = customers.normalize_email(address)
+    if to is None:
+        raise InvalidInput("%(value)s is not an email address.", field="email", value=address[:100])
+    transcript = await of_chat(ctx, visitor_id, chat_id, language)  # theirs, or NotFound
+    _ = i18n.translations(language).gettext
+    async with ctx.transaction() as session:
+        mailbox = await mail.sending_mailbox(session)
+        if mailbox is None:
+            raise Conflict("Transcripts cannot be mailed here; download it instead.")
+        if not await mail.automatic_allowed(session, to):
+            raise Conflict("A transcript was mailed to this address today already; download it instead.")
+        part = await session.scalar(select(Conversation).where(Conversation.chat_id == chat_id)
+                                    .order_by(Conversation.id.desc()).limit(1))
+        if part is None:
+            raise NotFound("This chat does not exist, or it is not yours.")
+        site_name = await session.scalar(select(ChatSite.name).join(Chat, Chat.site_id == ChatSite.id)
+                                         .where(Chat.id == chat_id))
+        subject = _("Your chat with %(site)s") % {"site": site_name or ""}
+        line = Message(chat_id=chat_id, conversation_id=part.id, author=Author.SYSTEM, body=MAILED,
+                       created_at=utcnow())
+        session.add(line)
+        await session.flush()
+        thread = await mail.new_thread(session, mailbox, to, subject)
+        mail.queue(session, mailbox, thread, line, to=to, subject=subject, from_name=site_name or "",
+                   automatic=True, text=transcript.text)
+    return to

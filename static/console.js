@@ -255,7 +255,7 @@
   }
   document.addEventListener("submit", function (event) {
     var form = event.target;
-    if (form.matches && form.matches("form[data-chat-composer]") && !form.elements.client_id.value)
+    if (form.matches && form.matches("form[data-chat-composer], form[data-mail-composer]") && !form.elements.client_id.value)
       form.elements.client_id.value = messageId();
   }, true);
   // A file for the visitor goes with an id of its own, like a typed message; a refusal says why
@@ -434,7 +434,7 @@
     if (into === "tab") { var tab = document.getElementById("tab-" + id); if (tab) tab.focus(); }
     else if (into === "composer") {
       var pop = document.querySelector('#screen-pop > .pop[data-conversation="' + CSS.escape(id) + '"]');
-      var box = pop && pop.querySelector("form[data-chat-composer] fieldset:not([disabled]) textarea");
+      var box = pop && pop.querySelector("form[data-chat-composer] fieldset:not([disabled]) textarea, form[data-mail-composer] fieldset:not([disabled]) textarea");
       var tab = document.getElementById("tab-" + id);
       if (box) box.focus(); else if (tab) tab.focus();  // a call has no composer: the focus stays in view
     }
@@ -493,7 +493,7 @@
   document.addEventListener("keydown", function (event) {
     var box = event.target;
     if (event.key !== "Enter" || event.shiftKey || event.isComposing || !box.closest) return;
-    var form = box.closest("form[data-chat-composer]");
+    var form = box.closest("form[data-chat-composer]") || (event.ctrlKey && box.closest("form[data-mail-composer]"));
     if (form && box.tagName === "TEXTAREA") { event.preventDefault(); form.requestSubmit(); }
   });
 

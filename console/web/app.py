@@ -30,7 +30,7 @@ from console.errors import ConsoleError, Unavailable
 from console.models import Agent
 from console.settings import Settings
 from console.settings import load as load_settings
-from console.web import attachments, health, live, openapi, pages, visitors, workspace
+from console.web import attachments, health, live, mails, openapi, pages, visitors, workspace
 from console.web.assets import StaticAssets, asset_dir
 from console.web.metrics import metrics_endpoint
 from console.web.render import AGENTS_CHANGED_STREAM
@@ -269,6 +269,8 @@ def make_routes(w: Wiring) -> list[BaseRoute]:
         Route("/conversations/{id:int}/messages", pages.send_message, methods=["POST"]),
         Route("/conversations/{id:int}/attachments", attachments.agent_upload, methods=["POST"]),
         Route("/attachments/{id:int}", attachments.agent_file, methods=["GET"]),
+        Route("/mails/{id:int}/html", mails.mail_html, methods=["GET"]),
+        Route("/mails/{id:int}/send-again", pages.send_mail_again, methods=["POST"]),
         Route("/conversations/{id:int}/typing", visitors.agent_types, methods=["POST"]),
         Route("/conversations/{id:int}/read", visitors.agent_read, methods=["POST"]),
         Route("/conversations/{id:int}/customers", pages.create_customer, methods=["POST"]),
@@ -289,6 +291,7 @@ def make_routes(w: Wiring) -> list[BaseRoute]:
         Route("/customers/{id:int}", workspace.save_customer, methods=["POST"]),
         Route("/customers/{id:int}/edit", workspace.edit_customer_form, methods=["GET"]),
         Route("/customers/{id:int}/notes", workspace.customer_note, methods=["POST"]),
+        Route("/customers/{id:int}/mails", mails.write_mail, methods=["POST"]),
         Route("/customers/{id:int}/contact-points", workspace.add_contact_point, methods=["POST"]),
         Route("/customers/{id:int}/addresses", workspace.add_address, methods=["POST"]),
         Route("/customers/{id:int}/contact-points/{detail:int}/delete", workspace.remove_contact_point,
@@ -335,9 +338,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
                  asyncio.create_task(refresh_sockets_forever(w), name="socket refresh"),
                  asyncio.create_task(retain_forever(w), name="retention"),
                  asyncio.create_task(follow_agent_changes(w), name="agent changes")]
+        if w.mailboxes is not None:
+            await w.mailboxes.start()
         try:
             yield
         finally:
+            if w.mailboxes is not None:
+                await w.mailboxes.close()
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -6,8 +6,11 @@ import argparse
 import asyncio
 import getpass
 import os
+import random
+import socket
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -356,6 +359,14 @@ def demo(args: argparse.Namespace) -> int:
     rate = _rate(args)
     settings = settings_module.load(demo=True)
     migrate(settings=settings)
+    # Mail without outside servers: the demo's mailbox is an SMTP listener here, and what the
+    # console sends goes to a stand-in for the world outside (both on free ports of this machine),
+    # unless mailboxes and a mail server are set up already.
+    inbound, outbound = free_port(), free_port()
+    mailbox_url = f"smtp://127.0.0.1:{inbound}?queue=service&address={DEMO_MAILBOX}&acknowledge=1&language=nl"
+    if not settings.mailboxes and not settings.smtp_url:
+        settings = replace(settings, mailboxes=(("demo", mailbox_url),), smtp_url=f"smtp://127.0.0.1:{outbound}")
+    demo_mail = settings.mailboxes == (("demo", mailbox_url),)
 
     async def prepare() -> tuple[list[str], str]:
         """Seed an empty database; return customers' numbers for the simulated callers, and the
@@ -398,6 +409,10 @@ def demo(args: argparse.Namespace) -> int:
         print(f"\n  Chat with yourself: open http://localhost:{args.port}/chat/try (a demo shop on another")
         print("  address than the console, with the chat widget), and write a message while you are Available.")
         print("  Simulated visitors start a chat about once a minute too (two at a time at most) and wait for answers.")
+        if demo_mail:
+            print(f"\n  Mail: customers write to {DEMO_MAILBOX} about once a minute (an SMTP listener on")
+            print(f"  127.0.0.1:{inbound}: send your own with any mail client or `swaks`), and your replies go to a")
+            print("  stand-in for the world outside, where a customer sometimes answers them.")
         print("  Stop with Ctrl+C.\n")
         staffing_db = Database(settings.database_url)  # the simulator's own: one count a second
         simulator = asyncio.create_task(_after_start(server, run_simulator(
@@ -406,19 +421,39 @@ def demo(args: argparse.Namespace) -> int:
         visitors = asyncio.create_task(_after_start(server, run_chat_visitors(
             url, chat_key, f"http://localhost:{args.port}", rate=1.0, at_once=2,
             staffing=lambda: logged_in_agents(staffing_db))))
+        tasks = [simulator, visitors]
+        outside_server = None
+        if demo_mail:
+            from integrations.mail_simulator import Outside, demo_addresses, run_mail_customers, serve_outside
+
+            outside_server = await serve_outside(Outside(("127.0.0.1", inbound), random.Random()), "127.0.0.1",
+                                                 outbound)
+            tasks.append(asyncio.create_task(_after_start(server, run_mail_customers(
+                ("127.0.0.1", inbound), DEMO_MAILBOX, await demo_addresses(staffing_db), rate=1.0,
+                staffing=lambda: logged_in_agents(staffing_db)))))
         try:
             await server.serve()
         finally:
-            simulator.cancel()
-            visitors.cancel()
-            await asyncio.gather(simulator, visitors, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if outside_server is not None:
+                outside_server.close()
             await staffing_db.close()
 
     asyncio.run(go())
     return 0
 
 
+def free_port() -> int:
+    """A port nobody listens on now (the demo's mail listeners)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 DEMO_QUEUES = ("service", "service", "service", "sales")
+DEMO_MAILBOX = "service@demo.example"
 DEMO_SKILLS = {"anna@demo.example": ["dutch:5", "english:3", "sales:2"],
                "bram@demo.example": ["dutch:5", "english:2"],
                "chloe@demo.example": ["english:5", "dutch:1", "sales:4"],

@@ -33,5 +33,10 @@ async def readyz(request: Request) -> Response:
         except Exception as exc:
             checks[name] = f"unreachable: {exc.__class__.__name__}"
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503,
+    body: dict[str, object] = {"ready": ready, **checks}
+    if w.mailboxes is not None:
+        # Each mailbox's state is shown, but a failing mailbox does not take the node out of the load
+        # balancer: agents and calls still work, and the reader keeps trying on its own.
+        body["mailboxes"] = {s.name: s.as_json() for s in w.mailboxes.states()}
+    return JSONResponse(body, status_code=200 if ready else 503,
                         headers={} if ready else {"Retry-After": "5"})

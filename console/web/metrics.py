@@ -32,6 +32,17 @@ class Metrics:
         self.push_backlog = Gauge("console_push_backlog", "Changes committed on this node and waiting to be "
                                   "rendered and pushed (a burst queues here; it should drain within seconds)",
                                   registry=self.registry)
+        self.mailbox_up = Gauge("console_mailbox_up", "1 when the mailbox's reader works (connected, idle or "
+                                "listening), 0 when it is failing", ["mailbox", "kind"], registry=self.registry)
+        self.mailbox_backlog = Gauge("console_mailbox_backlog", "Mails on the server not yet stored",
+                                     ["mailbox"], registry=self.registry)
+        self.mailbox_stored = Gauge("console_mailbox_stored", "Mails stored by this node since it started",
+                                    ["mailbox"], registry=self.registry)
+        self.mailbox_failures = Gauge("console_mailbox_failures", "Times the mailbox's reader failed since start",
+                                      ["mailbox"], registry=self.registry)
+        self.mailbox_last_fetch = Gauge("console_mailbox_last_fetch_timestamp_seconds",
+                                        "When the mailbox was last read (Unix time)", ["mailbox"],
+                                        registry=self.registry)
         self.bus_reconnects = Gauge("console_bus_reconnects", "Times the bus reader had to reconnect",
                                     registry=self.registry)
 
@@ -45,4 +56,13 @@ async def metrics_endpoint(request: Request) -> Response:
     bus = request.app.state.wiring.bus
     metrics.bus_reconnects.set(getattr(bus, "reconnects", 0))
     metrics.push_backlog.set(request.app.state.wiring.notifier.backlog)
+    mailboxes = request.app.state.wiring.mailboxes
+    if mailboxes is not None:
+        for s in mailboxes.states():
+            metrics.mailbox_up.labels(mailbox=s.name, kind=s.kind).set(0 if s.state in ("failing", "off") else 1)
+            metrics.mailbox_backlog.labels(mailbox=s.name).set(s.backlog)
+            metrics.mailbox_stored.labels(mailbox=s.name).set(s.stored)
+            metrics.mailbox_failures.labels(mailbox=s.name).set(s.failures)
+            if s.last_fetch_at is not None:
+                metrics.mailbox_last_fetch.labels(mailbox=s.name).set(s.last_fetch_at.timestamp())
     return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -11,14 +11,15 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy import select
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from console import auth, chat, conversations, i18n, offers, routing, wrapup
+from console import auth, chat, conversations, i18n, mail, offers, routing, wrapup
 from console.errors import InvalidInput, NotFound, TooManyAttempts
 from console.i18n import N_
-from console.models import AgentStatus
+from console.models import AgentStatus, Channel, Conversation
 from console.ports import Context
 from console.web.render import AGENTS_CHANGED_STREAM, agent_stream
 from console.web.security import (
@@ -54,6 +55,7 @@ def record_id(raw: object, missing: NotFound) -> int:
 
 log = logging.getLogger("console.web")
 NO_CONVERSATION = NotFound("This conversation does not exist.")
+NO_MAIL = NotFound("This mail does not exist (any more).")
 NO_CUSTOMER = NotFound("That customer does not exist.", field="customer_id")
 
 
@@ -316,11 +318,26 @@ async def wrap_up(request: Request) -> Response:
 
 
 async def send_message(request: Request) -> Response:
-    """The agent answers the visitor of a chat; the message's id comes from the page, so a resend
-    (the network dropped the answer) is stored once."""
-    return await act(request, lambda ctx, agent_id, form: chat.from_agent(
-        ctx, agent_id, conversation_of(request), field(form, "client_id", chat.MAX_CLIENT_ID),
-        field(form, "text", chat.MAX_MESSAGE + 100)))
+    """The agent answers the visitor of a chat, or replies to a mail; the message's id comes from
+    the page, so a resend (the network dropped the answer) is stored once."""
+    async def answer(ctx: Context, agent_id: int, form: FormData) -> object:
+        conversation_id = conversation_of(request)
+        async with ctx.db.reading() as session:
+            channel = await session.scalar(select(Conversation.channel).where(Conversation.id == conversation_id))
+        client_id = field(form, "client_id", chat.MAX_CLIENT_ID)
+        if channel is Channel.MAIL:
+            return await mail.reply(ctx, agent_id, conversation_id, client_id,
+                                    field(form, "text", mail.MAX_REPLY + 100))
+        return await chat.from_agent(ctx, agent_id, conversation_id, client_id,
+                                     field(form, "text", chat.MAX_MESSAGE + 100))
+
+    return await act(request, answer)
+
+
+async def send_mail_again(request: Request) -> Response:
+    """A reply the mail server refused for good is sent again (the agent corrected the address)."""
+    return await act(request, lambda ctx, agent_id, _: mail.send_again(ctx, agent_id, record_id(
+        request.path_params["id"], NO_MAIL)))
 
 
 async def end_conversation(request: Request) -> Response:

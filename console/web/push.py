@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from console import changes, chat, customers, handoffs, profile
+from console import changes, chat, customers, handoffs, mail, profile
 from console.changes import Change, ConversationInfo
 from console.conversations import parts
 from console.db import Database
@@ -301,9 +301,9 @@ class Pusher:
             pop = Pop(info, False, info.address, queue_name=await self._queue_name(session, info.queue_id),
                       version=change.version)
             out.add(change.agent_id, self._render("partials/pop_state.html", pop=pop))
-            if info.chat_id is not None:  # the answer box opens
-                out.add(change.agent_id, self._render("partials/chat_composer.html", pop=pop, c=info,
-                                                      prefix=f"pop-{info.id}"))
+            if info.chat_id is not None or info.mail_thread_id is not None:  # the answer box opens
+                composer = "partials/chat_composer.html" if info.chat_id is not None else "partials/mail_composer.html"
+                out.add(change.agent_id, self._render(composer, pop=pop, c=info, prefix=f"pop-{info.id}"))
         else:
             pop = replace(await self._pop(session, memo, info), version=change.version)
             out.add(change.agent_id, self._render("partials/pop.html", pop=pop))
@@ -402,6 +402,19 @@ class Pusher:
             out.visitors.append((chat.chat_stream(change.chat_id), json.dumps({
                 "type": "message", "message": attachments.line_for_visitor(line, self.file_secret)})))
 
+    async def mail_message(self, session: AsyncSession, change: changes.MailMessage, out: Outbox,
+                           memo: dict[Any, Any]) -> None:
+        """A mail came into a conversation that is going on: its thread for the agents who show it
+        (once per batch, like a chat's transcript)."""
+        key, told = ("mail", change.thread_id), ("mail-told", change.thread_id)
+        if key not in memo:
+            memo[key], memo[told] = await mail.transcript(session, change.thread_id), set()
+        untold = change.agent_ids - memo[told]
+        if untold:
+            memo[told] |= untold
+            for prefix in await _shown_as(session, change.conversation_id):
+                out.add(untold, self._render("partials/mail_transcript.html", messages=memo[key], prefix=prefix))
+
     async def page_opened(self, session: AsyncSession, change: changes.PageOpened, out: Outbox,
                           memo: dict[Any, Any]) -> None:
         await self._customer_page(session, change.agent_id, change.customer_id, out)
@@ -440,4 +453,5 @@ HANDLERS: dict[type, Handler] = {
     changes.CustomerChanged: Pusher.customer_changed,
     changes.PageOpened: Pusher.page_opened,
     changes.ChatMessage: Pusher.chat_message,
+    changes.MailMessage: Pusher.mail_message,
 }

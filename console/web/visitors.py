@@ -10,7 +10,8 @@ The page it runs on must be on one of the site's origins. The widget speaks JSON
   console answers `ack` with the stored message, and pushes `message` frames as either side writes;
 - `{"type": "end"}` ends the open chat; `{"type": "rating", "chat": id, "score": 1-5, "comment": ...}`
   rates an ended one (answered `rated`), `{"type": "transcript", "chat": id}` asks for its text
-  (answered `transcript` with a file name and the text).
+  (answered `transcript` with a file name and the text), and with `"email"` has it mailed there
+  (answered `mailed` with the address).
 
 Messages carry the console's id: the widget shows each id once, in order of ids, so what arrives
 twice (an ack and the push of the same message, a resend after a reconnect) is shown once.
@@ -341,6 +342,11 @@ async def _after_chat(w: Wiring, visit: chat.Visit, data: dict[str, Any], langua
             await ratings.rate_chat(w.ctx, visit.visitor_id, chat_id, data.get("score"),
                                     _text(data, "comment", ratings.MAX_COMMENT * 2))
             return json.dumps({"type": "rated", "chat": chat_id})
+        email = _text(data, "email", 400)
+        if email:
+            to = await transcripts.by_mail(w.ctx, visit.visitor_id, chat_id, language, email)
+            log.info("chat visitor %s had the transcript of chat %s mailed", visit.visitor_id, chat_id)
+            return json.dumps({"type": "mailed", "chat": chat_id, "to": to})
         transcript = await transcripts.of_chat(w.ctx, visit.visitor_id, chat_id, language)
     except ConsoleError as exc:
         log.info("chat visitor %s: %s refused: %s", visit.visitor_id, data.get("type"), exc)

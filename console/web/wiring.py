@@ -10,6 +10,7 @@ from console.db import Database
 from console.ports import Context
 from console.settings import Settings
 from console.web.attachments import file_key
+from console.web.mailboxes import Mailboxes, read_sender, read_settings
 from console.web.metrics import Metrics
 from console.web.push import Pusher
 from console.web.render import Renderer
@@ -36,6 +37,7 @@ class Wiring:
     # The agent sockets this process holds, by id: refreshed in the database while open, and
     # closed when the session that opened them ends (console.web.live.close_ended_sessions).
     sockets: dict[str, HeldSocket] = field(default_factory=dict)
+    mailboxes: Mailboxes | None = None  # the mail readers, when mailboxes are set up
 
     @property
     def file_key(self) -> str:
@@ -57,4 +59,7 @@ def build(settings: Settings) -> Wiring:
     notifier = Pusher(db, bus, renderer, settings.default_region, settings.away_reasons,
                       observe=metrics.push_latency.observe, file_secret=file_key(settings.secret_key))
     ctx = Context(db=db, notify=notifier, region=settings.default_region, away_reasons=settings.away_reasons)
-    return Wiring(settings=settings, ctx=ctx, bus=bus, renderer=renderer, notifier=notifier, metrics=metrics)
+    boxes = read_settings(settings)
+    server, dkim = read_sender(settings)
+    return Wiring(settings=settings, ctx=ctx, bus=bus, renderer=renderer, notifier=notifier, metrics=metrics,
+                  mailboxes=Mailboxes(ctx, boxes, server, dkim) if boxes or server else None)

@@ -29,6 +29,7 @@
          someone: "Customer service", end: "End chat", endLabel: "End the chat", youEnded: "You ended the chat.",
          rate: "How did we do?", star: " of 5 stars", comment: "Anything to add? (optional)", sendRating: "Send rating",
          rated: "Thank you for your rating.", transcript: "Download the transcript", attach: "Send a picture or PDF",
+         mailIt: "Email it to me", mailTo: "Your email address for the transcript", mailed: "The transcript is on its way to ",
          tooBig: "A file may be at most 10 MB.", uploadFailed: "The file could not be sent. Check the connection and try again."},
     nl: {open: "Chat met ons", title: "Chat", close: "Chat sluiten", send: "Versturen", placeholder: "Typ je bericht",
          you: "Jij", us: "Klantenservice", sending: "versturen…", connecting: "Verbinden…", offline: "Verbinding weg; opnieuw proberen…",
@@ -42,6 +43,7 @@
          someone: "Klantenservice", end: "Stoppen", endLabel: "De chat beëindigen", youEnded: "Je hebt de chat beëindigd.",
          rate: "Hoe hebben we het gedaan?", star: " van 5 sterren", comment: "Nog iets kwijt? (niet verplicht)", sendRating: "Beoordeling versturen",
          rated: "Dank je wel voor je beoordeling.", transcript: "Gesprek downloaden", attach: "Een foto of pdf sturen",
+         mailIt: "Per e-mail sturen", mailTo: "Je e-mailadres voor het gesprek", mailed: "Het gesprek is onderweg naar ",
          tooBig: "Een bestand is hoogstens 10 MB.", uploadFailed: "Het bestand kon niet worden verstuurd. Controleer de verbinding en probeer het opnieuw."}
   }[lang];
   var store = {
@@ -182,7 +184,11 @@
   rateRow.appendChild(el("button", {type: "submit"}, T.sendRating));
   rating.appendChild(stars); rating.appendChild(remark); rating.appendChild(rateRow);
   var download = el("button", {type: "button"}, T.transcript);
-  afterChat.appendChild(rating); afterChat.appendChild(download);
+  // Or by mail, at the address given before (changeable): the console sends one such mail a day per address.
+  var mailForm = el("form", {"class": "row"});
+  var mailBox = el("input", {type: "email", required: "", maxlength: "320", autocomplete: "email", "aria-label": T.mailTo, placeholder: T.email});
+  mailForm.appendChild(mailBox); mailForm.appendChild(el("button", {type: "submit"}, T.mailIt));
+  afterChat.appendChild(rating); afterChat.appendChild(download); afterChat.appendChild(mailForm);
   win.appendChild(header); win.appendChild(log); win.appendChild(status); win.appendChild(about); win.appendChild(afterChat);
   win.appendChild(form);
   root.appendChild(launch); root.appendChild(win);
@@ -201,6 +207,8 @@
     var rated = store.get("rated") || [];
     rating.hidden = !answered[chatId] || rated.indexOf(chatId) >= 0;
     afterChat.hidden = false;
+    mailForm.hidden = false;
+    if (!mailBox.value) mailBox.value = (store.get("details") || {}).email || "";
   }
   ender.addEventListener("click", function () {
     if (socket && socket.readyState === 1 && welcomed) socket.send(JSON.stringify({type: "end"}));
@@ -216,6 +224,12 @@
   download.addEventListener("click", function () {
     var chatId = finished || current;
     if (chatId && socket && socket.readyState === 1 && welcomed) socket.send(JSON.stringify({type: "transcript", chat: chatId}));
+  });
+  mailForm.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var chatId = finished || current;
+    if (chatId && socket && socket.readyState === 1 && welcomed)
+      socket.send(JSON.stringify({type: "transcript", chat: chatId, email: mailBox.value.trim()}));
   });
   function save(filename, text) {  // the transcript as a file, made here: nothing to fetch, nothing to open
     var url = URL.createObjectURL(new Blob([text], {type: "text/plain;charset=utf-8"}));
@@ -429,6 +443,9 @@
         note(T.rated);
       } else if (data.type === "transcript") {
         save(data.filename, data.text);
+      } else if (data.type === "mailed") {
+        mailForm.hidden = true;
+        note(T.mailed + data.to);
       } else if (data.type === "details") {
         details = null;
         store.set("details", null);

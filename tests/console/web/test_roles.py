@@ -58,6 +58,8 @@ TABLE: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("POST", "/conversations/{id}/read"):               (422, 409, 409, 409, 401),
     ("POST", "/conversations/{id}/attachments"):        (422, 409, 409, 409, 401),  # a call: no files
     ("GET", "/attachments/{id}"):                       (404, 404, 404, 404, 401),
+    ("GET", "/mails/{id}/html"):                        (404, 404, 404, 404, 401),
+    ("POST", "/mails/{id}/send-again"):                 (404, 404, 404, 404, 401),
     ("POST", "/conversations/{id}/customers"):          (204, 409, 409, 409, 401),
     ("POST", "/conversations/{id}/notes"):              (204, 403, 204, 204, 401),
     ("POST", "/conversations/{id}/handoff"):            (409, 409, 409, 409, 401),
@@ -76,6 +78,7 @@ TABLE: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("POST", "/customers/{id}"):                        (200, 200, 200, 200, 401),
     ("GET", "/customers/{id}/edit"):                    (200, 200, 200, 200, 401),
     ("POST", "/customers/{id}/notes"):                  (204, 204, 204, 204, 401),
+    ("POST", "/customers/{id}/mails"):                  (422, 422, 422, 422, 401),  # nothing written
     ("POST", "/customers/{id}/contact-points"):         (204, 204, 204, 204, 401),
     ("POST", "/customers/{id}/addresses"):              (204, 204, 204, 204, 401),
     ("POST", "/customers/{id}/contact-points/{detail}/delete"): (204, 204, 204, 204, 401),
@@ -181,7 +184,7 @@ def _request(world: World, method: str, pattern: str) -> tuple[str, dict[str, st
         kind = path.split("/")[3]
         path = path.replace("{detail}", str(detail[kind]))
     key = {"/conversations/": conversation, "/handoffs/": ids["handoff"], "/tickets/": ticket,
-           "/customers/": customer, "/canned/": ids["canned"], "/audit/": customer, "/attachments/": 99,
+           "/customers/": customer, "/canned/": ids["canned"], "/audit/": customer, "/attachments/": 99, "/mails/": 99,
            "/chat/files/": 1}
     for prefix, value in key.items():
         if path.startswith(prefix):
