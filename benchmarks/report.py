@@ -11,7 +11,8 @@ from benchmarks.common import PhaseResult
 from benchmarks.limits import ANALYSIS
 
 LABELS = {"redis": "redis-py"}
-PHASE_FLAG = {"B1": "b1", "B2": "b2", "B1-SQLite": "b1-sqlite", "B3": "b3", "B4": "b4", "B5": "b5", "B6": "b6"}
+PHASE_FLAG = {"B1": "b1", "B2": "b2", "B1-SQLite": "b1-sqlite", "B3": "b3", "B4": "b4", "B5": "b5", "B6": "b6",
+              "B7": "b7"}
 
 
 def ms(value: Any, digits: int = 1) -> str:
@@ -142,13 +143,22 @@ def table(results: list[PhaseResult], args: argparse.Namespace) -> list[str]:
         low, high = f.get("B6 CPU ms per message @20/s"), f.get("B6 CPU ms per message @100/s")
         rows.append(f"| B6 memory per idle visitor socket; node CPU per message at 20/s, 100/s | (measured) | "
                     f"**{f.get('B6 KiB per visitor socket', 'n/a')} KiB**; **{ms(low, 2)}**, {ms(high, 2)} | |")
+    b7 = _find(results, "B7")
+    if b7 is not None:
+        f = b7.figures
+        stored, popped = f.get("B7 all stored s"), f.get("B7 all popped s")
+        seconds = [f"{v} s" if isinstance(v, int | float) else str(v) for v in (stored, popped)]
+        rows.append(f"| B7 1,000 mails delivered to the IMAP server at once: until all are stored conversations; "
+                    f"until all have popped | (measured) | **{seconds[0]}**; **{seconds[1]}** | |")
+        rows.append(f"| B7 mails stored per second; node CPU per mail | (measured) | "
+                    f"**{f.get('B7 mails stored per s', 'n/a')}/s**; {ms(f.get('B7 CPU ms per mail'))} | |")
     return rows
 
 
 def render(context: dict[str, Any], results: list[PhaseResult], args: argparse.Namespace) -> str:
     m, v = context["machine"], context["versions"]
     lines = [
-        "# Benchmark results (issues 4 and 9)",
+        "# Benchmark results (issues 4, 9, 12 and 13)",
         "",
         f"Written by `{context['command']}` (what `make bench` runs) on {time.strftime('%Y-%m-%d %H:%M %Z')}, "
         f"run `{context['run']}`, {context['seconds'] / 60:.1f} minutes in all. How they are made: "

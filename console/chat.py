@@ -736,8 +736,18 @@ async def _by_mail_if_left(session: AsyncSession, chat: Chat, message: Message, 
         Message.chat_id == chat.id, Message.author == Author.SYSTEM, Message.body == LEFT).limit(1))
     if left is None:
         return
+    back = await session.scalar(select(Message.id).where(
+        Message.chat_id == chat.id, Message.author == Author.CUSTOMER, Message.id > left).limit(1))
+    if back is not None:  # the visitor wrote again since: they are in the chat, no mail needed
+        return
     visitor = await session.get(ChatVisitor, chat.visitor_id)
     address = customers.normalize_email(visitor.email or "") if visitor is not None else None
+    failing = await session.scalar(select(ContactPoint.id).where(
+        ContactPoint.kind == ContactKind.EMAIL, ContactPoint.normalized == (address or ""),
+        ContactPoint.failing_since.is_not(None)).limit(1))
+    if failing is not None:
+        log.info("chat %s: the answer to a left message stays in the chat: the visitor's address bounces", chat.id)
+        return
     if address is None:
         log.info("chat %s: the answer to a left message stays in the chat: the visitor gave no email address",
                  chat.id)

@@ -68,10 +68,18 @@ def normalize_phone(raw: str, region: str) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+NOT_IN_AN_ADDRESS = frozenset(',;<>"()[]\\:')
+
+
 def normalize_email(raw: str) -> str | None:
+    """One plain address (jan@example.nl), lower-cased; None for anything else. A list of
+    addresses, a display name, spaces or control characters are not one address, and must never
+    reach a To header as if they were."""
     text = raw.strip().lower()
     local, at, domain = text.partition("@")
-    if not at or not local or "." not in domain or " " in text or len(text) > 320:
+    if not at or not local or "." not in domain or "@" in domain or len(text) > 320:
+        return None
+    if any(ch in NOT_IN_AN_ADDRESS or ch.isspace() or not ch.isprintable() for ch in text):
         return None
     return text
 

@@ -61,6 +61,9 @@ def _unreachable(exc: BaseException) -> Unavailable:
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    # A failing statement's error names its SQL, not its values: those are customers' addresses,
+    # names and mail text, which do not belong in a log line.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":

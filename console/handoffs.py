@@ -159,7 +159,7 @@ async def _complete(session: AsyncSession, handoff: Handoff, conversation: Conve
         external_id=conversation.external_id, from_address=conversation.from_address,
         to_address=conversation.to_address, subject=conversation.subject, customer_id=conversation.customer_id,
         queue_id=queue.id if queue else conversation.queue_id, routed_by_console=True, state=State.QUEUED,
-        chat_id=conversation.chat_id, created_at=now)
+        chat_id=conversation.chat_id, mail_thread_id=conversation.mail_thread_id, created_at=now)
     session.add(following)
     await session.flush()
     told: set[int] = set()

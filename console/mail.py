@@ -19,11 +19,12 @@ set; either way the conversation says so.
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import exists, func, or_, select, update
@@ -123,16 +124,18 @@ def tokens_in(mail: IncomingMail) -> list[str]:
 
 # Mailboxes and their cursors -------------------------------------------------------------------
 
-async def mailbox_row(session: AsyncSession, name: str) -> Mailbox:
-    """The mailbox's row, made the first time it is read (one statement either way when it exists)."""
-    found = await session.scalar(select(Mailbox).where(Mailbox.name == name))
+async def mailbox_row(session: AsyncSession, name: str, *, lock: bool = False) -> Mailbox:
+    """The mailbox's row, made the first time it is read (one statement either way when it exists);
+    `lock`: row-locked, so the cursor moves in one order."""
+    query = select(Mailbox).where(Mailbox.name == name)
+    found = await session.scalar(query.with_for_update() if lock else query)
     if found is not None:
         return found
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     await session.execute(insert(Mailbox).values(name=name, address="", subaddress=False, last_uid=0,
                                                  created_at=utcnow())
                           .on_conflict_do_nothing(index_elements=["name"]))
-    made = await session.scalar(select(Mailbox).where(Mailbox.name == name))
+    made = await session.scalar(query.with_for_update() if lock else query)
     assert made is not None
     return made
 
@@ -169,6 +172,28 @@ def _advance(mailbox: Mailbox, uid: tuple[int, int] | None) -> None:
         mailbox.last_uid = max(int(mailbox.last_uid or 0), number)
 
 
+async def hold(ctx: Context, name: str, reader: str, seconds: float) -> bool:
+    """Take or keep the mailbox for `reader` (a node) for `seconds`: one node reads a mailbox at a
+    time, so two do not fetch, store and flag the same mails; when the reader stops renewing (it
+    stopped or died), another takes over once its time is up. Whether `reader` holds it now."""
+    now = utcnow()
+    async with ctx.transaction() as session:
+        await mailbox_row(session, name)
+        held = await session.execute(
+            update(Mailbox).where(Mailbox.name == name, or_(Mailbox.reader.is_(None), Mailbox.reader == reader,
+                                                            Mailbox.reader_until < now))
+            .values(reader=reader, reader_until=now + timedelta(seconds=seconds))
+            .execution_options(synchronize_session=False))
+        return bool(getattr(held, "rowcount", 0))
+
+
+async def release(ctx: Context, name: str, reader: str) -> None:
+    """The node stops reading the mailbox: another may take it at once."""
+    async with ctx.transaction() as session:
+        await session.execute(update(Mailbox).where(Mailbox.name == name, Mailbox.reader == reader)
+                              .values(reader=None, reader_until=None).execution_options(synchronize_session=False))
+
+
 # Receiving -----------------------------------------------------------------------------------------
 
 def _address(found: MailAddress | None) -> str | None:
@@ -196,15 +221,48 @@ async def _thread_by_token(session: AsyncSession, mail: IncomingMail) -> MailThr
     return None
 
 
-async def _thread_by_ids(session: AsyncSession, mail: IncomingMail, address: str) -> MailThread | None:
-    """The newest thread of this sender address holding a mail this one answers."""
+async def _addresses_of_sender(session: AsyncSession, address: str, region: str) -> set[str]:
+    """The sender's address and, when it is one known customer's, that customer's other addresses:
+    a customer who answers from their other address stays in their thread."""
+    if not address:
+        return set()
+    found = {address}
+    ids = await customers.match(session, ContactKind.EMAIL, address, region)
+    if len(ids) == 1:
+        found |= set(await session.scalars(select(ContactPoint.normalized).where(
+            ContactPoint.customer_id == ids[0], ContactPoint.kind == ContactKind.EMAIL)))
+    return found
+
+
+async def _thread_by_ids(session: AsyncSession, mail: IncomingMail, senders: set[str]) -> MailThread | None:
+    """The newest thread of this sender (or their customer) holding a mail this one answers."""
     ids = list(dict.fromkeys((*mail.in_reply_to, *mail.references)))[-100:]
-    if not ids or not address:
+    if not ids or not senders:
         return None
     return await session.scalar(
         select(MailThread).join(Mail, Mail.thread_id == MailThread.id)
-        .where(Mail.header_id.in_(ids), MailThread.address == address)
+        .where(Mail.header_id.in_(ids), MailThread.address.in_(senders))
         .order_by(MailThread.id.desc()).limit(1))
+
+
+async def _newest_of(session: AsyncSession, thread: MailThread) -> MailThread:
+    """The thread that follows on from this one, and so on, to the newest (linked mode)."""
+    for _ in range(100):
+        newer = await session.scalar(select(MailThread).where(MailThread.follows_id == thread.id)
+                                     .order_by(MailThread.id.desc()).limit(1))
+        if newer is None:
+            return thread
+        thread = newer
+    return thread
+
+
+async def _new_thread_for(session: AsyncSession, mailbox: Mailbox, address: str, mail: IncomingMail, *,
+                          follows: MailThread | None = None) -> MailThread:
+    thread = MailThread(mailbox_id=mailbox.id, token=new_token(), address=address[:320], subject=mail.subject[:500],
+                        follows_id=follows.id if follows is not None else None, created_at=utcnow())
+    session.add(thread)
+    await session.flush()
+    return thread
 
 
 async def _latest_part(session: AsyncSession, thread_id: int) -> Conversation | None:
@@ -212,15 +270,39 @@ async def _latest_part(session: AsyncSession, thread_id: int) -> Conversation | 
                                 .order_by(Conversation.id.desc()).limit(1).with_for_update())
 
 
-async def _mark_failing(session: AsyncSession, recipients: tuple[str, ...], why: str) -> None:
-    """A permanent bounce: the address is failing on every customer who has it (shown on their
-    page; replies to it are held back until someone corrects it)."""
-    addresses = [a for a in (customers.normalize_email(r) for r in recipients) if a]
-    if not addresses:
-        return
+async def _bounced(session: AsyncSession, mail: IncomingMail) -> Mail | None:
+    """A bounce of one of the console's own mails: that mail is marked not sent (with what the
+    receiving server said, so the agent sees it and may send it again), and, when it failed for
+    good, the addresses it was sent to that the bounce names are marked failing on their customers.
+    A report that names no mail of ours (forged, or about someone else's mail) marks nothing."""
+    bounce = mail.bounce
+    if bounce is None or not bounce.original_message_id:
+        return None
+    ours = await session.scalar(select(Mail).where(Mail.header_id == bounce.original_message_id,
+                                                   Mail.direction == Direction.OUT).limit(1).with_for_update())
+    if ours is None:
+        return None
+    why = (bounce.diagnostic or bounce.status or "bounced")[:500]
+    if bounce.permanent:
+        ours.send_state, ours.last_error, ours.next_attempt_at = FAILED, f"bounced: {why}"[:500], None
+        sent_to = {customers.normalize_email(a) for a in ours.to_addresses.split("\n")}
+        failed = [a for a in (customers.normalize_email(r) for r in bounce.recipients) if a and a in sent_to]
+        if failed:
+            owners = list(await session.scalars(
+                update(ContactPoint).where(ContactPoint.kind == ContactKind.EMAIL, ContactPoint.normalized.in_(failed))
+                .values(failing_since=utcnow(), failure=why).returning(ContactPoint.customer_id)
+                .execution_options(synchronize_session=False)))
+            for customer_id in sorted(set(owners)):
+                await customers.changed(session, customer_id)
+    return ours
+
+
+async def _works_again(session: AsyncSession, address: str) -> None:
+    """A person wrote from an address marked failing: it works again."""
     owners = list(await session.scalars(
-        update(ContactPoint).where(ContactPoint.kind == ContactKind.EMAIL, ContactPoint.normalized.in_(addresses))
-        .values(failing_since=utcnow(), failure=why[:500] or None).returning(ContactPoint.customer_id)
+        update(ContactPoint).where(ContactPoint.kind == ContactKind.EMAIL, ContactPoint.normalized == address,
+                                   ContactPoint.failing_since.is_not(None))
+        .values(failing_since=None, failure=None).returning(ContactPoint.customer_id)
         .execution_options(synchronize_session=False)))
     for customer_id in sorted(set(owners)):
         await customers.changed(session, customer_id)
@@ -267,7 +349,7 @@ async def receive(ctx: Context, box: MailboxSettings, mail: IncomingMail, *,
     if not mail.message_id or len(mail.message_id) > 250:
         raise InvalidInput("A mail needs a Message-ID of 1 to 250 characters.", field="message_id")
     async with ctx.transaction() as session:
-        mailbox = await mailbox_row(session, box.name)
+        mailbox = await mailbox_row(session, box.name, lock=uid is not None)
         _advance(mailbox, uid)
         earlier = (await session.execute(select(Mail.id, Mail.thread_id).where(
             Mail.mailbox_id == mailbox.id, Mail.header_id == mail.message_id))).first()
@@ -275,24 +357,26 @@ async def receive(ctx: Context, box: MailboxSettings, mail: IncomingMail, *,
             log.info("mailbox %s: %s was stored before; not again", box.name, mail.message_id)
             return Received(earlier.id, earlier.thread_id, None, "duplicate")
         address = await _customer_address(session, mail, ctx.region)
-        thread = None
-        if mail.bounce is not None:
-            if mail.bounce.permanent:
-                await _mark_failing(session, mail.bounce.recipients, mail.bounce.diagnostic or mail.bounce.status)
-            if mail.bounce.original_message_id:
-                thread = await session.scalar(select(MailThread).join(Mail, Mail.thread_id == MailThread.id)
-                                              .where(Mail.header_id == mail.bounce.original_message_id).limit(1))
-        if thread is None:
-            thread = await _thread_by_token(session, mail) or await _thread_by_ids(session, mail, address)
-        outcome = "joined"
-        if thread is None:
-            thread = MailThread(mailbox_id=mailbox.id, token=new_token(), address=address[:320],
-                                subject=mail.subject[:500], created_at=utcnow())
-            session.add(thread)
-            await session.flush()
-            outcome = "new"
-        part = await _latest_part(session, thread.id)
         automatic = "bounce" if mail.bounce is not None else mail.automatic
+        thread = None
+        bounced = await _bounced(session, mail)
+        if bounced is not None:
+            thread = await session.get(MailThread, bounced.thread_id)
+        if thread is None and automatic != "bounce":
+            senders = await _addresses_of_sender(session, address, ctx.region)
+            thread = await _thread_by_token(session, mail)
+            if thread is not None and senders and thread.address and thread.address not in senders:
+                # Someone else answers with the thread's token (a forwarded mail, a colleague in
+                # Cc): their own thread, that says what it follows on from, not the customer's.
+                thread = await _new_thread_for(session, mailbox, address, mail, follows=thread)
+            thread = thread or await _thread_by_ids(session, mail, senders)
+        created = thread is None
+        if thread is None:
+            thread = await _new_thread_for(session, mailbox, address, mail)
+        elif box.on_reply_to_closed == LINKED and automatic is None:
+            thread = await _newest_of(session, thread)
+        outcome = "new" if created else "joined"
+        part = await _latest_part(session, thread.id)
         note: str | None = None
         if automatic is not None:
             if part is None:
@@ -307,11 +391,7 @@ async def receive(ctx: Context, box: MailboxSettings, mail: IncomingMail, *,
         elif part.state in OPEN_STATES:
             conversation_id = part.id
         elif box.on_reply_to_closed == LINKED:
-            old = thread
-            thread = MailThread(mailbox_id=mailbox.id, token=new_token(), address=address[:320],
-                                subject=mail.subject[:500], follows_id=old.id, created_at=utcnow())
-            session.add(thread)
-            await session.flush()
+            thread = await _new_thread_for(session, mailbox, address, mail, follows=thread)
             conversation_id = await _route(session, ctx, thread, box, mail, address, 0)
             outcome, note = "linked", LINKED_TO
         else:
@@ -321,15 +401,18 @@ async def receive(ctx: Context, box: MailboxSettings, mail: IncomingMail, *,
         if note is not None:
             _system_line(session, conversation_id, note)
         stored = await _store(session, mailbox.id, thread.id, conversation_id, mail, Direction.IN)
-        if outcome == "joined" and part is not None and part.state in OPEN_STATES:
+        if part is not None and part.id == conversation_id and part.state in OPEN_STATES:
+            # Whoever shows the conversation sees the mail (a machine's too: it is kept there).
             agents = frozenset(a for a in (part.agent_id,) if a is not None)
             thread_id, message_id = thread.id, stored.message_id or 0
             changes.emit(session, lambda: changes.MailMessage(thread_id, message_id, conversation_id, agents))
-        if box.acknowledge and outcome in ("new", "linked") and automatic is None:
+        if automatic is None and address:
+            await _works_again(session, address)
+        if box.acknowledge and created and automatic is None:
             await _acknowledge(session, mailbox, thread, conversation_id, box, address, mail)
         if mail.problems:
-            log.warning("mailbox %s: %s stored with problems: %s", box.name, mail.message_id,
-                        "; ".join(mail.problems))
+            log.warning("mailbox %s: %s stored, but %d part%s could not be read (shown with the mail)", box.name,
+                        mail.message_id, len(mail.problems), "" if len(mail.problems) == 1 else "s")
         return Received(stored.id, thread.id, conversation_id, outcome)
 
 
@@ -350,8 +433,8 @@ async def _acknowledge(session: AsyncSession, mailbox: Mailbox, thread: MailThre
     line = Message(conversation_id=conversation_id, author=Author.SYSTEM, body=ACKNOWLEDGED, created_at=utcnow())
     session.add(line)
     await session.flush()
-    queue(session, mailbox, thread, line, to=address, subject=subject, from_name=box.address,
-          references=[*received.references, received.message_id][-20:], automatic=True, text=text)
+    queue(session, mailbox, thread, line, to=address, subject=subject,
+          references=[*received.references, received.message_id][-20:], automatic="auto-replied", text=text)
 
 
 async def _store(session: AsyncSession, mailbox_id: int, thread_id: int, conversation_id: int,
@@ -364,7 +447,7 @@ async def _store(session: AsyncSession, mailbox_id: int, thread_id: int, convers
     await session.flush()
     sender = mail.sender or MailAddress("", "")
     stored = Mail(thread_id=thread_id, mailbox_id=mailbox_id, message_id=line.id, direction=direction,
-                  header_id=mail.message_id, refs="\n".join(dict.fromkeys((*mail.in_reply_to, *mail.references))),
+                  header_id=mail.message_id, refs="\n".join(dict.fromkeys((*mail.references, *mail.in_reply_to))),
                   from_address=sender.email[:320], from_name=sender.name[:200],
                   reply_to=(mail.reply_to[0].email if mail.reply_to else "")[:320],
                   to_addresses="\n".join(a.email for a in (*mail.to, *mail.cc)), subject=mail.subject[:500],
@@ -404,6 +487,7 @@ class HtmlView:
     remote_images: bool  # whether the mail has remote images (shown only when asked for)
 
 
+MAX_INLINE = 2 * 1024 * 1024  # an inline image put in the page; a bigger one is listed as a file only
 _CID = re.compile(r"""(src=["'])cid:([^"'>\s]+)(["'])""", re.IGNORECASE)
 
 
@@ -427,16 +511,24 @@ async def html_for_agent(session: AsyncSession, mail_id: int, agent_id: int, *, 
     if found is None or found.html is None or not await _may_read(session, found.thread_id, agent_id):
         raise NotFound("This mail does not exist (any more).")
     conversation_id = await session.scalar(select(Message.conversation_id).where(Message.id == found.message_id))
-    parts = select(Conversation.id).where(Conversation.mail_thread_id == found.thread_id)
-    files = dict((await session.execute(
-        select(Attachment.content_id, Attachment.id).join(Message, Message.id == Attachment.message_id)
-        .where(Message.conversation_id.in_(parts), Attachment.content_id.is_not(None)))).all())
+    html = found.remote_html if remote and found.remote_html else found.html
+    # Inline images go in the page itself (data: URIs): the page runs sandboxed, with an origin of
+    # its own, so it could not fetch the console's files with the agent's session anyway.
+    wanted = set(m.group(2) for m in _CID.finditer(html))
+    files: dict[str, str] = {}
+    if wanted:
+        parts = select(Conversation.id).where(Conversation.mail_thread_id == found.thread_id)
+        rows = await session.execute(
+            select(Attachment.content_id, Attachment.content_type, Attachment.data)
+            .join(Message, Message.id == Attachment.message_id)
+            .where(Message.conversation_id.in_(parts), Attachment.content_id.in_(wanted),
+                   Attachment.content_type.like("image/%"), Attachment.size <= MAX_INLINE))
+        for content_id, content_type, data in rows.all():
+            files[content_id or ""] = f"data:{content_type};base64,{base64.b64encode(data).decode()}"
 
     def inline(match: re.Match[str]) -> str:
-        attachment = files.get(match.group(2))
-        return f"{match.group(1)}{f'/attachments/{attachment}' if attachment else ''}{match.group(3)}"
+        return f"{match.group(1)}{files.get(match.group(2), '')}{match.group(3)}"
 
-    html = found.remote_html if remote and found.remote_html else found.html
     return HtmlView(found.id, int(conversation_id or 0), found.subject, _CID.sub(inline, html),
                     bool(found.remote_html and found.remote_html != found.html))
 
@@ -444,6 +536,21 @@ async def html_for_agent(session: AsyncSession, mail_id: int, agent_id: int, *, 
 # Sending ------------------------------------------------------------------------------------------
 
 QUEUED, SENDING, SENT, FAILED = "queued", "sending", "sent", "failed"
+STATE_RANK = {QUEUED: 0, SENDING: 1, FAILED: 2, SENT: 3}
+
+
+def send_version(row: Mail) -> int:
+    """How far sending this mail has come: it only grows (each failure and each Send again counts
+    an attempt), so a frame showing an older state never replaces a newer one."""
+    return row.attempts * 4 + STATE_RANK.get(row.send_state or "", 0)
+
+
+def transcript_version(lines: list[Message]) -> int:
+    """The version of a transcript that shows mails being sent: its newest line, then how far the
+    sending of its mails has come (pushed again on each change of it)."""
+    newest = lines[-1].id if lines else 0
+    sending = sum(send_version(m.mail) for m in lines if m.mail is not None and m.mail.direction is Direction.OUT)
+    return newest * 1_000_000 + min(sending, 999_999)
 LEASE = timedelta(minutes=5)  # a node sending a mail has it this long before another may try
 MAX_REPLY = 50_000  # characters of a reply
 NO_ADDRESS = "support@console.invalid"
@@ -468,8 +575,9 @@ class Outgoing:
     message_id: str
     in_reply_to: str | None
     references: tuple[str, ...]
-    automatic: bool
+    automatic: str | None  # the console's own automatic mail: auto-replied or auto-generated (RFC 3834)
     attempts: int
+    lease: datetime  # this node's claim on the mail: settled only while it still holds
 
 
 async def register(ctx: Context, boxes: list[MailboxSettings]) -> None:
@@ -497,6 +605,17 @@ def check_reply(text: str) -> str:
     if len(body) > MAX_REPLY:
         raise InvalidInput("A reply has at most %(limit)s characters.", field="text", limit=MAX_REPLY)
     return body
+
+
+async def _tell_settled(session: AsyncSession, row: Mail) -> None:
+    """How sending went, to whoever shows it: the conversation's pop, and the customer's page
+    (which lists what did not go out, wherever it was written)."""
+    conversation = await session.scalar(select(Conversation).join(Message, Message.conversation_id ==
+                                                                  Conversation.id).where(Message.id == row.message_id))
+    if conversation is None or row.message_id is None:
+        return
+    _tell(session, row.thread_id, row.message_id, conversation)
+    await customers.changed(session, conversation.customer_id)
 
 
 def _tell(session: AsyncSession, thread_id: int, message_id: int, conversation: Conversation) -> None:
@@ -532,9 +651,12 @@ async def reply(ctx: Context, agent_id: int, conversation_id: int, client_id: st
         mailbox = await session.get(Mailbox, thread.mailbox_id)
         assert mailbox is not None
         agent = await session.get(Agent, agent_id)
-        last = await session.scalar(select(Mail).where(Mail.thread_id == thread_id, Mail.direction == Direction.IN)
-                                    .order_by(Mail.id.desc()).limit(1))
-        to = (last.reply_to or last.from_address) if last is not None else thread.address
+        # What is answered: the customer's latest own mail on the thread, never a machine's (a
+        # bounce, an out-of-office) nor someone else's.
+        last = await session.scalar(select(Mail).where(
+            Mail.thread_id == thread_id, Mail.direction == Direction.IN, Mail.automatic.is_(None),
+            func.lower(Mail.from_address) == thread.address).order_by(Mail.id.desc()).limit(1))
+        to = (last.reply_to or thread.address) if last is not None else thread.address
         references = [*(last.refs.split("\n") if last is not None and last.refs else []),
                       *([last.header_id] if last is not None else [])][-20:]
         line = Message(conversation_id=conversation.id, author=Author.AGENT, agent_id=agent_id, body=body,
@@ -549,7 +671,7 @@ async def reply(ctx: Context, agent_id: int, conversation_id: int, client_id: st
 
 
 def queue(session: AsyncSession, mailbox: Mailbox, thread: MailThread, line: Message, *, to: str, subject: str,
-          from_name: str = "", references: list[str] | None = None, automatic: bool = False,
+          from_name: str = "", references: list[str] | None = None, automatic: str | None = None,
           text: str | None = None) -> Mail:
     """A mail to send on the thread, with the line that shows it (its text is what is sent, unless
     `text` says otherwise); the sender takes it from here."""
@@ -561,7 +683,7 @@ def queue(session: AsyncSession, mailbox: Mailbox, thread: MailThread, line: Mes
         reply_to=reply_address(mailbox.address, thread.token) if mailbox.subaddress and mailbox.address else "",
         to_addresses=to[:2000], subject=subject[:500], quoted="", text=text,
         size=len((text or line.body).encode()), created_at=now, send_state=QUEUED, attempts=0, next_attempt_at=now,
-        automatic_reply=automatic)
+        automatic_reply=automatic is not None, automatic=automatic)
     session.add(stored)
     return stored
 
@@ -580,7 +702,7 @@ async def new_thread(session: AsyncSession, mailbox: Mailbox, address: str, subj
     return thread
 
 
-async def claim_due(ctx: Context, limit: int = 20) -> list[Outgoing]:
+async def claim_due(ctx: Context, limit: int = 1) -> list[Outgoing]:
     """The mails due to be sent, taken by this node for LEASE (another node skips them; a node that
     dies while sending leaves them to be tried again when the lease is over)."""
     now = utcnow()
@@ -599,37 +721,39 @@ async def claim_due(ctx: Context, limit: int = 20) -> list[Outgoing]:
             refs = tuple(r for r in row.refs.split("\n") if r)
             found.append(Outgoing(row.id, row.from_name, row.from_address, row.reply_to or None, row.to_addresses,
                                   row.subject, row.text or bodies.get(row.message_id or 0, ""), row.header_id,
-                                  refs[-1] if refs else None, refs, row.automatic_reply, row.attempts))
+                                  refs[-1] if refs else None, refs, row.automatic if row.automatic_reply else None,
+                                  row.attempts, now + LEASE))
         return found
 
 
-async def _settle(ctx: Context, mail_id: int, **values: object) -> None:
+async def _settle(ctx: Context, mail_id: int, lease: datetime | None, **values: object) -> None:
+    """Record how sending went, when this node still holds the mail (`lease`): a node that took
+    longer than its lease may not undo what the node that took the mail over did."""
     async with ctx.transaction() as session:
         row = await session.get(Mail, mail_id, with_for_update=True)
         if row is None or row.send_state == SENT:
             return
+        if lease is not None and (row.send_state != SENDING or row.next_attempt_at != lease):
+            log.warning("mail %s: its lease ran out while it was being sent; another node has it now", mail_id)
+            return
         for name, value in values.items():
             setattr(row, name, value)
-        conversation = await session.scalar(select(Conversation).join(Message, Message.conversation_id ==
-                                                                      Conversation.id)
-                                            .where(Message.id == row.message_id))
-        if conversation is not None and row.message_id is not None:
-            _tell(session, row.thread_id, row.message_id, conversation)
+        await _tell_settled(session, row)
 
 
-async def sent(ctx: Context, mail_id: int) -> None:
+async def sent(ctx: Context, mail_id: int, lease: datetime | None = None) -> None:
     """The server took the mail: it went out."""
-    await _settle(ctx, mail_id, send_state=SENT, sent_at=utcnow(), next_attempt_at=None, last_error=None)
+    await _settle(ctx, mail_id, lease, send_state=SENT, sent_at=utcnow(), next_attempt_at=None, last_error=None)
 
 
-async def failed(ctx: Context, mail_id: int, error: str, *, permanent: bool) -> None:
+async def failed(ctx: Context, mail_id: int, error: str, *, permanent: bool, lease: datetime | None = None) -> None:
     """Sending failed: tried again later (with a longer wait each time), or, when the server
     refused it for good, kept as failed and shown to the agent, who may send it again."""
     async with ctx.db.reading() as session:
         attempts = int(await session.scalar(select(Mail.attempts).where(Mail.id == mail_id)) or 0) + 1
     log.warning("mail %s was not sent (attempt %s): %s%s", mail_id, attempts, error,
                 "; not trying again" if permanent else "; trying again later")
-    await _settle(ctx, mail_id, send_state=FAILED if permanent else QUEUED, attempts=attempts,
+    await _settle(ctx, mail_id, lease, send_state=FAILED if permanent else QUEUED, attempts=attempts,
                   last_error=error[:500], next_attempt_at=None if permanent else utcnow() + retry_delay(attempts))
 
 
@@ -642,11 +766,8 @@ async def send_again(ctx: Context, agent_id: int, mail_id: int) -> None:
         if row.send_state != FAILED:
             raise Conflict("This mail is not waiting to be sent again.")
         row.send_state, row.next_attempt_at, row.last_error = QUEUED, utcnow(), None
-        conversation = await session.scalar(select(Conversation).join(Message, Message.conversation_id ==
-                                                                      Conversation.id)
-                                            .where(Message.id == row.message_id))
-        if conversation is not None and row.message_id is not None:
-            _tell(session, row.thread_id, row.message_id, conversation)
+        row.attempts += 1  # its version grows (console.mail.send_version)
+        await _tell_settled(session, row)
 
 
 AUTOMATIC_PER_DAY = 1  # automatic mails (acknowledgements, transcripts) to one address in a day

@@ -641,6 +641,9 @@ class Mailbox(Base):
     subaddress: Mapped[bool] = mapped_column(default=False)
     uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
     last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    # One node reads a mailbox at a time: the node holding it, until when (renewed while it reads).
+    reader: Mapped[str | None] = mapped_column(String(100))
+    reader_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 

@@ -6,7 +6,7 @@ edit is refused with their name instead of silently overwriting their change.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -29,6 +29,9 @@ from console.models import (
     ContractStatus,
     Conversation,
     Customer,
+    Direction,
+    Mail,
+    Message,
     Note,
     Ticket,
     utcnow,
@@ -64,6 +67,7 @@ class CustomerPage:
     timeline: list[Event]
     tickets: list[Ticket]
     missing: list[str]
+    unsent: list[Mail] = field(default_factory=list)  # mails to them that have not gone out (yet)
 
 
 def missing(customer: Customer, addresses: list[Address] | None = None) -> list[str]:
@@ -106,9 +110,17 @@ async def page(session: AsyncSession, agent_id: int, customer_id: int, *, audite
                                              .order_by(Ticket.created_at.desc()).limit(TIMELINE_LENGTH)))
     if audited:
         audit.record(session, agent_id, audit.VIEW, audit.CUSTOMER, customer_id)
+    # Mails to the customer that did not go out, wherever they were written (a new mail from this
+    # page, a reply in a conversation that is over): shown here until they are sent.
+    unsent = list(await session.scalars(
+        select(Mail).join(Message, Message.id == Mail.message_id).join(Conversation, Conversation.id ==
+                                                                       Message.conversation_id)
+        .where(Conversation.customer_id == customer_id, Mail.direction == Direction.OUT,
+               Mail.send_state.in_(("queued", "failed")), Mail.last_error.is_not(None))
+        .order_by(Mail.id.desc()).limit(20)))
     return CustomerPage(customer, customer.owner, addresses, contracts, counts, last,
                         await timeline(session, customer_id, all_tickets), all_tickets,
-                        missing(customer, addresses))
+                        missing(customer, addresses), unsent)
 
 
 async def timeline(session: AsyncSession, customer_id: int, tickets: list[Ticket]) -> list[Event]:

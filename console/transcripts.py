@@ -12,9 +12,21 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from console import customers, i18n, mail
-from console.errors import Conflict, InvalidInput, NotFound
+from console.errors import Conflict, Forbidden, InvalidInput, NotFound
 from console.i18n import N_
-from console.models import Agent, Attachment, Author, Chat, ChatSite, Conversation, Message, utcnow
+from console.models import (
+    Agent,
+    Attachment,
+    Author,
+    Chat,
+    ChatSite,
+    ChatVisitor,
+    ContactKind,
+    ContactPoint,
+    Conversation,
+    Message,
+    utcnow,
+)
 from console.ports import Context
 
 FOR_VISITOR = {
@@ -69,19 +81,32 @@ MAILED = "transcript mailed"  # the chat's line when the visitor had its transcr
 
 
 async def by_mail(ctx: Context, visitor_id: int, chat_id: int, language: str, address: str) -> str:
-    """Mail the visitor their chat's transcript, at the address they give; returns it normalised.
+    """Mail the visitor their chat's transcript; returns the address it goes to.
 
-    It goes out as an automatic mail (Auto-Submitted: auto-generated), so it counts against the
-    one automatic mail an address may get a day: the widget cannot be used to flood an address."""
+    Only to the address the visitor gave in the chat (the pre-chat form, or with a message left)
+    or the one the website vouched for, once per chat, and as an automatic mail (Auto-Submitted:
+    auto-generated) that counts against the one automatic mail an address may get a day: the
+    widget cannot be used to make the console mail anyone else."""
     to = customers.normalize_email(address)
     if to is None:
         raise InvalidInput("%(value)s is not an email address.", field="email", value=address[:100])
     transcript = await of_chat(ctx, visitor_id, chat_id, language)  # theirs, or NotFound
     _ = i18n.translations(language).gettext
     async with ctx.transaction() as session:
+        visitor = await session.get(ChatVisitor, visitor_id)
+        given = {customers.normalize_email(visitor.email or "")} if visitor is not None else set()
+        if visitor is not None and visitor.customer_id is not None and visitor.identity == "verified":
+            given |= set(await session.scalars(select(ContactPoint.normalized).where(
+                ContactPoint.customer_id == visitor.customer_id, ContactPoint.kind == ContactKind.EMAIL)))
+        if to not in given:
+            raise Forbidden("The transcript can only be mailed to the address you gave in this chat.", field="email")
         mailbox = await mail.sending_mailbox(session)
         if mailbox is None:
             raise Conflict("Transcripts cannot be mailed here; download it instead.")
+        sent = await session.scalar(select(Message.id).where(Message.chat_id == chat_id, Message.body == MAILED)
+                                    .limit(1))
+        if sent is not None:
+            raise Conflict("The transcript of this chat was mailed already; download it instead.")
         if not await mail.automatic_allowed(session, to):
             raise Conflict("A transcript was mailed to this address today already; download it instead.")
         part = await session.scalar(select(Conversation).where(Conversation.chat_id == chat_id)
@@ -97,5 +122,5 @@ async def by_mail(ctx: Context, visitor_id: int, chat_id: int, language: str, ad
         await session.flush()
         thread = await mail.new_thread(session, mailbox, to, subject)
         mail.queue(session, mailbox, thread, line, to=to, subject=subject, from_name=site_name or "",
-                   automatic=True, text=transcript.text)
+                   automatic="auto-generated", text=transcript.text)
     return to

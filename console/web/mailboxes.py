@@ -1,7 +1,9 @@
 """The node's mail readers: one per CONSOLE_MAILBOX_<NAME> setting, started with the app.
 
-IMAP mailboxes are read by a poller each (IDLE where the server offers it); SMTP mailboxes are a
-listener each. Their state (last fetch, backlog, errors) is what /readyz and /metrics show.
+IMAP mailboxes are read by a poller each (IDLE where the server offers it), on one node at a time
+(the others stand by and take over when it stops); SMTP mailboxes are a listener on every node
+(several workers on one machine share its port). Their state (last fetch, backlog, errors) is what
+/readyz and /metrics show.
 """
 
 from __future__ import annotations
@@ -9,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
+import socket
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,6 +25,8 @@ from integrations.email import imap, smtp_in, smtp_out
 from integrations.email.pipeline import MailboxSetting, Pipeline, mailbox_setting
 
 log = logging.getLogger("console.web.mailboxes")
+
+HOLD_SECONDS = 30.0  # a node's hold on a mailbox, renewed every third of it
 
 
 @dataclass
@@ -82,6 +89,8 @@ class Mailboxes:
         self.servers: dict[str, asyncio.Server] = {}
         self.listener_errors: dict[str, str] = {}
         self.tasks: list[asyncio.Task[None]] = []
+        self.node = f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"  # this process
+        self.standby: set[str] = set()  # the mailboxes another node reads
         for setting in settings:
             if setting.scheme == "smtp":
                 self.listeners[setting.box.name] = smtp_in.parse_url(setting.box.name, setting.reader_url)
@@ -90,20 +99,63 @@ class Mailboxes:
                                                                  self.pipeline)
 
     async def start(self) -> None:
-        try:
-            await mail.register(self.ctx, [s.box for s in self.settings])
-        except Exception as exc:  # the database is away at start: the readers wait for it anyway
-            log.warning("could not record the mailboxes' addresses yet (%s); replies use them once it is back",
-                        type(exc).__name__)
+        self.tasks.append(asyncio.create_task(self._register(), name="mailbox addresses"))
         self.tasks.append(asyncio.create_task(self.sender.run(), name="mail sender"))
         for name, poller in self.pollers.items():
-            self.tasks.append(asyncio.create_task(poller.run(), name=f"mailbox {name}"))
+            self.tasks.append(asyncio.create_task(self._keep(name, poller), name=f"mailbox {name}"))
         for name, listener in self.listeners.items():
             try:
                 self.servers[name] = await smtp_in.serve(listener, self.pipeline)
             except OSError as exc:
                 self.listener_errors[name] = f"cannot listen on {listener.host}:{listener.port}: {exc.strerror}"
                 log.error("mailbox %s: %s", name, self.listener_errors[name])
+
+    async def _register(self) -> None:
+        """Record each mailbox's address (replies go out from it), again until the database takes it."""
+        delay = 1.0
+        while True:
+            try:
+                await mail.register(self.ctx, [s.box for s in self.settings])
+                return
+            except Exception as exc:
+                log.warning("could not record the mailboxes' addresses yet (%s); trying again in %.0f s",
+                            type(exc).__name__, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 60.0)
+
+    async def _keep(self, name: str, poller: imap.ImapPoller) -> None:
+        """Read the mailbox while this node holds it (one node at a time: see console.mail.hold);
+        stand by while another does, and take over when it stops renewing."""
+        reading: asyncio.Task[None] | None = None
+        try:
+            while True:
+                try:
+                    held = await mail.hold(self.ctx, name, self.node, HOLD_SECONDS)
+                except Exception as exc:  # the database is away: keep reading what is held, for a while
+                    log.warning("mailbox %s: could not renew this node's hold (%s)", name, type(exc).__name__)
+                    held = reading is not None
+                if held and reading is None:
+                    log.info("mailbox %s: this node reads it", name)
+                    self.standby.discard(name)
+                    reading = asyncio.create_task(poller.run(), name=f"mailbox {name} reader")
+                elif not held:
+                    if reading is not None:
+                        log.warning("mailbox %s: another node reads it now; this one stands by", name)
+                        reading.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await reading
+                        reading = None
+                        await poller.close()
+                    self.standby.add(name)
+                await asyncio.sleep(HOLD_SECONDS / 3)
+        finally:
+            if reading is not None:
+                reading.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reading
+                await poller.close()
+                with contextlib.suppress(Exception):
+                    await mail.release(self.ctx, name, self.node)
 
     async def close(self) -> None:
         for task in self.tasks:
@@ -118,8 +170,8 @@ class Mailboxes:
         found = []
         for name, poller in self.pollers.items():
             s = poller.state
-            found.append(ReaderState(name, "imap", s.state, s.last_fetch_at, s.last_error, s.backlog, s.stored,
-                                     s.failures))
+            found.append(ReaderState(name, "imap", "standby" if name in self.standby else s.state, s.last_fetch_at,
+                                     s.last_error, s.backlog, s.stored, s.failures))
         for name in self.listeners:
             error = self.listener_errors.get(name)
             found.append(ReaderState(name, "smtp", "failing" if error else ("listening" if name in self.servers

@@ -59,6 +59,7 @@ async def metrics_endpoint(request: Request) -> Response:
     mailboxes = request.app.state.wiring.mailboxes
     if mailboxes is not None:
         for s in mailboxes.states():
+            # A node standing by while another reads the mailbox is up: nothing is wrong there.
             metrics.mailbox_up.labels(mailbox=s.name, kind=s.kind).set(0 if s.state in ("failing", "off") else 1)
             metrics.mailbox_backlog.labels(mailbox=s.name).set(s.backlog)
             metrics.mailbox_stored.labels(mailbox=s.name).set(s.stored)

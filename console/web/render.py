@@ -15,6 +15,7 @@ from console import i18n
 from console.changes import ConversationInfo
 from console.customers import format_phone
 from console.i18n import N_
+from console.mail import transcript_version
 from console.screenpop import AgentView
 from console.web.assets import Versions, asset_dir
 
@@ -123,7 +124,7 @@ class Renderer:
                 "said": lambda reason: catalog.gettext(reason.text) % dict(reason.values),
                 "label": lambda code: i18n.label(code, catalog.gettext), "linkify": linkify,
                 "party": lambda channel, address: self.party(channel, address, catalog.gettext),
-                "filesize": lambda size: i18n.filesize(size, language)}
+                "filesize": lambda size: i18n.filesize(size, language), "transcript_version": transcript_version}
 
     def render(self, template: str, language: str, **values: Any) -> str:
         # The helpers depend on the language only: built once per language, not per fragment.

@@ -57,8 +57,9 @@ def mailbox_setting(name: str, url: str) -> MailboxSetting:
     if language not in ("en", "nl"):
         raise ValueError(f"{setting}: language must be en or nl, not {language!r}")
     address = ours.get("address", "").strip()
-    if address and "@" not in address:
-        raise ValueError(f"{setting}: address must be the mailbox's address, such as support@example.nl")
+    if "@" not in address or any(ch in address for ch in ' ,;<>"') or len(address) > 320:
+        raise ValueError(f"{setting}: ?address= must be the mailbox's own address, such as ?address=support@example.nl "
+                         "(replies go out from it, and mails from it are never answered)")
     reader = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode([(k, v) for k, v in query
                                                                             if k not in CONSOLE_PARAMETERS]), ""))
     box = mail.MailboxSettings(name=name.lower(), address=address, queue=ours.get("queue") or None,

@@ -75,7 +75,9 @@ async def serve(listener: SmtpListener, pipeline: Pipeline) -> asyncio.Server:
         return SMTP(handler, data_size_limit=listener.max_size, enable_SMTPUTF8=True, decode_data=False,
                     hostname="console", ident="agent console", timeout=60)
 
-    server = await loop.create_server(protocol, listener.host, listener.port)
+    # reuse_port: the workers of one machine listen on the same port, and the kernel shares the
+    # connections out among them.
+    server = await loop.create_server(protocol, listener.host, listener.port, reuse_port=True)
     log.info("mailbox %s: taking mail by SMTP on %s:%s (at most %s bytes a mail)", listener.name, listener.host,
              listener.port, listener.max_size)
     return server

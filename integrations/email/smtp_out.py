@@ -104,21 +104,31 @@ def build(out: mail.Outgoing, dkim: Dkim | None = None) -> EmailMessage:
     if out.references:
         message["References"] = " ".join(f"<{r}>" for r in out.references)
     if out.automatic:
-        message["Auto-Submitted"] = "auto-replied"  # RFC 3834: machines must not answer it
+        message["Auto-Submitted"] = out.automatic  # RFC 3834: machines must not answer it
         message["X-Auto-Response-Suppress"] = "All"
     message.set_content(out.text)
     message.add_alternative(html_of(out.text), subtype="html")
     if dkim is not None:
-        import dkim as dkimpy  # only where signing is set up
+        sign(message, out.from_address, dkim)
+    return message
 
-        domain = out.from_address.rpartition("@")[2]
-        raw = message.as_bytes()
-        signature = dkimpy.sign(raw, dkim.selector.encode(), domain.encode(), dkim.key,
+
+class SigningFailed(Exception):
+    """The DKIM key could not sign (a setting to fix, not a reason to give up on the mail)."""
+
+
+def sign(message: EmailMessage, sender: str, dkim: Dkim) -> None:
+    import dkim as dkimpy  # only where signing is set up
+
+    domain = sender.rpartition("@")[2]
+    try:
+        signature = dkimpy.sign(message.as_bytes(), dkim.selector.encode(), domain.encode(), dkim.key,
                                 include_headers=[b"from", b"to", b"subject", b"date", b"message-id",
                                                  b"in-reply-to", b"references", b"reply-to"])
-        name, _, value = signature.decode().partition(":")
-        message[name] = value.strip().replace("\r\n", "")
-    return message
+    except Exception as exc:
+        raise SigningFailed(f"DKIM signing failed ({type(exc).__name__}); check CONSOLE_DKIM_KEY_FILE") from exc
+    name, _, value = signature.decode().partition(":")
+    message[name] = value.strip().replace("\r\n", "")
 
 
 class Sender:
@@ -132,47 +142,55 @@ class Sender:
         self.wake = asyncio.Event()
 
     async def send(self, out: mail.Outgoing) -> None:
-        """Send one mail and settle it (sent, failed for good, or again later)."""
+        """Send one mail and settle it: sent; refused for good (the address, the content: shown,
+        with Send again); or not now (no answer, a 4xx, a login or DKIM key that needs fixing:
+        tried again later, waiting longer each time)."""
         if self.server is None:
-            await mail.failed(self.ctx, out.mail_id, "no mail server is set up for sending (CONSOLE_SMTP_URL)",
-                              permanent=False)
+            await self._failed(out, "no mail server is set up for sending (CONSOLE_SMTP_URL)", permanent=False)
+            return
+        try:
+            message = build(out, self.dkim)
+        except SigningFailed as exc:
+            await self._failed(out, str(exc), permanent=False)
+            return
+        except Exception as exc:  # a mail that cannot be written as a mail at all
+            log.exception("mail %s could not be made", out.mail_id)
+            await self._failed(out, f"the mail could not be made ({type(exc).__name__})", permanent=True)
             return
         s = self.server
         context = ssl.create_default_context()
         if not s.verify:
             context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
         try:
-            message = build(out, self.dkim)
-            await aiosmtplib.send(message, hostname=s.host, port=s.port, username=s.user or None,
-                                  password=s.password or None, use_tls=s.tls, start_tls=s.starttls,
-                                  tls_context=context, timeout=self.timeout)
-        except aiosmtplib.SMTPResponseException as exc:
-            permanent = 500 <= exc.code < 600
-            self.failures += 1
-            self.last_error = f"{exc.code} {exc.message}"
-            await mail.failed(self.ctx, out.mail_id, f"the mail server refused it: {exc.code} {exc.message}",
-                              permanent=permanent)
+            refused, _ = await aiosmtplib.send(message, hostname=s.host, port=s.port, username=s.user or None,
+                                               password=s.password or None, use_tls=s.tls, start_tls=s.starttls,
+                                               tls_context=context, timeout=self.timeout)
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            self.failures += 1
+            codes = [r.code for r in exc.recipients]
             reasons = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)
-            self.last_error = reasons
-            await mail.failed(self.ctx, out.mail_id, f"the mail server refused the address: {reasons}",
-                              permanent=True)
+            await self._failed(out, f"the mail server refused the address: {reasons}",
+                               permanent=bool(codes) and all(500 <= code < 600 for code in codes))
+        except (aiosmtplib.SMTPAuthenticationError, aiosmtplib.SMTPSenderRefused) as exc:
+            # The console's own login or sender address: a setting to fix, then it goes out.
+            await self._failed(out, f"the mail server refused the console ({exc.code} {exc.message}); check "
+                                    "CONSOLE_SMTP_URL and the mailbox's address", permanent=False)
+        except aiosmtplib.SMTPResponseException as exc:
+            await self._failed(out, f"the mail server refused it: {exc.code} {exc.message}",
+                               permanent=500 <= exc.code < 600)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            self.failures += 1
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            await mail.failed(self.ctx, out.mail_id, f"the mail server could not be reached ({self.last_error})",
-                              permanent=False)
-        except Exception as exc:  # a mail that cannot be built (a bad key, say): kept and shown
-            self.failures += 1
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            log.exception("mail %s could not be built or sent", out.mail_id)
-            await mail.failed(self.ctx, out.mail_id, f"the mail could not be made ({self.last_error})",
-                              permanent=True)
+            await self._failed(out, f"the mail server could not be reached ({type(exc).__name__}: {exc})",
+                               permanent=False)
         else:
             self.sent += 1
             self.last_error = None
-            await mail.sent(self.ctx, out.mail_id)
+            if refused:  # some of several addresses: the others have it
+                log.warning("mail %s went out, but %d of its addresses were refused", out.mail_id, len(refused))
+            await mail.sent(self.ctx, out.mail_id, out.lease)
+
+    async def _failed(self, out: mail.Outgoing, error: str, *, permanent: bool) -> None:
+        self.failures += 1
+        self.last_error = error
+        await mail.failed(self.ctx, out.mail_id, error, permanent=permanent, lease=out.lease)
 
     async def send_due(self) -> int:
         due = await mail.claim_due(self.ctx)

@@ -184,9 +184,9 @@
   rateRow.appendChild(el("button", {type: "submit"}, T.sendRating));
   rating.appendChild(stars); rating.appendChild(remark); rating.appendChild(rateRow);
   var download = el("button", {type: "button"}, T.transcript);
-  // Or by mail, at the address given before (changeable): the console sends one such mail a day per address.
+  // Or by mail, to the address given in the chat (the console sends it there only, once a chat).
   var mailForm = el("form", {"class": "row"});
-  var mailBox = el("input", {type: "email", required: "", maxlength: "320", autocomplete: "email", "aria-label": T.mailTo, placeholder: T.email});
+  var mailBox = el("input", {type: "email", readonly: "", maxlength: "320", "aria-label": T.mailTo});
   mailForm.appendChild(mailBox); mailForm.appendChild(el("button", {type: "submit"}, T.mailIt));
   afterChat.appendChild(rating); afterChat.appendChild(download); afterChat.appendChild(mailForm);
   win.appendChild(header); win.appendChild(log); win.appendChild(status); win.appendChild(about); win.appendChild(afterChat);
@@ -207,8 +207,8 @@
     var rated = store.get("rated") || [];
     rating.hidden = !answered[chatId] || rated.indexOf(chatId) >= 0;
     afterChat.hidden = false;
-    mailForm.hidden = false;
-    if (!mailBox.value) mailBox.value = (store.get("details") || {}).email || "";
+    mailBox.value = store.get("email") || (store.get("details") || {}).email || "";
+    mailForm.hidden = !mailBox.value;  // only to the address given in the chat
   }
   ender.addEventListener("click", function () {
     if (socket && socket.readyState === 1 && welcomed) socket.send(JSON.stringify({type: "end"}));
@@ -447,6 +447,7 @@
         mailForm.hidden = true;
         note(T.mailed + data.to);
       } else if (data.type === "details") {
+        if (details && details.email) store.set("email", details.email);  // where a transcript may be mailed
         details = null;
         store.set("details", null);
       } else if (data.type === "typing") {

@@ -8,13 +8,12 @@ import pytest
 from sqlalchemy import func, select
 
 from console import conversations, mail, offers, routing, wrapup
-from console.errors import Conflict, InvalidInput, NotFound
+from console.errors import Conflict, Forbidden, InvalidInput, NotFound
 from console.mailtypes import Bounce, IncomingMail, MailAddress, MailFile
 from console.models import (
     Attachment,
     Author,
     Channel,
-    ContactKind,
     ContactPoint,
     Conversation,
     Customer,
@@ -130,18 +129,40 @@ async def test_machines_are_stored_with_their_thread_and_never_routed(ctx: Conte
 
 
 async def test_a_bounce_goes_to_the_mail_it_bounces_and_marks_the_address_failing(ctx: Context) -> None:
+    await mail.register(ctx, [BOX])
+    anna = await add_agent(ctx.db, "anna@x.nl", "Anna")
     jan = await add_customer(ctx.db, "Jan Jansen", emails=("jan@jansen.example",))
-    first = await mail.receive(ctx, BOX, incoming("q1@jansen.example"))
-    bounce = incoming("dsn1@mx.shop.example", sender="mailer-daemon@mx.shop.example", name="Mail Delivery System",
-                      subject="Undelivered Mail Returned to Sender", automatic="bounce",
-                      bounce=Bounce("q1@jansen.example", ("jan@jansen.example",), "5.1.1", True,
-                                    "550 5.1.1 user unknown"))
-    received = await mail.receive(ctx, BOX, bounce)
-    assert received.outcome == "bounce" and received.thread_id == first.thread_id
+    async with ctx.db.transaction() as session:
+        customer = await session.get(Customer, jan)
+        assert customer is not None
+        customer.consent_email = True
+    await mail.write_new(ctx, anna, jan, "jan@jansen.example", "Uw offerte", "Hierbij.", "n-1")
+    [out] = await mail.claim_due(ctx)
+    await mail.sent(ctx, out.mail_id, out.lease)
+
+    def dsn(message_id: str, about: str, recipient: str) -> IncomingMail:
+        return incoming(message_id, sender="mailer-daemon@mx.shop.example", name="Mail Delivery System",
+                        subject="Undelivered Mail Returned to Sender", automatic="bounce",
+                        bounce=Bounce(about, (recipient,), "5.1.1", True, "550 5.1.1 user unknown"))
+
+    # A forged report about a mail that is not ours, or about an address ours did not go to: nothing.
+    await mail.receive(ctx, BOX, dsn("forged@mx", "someone-else@x", "jan@jansen.example"))
+    await mail.receive(ctx, BOX, dsn("forged2@mx", out.message_id, "ceo@big.example"))
     async with ctx.db.reading() as session:
-        point = await session.scalar(select(ContactPoint).where(ContactPoint.customer_id == jan,
-                                                                ContactPoint.kind == ContactKind.EMAIL))
+        point = await session.scalar(select(ContactPoint).where(ContactPoint.customer_id == jan))
+        assert point is not None and point.failing_since is None
+    received = await mail.receive(ctx, BOX, dsn("dsn1@mx", out.message_id, "jan@jansen.example"))
+    async with ctx.db.reading() as session:
+        ours = await session.get(Mail, out.mail_id)
+        assert ours is not None and received.thread_id == ours.thread_id and received.outcome == "bounce"
+        assert ours.send_state == mail.FAILED and "user unknown" in (ours.last_error or "")
+        point = await session.scalar(select(ContactPoint).where(ContactPoint.customer_id == jan))
         assert point is not None and point.failing_since is not None and "user unknown" in (point.failure or "")
+    # The customer writes from the address: it works again.
+    await mail.receive(ctx, BOX, incoming("alive@jansen.example"))
+    async with ctx.db.reading() as session:
+        point = await session.scalar(select(ContactPoint).where(ContactPoint.customer_id == jan))
+        assert point is not None and point.failing_since is None
 
 
 @pytest.mark.parametrize("mode", ["reopen", "new"])
@@ -255,8 +276,12 @@ async def test_a_transcript_is_mailed_once_a_day_to_an_address_and_says_so(ctx: 
     [out] = await mail.claim_due(ctx)
     assert out.automatic and out.to == "jan@jansen.example" and "Goedemorgen Jan" in out.text
     assert out.subject == "Your chat with Bakkerij" or out.subject == "Je chat met Bakkerij"
-    with pytest.raises(Conflict, match="today already"):
+    with pytest.raises(Conflict, match="mailed already"):
         await transcripts.by_mail(ctx, visitor_id, chat_id, "nl", "jan@jansen.example")
+    with pytest.raises(Forbidden, match="address you gave"):
+        await transcripts.by_mail(ctx, visitor_id, chat_id, "nl", "iemand@anders.example")
+    with pytest.raises(InvalidInput):
+        await transcripts.by_mail(ctx, visitor_id, chat_id, "nl", "jan@jansen.example,iemand@anders.example")
     with pytest.raises(NotFound):
         await transcripts.by_mail(ctx, visitor_id + 1, chat_id, "nl", "piet@x.example")
 
@@ -277,8 +302,6 @@ async def test_the_acknowledgement_is_automatic_once_a_day_and_never_for_a_machi
 
 
 async def test_a_new_mail_from_the_customer_page_needs_consent_and_an_address_that_works(ctx: Context) -> None:
-    from console.errors import Forbidden
-
     await mail.register(ctx, [BOX])
     anna = await add_agent(ctx.db, "anna@x.nl", "Anna de Vries")
     jan = await add_customer(ctx.db, "Jan Jansen", emails=("jan@jansen.example",))
@@ -325,3 +348,98 @@ async def test_erasing_the_customer_blanks_their_mails_and_stops_what_was_not_se
                                                                                                       None)
         assert await session.scalar(select(func.count()).select_from(Attachment)) == 0
         assert all(not m.body for m in await session.scalars(select(Message)))
+
+
+async def _accepted(ctx: Context, box: mail.MailboxSettings = BOX, **values: object) -> tuple[int, mail.Received]:
+    """Jan's mail, accepted by Anna: (anna, what became of the mail)."""
+    anna = await add_agent(ctx.db, "anna@x.nl", "Anna de Vries")
+    await routing.set_status(ctx, anna, "available")
+    await mail.register(ctx, [box])
+    first = await mail.receive(ctx, box, incoming("q1@jansen.example", **values))
+    await offers.accept(ctx, anna, first.conversation_id or 0)
+    return anna, first
+
+
+async def test_a_handed_off_mail_keeps_its_thread_and_the_colleague_replies_in_it(ctx: Context) -> None:
+    from console import handoffs
+
+    anna, first = await _accepted(ctx)
+    bram = await add_agent(ctx.db, "bram@x.nl", "Bram")
+    await routing.set_status(ctx, bram, "available")
+    handoff = await handoffs.start(ctx, anna, first.conversation_id or 0, handoffs.Target(agent_id=bram), "warm",
+                                    "Jan wacht op zijn pakket")
+    following = await handoffs.accept(ctx, bram, handoff.id)
+    assert (await conversation(ctx, following)).mail_thread_id == first.thread_id
+    await mail.reply(ctx, bram, following, "b-1", "Ik neem het over.")
+    [out] = await mail.claim_due(ctx)
+    assert out.to == "jan@jansen.example" and out.in_reply_to == "q1@jansen.example"
+    again = await mail.receive(ctx, BOX, incoming("q2@jansen.example", in_reply_to=(out.message_id,)))
+    assert again.outcome == "joined" and again.conversation_id == following
+
+
+async def test_a_reply_answers_the_customer_never_a_machine_on_the_thread(ctx: Context) -> None:
+    anna, first = await _accepted(ctx, reply_to=(MailAddress("", "jan.prive@jansen.example"),))
+    await mail.receive(ctx, BOX, incoming("ooo@jansen.example", automatic="out of office", in_reply_to=("x",),
+                                          subject="Afwezig: Mijn bestelling",
+                                          references=(mail.outgoing_message_id("x" * 20, "shop.example"),)))
+    await mail.receive(ctx, BOX, incoming("noise@mx", sender="mailer-daemon@mx.example", automatic="bounce",
+                                          in_reply_to=("q1@jansen.example",)))
+    await mail.reply(ctx, anna, first.conversation_id or 0, "r-1", "Het pakket komt morgen.")
+    [out] = await mail.claim_due(ctx)
+    assert out.to == "jan.prive@jansen.example", "at the customer's Reply-To"
+    assert out.subject == "Re: Mijn bestelling" and out.in_reply_to == "q1@jansen.example"
+    assert out.references == ("q1@jansen.example",)
+
+
+async def test_someone_else_answering_with_the_token_gets_a_thread_of_their_own(ctx: Context) -> None:
+    anna, first = await _accepted(ctx)
+    await mail.reply(ctx, anna, first.conversation_id or 0, "r-1", "Hallo Jan")
+    [out] = await mail.claim_due(ctx)
+    colleague = await mail.receive(ctx, BOX, incoming("c1@elders.example", sender="kees@elders.example",
+                                                      in_reply_to=(out.message_id,)))
+    assert colleague.thread_id != first.thread_id and colleague.outcome == "new"
+    async with ctx.db.reading() as session:
+        follows = await session.scalar(select(mail.MailThread.follows_id)
+                                       .where(mail.MailThread.id == colleague.thread_id))
+    assert follows == first.thread_id
+
+
+async def test_with_linked_threads_every_later_reply_joins_the_newest_one(ctx: Context) -> None:
+    box = replace(BOX, on_reply_to_closed="new")
+    anna, first = await _accepted(ctx, box)
+    await conversations.end(ctx, anna, first.conversation_id or 0)
+    await wrapup.finish(ctx, anna, first.conversation_id or 0, "resolved", "")
+    linked = await mail.receive(ctx, box, incoming("q2@jansen.example", in_reply_to=("q1@jansen.example",)))
+    later = await mail.receive(ctx, box, incoming("q3@jansen.example", in_reply_to=("q1@jansen.example",)))
+    assert linked.outcome == "linked" and later.outcome == "joined"
+    assert later.conversation_id == linked.conversation_id and later.thread_id == linked.thread_id
+
+
+async def test_inline_images_are_put_in_the_mail_page_itself(ctx: Context) -> None:
+    import random
+
+    from integrations.chat_simulator import photo
+
+    png = photo(random.Random(1))
+    html = '<p>Kijk:</p><img src="cid:logo@x" alt="logo"><img src="cid:missing@x">'
+    anna, _ = await _accepted(ctx, html=html, files=(MailFile("logo.png", "image/png", png, "logo@x", True),))
+    async with ctx.db.reading() as session:
+        stored = await session.scalar(select(Mail.id))
+        assert stored is not None
+        view = await mail.html_for_agent(session, stored, anna)
+        assert 'src="data:image/png;base64,' in view.html and 'src=""' in view.html
+        stranger = await add_agent(ctx.db, "carla@x.nl", "Carla")
+        with pytest.raises(NotFound):
+            await mail.html_for_agent(session, stored, stranger)
+
+
+async def test_one_node_reads_a_mailbox_and_another_takes_over_when_it_stops(ctx: Context) -> None:
+    assert await mail.hold(ctx, "support", "node-a", 30)
+    assert await mail.hold(ctx, "support", "node-a", 30), "renewed"
+    assert not await mail.hold(ctx, "support", "node-b", 30)
+    await mail.release(ctx, "support", "node-a")
+    assert await mail.hold(ctx, "support", "node-b", 0.01)
+    import asyncio
+
+    await asyncio.sleep(0.05)
+    assert await mail.hold(ctx, "support", "node-a", 30), "node-b stopped renewing"

@@ -27,6 +27,8 @@ def upgrade() -> None:
         sa.Column('subaddress', sa.Boolean(), nullable=False),
         sa.Column('uidvalidity', sa.BigInteger(), nullable=True),
         sa.Column('last_uid', sa.BigInteger(), nullable=False),
+        sa.Column('reader', sa.String(length=100), nullable=True),
+        sa.Column('reader_until', console.models.UtcDateTime(timezone=True), nullable=True),
         sa.Column('created_at', console.models.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_mailboxes')),
         sa.UniqueConstraint('name', name=op.f('uq_mailboxes_name')),

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from console import mail
 from console.db import Database
+from console.mailtypes import IncomingMail, MailAddress
 from console.models import Conversation, Mail, State
 from tests.conftest import LiveServer, free_port, make_settings
 from tests.helpers import add_agent, add_customer, log_in
@@ -199,3 +200,47 @@ async def test_a_refused_reply_is_shown_until_it_is_sent_again(sqlite_url: str, 
                     return world.received
                 await until(delivered)
     await db.close()
+
+
+class Greylisting(Outside):
+    """Refuses every recipient for now (450), as a greylisting server does the first time."""
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          options: list[str]) -> str:
+        return "450 4.2.0 greylisted, try again later"
+
+
+@pytest.mark.parametrize(("refusal", "permanent"), [("450 4.2.0 greylisted", False), ("550 5.1.1 no such user", True)])
+async def test_a_refusal_for_now_is_tried_again_and_one_for_good_is_shown(ctx: Any, refusal: str,
+                                                                          permanent: bool) -> None:
+    from console import offers, routing
+    from integrations.email import smtp_out
+
+    box = mail.MailboxSettings(name="support", address="support@shop.example")
+    await mail.register(ctx, [box])
+    anna = await add_agent(ctx.db, "anna@x.nl", "Anna")
+    await routing.set_status(ctx, anna, "available")
+    received = await mail.receive(ctx, box, IncomingMail(message_id="q1@x", subject="Vraag",
+                                                         sender=MailAddress("Jan", "jan@jansen.example"), text="Hoi"))
+    await offers.accept(ctx, anna, received.conversation_id or 0)
+    await mail.reply(ctx, anna, received.conversation_id or 0, "r-1", "Hallo")
+    port = free_port()
+    peer = Greylisting()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SMTP(peer), "127.0.0.1", port)
+    try:
+        if permanent:
+            peer.handle_RCPT = None  # type: ignore[assignment,method-assign]
+            peer.refuse = refusal
+        sender = smtp_out.Sender(ctx, smtp_out.parse_url(f"smtp://127.0.0.1:{port}"))
+        assert await sender.send_due() == 1
+    finally:
+        server.close()
+        await server.wait_closed()
+    async with ctx.db.reading() as session:
+        stored = await session.scalar(select(Mail).where(Mail.direction == "out"))
+    assert stored is not None and stored.attempts == 1 and refusal.split()[0] in (stored.last_error or "")
+    if permanent:
+        assert stored.send_state == mail.FAILED and stored.next_attempt_at is None
+    else:
+        assert stored.send_state == mail.QUEUED and stored.next_attempt_at is not None, "tried again later"
