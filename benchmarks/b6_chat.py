@@ -18,6 +18,7 @@ import json
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -110,27 +111,14 @@ class Visitor:
 
 async def _prepare(url: str) -> str:
     """Agents who take CHATS_EACH chats, available, and the shop's chat site; returns its key."""
-    from benchmarks.dataset import add_agents
-    from console import chat, config, routing
-    from console.db import Database
-    from console.migrations import upgrade
-    from console.ports import Context, NullNotifier
+    from benchmarks.dataset import available_agents
+    from console import chat
 
-    await asyncio.to_thread(upgrade, url)
-    await add_agents(url, AGENTS)
-    db = Database(url)
-    try:
-        ctx = Context(db, NullNotifier(), "NL")
-        async with db.transaction() as session:
-            for i in range(1, AGENTS + 1):
-                await config.configure_agent(session, f"agent{i}@bench.example", capacity={"chat": CHATS_EACH})
-            site, _ = await chat.configure_site(session, "Bench shop", chat.SiteSettings(origins=[ORIGIN]))
-            key = site.key
-        for i in range(1, AGENTS + 1):
-            await routing.set_status(ctx, i, "available")
-        return key
-    finally:
-        await db.close()
+    async def site(session: Any) -> str:
+        made, _ = await chat.configure_site(session, "Bench shop", chat.SiteSettings(origins=[ORIGIN]))
+        return made.key
+
+    return await available_agents(url, AGENTS, "chat", CHATS_EACH, site)
 
 
 async def _offered(database: str) -> list[tuple[int, int]]:

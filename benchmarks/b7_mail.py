@@ -16,6 +16,7 @@ import asyncio
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 from benchmarks.client import AgentSocket, close_sockets, open_sockets
 from benchmarks.common import (
@@ -48,35 +49,24 @@ def _mail(n: int) -> bytes:
 
 
 async def _prepare(url: str) -> None:
-    from benchmarks.dataset import add_agents
-    from console import config, routing
-    from console.db import Database
-    from console.migrations import upgrade
+    """Agents who take MAILS_EACH mails, available; the queue of the mailbox; the known senders."""
+    from benchmarks.dataset import available_agents
+    from console import config
     from console.models import ContactKind, ContactPoint, Customer
-    from console.ports import Context, NullNotifier
 
-    await asyncio.to_thread(upgrade, url)
-    await add_agents(url, AGENTS)
-    db = Database(url)
-    try:
-        ctx = Context(db, NullNotifier(), "NL")
-        async with db.transaction() as session:
-            for i in range(1, AGENTS + 1):
-                await config.configure_agent(session, f"agent{i}@bench.example", capacity={"mail": MAILS_EACH})
-            # Nobody answers in the benchmark: the offers ring long enough for every mail to pop
-            # before any rings out (a ring-out twice in a row sets an agent away).
-            await config.configure_queue(session, "mail", config.QueueSettings(offer_seconds=900))
-            for n in range(400):  # the known senders
-                customer = Customer(name=f"Klant {n}")
-                session.add(customer)
-                await session.flush()
-                address = f"klant{n}@bench.example"
-                session.add(ContactPoint(customer_id=customer.id, kind=ContactKind.EMAIL, value=address,
-                                         normalized=address))
-        for i in range(1, AGENTS + 1):
-            await routing.set_status(ctx, i, "available")
-    finally:
-        await db.close()
+    async def senders(session: Any) -> None:
+        # Nobody answers in the benchmark: the offers ring long enough for every mail to pop
+        # before any rings out (a ring-out twice in a row sets an agent away).
+        await config.configure_queue(session, "mail", config.QueueSettings(offer_seconds=900))
+        for n in range(400):
+            customer = Customer(name=f"Klant {n}")
+            session.add(customer)
+            await session.flush()
+            address = f"klant{n}@bench.example"
+            session.add(ContactPoint(customer_id=customer.id, kind=ContactKind.EMAIL, value=address,
+                                     normalized=address))
+
+    await available_agents(url, AGENTS, "mail", MAILS_EACH, senders)
 
 
 async def _stored(database: str) -> tuple[int, float | None, float | None]:

@@ -24,13 +24,16 @@ import asyncio
 import hashlib
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
 from benchmarks.common import REGION, dsn, pg_admin, run_id, sa_url
+
+T = TypeVar("T")
 
 TEMPLATE = "bench_1m_template"
 DATA_VERSION = "2"
@@ -370,3 +373,28 @@ async def sqlite_callers(url: str, limit: int, seed: int = 11) -> list[str]:
         await db.close()
     random.Random(seed).shuffle(numbers)
     return numbers[:limit]
+
+
+async def available_agents(url: str, count: int, channel: str, each: int,
+                           setup: Callable[[Any], Awaitable[T]]) -> T:
+    """A migrated database with agents 1..count who take `each` contacts of `channel` at once and
+    are available, and whatever else `setup` makes in the same transaction (its result)."""
+    from console import config, routing
+    from console.db import Database
+    from console.migrations import upgrade
+    from console.ports import Context, NullNotifier
+
+    await asyncio.to_thread(upgrade, url)
+    await add_agents(url, count)
+    db = Database(url)
+    try:
+        async with db.transaction() as session:
+            for i in range(1, count + 1):
+                await config.configure_agent(session, f"agent{i}@bench.example", capacity={channel: each})
+            made = await setup(session)
+        ctx = Context(db, NullNotifier(), "NL")
+        for i in range(1, count + 1):
+            await routing.set_status(ctx, i, "available")
+        return made
+    finally:
+        await db.close()

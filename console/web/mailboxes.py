@@ -86,7 +86,7 @@ class Mailboxes:
         self.pipeline = Pipeline(ctx, {s.box.name: s.box for s in settings})
         self.pollers: dict[str, imap.ImapPoller] = {}
         self.listeners: dict[str, smtp_in.SmtpListener] = {}
-        self.servers: dict[str, asyncio.Server] = {}
+        self.servers: dict[str, smtp_in.Listening] = {}
         self.listener_errors: dict[str, str] = {}
         self.tasks: list[asyncio.Task[None]] = []
         self.node = f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"  # this process
@@ -162,9 +162,9 @@ class Mailboxes:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for server in self.servers.values():
-            server.close()
-            await server.wait_closed()
+        for listening in self.servers.values():
+            listening.server.close()
+            await listening.server.wait_closed()
 
     def states(self) -> list[ReaderState]:
         found = []
@@ -173,9 +173,14 @@ class Mailboxes:
             found.append(ReaderState(name, "imap", "standby" if name in self.standby else s.state, s.last_fetch_at,
                                      s.last_error, s.backlog, s.stored, s.failures))
         for name in self.listeners:
-            error = self.listener_errors.get(name)
-            found.append(ReaderState(name, "smtp", "failing" if error else ("listening" if name in self.servers
-                                                                             else "off"), last_error=error))
+            listening = self.servers.get(name)
+            if listening is None:
+                error = self.listener_errors.get(name)
+                found.append(ReaderState(name, "smtp", "failing" if error else "off", last_error=error))
+                continue
+            taken = listening.handler
+            found.append(ReaderState(name, "smtp", "failing" if taken.last_error else "listening",
+                                     last_error=taken.last_error, stored=taken.stored, failures=taken.failures))
         sender = self.sender
         found.append(ReaderState("(sending)", "smtp-out", "off" if sender.server is None else
                                  ("failing" if sender.last_error else "ready"), last_error=sender.last_error,

@@ -53,6 +53,8 @@ class _Handler:
     def __init__(self, listener: SmtpListener, pipeline: Pipeline) -> None:
         self.listener = listener
         self.pipeline = pipeline
+        self.stored = self.failures = 0
+        self.last_error: str | None = None
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or envelope.content
@@ -60,13 +62,24 @@ class _Handler:
         try:
             await self.pipeline.deliver(self.listener.name, data)
         except Exception as exc:
-            log.warning("mailbox %s: a mail from %s could not be stored (%s: %s); the sender was told to try again",
-                        self.listener.name, session.peer, type(exc).__name__, exc)
+            self.failures += 1
+            self.last_error = f"could not store a mail ({type(exc).__name__})"
+            log.warning("mailbox %s: a mail from %s could not be stored (%s); the sender was told to try again",
+                        self.listener.name, session.peer, type(exc).__name__)
             return "451 4.3.0 The mail could not be stored just now; try again later"
+        self.stored += 1
+        self.last_error = None
         return "250 2.0.0 Stored"
 
 
-async def serve(listener: SmtpListener, pipeline: Pipeline) -> asyncio.Server:
+class Listening:
+    """A listener that runs: its server, and what it took (for /readyz and /metrics)."""
+
+    def __init__(self, server: asyncio.Server, handler: _Handler) -> None:
+        self.server, self.handler = server, handler
+
+
+async def serve(listener: SmtpListener, pipeline: Pipeline) -> Listening:
     """Start listening; the caller closes the server it gets."""
     loop = asyncio.get_running_loop()
     handler = _Handler(listener, pipeline)
@@ -80,4 +93,4 @@ async def serve(listener: SmtpListener, pipeline: Pipeline) -> asyncio.Server:
     server = await loop.create_server(protocol, listener.host, listener.port, reuse_port=True)
     log.info("mailbox %s: taking mail by SMTP on %s:%s (at most %s bytes a mail)", listener.name, listener.host,
              listener.port, listener.max_size)
-    return server
+    return Listening(server, handler)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from console.models import Conversation, Mail, Mailbox, State
 from tests.conftest import LiveServer, make_settings
 from tests.helpers import add_agent, add_customer, log_in
 from tests.integrations.email.dovecot import Dovecot
+from tests.integrations.email.test_smtp import until
 
 
 def jan_writes(message_id: str, subject: str, in_reply_to: str = "") -> bytes:
@@ -22,16 +22,6 @@ def jan_writes(message_id: str, subject: str, in_reply_to: str = "") -> bytes:
     return (f"From: Jan Jansen <jan@jansen.example>\r\nTo: support@shop.example\r\nSubject: {subject}\r\n"
             f"Message-ID: <{message_id}>\r\n{answer}Date: Mon, 07 Dec 2026 10:00:00 +0000\r\n"
             "Content-Type: text/plain; charset=utf-8\r\n\r\nMijn bestelling is zoek.\r\n").encode()
-
-
-async def until(what: Any, deadline: float = 20.0) -> Any:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        found = await what()
-        if found:
-            return found
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not within {deadline} s")
 
 
 async def test_a_mail_in_the_imap_mailbox_pops_and_its_reply_joins_the_thread(

@@ -157,6 +157,7 @@ async def test_a_forwarded_mail_pops_the_reply_goes_out_threaded_and_the_answer_
 
                 ready = (await agent.get("/readyz")).json()
                 assert ready["mailboxes"]["support"]["state"] == "listening"
+                assert ready["mailboxes"]["support"]["stored"] == 2, "the question and the answer; not the big one"
                 assert ready["mailboxes"]["(sending)"]["stored"] == 1
     await db.close()
 
@@ -244,3 +245,33 @@ async def test_a_refusal_for_now_is_tried_again_and_one_for_good_is_shown(ctx: A
         assert stored.send_state == mail.FAILED and stored.next_attempt_at is None
     else:
         assert stored.send_state == mail.QUEUED and stored.next_attempt_at is not None, "tried again later"
+
+
+def test_a_signed_reply_verifies_with_the_published_key(tmp_path: Path) -> None:
+    import base64
+    import subprocess
+    from datetime import UTC, datetime
+
+    import dkim
+
+    from integrations.email import smtp_out
+
+    key = tmp_path / "dkim.pem"
+    subprocess.run(["openssl", "genrsa", "-traditional", "-out", str(key), "2048"], check=True, capture_output=True)
+    public = subprocess.run(["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"], check=True,
+                            capture_output=True).stdout
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+    signer = smtp_out.read_dkim("mail2026", str(key))
+    assert signer is not None
+    out = mail.Outgoing(1, "Anna de Vries", "support@shop.example", None, "jan@jansen.example", "Re: Bestelling",
+                        "Beste Jan,\n\nHet komt morgen.", "ct-abc.123@shop.example", "q1@jansen.example",
+                        ("q1@jansen.example",), None, 0, datetime.now(UTC))
+    message = smtp_out.build(out, signer)
+    assert "d=shop.example" in message["DKIM-Signature"] and "s=mail2026" in message["DKIM-Signature"]
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        assert name == b"mail2026._domainkey.shop.example."
+        return record
+    assert dkim.verify(message.as_bytes(), dnsfunc=dns)
+    with pytest.raises(ValueError, match="both CONSOLE_DKIM_SELECTOR and CONSOLE_DKIM_KEY_FILE"):
+        smtp_out.read_dkim("mail2026", "")
