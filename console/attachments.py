@@ -15,7 +15,7 @@ import logging
 import unicodedata
 from dataclasses import dataclass
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
@@ -49,13 +49,18 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
+def _plain_name(raw: str) -> str:
+    """The last part of a path, without control or invisible characters and what file systems refuse."""
+    name = raw.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in unicodedata.normalize("NFC", name)
+                   if unicodedata.category(ch)[0] != "C" and ch not in '"<>|:*?')
+    return " ".join(name.split()).strip(" .")
+
+
 def clean_name(raw: str, content_type: str) -> str:
     """A file name to show and save under: no folders, no control or invisible characters, at
     most MAX_NAME characters, ending in the extension of what the file is."""
-    name = raw.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in unicodedata.normalize("NFC", name)
-                   if unicodedata.category(ch)[0] not in ("C",) and ch not in '"<>|:*?')
-    name = " ".join(name.split()).strip(" .")
+    name = _plain_name(raw)
     extensions = EXTENSIONS[content_type]
     if not name.lower().endswith(extensions):
         name = (name or "file") + extensions[0]
@@ -119,10 +124,7 @@ def from_mail(raw_name: str, declared_type: str, data: bytes) -> Upload:
     content_type = sniff(data[:16]) or OTHER
     if content_type != OTHER:
         return Upload(clean_name(raw_name, content_type), content_type, data)
-    name = raw_name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in unicodedata.normalize("NFC", name)
-                   if unicodedata.category(ch)[0] != "C" and ch not in '"<>|:*?')
-    name = " ".join(name.split()).strip(" .") or "attachment"
+    name = _plain_name(raw_name) or "attachment"
     if len(name) > MAX_NAME:
         stem, dot, extension = name.rpartition(".")
         name = stem[:MAX_NAME - len(extension) - 1] + dot + extension if dot and len(extension) < 16 \
@@ -145,6 +147,18 @@ async def read(session: AsyncSession, attachment_id: int) -> Attachment | None:
                                 .options(undefer(Attachment.data)))
 
 
+def seen_by(mine: ColumnElement[bool], agent_id: int) -> ColumnElement[bool]:
+    """Whether the agent has seen the conversation whose parts `mine` picks (a chat's, a mail
+    thread's): they handle or handled a part of it, it was offered or handed to them, or they
+    supervise. Who may open its files and read its mails."""
+    parts = select(Conversation.id).where(mine)
+    return or_(
+        exists().where(mine, Conversation.agent_id == agent_id),
+        exists().where(Offer.conversation_id.in_(parts), Offer.agent_id == agent_id),
+        exists().where(Handoff.conversation_id.in_(parts), Handoff.to_agent_id == agent_id),
+        exists().where(Agent.id == agent_id, Agent.role.in_(SUPERVISING)))
+
+
 async def for_agent(session: AsyncSession, attachment_id: int, agent_id: int) -> Attachment:
     """The file with its bytes, when the agent has seen its chat: they handle or handled a part of
     it, it was offered or handed to them, or they supervise. Anyone else hears it does not exist
@@ -154,13 +168,8 @@ async def for_agent(session: AsyncSession, attachment_id: int, agent_id: int) ->
     thread_id = (select(Conversation.mail_thread_id).join(Message, Message.conversation_id == Conversation.id)
                  .join(Attachment, Attachment.message_id == Message.id).where(Attachment.id == attachment_id)
                  .scalar_subquery())
-    mine = or_(Conversation.chat_id == chat_id, Conversation.mail_thread_id == thread_id)
-    parts = select(Conversation.id).where(mine)
-    seen = await session.scalar(select(or_(
-        exists().where(mine, Conversation.agent_id == agent_id),
-        exists().where(Offer.conversation_id.in_(parts), Offer.agent_id == agent_id),
-        exists().where(Handoff.conversation_id.in_(parts), Handoff.to_agent_id == agent_id),
-        exists().where(Agent.id == agent_id, Agent.role.in_(SUPERVISING)))))
+    seen = await session.scalar(select(seen_by(
+        or_(Conversation.chat_id == chat_id, Conversation.mail_thread_id == thread_id), agent_id)))
     found = await read(session, attachment_id) if seen else None  # the bytes only for who may have them
     if found is None:
         log.info("agent %s asked for file %s, which is gone or of a chat they never had; refused", agent_id,

@@ -27,14 +27,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, undefer
 
 from console import attachments, changes, conversations, customers, i18n
-from console.auth import SUPERVISING
 from console.errors import Conflict, Forbidden, InvalidInput, NotFound
 from console.mailtypes import IncomingMail, MailAddress
 from console.models import (
@@ -49,12 +48,10 @@ from console.models import (
     ConversationEvent,
     Customer,
     Direction,
-    Handoff,
     Mail,
     Mailbox,
     MailThread,
     Message,
-    Offer,
     State,
     utcnow,
 )
@@ -492,14 +489,9 @@ _CID = re.compile(r"""(src=["'])cid:([^"'>\s]+)(["'])""", re.IGNORECASE)
 
 
 async def _may_read(session: AsyncSession, thread_id: int, agent_id: int) -> bool:
-    """Whether the agent has seen this thread: they handle or handled a part of it, it was offered
-    or handed to them, or they supervise (as for a chat's files)."""
-    parts = select(Conversation.id).where(Conversation.mail_thread_id == thread_id)
-    return bool(await session.scalar(select(or_(
-        exists().where(Conversation.mail_thread_id == thread_id, Conversation.agent_id == agent_id),
-        exists().where(Offer.conversation_id.in_(parts), Offer.agent_id == agent_id),
-        exists().where(Handoff.conversation_id.in_(parts), Handoff.to_agent_id == agent_id),
-        exists().where(Agent.id == agent_id, Agent.role.in_(SUPERVISING))))))
+    """Whether the agent has seen this thread (as for a chat's files: attachments.seen_by)."""
+    return bool(await session.scalar(select(attachments.seen_by(Conversation.mail_thread_id == thread_id,
+                                                                agent_id))))
 
 
 async def html_for_agent(session: AsyncSession, mail_id: int, agent_id: int, *, remote: bool = False) -> HtmlView:
@@ -607,15 +599,21 @@ def check_reply(text: str) -> str:
     return body
 
 
-async def _tell_settled(session: AsyncSession, row: Mail) -> None:
-    """How sending went, to whoever shows it: the conversation's pop, and the customer's page
-    (which lists what did not go out, wherever it was written)."""
+def _unsent(row: Mail) -> bool:
+    """Whether the customer's page lists the mail as not sent (console.profile.page)."""
+    return row.send_state in (QUEUED, FAILED) and row.last_error is not None
+
+
+async def _tell_settled(session: AsyncSession, row: Mail, *, listed_before: bool) -> None:
+    """How sending went, to whoever shows it: the conversation's pop, and the customer's page when
+    its list of mails not sent changed (a mail that simply went out leaves the page as it was)."""
     conversation = await session.scalar(select(Conversation).join(Message, Message.conversation_id ==
                                                                   Conversation.id).where(Message.id == row.message_id))
     if conversation is None or row.message_id is None:
         return
     _tell(session, row.thread_id, row.message_id, conversation)
-    await customers.changed(session, conversation.customer_id)
+    if listed_before or _unsent(row):
+        await customers.changed(session, conversation.customer_id)
 
 
 def _tell(session: AsyncSession, thread_id: int, message_id: int, conversation: Conversation) -> None:
@@ -736,9 +734,10 @@ async def _settle(ctx: Context, mail_id: int, lease: datetime | None, **values: 
         if lease is not None and (row.send_state != SENDING or row.next_attempt_at != lease):
             log.warning("mail %s: its lease ran out while it was being sent; another node has it now", mail_id)
             return
+        listed = _unsent(row)
         for name, value in values.items():
             setattr(row, name, value)
-        await _tell_settled(session, row)
+        await _tell_settled(session, row, listed_before=listed)
 
 
 async def sent(ctx: Context, mail_id: int, lease: datetime | None = None) -> None:
@@ -765,9 +764,10 @@ async def send_again(ctx: Context, agent_id: int, mail_id: int) -> None:
             raise NotFound("This mail does not exist (any more).")
         if row.send_state != FAILED:
             raise Conflict("This mail is not waiting to be sent again.")
+        listed = _unsent(row)
         row.send_state, row.next_attempt_at, row.last_error = QUEUED, utcnow(), None
         row.attempts += 1  # its version grows (console.mail.send_version)
-        await _tell_settled(session, row)
+        await _tell_settled(session, row, listed_before=listed)
 
 
 AUTOMATIC_PER_DAY = 1  # automatic mails (acknowledgements, transcripts) to one address in a day

@@ -267,6 +267,7 @@ def make_routes(w: Wiring) -> list[BaseRoute]:
         Route("/conversations/{id:int}/wrap-up", pages.wrap_up, methods=["POST"]),
         Route("/conversations/{id:int}/end", pages.end_conversation, methods=["POST"]),
         Route("/conversations/{id:int}/messages", pages.send_message, methods=["POST"]),
+        Route("/conversations/{id:int}/replies", pages.send_reply, methods=["POST"]),
         Route("/conversations/{id:int}/attachments", attachments.agent_upload, methods=["POST"]),
         Route("/attachments/{id:int}", attachments.agent_file, methods=["GET"]),
         Route("/mails/{id:int}/html", mails.mail_html, methods=["GET"]),

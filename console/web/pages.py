@@ -11,7 +11,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import select
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -19,7 +18,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from console import auth, chat, conversations, i18n, mail, offers, routing, wrapup
 from console.errors import InvalidInput, NotFound, TooManyAttempts
 from console.i18n import N_
-from console.models import AgentStatus, Channel, Conversation
+from console.models import AgentStatus
 from console.ports import Context
 from console.web.render import AGENTS_CHANGED_STREAM, agent_stream
 from console.web.security import (
@@ -318,20 +317,19 @@ async def wrap_up(request: Request) -> Response:
 
 
 async def send_message(request: Request) -> Response:
-    """The agent answers the visitor of a chat, or replies to a mail; the message's id comes from
-    the page, so a resend (the network dropped the answer) is stored once."""
-    async def answer(ctx: Context, agent_id: int, form: FormData) -> object:
-        conversation_id = conversation_of(request)
-        async with ctx.db.reading() as session:
-            channel = await session.scalar(select(Conversation.channel).where(Conversation.id == conversation_id))
-        client_id = field(form, "client_id", chat.MAX_CLIENT_ID)
-        if channel is Channel.MAIL:
-            return await mail.reply(ctx, agent_id, conversation_id, client_id,
-                                    field(form, "text", mail.MAX_REPLY + 100))
-        return await chat.from_agent(ctx, agent_id, conversation_id, client_id,
-                                     field(form, "text", chat.MAX_MESSAGE + 100))
+    """The agent answers the visitor of a chat; the message's id comes from the page, so a resend
+    (the network dropped the answer) is stored once."""
+    return await act(request, lambda ctx, agent_id, form: chat.from_agent(
+        ctx, agent_id, conversation_of(request), field(form, "client_id", chat.MAX_CLIENT_ID),
+        field(form, "text", chat.MAX_MESSAGE + 100)))
 
-    return await act(request, answer)
+
+async def send_reply(request: Request) -> Response:
+    """The agent replies to the mail conversation they handle; the reply's id comes from the page,
+    so a resend is stored (and sent) once."""
+    return await act(request, lambda ctx, agent_id, form: mail.reply(
+        ctx, agent_id, conversation_of(request), field(form, "client_id", chat.MAX_CLIENT_ID),
+        field(form, "text", mail.MAX_REPLY + 100)))
 
 
 async def send_mail_again(request: Request) -> Response:

@@ -54,6 +54,7 @@ TABLE: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("POST", "/conversations/{id}/wrap-up"):            (409, 409, 409, 409, 401),
     ("POST", "/conversations/{id}/end"):                (409, 409, 409, 409, 401),
     ("POST", "/conversations/{id}/messages"):           (422, 409, 409, 409, 401),
+    ("POST", "/conversations/{id}/replies"):            (422, 409, 409, 409, 401),  # a call: no mail
     ("POST", "/conversations/{id}/typing"):             (422, 409, 409, 409, 401),
     ("POST", "/conversations/{id}/read"):               (422, 409, 409, 409, 401),
     ("POST", "/conversations/{id}/attachments"):        (422, 409, 409, 409, 401),  # a call: no files
@@ -199,6 +200,7 @@ def _request(world: World, method: str, pattern: str) -> tuple[str, dict[str, st
         f"/conversations/{conversation}/customers": {"name": "Nieuwe Klant"},
         f"/conversations/{conversation}/notes": {"body": "Wants a callback"},
         f"/conversations/{conversation}/messages": {"client_id": "m-1", "text": "Hello"},
+        f"/conversations/{conversation}/replies": {"client_id": "r-1", "text": "Hello"},
         f"/conversations/{conversation}/read": {"upto": "10"},
         f"/conversations/{conversation}/handoff": {"target": f"agent:{ids['bram']}", "mode": "cold", "note": "x"},
         f"/handoffs/{ids['handoff']}/decline": {"reason": "Busy"},

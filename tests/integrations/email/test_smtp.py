@@ -105,10 +105,10 @@ async def test_a_forwarded_mail_pops_the_reply_goes_out_threaded_and_the_answer_
                 page = (await agent.get("/")).text
                 assert "Mijn pakket is niet aangekomen." in page and "Jan Jansen" in page
 
-                sent = await agent.post(f"/conversations/{conversation}/messages", headers=headers,
+                sent = await agent.post(f"/conversations/{conversation}/replies", headers=headers,
                                         data={"client_id": "r-1", "text": "Beste Jan,\n\nWe zoeken het uit."})
                 assert sent.status_code == 204
-                again = await agent.post(f"/conversations/{conversation}/messages", headers=headers,
+                again = await agent.post(f"/conversations/{conversation}/replies", headers=headers,
                                          data={"client_id": "r-1", "text": "Beste Jan,\n\nWe zoeken het uit."})
                 assert again.status_code == 204, "a resend of the same reply"
 
@@ -183,7 +183,7 @@ async def test_a_refused_reply_is_shown_until_it_is_sent_again(sqlite_url: str, 
                                                     .where(Conversation.state == State.OFFERED))
                 conversation = await until(offered)
                 await agent.post(f"/conversations/{conversation}/accept", headers=headers)
-                await agent.post(f"/conversations/{conversation}/messages", headers=headers,
+                await agent.post(f"/conversations/{conversation}/replies", headers=headers,
                                  data={"client_id": "r-1", "text": "Hallo Jan"})
 
                 async def failed() -> Mail | None:
