@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -53,6 +54,7 @@ log = logging.getLogger("console.web.push")
 
 Render = Callable[[str], str]  # a fragment in the given language
 HEAL_SECONDS = 1.0
+UNSENT_VISITOR_FRAMES = 10_000  # a longer outage: widgets catch up from the database when they reconnect
 CLOSE_GRACE = 5.0  # seconds a stopping node keeps publishing what was committed before
 AGENT_CACHE_SECONDS = 60.0
 CODES_CACHE_SECONDS = 30.0  # a supervisor's new disposition codes show in wrap-up forms after this long
@@ -105,6 +107,9 @@ class Pusher:
         self._worker: asyncio.Task[None] | None = None
         self._pending = 0  # changes handed over and not yet pushed
         self._unhealed: set[int] = set()
+        # Visitors' frames whose publish failed, sent again in order once the bus is back (a widget
+        # places messages by id and shows each once, so a late one lands where it belongs).
+        self._unsent: deque[tuple[str, str]] = deque(maxlen=UNSENT_VISITOR_FRAMES)
         self._cards: dict[int, Card] = {}
         self._forgotten = 0  # how many times cards were forgotten (reads older than the last are not kept)
         self._queue_names: dict[int, tuple[float, str]] = {}
@@ -164,7 +169,8 @@ class Pusher:
     async def _work(self) -> None:
         while True:
             try:
-                first = await asyncio.wait_for(self._queue.get(), HEAL_SECONDS if self._unhealed else None)
+                first = await asyncio.wait_for(self._queue.get(),
+                                               HEAL_SECONDS if self._unhealed or self._unsent else None)
             except TimeoutError:
                 await self._heal()
                 continue
@@ -187,7 +193,7 @@ class Pusher:
                 for _, changed in batch:
                     self._pending -= len(changed)
                     self._queue.task_done()
-            if self._unhealed:
+            if self._unhealed or self._unsent:
                 await self._heal()
 
     async def _push(self, batch: list[Change]) -> None:
@@ -201,11 +207,17 @@ class Pusher:
         for agent_id, html in out.frames(languages):
             await self._send(agent_id, html)
         for stream, payload in out.visitors:
-            try:
-                await self.bus.publish(stream, payload)
-            except Exception as exc:  # the widget asks for what it missed when it reconnects
-                log.warning("could not publish to %s (%s); the visitor's widget catches up on reconnect",
-                            stream, exc)
+            await self._send_visitor(stream, payload)
+
+    async def _send_visitor(self, stream: str, payload: str) -> None:
+        if self._unsent:  # after what still waits, so a stream's frames keep their order
+            self._unsent.append((stream, payload))
+            return
+        try:
+            await self.bus.publish(stream, payload)
+        except Exception as exc:
+            log.warning("could not publish to %s (%s); sent again once the bus is back", stream, exc)
+            self._unsent.append((stream, payload))
 
     async def _send(self, agent_id: int, html: str) -> None:
         if agent_id in self._unhealed:
@@ -218,6 +230,14 @@ class Pusher:
             self._unhealed.add(agent_id)
 
     async def _heal(self) -> None:
+        while self._unsent:
+            stream, payload = self._unsent[0]
+            try:
+                await self.bus.publish(stream, payload)
+            except Exception as exc:
+                log.info("%d visitors' frames still wait for the bus (%s)", len(self._unsent), exc)
+                break
+            self._unsent.popleft()
         for agent_id in sorted(self._unhealed):
             try:
                 html = await self.live_html(agent_id)
