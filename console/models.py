@@ -349,6 +349,13 @@ class Queue(Base):
     weight_a: Mapped[float] = mapped_column(default=3.0)
     weight_b: Mapped[float] = mapped_column(default=2.0)
     weight_c: Mapped[float] = mapped_column(default=1.0)
+    # Service level: answered within this many seconds; the goal is this share of them (percent).
+    service_level_seconds: Mapped[int] = mapped_column(default=20, server_default=text("20"))
+    service_level_goal: Mapped[int] = mapped_column(default=80, server_default=text("80"))
+    # A contact given up within this many seconds is a short abandon, counted apart (a wrong number).
+    short_abandon_seconds: Mapped[int] = mapped_column(default=5, server_default=text("5"))
+    # The wallboard marks the queue when its oldest contact has waited longer than this.
+    longest_wait_seconds: Mapped[int] = mapped_column(default=60, server_default=text("60"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
@@ -481,6 +488,7 @@ class Conversation(Base):
         partial_index("ix_conversations_queued", "created_at", "id", where="state = 'queued'"),
         partial_index("ix_conversations_wrap_up_due", "wrap_up_deadline", where="state = 'wrap_up'"),
         partial_index("ix_conversations_unredacted", "created_at", where="redacted_at IS NULL"),
+        partial_index("ix_conversations_rated", "rated_at", where="rated_at IS NOT NULL"),
     )
 
 
@@ -519,7 +527,8 @@ class ConversationEvent(Base):
 
     agent: Mapped[Agent | None] = relationship(lazy="raise")
 
-    __table_args__ = (Index("ix_conversation_events_conversation_at", "conversation_id", "at"),)
+    __table_args__ = (Index("ix_conversation_events_conversation_at", "conversation_id", "at"),
+                      Index("ix_conversation_events_at", "at"))
 
 
 class Message(Base):
@@ -874,3 +883,66 @@ class LoginAttempt(Base):
         Index("ix_login_attempts_address_created", "address", "created_at"),
     )
 
+
+
+class Lease(Base):
+    """Work that one node does for all (the wallboard, the statistics): who holds it, until when."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(100))
+    until: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class StatInterval(Base):
+    """What the conversations that arrived in one hour (the console's local hour, as its UTC start)
+    add up to, per queue, channel and answering agent (0: none). Kept by console.rollups from the
+    definitions in console.metrics; times are milliseconds. Personal data is not in it, so it
+    outlives the conversations the retention removes."""
+
+    __tablename__ = "stat_intervals"
+
+    start: Mapped[datetime] = mapped_column(UtcDateTime(), primary_key=True)
+    queue_id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(10), primary_key=True)
+    agent_id: Mapped[int] = mapped_column(primary_key=True)
+    offered: Mapped[int] = mapped_column(default=0)
+    answered: Mapped[int] = mapped_column(default=0)
+    answered_in_threshold: Mapped[int] = mapped_column(default=0)
+    abandoned: Mapped[int] = mapped_column(default=0)
+    short_abandoned: Mapped[int] = mapped_column(default=0)
+    answer_wait_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    handled: Mapped[int] = mapped_column(default=0)
+    talk_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    wrap_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    wrap_timeouts: Mapped[int] = mapped_column(default=0)
+    rated: Mapped[int] = mapped_column(default=0)
+    rating_sum: Mapped[int] = mapped_column(default=0)
+
+
+class StatDisposition(Base):
+    """How often each disposition closed the conversations of one hour, per queue, channel and agent."""
+
+    __tablename__ = "stat_dispositions"
+
+    start: Mapped[datetime] = mapped_column(UtcDateTime(), primary_key=True)
+    queue_id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(10), primary_key=True)
+    agent_id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(100), primary_key=True)
+    count: Mapped[int] = mapped_column(default=0)
+
+
+class RollupCursor(Base):
+    """How far the statistics are kept, in `zone`'s hours: changes seen up to `seen_until`; the
+    hours from `backfill_next` up to `backfill_until` still to be counted from the history (None:
+    all counted)."""
+
+    __tablename__ = "rollup_cursors"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    zone: Mapped[str] = mapped_column(String(64))
+    seen_until: Mapped[datetime] = mapped_column(UtcDateTime())
+    backfill_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    backfill_next: Mapped[datetime | None] = mapped_column(UtcDateTime())

@@ -1,0 +1,179 @@
+"""Hourly statistics kept as conversations change, so a month's report reads a few thousand rows.
+
+An hour's rows (`stat_intervals`, `stat_dispositions`) are the figures of console.metrics for the
+contacts that arrived in that hour, counted again from the conversations whenever one of them
+changed: recounting an hour is idempotent, so an hour counted twice (two nodes, an overlap of the
+window below) is still right, and the rows always equal a full recount. Hours are the console's
+local hours (CONSOLE_TIMEZONE), stored by their start in UTC: a day of 23 or 25 hours over a
+daylight-saving change has 23 or 25 of them.
+
+`sweep` runs on the node that holds the statistics lease, every second: it recounts the hours of
+the conversations that changed since its last round (their events, their ratings), and counts a
+slice of the history that came before the statistics (an upgraded database) until all is counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from console.db import Database
+from console.metrics import Key, Row, Tally, Thresholds, arrived_between, contacts, tally
+from console.models import Conversation, ConversationEvent, Queue, RollupCursor, StatDisposition, StatInterval, utcnow
+
+CURSOR = "conversations"
+HOUR = timedelta(hours=1)
+# A change committed this long after its event's time is still seen: the window each round looks
+# back over (transactions are short; one that waits longer than this for a lock is rare).
+OVERLAP = timedelta(seconds=15)
+BACKFILL_HOURS = 24  # hours of history counted per round while an upgraded database catches up
+TALLY_FIELDS = tuple(f.name for f in fields(Tally))
+
+
+def hour_of(at: datetime, zone: ZoneInfo) -> datetime:
+    """The start (in UTC) of the local hour `at` falls in."""
+    local = at.astimezone(zone)
+    return local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+
+
+async def thresholds(session: AsyncSession) -> dict[int, Thresholds]:
+    rows = await session.execute(select(Queue.id, Queue.service_level_seconds, Queue.short_abandon_seconds))
+    return {queue_id: Thresholds(sl, short) for queue_id, sl, short in rows.all()}
+
+
+async def recount(session: AsyncSession, start: datetime, end: datetime, zone: ZoneInfo) -> int:
+    """Count the hours from `start` to `end` (hour starts, end excluded) again; returns the contacts."""
+    found = await contacts(session, arrived_between(start, end))
+    by_hour: dict[datetime, list[Row]] = {}
+    for row in found:
+        by_hour.setdefault(hour_of(row.created_at, zone), []).append(row)
+    limits = await thresholds(session)
+    await session.execute(delete(StatInterval).where(StatInterval.start >= start, StatInterval.start < end)
+                          .execution_options(synchronize_session=False))
+    await session.execute(delete(StatDisposition).where(StatDisposition.start >= start, StatDisposition.start < end)
+                          .execution_options(synchronize_session=False))
+    intervals: list[dict[str, object]] = []
+    codes: list[dict[str, object]] = []
+    for hour, rows in by_hour.items():
+        figures, dispositions = tally(rows, limits)
+        intervals += [{"start": hour, **_key(key), **{f: getattr(t, f) for f in TALLY_FIELDS}}
+                      for key, t in figures.items()]
+        codes += [{"start": hour, **_key(key), "code": code[:100], "count": n}
+                  for (key, code), n in dispositions.items()]
+    if intervals:
+        await session.execute(insert(StatInterval), intervals)
+    if codes:
+        await session.execute(insert(StatDisposition), codes)
+    return len(found)
+
+
+def _key(key: Key) -> dict[str, object]:
+    return {"queue_id": key[0], "channel": key[1], "agent_id": key[2]}
+
+
+@dataclass(frozen=True)
+class Progress:
+    hours: int  # hours counted again this round
+    backfill_left: datetime | None  # the history not counted yet starts here (None: all counted)
+
+
+async def sweep(db: Database, zone_name: str, now: datetime | None = None) -> Progress:
+    """One round: recount the hours that changed, then a slice of the history not counted yet."""
+    now = now or utcnow()
+    zone = ZoneInfo(zone_name)
+    async with db.transaction() as session:
+        cursor = await session.get(RollupCursor, CURSOR, with_for_update=True)
+        if cursor is None or cursor.zone != zone_name:
+            cursor = await _start_over(session, cursor, zone_name, zone, now)
+        since = cursor.seen_until - OVERLAP
+        changed = await _changed_hours(session, since, zone)
+        for hour in sorted(changed):
+            await recount(session, hour, hour + HOUR, zone)
+        cursor.seen_until = now
+        if cursor.backfill_next is not None and cursor.backfill_until is not None:
+            end = min(cursor.backfill_next + BACKFILL_HOURS * HOUR, cursor.backfill_until)
+            await recount(session, cursor.backfill_next, end, zone)
+            cursor.backfill_next = end if end < cursor.backfill_until else None
+            if cursor.backfill_next is None:
+                cursor.backfill_until = None
+        return Progress(len(changed), cursor.backfill_next)
+
+
+async def _start_over(session: AsyncSession, cursor: RollupCursor | None, zone_name: str, zone: ZoneInfo,
+                      now: datetime) -> RollupCursor:
+    """No statistics yet (or they were counted in another time zone's hours): count everything,
+    the history in slices from its first conversation up to the hour the rounds then take over."""
+    await session.execute(delete(StatInterval).execution_options(synchronize_session=False))
+    await session.execute(delete(StatDisposition).execution_options(synchronize_session=False))
+    first = await session.scalar(select(func.min(Conversation.created_at)))
+    current = hour_of(now, zone)
+    start = hour_of(first, zone) if first is not None else None
+    if cursor is None:
+        cursor = RollupCursor(name=CURSOR)
+        session.add(cursor)
+    cursor.zone, cursor.seen_until = zone_name, now
+    cursor.backfill_next = start if start is not None and start < current + HOUR else None
+    cursor.backfill_until = current + HOUR if cursor.backfill_next is not None else None
+    await session.flush()
+    return cursor
+
+
+async def _changed_hours(session: AsyncSession, since: datetime, zone: ZoneInfo) -> set[datetime]:
+    touched = (select(Conversation.created_at)
+               .join(ConversationEvent, ConversationEvent.conversation_id == Conversation.id)
+               .where(ConversationEvent.at >= since)
+               .union(select(Conversation.created_at).where(Conversation.rated_at >= since)))
+    return {hour_of(at, zone) for at in (await session.scalars(touched)).all()}
+
+
+# Reading ---------------------------------------------------------------------------------------
+
+Dimension = str  # "queue", "channel" or "agent"
+_COLUMNS = {"queue": StatInterval.queue_id, "channel": StatInterval.channel, "agent": StatInterval.agent_id}
+_CODE_COLUMNS = {"queue": StatDisposition.queue_id, "channel": StatDisposition.channel,
+                 "agent": StatDisposition.agent_id}
+
+
+async def totals(session: AsyncSession, start: datetime, end: datetime,
+                 by: Iterable[Dimension] = ()) -> list[tuple[datetime, tuple[object, ...], Tally]]:
+    """The summed figures of every hour from `start` to `end`, per hour and the dimensions `by`."""
+    dims = [_COLUMNS[d] for d in by]
+    sums = [func.sum(getattr(StatInterval, f)) for f in TALLY_FIELDS]
+    rows: Any = await session.execute(
+        select(StatInterval.start, *dims, *sums)
+        .where(StatInterval.start >= start, StatInterval.start < end)
+        .group_by(StatInterval.start, *dims))
+    n = len(dims)
+    return [(row[0], tuple(row[1:1 + n]), Tally(*(int(v or 0) for v in row[1 + n:]))) for row in rows.all()]
+
+
+async def dispositions(session: AsyncSession, start: datetime, end: datetime,
+                       by: Iterable[Dimension] = ()) -> list[tuple[datetime, tuple[object, ...], str, int]]:
+    dims = [_CODE_COLUMNS[d] for d in by]
+    rows: Any = await session.execute(
+        select(StatDisposition.start, *dims, StatDisposition.code, func.sum(StatDisposition.count))
+        .where(StatDisposition.start >= start, StatDisposition.start < end)
+        .group_by(StatDisposition.start, *dims, StatDisposition.code))
+    n = len(dims)
+    return [(row[0], tuple(row[1:1 + n]), str(row[1 + n]), int(row[2 + n] or 0)) for row in rows.all()]
+
+
+def local_midnight(day: datetime, zone: ZoneInfo) -> datetime:
+    """The start (in UTC) of the local day `day` falls in."""
+    local = day.astimezone(zone)
+    return datetime(local.year, local.month, local.day, tzinfo=zone).astimezone(UTC)
+
+
+async def period(session: AsyncSession, start: datetime, end: datetime,
+                 by: Iterable[Dimension] = ()) -> dict[tuple[object, ...], Tally]:
+    """The figures of the contacts that arrived from `start` to `end`, per the dimensions `by`."""
+    out: dict[tuple[object, ...], Tally] = {}
+    for _, key, figures in await totals(session, start, end, by):
+        out.setdefault(key, Tally()).add(figures)
+    return out
