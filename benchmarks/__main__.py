@@ -1,4 +1,4 @@
-"""Run the benchmarks of issues 4, 9, 12 and 13 and write benchmarks/RESULTS.md.
+"""Run the benchmarks of issues 4, 9, 12, 13 and 14 and write benchmarks/RESULTS.md.
 
     python -m benchmarks                  # everything (what `make bench` runs), about 10 minutes
     python -m benchmarks --only b4,b5     # some of them; results go to benchmarks/out/RESULTS-partial.md
@@ -25,7 +25,7 @@ import uvloop
 from benchmarks import report
 from benchmarks.common import ROOT, PhaseResult, git_state, loadavg, machine, raise_fd_limit, run_id, versions
 
-PHASES = ("b4", "b1", "b2", "b1-sqlite", "b5", "b3", "b6", "b7")
+PHASES = ("b4", "b1", "b2", "b1-sqlite", "b5", "b3", "b6", "b7", "b8")
 OUT = ROOT / "benchmarks" / "out"
 
 
@@ -50,7 +50,7 @@ def command_line(argv: list[str]) -> str:
 
 
 async def main(args: argparse.Namespace, argv: list[str]) -> int:
-    from benchmarks import b1_pop, b2_floor, b3_sockets, b4_matching, b5_routing, b6_chat, b7_mail, dataset
+    from benchmarks import b1_pop, b2_floor, b3_sockets, b4_matching, b5_routing, b6_chat, b7_mail, b8_reports, dataset
 
     chosen = [p.strip() for p in args.only.split(",") if p.strip()] or list(PHASES)
     unknown = set(chosen) - set(PHASES)
@@ -116,6 +116,9 @@ async def main(args: argparse.Namespace, argv: list[str]) -> int:
     if "b7" in chosen:
         await phase("B7", "mail: 1,000 mails delivered to the IMAP server at once, PostgreSQL, Redis bus",
                     lambda r: b7_mail.run(r, work, run))
+    if "b8" in chosen:
+        await phase("B8", "reports: a 30-day report over 1,000,000 conversations, PostgreSQL",
+                    lambda r: b8_reports.run(r, run))
     context["seconds"] = time.perf_counter() - began
     context["load_after"] = loadavg()
     full = set(chosen) == set(PHASES)

@@ -8,9 +8,10 @@ WARM sockets to all of them, divided by their number, measured after the sockets
 for a few seconds. Opening stops at OPEN_BUDGET seconds if the node is slower than that allows;
 the figure is then per socket of those opened, and says so.
 
-The frame is published once on the supervisors' broadcast stream (console.web.render.
-SUPERVISORS_STREAM) through the same bus (realtime's RedisBus, the node's prefix), as the
-supervisor views publish; every supervisor socket follows that stream, and the node's reader fans
+The supervisors' sockets are their wallboard pages' (`/ws?view=wallboard`). The frame is published
+once on the wallboard's broadcast stream (console.web.supervisor.wallboard_stream, in English)
+through the same bus (realtime's RedisBus, the node's prefix), as the node that renders the
+wallboard publishes it; every supervisor socket follows that stream, and the node's reader fans
 the one frame out to them. The clock runs from the publish to the moment the last supervisor
 socket delivered the frame.
 """
@@ -25,6 +26,7 @@ from pathlib import Path
 from benchmarks.client import AgentSocket, close_sockets, open_sockets
 from benchmarks.common import (
     REDIS_URL,
+    Login,
     PhaseResult,
     copy_database,
     cpu_seconds,
@@ -59,8 +61,10 @@ def wallboard(number: int, size: int = WALLBOARD_BYTES) -> str:
 
 
 async def run(result: PhaseResult, template: str, work: Path, run_id: str, target: int = ALL_AGENTS) -> None:
-    from console.web.render import SUPERVISORS_STREAM
+    from console.web.board import wallboard_stream
     from realtime import make_bus
+
+    board_stream = wallboard_stream("en")
 
     database = f"bench_{run_id}_b3"
     prefix = f"bench-{run_id}-b3:"
@@ -85,7 +89,14 @@ async def run(result: PhaseResult, template: str, work: Path, run_id: str, targe
         order = list(range(SUPERVISORS_FROM, ALL_AGENTS + 1)) + list(range(1, SUPERVISORS_FROM))
         logins = [mint_session(agent_id) for agent_id in order[:target]]
         began = time.perf_counter()
-        sockets = await open_sockets(logins[:WARM], [node.ws], [node.base], parallel=50, on_frame=on_frame)
+        async def open_some(chunk: list[Login], parallel: int) -> list[AgentSocket]:
+            supervising = [login for login in chunk if login.agent_id >= SUPERVISORS_FROM]
+            agents = [login for login in chunk if login.agent_id < SUPERVISORS_FROM]
+            return (await open_sockets(supervising, [node.ws], [node.base], parallel=parallel, on_frame=on_frame,
+                                       path="/ws?view=wallboard")
+                    + await open_sockets(agents, [node.ws], [node.base], parallel=parallel, on_frame=on_frame))
+
+        sockets = await open_some(logins[:WARM], 50)
         await asyncio.sleep(3)
         base_rss = rss_bytes(pid)
         rest = logins[WARM:]
@@ -93,7 +104,7 @@ async def run(result: PhaseResult, template: str, work: Path, run_id: str, targe
         batch = 500
         while rest and time.perf_counter() - began < OPEN_BUDGET:
             chunk, rest = rest[:batch], rest[batch:]
-            sockets += await open_sockets(chunk, [node.ws], [node.base], parallel=100, on_frame=on_frame)
+            sockets += await open_some(chunk, 100)
         spent = time.perf_counter() - opened_at
         count = len(sockets)
         result.note(f"{count} sockets open in {time.perf_counter() - began:.0f} s "
@@ -120,12 +131,12 @@ async def run(result: PhaseResult, template: str, work: Path, run_id: str, targe
         times: list[float] = []
         try:
             # Round 0 is not measured: it opens the publishing client's connection to Redis.
-            await bus.publish(SUPERVISORS_STREAM, wallboard(0, 100))
+            await bus.publish(board_stream, wallboard(0, 100))
             await asyncio.sleep(1)
             for number in range(1, REPEATS + 1):
                 frame = wallboard(number)
                 start = time.perf_counter()
-                await bus.publish(SUPERVISORS_STREAM, frame)
+                await bus.publish(board_stream, frame)
                 published = time.perf_counter() - start
                 deadline = start + 30
                 while len(got.get(number, {})) < len(supervisors) and time.perf_counter() < deadline:

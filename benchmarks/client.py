@@ -153,9 +153,9 @@ class AgentSocket:
     """One agent page's websocket, read continuously; every frame is handed to `on_frame` with its arrival time."""
 
     def __init__(self, login: Login, ws_base: str, origin: str,
-                 on_frame: Callable[[AgentSocket, str, float], None] | None = None) -> None:
+                 on_frame: Callable[[AgentSocket, str, float], None] | None = None, path: str = "/ws") -> None:
         self.login = login
-        self.url = ws_base + "/ws"
+        self.url = ws_base + path
         self.origin = origin
         self.on_frame = on_frame
         self.conn: ClientConnection | None = None
@@ -202,15 +202,16 @@ class AgentSocket:
 async def open_sockets(logins: list[Login], ws_bases: list[str], origins: list[str], *, parallel: int = 50,
                        on_frame: Callable[[AgentSocket, str, float], None] | None = None,
                        compression: str | None = "deflate",
-                       progress: Callable[[int], None] | None = None) -> list[AgentSocket]:
-    """Open a socket per login (round-robin over nodes) and wait for each one's first (snapshot) frame."""
+                       progress: Callable[[int], None] | None = None, path: str = "/ws") -> list[AgentSocket]:
+    """Open a socket per login (round-robin over nodes) and wait for each one's first (snapshot) frame.
+    `path`: the agent page's socket, or the wallboard's (`/ws?view=wallboard`)."""
     gate = asyncio.Semaphore(parallel)
     done = 0
 
     async def one(index: int, login: Login) -> AgentSocket:
         nonlocal done
         node = index % len(ws_bases)
-        sock = AgentSocket(login, ws_bases[node], origins[node], on_frame)
+        sock = AgentSocket(login, ws_bases[node], origins[node], on_frame, path)
         async with gate:
             for attempt in range(3):
                 try:
@@ -221,7 +222,7 @@ async def open_sockets(logins: list[Login], ws_bases: list[str], origins: list[s
                     await sock.close()
                     if attempt == 2:
                         raise
-                    sock = AgentSocket(login, ws_bases[node], origins[node], on_frame)
+                    sock = AgentSocket(login, ws_bases[node], origins[node], on_frame, path)
                     await asyncio.sleep(0.5)
         done += 1
         if progress is not None:

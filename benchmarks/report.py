@@ -12,7 +12,7 @@ from benchmarks.limits import ANALYSIS
 
 LABELS = {"redis": "redis-py"}
 PHASE_FLAG = {"B1": "b1", "B2": "b2", "B1-SQLite": "b1-sqlite", "B3": "b3", "B4": "b4", "B5": "b5", "B6": "b6",
-              "B7": "b7"}
+              "B7": "b7", "B8": "b8"}
 
 
 def ms(value: Any, digits: int = 1) -> str:
@@ -152,6 +152,15 @@ def table(results: list[PhaseResult], args: argparse.Namespace) -> list[str]:
                     f"until all have popped | (measured) | **{seconds[0]}**; **{seconds[1]}** | |")
         rows.append(f"| B7 mails stored per second; node CPU per mail | (measured) | "
                     f"**{f.get('B7 mails stored per s', 'n/a')}/s**; {ms(f.get('B7 CPU ms per mail'))} | |")
+    b8 = _find(results, "B8")
+    if b8 is not None:
+        f = b8.figures
+        p50 = f.get("B8 report p50 ms")
+        rows.append(f"| B8 30-day report over 1,000,000 conversations (per day, queue, channel, agent; dispositions) "
+                    f"| ≤ 200 ms | **p50 {ms(p50)}**, max {ms(f.get('B8 report max ms'))}; equals a full recount: "
+                    f"{f.get('B8 equals recount', 'n/a')} | {_met(p50, 200)} |")
+        rows.append(f"| B8 statistics counted from that history (after an upgrade) | (measured) | "
+                    f"**{f.get('B8 statistics counted s', 'n/a')} s** | |")
     return rows
 
 

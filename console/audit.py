@@ -14,7 +14,10 @@ from console.models import AuditEvent, utcnow
 
 VIEW, CREATE, UPDATE, MERGE, HANDOFF, NOTE, COMMENT = "view", "create", "update", "merge", "handoff", "note", "comment"
 EXPORT, ERASE, PASSWORD = "export", "erase", "password"
+DEACTIVATE, REACTIVATE, SECOND_FACTOR = "deactivate", "reactivate", "second factor"
 CUSTOMER, TICKET, CONVERSATION, AGENT = "customer", "ticket", "conversation", "agent"
+# What admins configure; the general dispositions are one list, recorded under id 0.
+QUEUE, SKILL, DISPOSITIONS, CHAT_SITE = "queue", "skill", "dispositions", "chat_site"
 
 
 def record(session: AsyncSession, agent_id: int | None, action: str, entity: str, entity_id: int,

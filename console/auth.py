@@ -1,4 +1,8 @@
-"""Agents' accounts: argon2 password hashes, login with rate limits, finding an agent by reference."""
+"""Agents' accounts: argon2 password hashes, login with rate limits, finding an agent by reference.
+
+A deactivated agent (`Agent.deactivated_at` set, by an admin) keeps their password but cannot log
+in, their sessions are no longer accepted, and the phone system's references no longer find them.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from typing import TYPE_CHECKING
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import bindparam, delete, func, or_, select, text
+from sqlalchemy import and_, bindparam, delete, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 from sqlalchemy.sql import ColumnElement
@@ -37,6 +41,18 @@ _DUMMY_HASH = _hasher.hash("not a real password")
 MIN_PASSWORD = 8
 MAX_EXTENSION = 40  # the column's width
 MAX_PASSWORD = 1000  # hashing is costly: a megabyte "password" would be a cheap way to burn CPU
+
+
+# Agents who are not deactivated: who can log in, and whom the phone system and pickers name.
+ACTIVE = Agent.deactivated_at.is_(None)
+DEACTIVATED = N_("This account is deactivated. Ask an administrator.")
+
+
+class AccountDeactivated(Forbidden):
+    """The password was right, but an admin deactivated the account."""
+
+    def __init__(self) -> None:
+        super().__init__(DEACTIVATED)
 
 
 def hash_password(password: str) -> str:
@@ -62,18 +78,19 @@ async def create_agent(
 ) -> Agent:
     email = email.strip().lower()
     if "@" not in email or len(email) > 254:
-        raise InvalidInput(f"{email!r} is not an email address", field="email")
-    if not name.strip():
-        raise InvalidInput("name is required", field="name")
+        raise InvalidInput("Enter an email address, like anna@example.nl.", field="email")
+    if not name.strip() or len(name.strip()) > 200:
+        raise InvalidInput("A name has 1 to 200 characters.", field="name")
     check_new_password(password)
     try:
         agent_role = Role(role)
     except ValueError:
-        raise InvalidInput(f"role must be agent, supervisor or admin, not {role!r}", field="role") from None
+        raise InvalidInput("role must be agent, supervisor or admin, not %(role)s", field="role",
+                           role=role[:20]) from None
     check_language(language)
     extension = (extension or "").strip() or None
     if await session.scalar(select(Agent.id).where(Agent.email == email)):
-        raise Conflict(f"an agent with email {email} exists already", field="email")
+        raise Conflict("an agent with email %(email)s exists already", field="email", email=email)
     await check_extension_free(session, extension)
     agent = Agent(email=email, name=name.strip(), password_hash=hash_password(password), role=agent_role,
                   extension=extension, language=language)
@@ -204,7 +221,9 @@ async def _check_throttle(session: AsyncSession, account: str, address: str, pol
 
 async def authenticate(session: AsyncSession, email: str, password: str, address: str,
                        policy: LoginPolicy | None = None) -> Agent | None:
-    """The agent for these credentials, or None; raises TooManyAttempts while the client must wait.
+    """The agent for these credentials, or None; raises TooManyAttempts while the client must wait,
+    and AccountDeactivated for the right password of a deactivated account (only then: a wrong
+    password says nothing about the account, and counts as a failure like any other).
 
     Attempts are stored, so the limits hold across several app processes (see LoginPolicy).
     """
@@ -222,6 +241,10 @@ async def authenticate(session: AsyncSession, email: str, password: str, address
     # argon2 takes a good part of a second of CPU: off the event loop, so sockets keep flowing.
     verified = await asyncio.to_thread(verify_password, agent.password_hash if agent else _DUMMY_HASH, password)
     ok = verified and agent is not None
+    if ok and agent is not None and agent.deactivated_at is not None:
+        # Nothing is recorded: it is no failure (no streak grows, the owner reads the reason
+        # on every try) and no success (it ends no streak of wrong passwords).
+        raise AccountDeactivated()
     if not (ok and agent is not None and agent.totp_secret is not None):
         # A right password of an account with a second factor is no success yet: it must not end
         # the streak of wrong codes (check_code records the success).
@@ -246,11 +269,15 @@ async def agent_by_email(session: AsyncSession, email: str) -> Agent:
     return agent
 
 
-async def enable_totp(session: AsyncSession, email: str) -> str:
+def _by(by: str) -> str:
+    return f" by {by}" if by else ""
+
+
+async def enable_totp(session: AsyncSession, email: str, by: str = "", by_id: int | None = None) -> str:
     """Turn on the second factor for a supervisor or admin; returns the otpauth:// URI to scan.
 
     A new secret replaces an old one, and the agent's sessions end: the next login asks for a
-    code from the new secret.
+    code from the new secret. `by` and `by_id` as for `reset_password`.
     """
     agent = await agent_by_email(session, email)
     if agent.role not in SUPERVISING:
@@ -259,12 +286,15 @@ async def enable_totp(session: AsyncSession, email: str) -> str:
     secret = pyotp.random_base32()
     agent.totp_secret, agent.totp_last_step = secret, None
     agent.session_version += 1
+    audit.record(session, by_id, audit.SECOND_FACTOR, audit.AGENT, agent.id, f"turned on{_by(by)}")
     return pyotp.TOTP(secret, interval=TOTP_STEP).provisioning_uri(name=agent.email, issuer_name=TOTP_ISSUER)
 
 
-async def disable_totp(session: AsyncSession, email: str) -> None:
+async def disable_totp(session: AsyncSession, email: str, by: str = "", by_id: int | None = None) -> None:
+    """Turn the second factor off: the agent logs in with the password alone from now on."""
     agent = await agent_by_email(session, email)
     agent.totp_secret, agent.totp_last_step = None, None
+    audit.record(session, by_id, audit.SECOND_FACTOR, audit.AGENT, agent.id, f"turned off{_by(by)}")
 
 
 def _matching_step(secret: str, code: str, now: float) -> int | None:
@@ -286,7 +316,7 @@ async def check_code(session: AsyncSession, agent_id: int, code: str, address: s
     policy = policy or LoginPolicy()
     agent = await session.scalar(select(Agent).where(Agent.id == agent_id).with_for_update()
                                  .options(undefer(Agent.totp_secret), undefer(Agent.totp_last_step)))
-    if agent is None or agent.totp_secret is None:
+    if agent is None or agent.totp_secret is None or agent.deactivated_at is not None:
         return None
     address = throttle_key(address)
     account = _code_account(agent.email)
@@ -311,18 +341,20 @@ async def check_code(session: AsyncSession, agent_id: int, code: str, address: s
 
 
 async def session_role(session: AsyncSession, agent_id: int, version: object) -> Role | None:
-    """The role of `agent_id` when their login session made at `version` is still valid, else None."""
-    row = (await session.execute(select(Agent.session_version, Agent.role).where(Agent.id == agent_id))).first()
+    """The role of `agent_id` when their login session made at `version` is still valid, else None
+    (also when the agent is deactivated: their open sessions stop at once)."""
+    row = (await session.execute(select(Agent.session_version, Agent.role)
+                                 .where(Agent.id == agent_id, ACTIVE))).first()
     return row[1] if row is not None and row[0] == version else None
 
 
 async def session_versions(session: AsyncSession, agent_ids: Iterable[int]) -> dict[int, int]:
-    """The current session version of each agent (absent: the agent is gone); a session made at
-    another version has ended (a logout everywhere, a new role, a new second factor)."""
+    """The current session version of each agent (absent: the agent is gone or deactivated); a
+    session made at another version has ended (a logout everywhere, a new role, a new second factor)."""
     ids = sorted(set(agent_ids))
     if not ids:
         return {}
-    rows = await session.execute(select(Agent.id, Agent.session_version).where(Agent.id.in_(ids)))
+    rows = await session.execute(select(Agent.id, Agent.session_version).where(Agent.id.in_(ids), ACTIVE))
     return {agent_id: version for agent_id, version in rows}
 
 
@@ -334,12 +366,13 @@ async def end_sessions(session: AsyncSession, agent_id: int) -> None:
 
 
 # Built once: every answer and ring names its agent. Extension first, then email or name.
-_BY_EXTENSION = select(Agent).where(Agent.extension == bindparam("extension"))
-_ID_BY_EXTENSION = select(Agent.id).where(Agent.extension == bindparam("extension"))
+_BY_EXTENSION = select(Agent).where(Agent.extension == bindparam("extension"), ACTIVE)
+_ID_BY_EXTENSION = select(Agent.id).where(Agent.extension == bindparam("extension"), ACTIVE)
 
 
 async def find_agent(session: AsyncSession, reference: str) -> Agent | None:
-    """An agent named by a phone system: extension, email or name, in that order."""
+    """An agent named by a phone system: extension, email or name, in that order (a deactivated
+    agent is nobody to it)."""
     ref = reference.strip()
     if not ref:
         return None
@@ -357,7 +390,7 @@ async def find_agent_id(session: AsyncSession, reference: str) -> int | None:
 
 
 def _named(ref: str) -> ColumnElement[bool]:
-    return or_(Agent.email == ref.lower(), func.lower(Agent.name) == ref.lower())
+    return and_(or_(Agent.email == ref.lower(), func.lower(Agent.name) == ref.lower()), ACTIVE)
 
 
 SUPERVISING = (Role.SUPERVISOR, Role.ADMIN)
@@ -437,10 +470,12 @@ def new_password() -> str:
     return "-".join("".join(secrets.choice(alphabet) for _ in range(4)) for _ in range(4))
 
 
-async def reset_password(session: AsyncSession, email: str, password: str | None = None, by: str = "") -> str:
+async def reset_password(session: AsyncSession, email: str, password: str | None = None, by: str = "",
+                         by_id: int | None = None) -> str:
     """A supervisor or admin resets an agent's password (the agent forgot it, or it leaked):
     `password` or a generated one, returned to be handed over. Every session of the agent ends.
-    `by` says who did it in the audit trail (the command line has no login: the system user).
+    `by_id` is the admin who did it on the admin pages; the command line has no login, so `by`
+    names the system user instead. A deactivated agent stays deactivated (an admin reactivates them).
     """
     chosen = password if password is not None else new_password()
     check_new_password(chosen)
@@ -451,5 +486,5 @@ async def reset_password(session: AsyncSession, email: str, password: str | None
     # The waits after wrong passwords end with the reset: the agent logs in with the new one now.
     await session.execute(delete(LoginAttempt).where(
         LoginAttempt.account.in_((agent.email, _password_account(agent.email)))))
-    audit.record(session, None, audit.PASSWORD, audit.AGENT, agent.id, f"reset by {by}" if by else "reset")
+    audit.record(session, by_id, audit.PASSWORD, audit.AGENT, agent.id, f"reset by {by}" if by else "reset")
     return chosen

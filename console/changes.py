@@ -212,8 +212,19 @@ class PageOpened:
     customer_id: int | None
 
 
+@dataclass(frozen=True)
+class Told:
+    """Someone else acted on the agent's behalf (a supervisor set their status, moved their offer):
+    the agent reads it on their page. `text` is a message template; `values` fill it, each shown
+    in the agent's language when it is a stored code (a status, say)."""
+
+    agent_id: int
+    text: str
+    values: tuple[tuple[str, str], ...] = ()
+
+
 Change = (Offered | Withdrawn | Answered | Ended | WrapUpDue | WrappedUp | StatusChanged | NoteAdded | HandoffAsked
-          | HandoffAnswered | CustomerChanged | PageOpened | ChatMessage | MailMessage)
+          | HandoffAnswered | CustomerChanged | PageOpened | ChatMessage | MailMessage | Told)
 
 _PENDING = "console.changes"
 _EVENTS = "console.events"

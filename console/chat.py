@@ -142,6 +142,9 @@ async def configure_site(session: AsyncSession, name: str, values: SiteSettings)
     if values.hours is not None:
         from console import hours as opening
 
+        if len(values.hours) > 500:
+            raise InvalidInput("opening hours have at most 500 characters", field="hours")
+
         opening.parse(values.hours)  # a clear error now, not at the first visitor
         site.hours = values.hours.strip() or None
     if values.timezone is not None:
@@ -153,7 +156,7 @@ async def configure_site(session: AsyncSession, name: str, values: SiteSettings)
             raise InvalidInput("the idle time is 1 to 1440 minutes", field="idle_minutes")
         site.idle_minutes = values.idle_minutes
     if not site.origins:
-        raise InvalidInput("a chat site needs at least one origin (--origin https://www.example.nl)",
+        raise InvalidInput("a chat site needs at least one origin, like https://www.example.nl",
                            field="origins")
     await session.flush()
     return site, created

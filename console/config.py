@@ -1,7 +1,7 @@
 """Configuring routing: skills, queues (time-outs, weights, required skills, dispositions) and agents.
 
-Used by the command line now and by the admin pages later; every bad value is an error that
-names it, and nothing is changed then.
+Used by the command line and, through console.admin, by the admin pages; every bad value is an
+error that names it, and nothing is changed then.
 """
 
 from __future__ import annotations
@@ -35,10 +35,11 @@ def parse_skill(text: str) -> tuple[str, int]:
     return name, int(level)
 
 
-def _bounded(value: int | None, name: str, low: int, high: int) -> int | None:
+def _bounded(value: int | None, name: str, low: int, high: int, field: str | None = None) -> int | None:
+    """`value` when it is within bounds; the error names the setting and the form field it came from."""
     if value is not None and not low <= value <= high:
-        raise InvalidInput("%(name)s must be between %(low)s and %(high)s, not %(value)s", field=name, name=name,
-                           low=low, high=high, value=value)
+        raise InvalidInput("%(name)s must be between %(low)s and %(high)s, not %(value)s", field=field or name,
+                           name=name, low=low, high=high, value=value)
     return value
 
 
@@ -73,6 +74,25 @@ class QueueSettings:
     weights: tuple[float, float, float] | None = None
     skills: list[str] | None = None
     dispositions: list[str] | None = None
+    # What the wallboard and reports measure the queue by.
+    service_level_seconds: int | None = None
+    service_level_goal: int | None = None
+    short_abandon_seconds: int | None = None
+    longest_wait_seconds: int | None = None
+
+
+# (field, what the error calls it, lowest, highest) of each whole-number setting of a queue.
+QUEUE_NUMBERS = (
+    ("offer_seconds", "offer seconds", 5, MAX_SECONDS),
+    ("wrap_up_seconds", "wrap-up seconds", 5, MAX_SECONDS),
+    ("owner_first_seconds", "owner-first seconds", 0, MAX_SECONDS),
+    # Answered within this many seconds counts toward the service level.
+    ("service_level_seconds", "service level seconds", 1, MAX_SECONDS),
+    ("service_level_goal", "service level goal (percent)", 1, 100),
+    # Given up this soon is a wrong number rather than a caller who waited too long.
+    ("short_abandon_seconds", "short abandon seconds", 0, 600),
+    ("longest_wait_seconds", "longest wait seconds", 1, MAX_SECONDS),
+)
 
 
 async def configure_queue(session: AsyncSession, name: str, values: QueueSettings) -> tuple[Queue, bool]:
@@ -80,9 +100,8 @@ async def configure_queue(session: AsyncSession, name: str, values: QueueSetting
     name = name.strip()
     if not name or len(name) > 100:
         raise InvalidInput("a queue needs a name of 1 to 100 characters", field="name")
-    _bounded(values.offer_seconds, "offer seconds", 5, MAX_SECONDS)
-    _bounded(values.wrap_up_seconds, "wrap-up seconds", 5, MAX_SECONDS)
-    _bounded(values.owner_first_seconds, "owner-first seconds", 0, MAX_SECONDS)
+    for field_name, label, low, high in QUEUE_NUMBERS:
+        _bounded(getattr(values, field_name), label, low, high, field_name)
     if values.weights is not None and (len(values.weights) != 3 or any(not 0 < w <= 100 for w in values.weights)):
         raise InvalidInput("weights are three numbers above 0 for tiers A, B and C, like 3,2,1", field="weights")
     codes = [c.strip() for c in values.dispositions or [] if c.strip()]
@@ -94,7 +113,7 @@ async def configure_queue(session: AsyncSession, name: str, values: QueueSetting
     if queue is None:
         queue = Queue(name=name)
         session.add(queue)
-    for field_name in ("offer_seconds", "wrap_up_seconds", "owner_first_seconds"):
+    for field_name, *_ in QUEUE_NUMBERS:
         value = getattr(values, field_name)
         if value is not None:
             setattr(queue, field_name, value)
@@ -103,7 +122,8 @@ async def configure_queue(session: AsyncSession, name: str, values: QueueSetting
     await session.flush()
     if values.skills is not None:
         await session.execute(delete(QueueSkill).where(QueueSkill.queue_id == queue.id))
-        session.add_all(QueueSkill(queue_id=queue.id, skill_id=s, level=level) for s, level in skills)
+        # A skill named twice counts once, at the level named last.
+        session.add_all(QueueSkill(queue_id=queue.id, skill_id=s, level=level) for s, level in dict(skills).items())
     if values.dispositions is not None:
         await session.execute(delete(Disposition).where(Disposition.queue_id == queue.id))
         session.add_all(Disposition(queue_id=queue.id, code=code) for code in dict.fromkeys(codes))
@@ -113,12 +133,20 @@ async def configure_queue(session: AsyncSession, name: str, values: QueueSetting
 
 async def configure_agent(session: AsyncSession, email: str, *, skills: list[str] | None = None,
                           capacity: dict[str, int] | None = None, role: str | None = None,
-                          extension: str | None = None, language: str | None = None) -> Agent:
-    """Set an agent's skills, capacities, role, extension ("" takes it away) and language. A new
-    role ends the agent's sessions: what a session may do is fixed when it starts, so they log in
-    again to work in the new role."""
+                          extension: str | None = None, language: str | None = None, name: str | None = None,
+                          by: int | None = None) -> Agent:
+    """Set an agent's name, skills, capacities, role, extension ("" takes it away) and language.
+    A new role ends the agent's sessions: what a session may do is fixed when it starts, so they
+    log in again to work in the new role. `by` is who made the change (None: the command line)."""
     agent = await agent_by_email(session, email)
     changed: list[str] = []
+    if name is not None:
+        name = name.strip()
+        if not name or len(name) > 200:
+            raise InvalidInput("A name has 1 to 200 characters.", field="name")
+        if name != agent.name:
+            agent.name = name
+            changed.append(f"name {name}")
     if language is not None:
         check_language(language)
         if language != agent.language:
@@ -144,17 +172,22 @@ async def configure_agent(session: AsyncSession, email: str, *, skills: list[str
         if channel not in ("call", "chat", "mail"):
             raise InvalidInput("capacity is for call, chat or mail, not %(channel)s", field="capacity",
                                channel=channel)
-        _bounded(value, f"{channel} capacity", 0, MAX_CAPACITY)
+        _bounded(value, f"{channel} capacity", 0, MAX_CAPACITY, f"capacity_{channel}")
     resolved = await _skills(session, skills or [])
     for channel, value in (capacity or {}).items():
-        setattr(agent, f"capacity_{channel}", value)
+        if getattr(agent, f"capacity_{channel}") != value:
+            setattr(agent, f"capacity_{channel}", value)
+            changed.append(f"{channel} capacity {value}")
     if skills is not None:
-        await session.execute(delete(AgentSkill).where(AgentSkill.agent_id == agent.id))
-        session.add_all(AgentSkill(agent_id=agent.id, skill_id=s, level=level) for s, level in resolved)
-        changed.append("skills " + (", ".join(skills) or "none"))
-    changed += [f"{channel} capacity {value}" for channel, value in (capacity or {}).items()]
+        before = set((await session.execute(select(AgentSkill.skill_id, AgentSkill.level)
+                                            .where(AgentSkill.agent_id == agent.id))).all())
+        wanted = dict(resolved)  # a skill named twice counts once, at the level named last
+        if set(wanted.items()) != before:
+            await session.execute(delete(AgentSkill).where(AgentSkill.agent_id == agent.id))
+            session.add_all(AgentSkill(agent_id=agent.id, skill_id=s, level=level) for s, level in wanted.items())
+            changed.append("skills " + (", ".join(skills) or "none"))
     if changed:
-        audit.record(session, None, audit.UPDATE, audit.AGENT, agent.id, "; ".join(changed))
+        audit.record(session, by, audit.UPDATE, audit.AGENT, agent.id, "; ".join(changed))
     await session.flush()
     return agent
 

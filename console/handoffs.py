@@ -130,7 +130,7 @@ async def start(ctx: Context, agent_id: int, conversation_id: int, target: Targe
             audit.record(session, colleague.id, audit.VIEW, audit.CUSTOMER, conversation.customer_id,
                          f"handoff of conversation {conversation.id}")
         if how is HandoffMode.COLD:
-            await _complete(session, handoff, conversation, colleague, queue)
+            await complete(session, handoff, conversation, colleague, queue)
         else:
             changes.handoff_asked(session, handoff, conversation)
     return handoff
@@ -149,7 +149,7 @@ def _name(colleague: Agent | None, queue: Queue | None) -> str:
     return colleague.name if colleague else queue.name if queue else "?"
 
 
-async def _complete(session: AsyncSession, handoff: Handoff, conversation: Conversation, colleague: Agent | None,
+async def complete(session: AsyncSession, handoff: Handoff, conversation: Conversation, colleague: Agent | None,
                     queue: Queue | None) -> set[int]:
     """The handoff takes place: the next part starts with the colleague or in the queue, the first
     agent goes to wrap-up. Returns the agents whose view changed."""
@@ -208,7 +208,7 @@ async def accept(ctx: Context, agent_id: int, handoff_id: int) -> int:
         # The room the request reserved is the room it takes now: it no longer counts as asked.
         handoff.state = HandoffState.ACCEPTED
         colleague = await _colleague(session, handoff.from_agent_id or 0, agent_id, conversation)
-        await _complete(session, handoff, conversation, colleague, None)
+        await complete(session, handoff, conversation, colleague, None)
         changes.handoff_answered(session, handoff, conversation, accepted=True)
         audit.record(session, agent_id, audit.HANDOFF, audit.CONVERSATION, conversation.id, "accepted")
         following = handoff.next_conversation_id
@@ -254,7 +254,8 @@ async def takers(session: AsyncSession, agent_id: int, conversation_id: int | No
     channel = await session.scalar(select(Conversation.channel).where(Conversation.id == conversation_id)) \
         if conversation_id is not None else None
     ready = READY[channel] if channel is not None else Agent.status.in_(ELIGIBLE)
-    return list(await session.scalars(select(Agent).where(Agent.id != agent_id, ready).order_by(Agent.name, Agent.id)))
+    return list(await session.scalars(select(Agent).where(Agent.id != agent_id, ready, Agent.deactivated_at.is_(None))
+                                      .order_by(Agent.name, Agent.id)))
 
 
 async def incoming(session: AsyncSession, agent_id: int) -> list[Handoff]:

@@ -91,7 +91,8 @@ LABELS = {
     # audit actions (console.audit)
     "view": N_("viewed"), "create": N_("created"), "update": N_("changed"), "merge": N_("merged"),
     "handoff": N_("handoff"), "note": N_("note"), "comment": N_("comment"), "export": N_("exported"),
-    "erase": N_("erased"), "password": N_("password"),
+    "erase": N_("erased"), "password": N_("password"), "deactivate": N_("deactivated"),
+    "reactivate": N_("reactivated"), "second factor": N_("second factor"),
     # roles (console.models.Role)
     "agent": N_("agent"), "supervisor": N_("supervisor"), "admin": N_("admin"),
     # ticket fields (console.tickets.EDITABLE)

@@ -224,6 +224,10 @@ class Agent(Base):
     ready_chat: Mapped[bool] = mapped_column(default=False, server_default=false())
     ready_mail: Mapped[bool] = mapped_column(default=False, server_default=false())
     ready_since: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # When an admin deactivated the agent (None: active). A deactivated agent cannot log in, is
+    # offered no work and is not found by the phone system or listed in pickers; they stay in the
+    # records they appear in, and an admin can reactivate them.
+    deactivated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     __table_args__ = (
         Index("ix_agents_status_idle", "status", "idle_since"),
@@ -896,16 +900,37 @@ class Lease(Base):
 
 
 class StatInterval(Base):
-    """What the conversations that arrived in one hour (the console's local hour, as its UTC start)
-    add up to, per queue, channel and answering agent (0: none). Kept by console.rollups from the
-    definitions in console.metrics; times are milliseconds. Personal data is not in it, so it
-    outlives the conversations the retention removes."""
+    """What the contacts that arrived in one hour (the console's local hour, as its UTC start) add
+    up to, per queue (0: none) and channel. Kept by console.rollups from the definitions in
+    console.metrics; times are milliseconds. Personal data is not in it, so it outlives the
+    conversations the retention removes."""
 
     __tablename__ = "stat_intervals"
 
     start: Mapped[datetime] = mapped_column(UtcDateTime(), primary_key=True)
     queue_id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(10), primary_key=True)
+    offered: Mapped[int] = mapped_column(default=0)
+    answered: Mapped[int] = mapped_column(default=0)
+    answered_in_threshold: Mapped[int] = mapped_column(default=0)
+    abandoned: Mapped[int] = mapped_column(default=0)
+    short_abandoned: Mapped[int] = mapped_column(default=0)
+    answer_wait_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    handled: Mapped[int] = mapped_column(default=0)
+    talk_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    wrap_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    wrap_timeouts: Mapped[int] = mapped_column(default=0)
+    rated: Mapped[int] = mapped_column(default=0)
+    rating_sum: Mapped[int] = mapped_column(default=0)
+
+
+class StatAgent(Base):
+    """The same figures per hour for the contacts each agent answered (a table of its own: an
+    agent dimension beside queue and channel would multiply the rows a report reads)."""
+
+    __tablename__ = "stat_agents"
+
+    start: Mapped[datetime] = mapped_column(UtcDateTime(), primary_key=True)
     agent_id: Mapped[int] = mapped_column(primary_key=True)
     offered: Mapped[int] = mapped_column(default=0)
     answered: Mapped[int] = mapped_column(default=0)
@@ -922,14 +947,13 @@ class StatInterval(Base):
 
 
 class StatDisposition(Base):
-    """How often each disposition closed the conversations of one hour, per queue, channel and agent."""
+    """How often each disposition closed the contacts of one hour, per queue and channel."""
 
     __tablename__ = "stat_dispositions"
 
     start: Mapped[datetime] = mapped_column(UtcDateTime(), primary_key=True)
     queue_id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(10), primary_key=True)
-    agent_id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(100), primary_key=True)
     count: Mapped[int] = mapped_column(default=0)
 

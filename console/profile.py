@@ -191,8 +191,11 @@ async def update(ctx: Context, agent_id: int, customer_id: int, version: int, ch
     value = customers.parse_money(changes.lifetime_value)
     async with ctx.transaction() as session:
         customer = await _locked(session, customer_id, version)
-        if changes.owner_id is not None and await session.get(Agent, changes.owner_id) is None:
+        owner = await session.get(Agent, changes.owner_id) if changes.owner_id is not None else None
+        if changes.owner_id is not None and owner is None:
             raise NotFound("That colleague does not exist.", field="owner_id")
+        if owner is not None and owner.deactivated_at is not None and owner.id != customer.owner_id:
+            raise InvalidInput("That colleague is deactivated; choose another.", field="owner_id")
         new: dict[str, object] = {"name": name, "company": company, "segment": segment, "language": language,
                                   "tier": tier, "owner_id": changes.owner_id, "lifetime_value": Decimal(value),
                                   "consent_email": changes.consent_email, "consent_phone": changes.consent_phone}

@@ -1,7 +1,7 @@
 """Who can take new work now, per channel, kept on the agent row.
 
-An agent is ready for a channel when they are available or busy, on no call, and have room for
-one more contact of that channel (a call also needs an extension). Counting an agent's ringing
+An agent is ready for a channel when they are available or busy, on no call, not deactivated, and
+have room for one more contact of that channel (a call also needs an extension). Counting an agent's ringing
 offers and open conversations for every candidate made picking cost grow with the floor, so the
 answer is stored in three plain columns, `ready_call`, `ready_chat` and `ready_mail`, beside
 `ready_since` (the idle order), with a partial index each. Picking is then one indexed statement
@@ -38,7 +38,7 @@ CAPACITY: dict[Channel, InstrumentedAttribute[int]] = {
     Channel.CALL: Agent.capacity_call, Channel.CHAT: Agent.capacity_chat, Channel.MAIL: Agent.capacity_mail}
 # What readiness is computed from, on each table; a change to any of these refreshes the agent.
 AGENT_INPUTS = ("status", "extension", "capacity_call", "capacity_chat", "capacity_mail", "idle_since",
-                "status_since")
+                "status_since", "deactivated_at")
 OFFER_INPUTS = ("state", "agent_id", "conversation_id")
 CONVERSATION_INPUTS = ("state", "agent_id", "channel")
 HANDOFF_INPUTS = ("state", "to_agent_id")
@@ -66,7 +66,7 @@ def computed(channel: Channel, eligible: ColumnElement[bool] | None = None) -> C
     readiness in one UPDATE, where the row's status column still holds the old value.
     """
     conditions: list[ColumnElement[bool]] = [Agent.status.in_(ELIGIBLE) if eligible is None else eligible,
-                                             open_work(Agent.id, Channel.CALL) == 0]
+                                             Agent.deactivated_at.is_(None), open_work(Agent.id, Channel.CALL) == 0]
     if channel is Channel.CALL:
         # A call excludes other new work; with no call going on, room means a capacity of one.
         conditions += [CAPACITY[channel] >= 1, Agent.extension.is_not(None)]

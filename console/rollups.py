@@ -1,6 +1,7 @@
 """Hourly statistics kept as conversations change, so a month's report reads a few thousand rows.
 
-An hour's rows (`stat_intervals`, `stat_dispositions`) are the figures of console.metrics for the
+An hour's rows (`stat_intervals` per queue and channel, `stat_agents` per answering agent,
+`stat_dispositions`) are the figures of console.metrics for the
 contacts that arrived in that hour, counted again from the conversations whenever one of them
 changed: recounting an hour is idempotent, so an hour counted twice (two nodes, an overlap of the
 window below) is still right, and the rows always equal a full recount. Hours are the console's
@@ -24,8 +25,17 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.db import Database
-from console.metrics import Key, Row, Tally, Thresholds, arrived_between, contacts, tally
-from console.models import Conversation, ConversationEvent, Queue, RollupCursor, StatDisposition, StatInterval, utcnow
+from console.metrics import NO_QUEUE, Row, Tally, Thresholds, arrived_between, contacts, tally
+from console.models import (
+    Conversation,
+    ConversationEvent,
+    Queue,
+    RollupCursor,
+    StatAgent,
+    StatDisposition,
+    StatInterval,
+    utcnow,
+)
 
 CURSOR = "conversations"
 HOUR = timedelta(hours=1)
@@ -54,27 +64,35 @@ async def recount(session: AsyncSession, start: datetime, end: datetime, zone: Z
     for row in found:
         by_hour.setdefault(hour_of(row.created_at, zone), []).append(row)
     limits = await thresholds(session)
-    await session.execute(delete(StatInterval).where(StatInterval.start >= start, StatInterval.start < end)
-                          .execution_options(synchronize_session=False))
-    await session.execute(delete(StatDisposition).where(StatDisposition.start >= start, StatDisposition.start < end)
-                          .execution_options(synchronize_session=False))
+    for table in (StatInterval, StatAgent, StatDisposition):
+        await session.execute(delete(table).where(table.start >= start, table.start < end)
+                              .execution_options(synchronize_session=False))
     intervals: list[dict[str, object]] = []
+    agents: list[dict[str, object]] = []
     codes: list[dict[str, object]] = []
     for hour, rows in by_hour.items():
         figures, dispositions = tally(rows, limits)
-        intervals += [{"start": hour, **_key(key), **{f: getattr(t, f) for f in TALLY_FIELDS}}
-                      for key, t in figures.items()]
-        codes += [{"start": hour, **_key(key), "code": code[:100], "count": n}
-                  for (key, code), n in dispositions.items()]
-    if intervals:
-        await session.execute(insert(StatInterval), intervals)
-    if codes:
-        await session.execute(insert(StatDisposition), codes)
+        by_queue: dict[tuple[int, str], Tally] = {}
+        by_agent: dict[int, Tally] = {}
+        for (queue_id, channel, agent_id), t in figures.items():
+            by_queue.setdefault((queue_id, channel), Tally()).add(t)
+            if agent_id != NO_QUEUE:
+                by_agent.setdefault(agent_id, Tally()).add(t)
+        intervals += [{"start": hour, "queue_id": q, "channel": c, **_fields(t)} for (q, c), t in by_queue.items()]
+        agents += [{"start": hour, "agent_id": a, **_fields(t)} for a, t in by_agent.items()]
+        counted: dict[tuple[int, str, str], int] = {}
+        for ((q, c, _), code), n in dispositions.items():
+            counted[q, c, code[:100]] = counted.get((q, c, code[:100]), 0) + n
+        codes += [{"start": hour, "queue_id": q, "channel": c, "code": code, "count": n}
+                  for (q, c, code), n in counted.items()]
+    for table, values in ((StatInterval, intervals), (StatAgent, agents), (StatDisposition, codes)):
+        if values:
+            await session.execute(insert(table), values)
     return len(found)
 
 
-def _key(key: Key) -> dict[str, object]:
-    return {"queue_id": key[0], "channel": key[1], "agent_id": key[2]}
+def _fields(t: Tally) -> dict[str, int]:
+    return {f: getattr(t, f) for f in TALLY_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -109,8 +127,8 @@ async def _start_over(session: AsyncSession, cursor: RollupCursor | None, zone_n
                       now: datetime) -> RollupCursor:
     """No statistics yet (or they were counted in another time zone's hours): count everything,
     the history in slices from its first conversation up to the hour the rounds then take over."""
-    await session.execute(delete(StatInterval).execution_options(synchronize_session=False))
-    await session.execute(delete(StatDisposition).execution_options(synchronize_session=False))
+    for table in (StatInterval, StatAgent, StatDisposition):
+        await session.execute(delete(table).execution_options(synchronize_session=False))
     first = await session.scalar(select(func.min(Conversation.created_at)))
     current = hour_of(now, zone)
     start = hour_of(first, zone) if first is not None else None
@@ -134,28 +152,47 @@ async def _changed_hours(session: AsyncSession, since: datetime, zone: ZoneInfo)
 
 # Reading ---------------------------------------------------------------------------------------
 
-Dimension = str  # "queue", "channel" or "agent"
-_COLUMNS = {"queue": StatInterval.queue_id, "channel": StatInterval.channel, "agent": StatInterval.agent_id}
-_CODE_COLUMNS = {"queue": StatDisposition.queue_id, "channel": StatDisposition.channel,
-                 "agent": StatDisposition.agent_id}
+Dimension = str  # "queue", "channel" (together or alone) or "agent" (alone)
+
+
+def _table(by: tuple[Dimension, ...]) -> tuple[type[StatInterval] | type[StatAgent], list[Any]]:
+    if by == ("agent",):
+        return StatAgent, [StatAgent.agent_id]
+    if not set(by) <= {"queue", "channel"}:
+        raise ValueError(f"no statistics per {by}")
+    columns = {"queue": StatInterval.queue_id, "channel": StatInterval.channel}
+    return StatInterval, [columns[d] for d in by]
 
 
 async def totals(session: AsyncSession, start: datetime, end: datetime,
                  by: Iterable[Dimension] = ()) -> list[tuple[datetime, tuple[object, ...], Tally]]:
     """The summed figures of every hour from `start` to `end`, per hour and the dimensions `by`."""
-    dims = [_COLUMNS[d] for d in by]
-    sums = [func.sum(getattr(StatInterval, f)) for f in TALLY_FIELDS]
+    table, dims = _table(tuple(by))
+    sums_ = [func.sum(getattr(table, f)) for f in TALLY_FIELDS]
     rows: Any = await session.execute(
-        select(StatInterval.start, *dims, *sums)
-        .where(StatInterval.start >= start, StatInterval.start < end)
-        .group_by(StatInterval.start, *dims))
+        select(table.start, *dims, *sums_).where(table.start >= start, table.start < end)
+        .group_by(table.start, *dims))
     n = len(dims)
     return [(row[0], tuple(row[1:1 + n]), Tally(*(int(v or 0) for v in row[1 + n:]))) for row in rows.all()]
 
 
+async def sums(session: AsyncSession, start: datetime, end: datetime,
+               by: Iterable[Dimension]) -> dict[tuple[object, ...], Tally]:
+    """The summed figures from `start` to `end` per the dimensions `by`, added up by the database."""
+    table, dims = _table(tuple(by))
+    sums_ = [func.sum(getattr(table, f)) for f in TALLY_FIELDS]
+    rows: Any = await session.execute(
+        select(*dims, *sums_).where(table.start >= start, table.start < end).group_by(*dims))
+    n = len(dims)
+    return {tuple(row[:n]): Tally(*(int(v or 0) for v in row[n:])) for row in rows.all()}
+
+
 async def dispositions(session: AsyncSession, start: datetime, end: datetime,
                        by: Iterable[Dimension] = ()) -> list[tuple[datetime, tuple[object, ...], str, int]]:
-    dims = [_CODE_COLUMNS[d] for d in by]
+    """How often each disposition closed the contacts from `start` to `end`, per hour and `by`
+    (queue and or channel)."""
+    columns = {"queue": StatDisposition.queue_id, "channel": StatDisposition.channel}
+    dims = [columns[d] for d in by]
     rows: Any = await session.execute(
         select(StatDisposition.start, *dims, StatDisposition.code, func.sum(StatDisposition.count))
         .where(StatDisposition.start >= start, StatDisposition.start < end)
@@ -164,10 +201,37 @@ async def dispositions(session: AsyncSession, start: datetime, end: datetime,
     return [(row[0], tuple(row[1:1 + n]), str(row[1 + n]), int(row[2 + n] or 0)) for row in rows.all()]
 
 
+async def disposition_sums(session: AsyncSession, start: datetime, end: datetime,
+                           by: Iterable[Dimension] = ()) -> dict[tuple[tuple[object, ...], str], int]:
+    """How often each disposition closed the contacts from `start` to `end`, per `by`, summed by the database."""
+    columns = {"queue": StatDisposition.queue_id, "channel": StatDisposition.channel}
+    dims = [columns[d] for d in by]
+    rows: Any = await session.execute(
+        select(*dims, StatDisposition.code, func.sum(StatDisposition.count))
+        .where(StatDisposition.start >= start, StatDisposition.start < end).group_by(*dims, StatDisposition.code))
+    n = len(dims)
+    return {(tuple(row[:n]), str(row[n])): int(row[n + 1] or 0) for row in rows.all()}
+
+
 def local_midnight(day: datetime, zone: ZoneInfo) -> datetime:
     """The start (in UTC) of the local day `day` falls in."""
     local = day.astimezone(zone)
     return datetime(local.year, local.month, local.day, tzinfo=zone).astimezone(UTC)
+
+
+async def counted_until(session: AsyncSession) -> datetime | None:
+    """Up to when the statistics hold every contact: None before their first round; the start of
+    the history still to be counted while an upgraded database catches up; far ahead once done."""
+    cursor = await session.get(RollupCursor, CURSOR)
+    if cursor is None:
+        return None
+    return cursor.backfill_next if cursor.backfill_next is not None else datetime.max.replace(tzinfo=UTC)
+
+
+def day_of(at: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The start and end (in UTC) of the local day `at` falls in: 23, 24 or 25 hours apart."""
+    start = local_midnight(at, zone)
+    return start, local_midnight(start + timedelta(hours=25), zone)
 
 
 async def period(session: AsyncSession, start: datetime, end: datetime,

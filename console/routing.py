@@ -114,7 +114,8 @@ async def staffed(session: AsyncSession, queue_id: int | None, channel: Channel)
     work of the queue: when nobody could, a visitor is offered to leave a message instead."""
     required = await required_skills(session, queue_id)
     found = await session.scalar(select(Agent.id).where(
-        Agent.status.in_(WORKING), readiness.CAPACITY[channel] > 0, *_has_skills(required)).limit(1))
+        Agent.status.in_(WORKING), Agent.deactivated_at.is_(None), readiness.CAPACITY[channel] > 0,
+        *_has_skills(required)).limit(1))
     return found is not None
 
 
@@ -315,13 +316,13 @@ class QueueFigures:
 # A conversation rings when one of its pending offers is at an agent who is not offline. A phone
 # system may ring an offline agent's extension directly (their pop shows if their page is open),
 # but nobody is there to answer: the caller still waits, and counts as waiting, never as ringing.
-_RINGS_SOMEONE = exists().where(Offer.conversation_id == Conversation.id, Offer.state == OfferState.PENDING,
+RINGS_SOMEONE = exists().where(Offer.conversation_id == Conversation.id, Offer.state == OfferState.PENDING,
                                 Offer.agent_id == Agent.id, Agent.status != AgentStatus.OFFLINE)
 
 
 async def queue_figures(ctx: Context) -> dict[str, QueueFigures]:
     """Waiting and ringing conversations per queue ('' for those without one), in one query."""
-    ringing = (Conversation.state == State.OFFERED) & _RINGS_SOMEONE
+    ringing = (Conversation.state == State.OFFERED) & RINGS_SOMEONE
     async with ctx.db.reading() as session:
         rows = await session.execute(
             select(func.coalesce(Queue.name, ""), ringing.label("ringing"), func.count(Conversation.id))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -75,11 +75,15 @@ def _description(raw: str) -> str:
     return text
 
 
-async def _agent(session: AsyncSession, agent_id: int | None) -> int | None:
+async def _agent(session: AsyncSession, agent_id: int | None, current: int | None = None) -> int | None:
+    """The assignee to store; a deactivated colleague only when they are the `current` one already."""
     if agent_id is None:
         return None
-    if await session.get(Agent, agent_id) is None:
+    agent = await session.get(Agent, agent_id)
+    if agent is None:
         raise NotFound("That colleague does not exist.", field="assignee_id")
+    if agent.deactivated_at is not None and agent_id != current:
+        raise InvalidInput("That colleague is deactivated; choose another.", field="assignee_id")
     return agent_id
 
 
@@ -152,7 +156,7 @@ async def update(ctx: Context, agent_id: int, ticket_id: int, version: int, chan
                 .limit(1))
             raise Conflict("%(who)s changed this ticket while you were editing it. Nothing was saved; "
                            "look at their change and edit again.", field="version", who=last or "A colleague")
-        values = await _parse(session, changes)
+        values = await _parse(session, changes, ticket.assignee_id)
         now = utcnow()
         before = {name: getattr(ticket, name) for name in values}
         changed = [name for name, value in values.items() if before[name] != value]
@@ -171,7 +175,7 @@ async def update(ctx: Context, agent_id: int, ticket_id: int, version: int, chan
     return ticket
 
 
-async def _parse(session: AsyncSession, changes: dict[str, object]) -> dict[str, object]:
+async def _parse(session: AsyncSession, changes: dict[str, object], assignee: int | None) -> dict[str, object]:
     values: dict[str, object] = {}
     for name, raw in changes.items():
         if name == "subject":
@@ -183,7 +187,7 @@ async def _parse(session: AsyncSession, changes: dict[str, object]) -> dict[str,
         elif name == "status":
             values[name] = _choice(TicketStatus, str(raw), name)
         elif name == "assignee_id":
-            values[name] = await _agent(session, raw if isinstance(raw, int) else None)
+            values[name] = await _agent(session, raw if isinstance(raw, int) else None, assignee)
         elif name == "queue_id":
             values[name] = await _queue(session, raw if isinstance(raw, int) else None)
     return values
@@ -229,7 +233,9 @@ async def page(session: AsyncSession, agent_id: int, ticket_id: int) -> TicketPa
         .order_by(TicketChange.at.desc(), TicketChange.id.desc())))
     audit.record(session, agent_id, audit.VIEW, audit.TICKET, ticket_id)
     return TicketPage(ticket, customer, comments, changes, is_overdue(ticket),
-                      list(await session.scalars(select(Agent).order_by(Agent.name))),
+                      list(await session.scalars(select(Agent).where(or_(Agent.deactivated_at.is_(None),
+                                                                         Agent.id == ticket.assignee_id))
+                                                 .order_by(Agent.name))),
                       list(await session.scalars(select(Queue).order_by(Queue.name))),
                       await may_change_ticket(session, ticket_id, agent_id))
 

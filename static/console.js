@@ -2,6 +2,8 @@
 // offer countdowns and timers, messages that clear, keyboard shortcuts and their help, the screen-reader announcements, and a
 // notification with a tone when the tab is hidden.
 (function () {
+  // A supervisor's silent view of an agent's screen: the same fragments, acted on by nobody.
+  function readonly() { return !!document.querySelector("#live[inert]"); }
   function cursor() {
     var meta = document.getElementById("ws-cursor");
     return meta ? meta.getAttribute("content") : "";
@@ -222,6 +224,7 @@
     if (event.target.closest && event.target.closest("#help-button")) toggleHelp();
   });
   document.addEventListener("keydown", function (event) {
+    if (readonly()) return;
     var t = event.target;
     if (event.key === "Escape" && t && t.blur && t.closest && t.closest("input, textarea, select")) { t.blur(); return; }
     if (event.ctrlKey || event.metaKey || event.altKey || (t && t.closest && t.closest("input, textarea, select, dialog"))) {
@@ -289,6 +292,7 @@
   // told once per message, and only while the page is in front of the agent.
   var readUpTo = {};
   function markRead() {
+    if (readonly()) return;
     if (document.visibilityState !== "visible") return;
     document.querySelectorAll(".pop .chat[id$='-chat']").forEach(function (log) {
       var pop = log.closest(".pop"), composer = pop && pop.querySelector("form[data-chat-composer] fieldset");
@@ -565,4 +569,32 @@
       }
     });
   });
+
+  // The wallboard: a desktop notification when a queue goes over one of its limits (once per
+  // breach; the page's own rows say it in words, with a marker, whatever the colour).
+  var notify = document.getElementById("notify-breaches"), breaches = null;
+  function currentBreaches() {
+    var now = new Map();
+    document.querySelectorAll("#wallboard tr.breach[data-queue]").forEach(function (row) {
+      now.set(row.id + "|" + row.dataset.breach, row);
+    });
+    return now;
+  }
+  if (notify) {
+    notify.checked = localStorage.getItem("console-notify-breaches") === "1";
+    notify.addEventListener("change", function () {
+      localStorage.setItem("console-notify-breaches", notify.checked ? "1" : "0");
+      if (notify.checked && window.Notification && Notification.permission === "default") Notification.requestPermission();
+    });
+    breaches = currentBreaches();
+    document.addEventListener("console:frame", function () {
+      var now = currentBreaches();
+      now.forEach(function (row, key) {
+        if (breaches.has(key) || !notify.checked || !window.Notification || Notification.permission !== "granted") return;
+        var alerts = Array.prototype.map.call(row.querySelectorAll(".alert"), function (a) { return a.textContent.trim(); });
+        new Notification(row.dataset.queue, {body: alerts.join(" · "), tag: "breach-" + key});
+      });
+      breaches = now;
+    });
+  }
 })();

@@ -30,7 +30,20 @@ from console.errors import ConsoleError, Unavailable
 from console.models import Agent
 from console.settings import Settings
 from console.settings import load as load_settings
-from console.web import attachments, health, live, mails, openapi, pages, visitors, workspace
+from console.web import (
+    admin,
+    attachments,
+    connections,
+    health,
+    live,
+    mails,
+    openapi,
+    pages,
+    reports,
+    supervisor,
+    visitors,
+    workspace,
+)
 from console.web.assets import StaticAssets, asset_dir
 from console.web.metrics import metrics_endpoint
 from console.web.render import AGENTS_CHANGED_STREAM
@@ -312,10 +325,43 @@ def make_routes(w: Wiring) -> list[BaseRoute]:
         Route("/canned/{id:int}", workspace.save_canned, methods=["POST"]),
         Route("/canned/{id:int}/delete", workspace.delete_canned, methods=["POST"]),
         Route("/canned/{id:int}/fill", workspace.fill_canned, methods=["GET"]),
+        # Admin pages (admins only)
+        Route("/admin", admin.overview, methods=["GET"]),
+        Route("/admin/agents", admin.list_agents, methods=["GET"]),
+        Route("/admin/agents", admin.create_agent, methods=["POST"]),
+        Route("/admin/agents/{id:int}", admin.show_agent, methods=["GET"]),
+        Route("/admin/agents/{id:int}", admin.edit_agent, methods=["POST"]),
+        Route("/admin/agents/{id:int}/password", admin.reset_agent_password, methods=["POST"]),
+        Route("/admin/agents/{id:int}/deactivate", admin.deactivate_agent, methods=["POST"]),
+        Route("/admin/agents/{id:int}/reactivate", admin.reactivate_agent, methods=["POST"]),
+        Route("/admin/agents/{id:int}/totp", admin.set_agent_totp, methods=["POST"]),
+        Route("/admin/queues", admin.list_queues, methods=["GET"]),
+        Route("/admin/queues", admin.create_queue, methods=["POST"]),
+        Route("/admin/queues/{id:int}", admin.show_queue, methods=["GET"]),
+        Route("/admin/queues/{id:int}", admin.edit_queue, methods=["POST"]),
+        Route("/admin/skills", admin.list_skills, methods=["GET"]),
+        Route("/admin/skills", admin.add_skill, methods=["POST"]),
+        Route("/admin/dispositions", admin.list_dispositions, methods=["GET"]),
+        Route("/admin/dispositions", admin.set_dispositions, methods=["POST"]),
+        Route("/admin/chat-sites", admin.list_sites, methods=["GET"]),
+        Route("/admin/chat-sites", admin.create_site, methods=["POST"]),
+        Route("/admin/chat-sites/{id:int}", admin.show_site, methods=["GET"]),
+        Route("/admin/chat-sites/{id:int}", admin.edit_site, methods=["POST"]),
+        Route("/admin/connections", connections.connections, methods=["GET"]),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi.openapi, methods=["GET"]),
+        Route("/supervisor", supervisor.supervisor_page, methods=["GET"]),
+        Route("/reports", reports.reports_page, methods=["GET"]),
+        Route("/reports/{table}.csv", reports.report_csv, methods=["GET"]),
+        Route("/supervisor/agents/{id:int}", supervisor.agent_panel, methods=["GET"]),
+        Route("/supervisor/agents/{id:int}/status", supervisor.set_agent_status, methods=["POST"]),
+        Route("/supervisor/agents/{id:int}/watch", supervisor.watch_page, methods=["GET"]),
+        Route("/supervisor/conversations/{id:int}/whisper", supervisor.whisper, methods=["POST"]),
+        Route("/supervisor/conversations/{id:int}/take-over", supervisor.take_over, methods=["POST"]),
+        Route("/supervisor/conversations/{id:int}", supervisor.conversation_panel, methods=["GET"]),
+        Route("/supervisor/conversations/{id:int}/reassign", supervisor.reassign, methods=["POST"]),
         WebSocketRoute("/ws", live.live_socket),
         Route("/chat/widget.js", visitors.widget_script, methods=["GET"]),
         WebSocketRoute("/chat/ws", visitors.visitor_socket),
@@ -338,7 +384,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         tasks = [asyncio.create_task(sweep_forever(w), name="sweeps"),
                  asyncio.create_task(refresh_sockets_forever(w), name="socket refresh"),
                  asyncio.create_task(retain_forever(w), name="retention"),
-                 asyncio.create_task(follow_agent_changes(w), name="agent changes")]
+                 asyncio.create_task(follow_agent_changes(w), name="agent changes"),
+                 asyncio.create_task(w.wallboard.run(), name="wallboard")]
         if w.mailboxes is not None:
             await w.mailboxes.start()
         try:
@@ -350,6 +397,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await w.wallboard.close()
             await w.notifier.close()
             await w.bus.close()
             await w.ctx.db.close()

@@ -24,6 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--customers", type=int, default=2000)
+    demo.add_argument("--colleagues", type=int, default=2,
+                      help="simulated colleagues who log in and work by themselves (0 to 2; 2)")
     _traffic_arguments(demo)
     sub.add_parser("migrate", help="bring the database schema up to date")
     agent = sub.add_parser("create-agent", help="create an agent, supervisor or admin")
@@ -47,6 +49,13 @@ def _parser() -> argparse.ArgumentParser:
     queue.add_argument("--weights", help="waiting-time weights for tiers A,B,C (3,2,1)")
     queue.add_argument("--skill", action="append", help="a required skill, NAME or NAME:LEVEL (repeat)")
     queue.add_argument("--disposition", action="append", help="a disposition code of the queue (repeat)")
+    queue.add_argument("--service-level-seconds", type=int,
+                       help="contacts answered within this many seconds count toward the service level (20)")
+    queue.add_argument("--service-level-goal", type=int, help="the service level aimed at, in percent (80)")
+    queue.add_argument("--short-abandon-seconds", type=int,
+                       help="contacts given up within this many seconds are short abandons, counted apart (5)")
+    queue.add_argument("--longest-wait-seconds", type=int,
+                       help="the wallboard marks the queue when a contact waits longer than this (60)")
     agent_cfg = sub.add_parser("agent", help="set an agent's skills, capacities, role, extension and language")
     agent_cfg.add_argument("email")
     agent_cfg.add_argument("--skill", action="append", help="NAME or NAME:LEVEL (repeat; replaces the list)")
@@ -55,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
                            help="a new role; it ends the agent's sessions, so they log in again in it")
     agent_cfg.add_argument("--extension", help="the phone extension that rings them (\"\" takes it away)")
     agent_cfg.add_argument("--language", choices=("en", "nl"), help="the language they work in")
+    agent_cfg.add_argument("--name", help="their name as colleagues see it")
     reset = sub.add_parser("reset-password", help="give an agent a new password and end their sessions")
     reset.add_argument("email")
     reset.add_argument("--password", help="the new password (at least 8 characters); without it one is made up "

@@ -28,6 +28,12 @@ DEMO_AGENTS = [
     ("daan@demo.example", "Daan Bakker", "agent", "204", "nl"),
     ("sophie@demo.example", "Sophie Visser", "supervisor", "300", "nl"),
 ]
+# Simulated colleagues (integrations.demo_agents) who log in and work by themselves, so the demo's
+# traffic flows and the wallboard moves even while the newcomer only watches as a supervisor.
+DEMO_COLLEAGUES = [
+    ("eva@demo.example", "Eva de Boer", "agent", "205", "nl"),
+    ("finn@demo.example", "Finn Smit", "agent", "206", "en"),
+]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -184,14 +190,20 @@ def queue(args: argparse.Namespace) -> int:
 
     values = config.QueueSettings(offer_seconds=args.offer_seconds, wrap_up_seconds=args.wrap_up_seconds,
                                   owner_first_seconds=args.owner_first_seconds, weights=_weights(args.weights),
-                                  skills=args.skill, dispositions=args.disposition)
+                                  skills=args.skill, dispositions=args.disposition,
+                                  service_level_seconds=args.service_level_seconds,
+                                  service_level_goal=args.service_level_goal,
+                                  short_abandon_seconds=args.short_abandon_seconds,
+                                  longest_wait_seconds=args.longest_wait_seconds)
 
     async def job(db: Database, settings: Settings) -> int:
         async with db.transaction() as session:
             found, created = await config.configure_queue(session, args.name, values)
             print(f"{'created' if created else 'updated'} queue {found.name}: offers ring {found.offer_seconds} s, "
                   f"wrap-up {found.wrap_up_seconds} s, owner first {found.owner_first_seconds} s, "
-                  f"weights A/B/C {found.weight_a:g}/{found.weight_b:g}/{found.weight_c:g}")
+                  f"weights A/B/C {found.weight_a:g}/{found.weight_b:g}/{found.weight_c:g}; service level "
+                  f"{found.service_level_goal}% within {found.service_level_seconds} s, short abandon "
+                  f"{found.short_abandon_seconds} s, longest wait {found.longest_wait_seconds} s")
         return 0
 
     return _with_database(job)
@@ -212,7 +224,8 @@ def agent(args: argparse.Namespace) -> int:
     async def job(db: Database, settings: Settings) -> int:
         async with db.transaction() as session:
             found = await config.configure_agent(session, args.email, skills=args.skill, capacity=capacity,
-                                                 role=args.role, extension=args.extension, language=args.language)
+                                                 role=args.role, extension=args.extension, language=args.language,
+                                                 name=args.name)
             print(f"{found.name} ({found.role.value}, ext. {found.extension or 'none'}, {found.language}): "
                   f"capacity call {found.capacity_call}, chat {found.capacity_chat}, mail {found.capacity_mail}")
         return 0
@@ -264,11 +277,12 @@ def totp(args: argparse.Namespace) -> int:
 
     async def job(db: Database, settings: Settings) -> int:
         async with db.transaction() as session:
+            by = f"{getpass.getuser()} on the command line"
             if args.off:
-                await auth.disable_totp(session, args.email)
+                await auth.disable_totp(session, args.email, by=by)
                 print(f"{args.email}: logs in with the password alone now")
                 return 0
-            uri = await auth.enable_totp(session, args.email)
+            uri = await auth.enable_totp(session, args.email, by=by)
         secret = parse_qs(urlsplit(uri).query)["secret"][0]
         print(f"{args.email}: add this account to an authenticator app (scan it as a QR code, or type the key):")
         print(f"  {uri}")
@@ -357,6 +371,10 @@ def demo(args: argparse.Namespace) -> int:
 
     os.environ.setdefault("CONSOLE_DEMO", "1")
     rate = _rate(args)
+    if not 0 <= args.colleagues <= len(DEMO_COLLEAGUES):
+        raise InvalidInput("--colleagues takes 0 to %(most)s simulated colleagues", field="colleagues",
+                           most=len(DEMO_COLLEAGUES))
+    colleagues = DEMO_COLLEAGUES[:args.colleagues]
     settings = settings_module.load(demo=True)
     migrate(settings=settings)
     # Mail without outside servers: the demo's mailbox is an SMTP listener here, and what the
@@ -388,6 +406,7 @@ def demo(args: argparse.Namespace) -> int:
                 await _reset_earlier_run(db, settings.default_region)
             async with db.transaction() as session:
                 chat_key = await _demo_chat_site(session, args.port)
+                await _demo_colleagues(session)
             return await demo_numbers(db), chat_key
         finally:
             await db.close()
@@ -402,10 +421,19 @@ def demo(args: argparse.Namespace) -> int:
         print(f"  Log in as one of these (password: {DEMO_PASSWORD}):")
         for email, name, role, extension, language in DEMO_AGENTS:
             print(f"    {email:24} {name:16} {role:11} ext. {extension}  ({language})")
+        if colleagues:
+            names = " and ".join(name for _, name, _, _, _ in colleagues)
+            print(f"\n  {names} are simulated colleagues: they log in and take work by themselves")
+            print("  (do not log in as them; --colleagues 0 leaves them out).")
         pace = f"at most {rate:g} a minute" if rate > 0 else "with no pause between them"
         print(f"\n  Simulated calls arrive {pace}, as many as the agents who are logged in can take")
-        print("  (and a caller waiting): with nobody logged in, none. Set yourself Available; an offer")
+        print("  (and a caller waiting)" + (": with nobody logged in, none." if not colleagues else ".")
+              + " Set yourself Available; an offer")
         print("  rings with a screen-pop, and Accept (A) connects the call.")
+        supervisors = [email for email, _, role, _, _ in DEMO_AGENTS if role == "supervisor"]
+        print(f"\n  The wallboard: log in as the supervisor ({', '.join(supervisors)}) and open {url}/supervisor")
+        print("  (in another browser or a private window beside an agent): it moves as calls, chats and mails")
+        print("  come and go.")
         print(f"\n  Chat with yourself: open http://localhost:{args.port}/chat/try (a demo shop on another")
         print("  address than the console, with the chat widget), and write a message while you are Available.")
         print("  Simulated visitors start a chat about once a minute too (two at a time at most) and wait for answers.")
@@ -422,6 +450,11 @@ def demo(args: argparse.Namespace) -> int:
             url, chat_key, f"http://localhost:{args.port}", rate=1.0, at_once=2,
             staffing=lambda: logged_in_agents(staffing_db))))
         tasks = [simulator, visitors]
+        if colleagues:
+            from integrations.demo_agents import run_colleagues
+
+            tasks.append(asyncio.create_task(_after_start(server, run_colleagues(
+                url, [(email, DEMO_PASSWORD, name, language) for email, name, _, _, language in colleagues]))))
         outside_server = None
         if demo_mail:
             from integrations.mail_simulator import Outside, demo_addresses, run_mail_customers, serve_outside
@@ -473,6 +506,23 @@ async def _demo_chat_site(session: object, port: int) -> str:
         origins=[f"http://localhost:{port}", f"http://127.0.0.1:{port}"], queue="service",
         greeting="Hallo! Waarmee kunnen we helpen? / Hello! How can we help?"))
     return site.key
+
+
+async def _demo_colleagues(session: object) -> None:
+    """The simulated colleagues' accounts, also in a demo database of an earlier version."""
+    from sqlalchemy import select
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from console import config
+    from console.auth import create_agent
+    from console.models import Agent
+
+    assert isinstance(session, AsyncSession)
+    for email, name, role, extension, language in DEMO_COLLEAGUES:
+        if await session.scalar(select(Agent.id).where(Agent.email == email)) is None:
+            await create_agent(session, email=email, name=name, password=DEMO_PASSWORD, role=role,
+                               extension=extension, language=language)
+            await config.configure_agent(session, email, skills=["dutch:4", "english:4", "sales:3"])
 
 
 async def _demo_routing(session: object) -> None:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 
+from sqlalchemy import select
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from console import auth, presence
-from console.web.render import SUPERVISORS_STREAM, agent_stream, cursor_frame
+from console.models import Agent
+from console.web.board import wallboard_stream
+from console.web.render import agent_stream, cursor_frame
 from console.web.security import SESSION_VERSION, origin_allowed, session_seconds_left, signed_in_as
 from console.web.wiring import HeldSocket, Wiring
 from realtime import BusUnavailable, Overflow, StreamClosed
@@ -33,18 +37,39 @@ async def live_socket(websocket: WebSocket) -> None:
         await _refuse(websocket, "not signed in")
         return
     agent_id, role = found
+    supervising = role in auth.SUPERVISING
+    view = websocket.query_params.get("view")
+    if view == "wallboard":
+        await _wallboard(websocket, w, agent_id, supervising)
+        return
+    watched = agent_id
+    if view == "watch":  # a supervisor's silent view of another agent's live screen
+        raw = websocket.query_params.get("agent", "")
+        if not supervising or not (raw.isascii() and raw.isdigit() and len(raw) <= 10):
+            await _refuse(websocket, "the silent view is for supervisors")
+            return
+        watched = int(raw)
     # Cursors name the agent whose stream they count: a page left open from another login
     # must not be fed this agent's frames.
     owner, _, since = websocket.query_params.get("since", "")[:MAX_CURSOR].partition(CURSOR_SEPARATOR)
-    if since and owner != str(agent_id):
+    if since and owner != str(watched):
         await _refuse(websocket, "signed in as someone else")
         return
-    supervising = role in auth.SUPERVISING
+    if view == "watch":
+        await websocket.accept()
+        socket_id = f"watch-{secrets.token_hex(8)}"
+        w.metrics.open_sockets.inc()
+        try:  # no presence: the watched agent's page is theirs, the supervisor is not at work here
+            await _serve(websocket, w, watched, since, socket_id, viewer=agent_id)
+        finally:
+            w.metrics.open_sockets.dec()
+            w.sockets.pop(socket_id, None)
+        return
     await websocket.accept()
     socket_id = await presence.opened(w.ctx, agent_id)
     w.metrics.open_sockets.inc()
     try:
-        await _serve(websocket, w, agent_id, since, supervising, socket_id)
+        await _serve(websocket, w, agent_id, since, socket_id)
     finally:
         w.metrics.open_sockets.dec()
         w.sockets.pop(socket_id, None)
@@ -70,10 +95,30 @@ async def close_ended_sessions(w: Wiring) -> None:
             socket.stop(StreamClosed(POLICY_VIOLATION, "signed out"))
 
 
-async def _serve(websocket: WebSocket, w: Wiring, agent_id: int, since: str, supervising: bool,
-                 socket_id: str) -> None:
+async def _wallboard(websocket: WebSocket, w: Wiring, agent_id: int, supervising: bool) -> None:
+    """The wallboard page's socket: the board in the supervisor's language, published once for all
+    of them. It is no presence (a supervisor watching is not at work on contacts)."""
+    if not supervising:
+        await _refuse(websocket, "the wallboard is for supervisors")
+        return
+    async with w.ctx.db.reading() as session:
+        language = await session.scalar(select(Agent.language).where(Agent.id == agent_id)) or "en"
+    await websocket.accept()
+    w.metrics.open_sockets.inc()
+    socket_id = f"wallboard-{secrets.token_hex(8)}"
+    try:
+        await _serve(websocket, w, agent_id, "", socket_id, wallboard=language)
+    finally:
+        w.metrics.open_sockets.dec()
+        w.sockets.pop(socket_id, None)
+
+
+async def _serve(websocket: WebSocket, w: Wiring, agent_id: int, since: str, socket_id: str, *,
+                 wallboard: str | None = None, viewer: int | None = None) -> None:
     """Feed the socket until the browser goes or the feed stops, in this one task.
 
+    The agent page's socket follows the agent's stream (a supervisor's silent view, `viewer`, the
+    watched agent's); the wallboard's (`wallboard`: its language) the board's broadcast stream.
     The socket's task reads from the browser; frames are handed to the socket's feed as the bus
     delivers them, and a sender task exists only while some wait to be sent. A feed that stops
     (overflow, a close frame, the bus gone, a failed send, the session's end) cancels the read to
@@ -96,17 +141,19 @@ async def _serve(websocket: WebSocket, w: Wiring, agent_id: int, since: str, sup
 
     size = w.settings.socket_queue_size
     feed = Feed(send, size, on_stop=stop_reading)
-    w.sockets[socket_id] = HeldSocket(agent_id, websocket.session.get(SESSION_VERSION), feed.stop)
+    # The session checked is the one that opened the socket: the watching supervisor's, if any.
+    w.sockets[socket_id] = HeldSocket(viewer or agent_id, websocket.session.get(SESSION_VERSION), feed.stop)
     due = asyncio.get_running_loop().call_later(session_seconds_left(websocket) + 1, feed.stop, SessionDue())
     error: BaseException | None = None
     try:
         async with contextlib.AsyncExitStack() as stack:
-            own = await stack.enter_async_context(w.bus.subscribe(agent_stream(agent_id), size))
-            await catch_up(w.bus, own, feed, since=since or None, snapshot=snapshot,
-                           wrap=lambda payload, cursor: cursor_frame(payload, f"{agent_id}{CURSOR_SEPARATOR}{cursor}"))
-            if supervising:
-                await listen_broadcast(await stack.enter_async_context(w.bus.subscribe(SUPERVISORS_STREAM, size)),
-                                       feed)
+            if wallboard is None:
+                own = await stack.enter_async_context(w.bus.subscribe(agent_stream(agent_id), size))
+                await catch_up(w.bus, own, feed, since=since or None, snapshot=snapshot, wrap=lambda payload, cursor:
+                               cursor_frame(payload, f"{agent_id}{CURSOR_SEPARATOR}{cursor}"))
+            else:
+                board = await stack.enter_async_context(w.bus.subscribe(wallboard_stream(wallboard), size))
+                await listen_broadcast(board, feed, snapshot=lambda: w.wallboard.snapshot(wallboard))
             if feed.running():
                 reading = True
                 try:

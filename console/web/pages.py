@@ -140,6 +140,8 @@ async def login(request: Request) -> Response:
             agent = await auth.authenticate(session, email, password, address, w.login_policy)
     except TooManyAttempts as exc:
         return _wait(login_page(request, error=exc.translated(_), email=email, status_code=429), exc)
+    except auth.AccountDeactivated as exc:
+        return login_page(request, error=exc.translated(_), email=email, status_code=403)
     if agent is None:
         return login_page(request, error=_("Email address or password is wrong."), email=email, status_code=400)
     if agent.totp_secret is not None:  # loaded by authenticate

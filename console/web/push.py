@@ -352,6 +352,9 @@ class Pusher:
                                               away_reasons=self.away_reasons))
         out.add(change.agent_id, self._render("partials/pops_empty.html", presence=presence))
 
+    async def told(self, session: AsyncSession, change: changes.Told, out: Outbox, memo: dict[Any, Any]) -> None:
+        out.add(change.agent_id, self._render("partials/told.html", text=change.text, values=dict(change.values)))
+
     async def note_added(self, session: AsyncSession, change: changes.NoteAdded, out: Outbox,
                          memo: dict[Any, Any]) -> None:
         note = await session.scalar(select(Note).where(Note.id == change.note_id).options(selectinload(Note.agent)))
@@ -474,4 +477,5 @@ HANDLERS: dict[type, Handler] = {
     changes.PageOpened: Pusher.page_opened,
     changes.ChatMessage: Pusher.chat_message,
     changes.MailMessage: Pusher.mail_message,
+    changes.Told: Pusher.told,
 }

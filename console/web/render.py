@@ -58,8 +58,6 @@ def agent_stream(agent_id: int) -> str:
     return f"agent:{agent_id}"
 
 
-# Published once for every supervisor's socket (queue and wallboard views), on every node.
-SUPERVISORS_STREAM = "broadcast:supervisors"
 # An agent switched their language in the page (the payload is their id): every node reads them
 # again before it renders their next push, instead of using its cached copy for up to a minute.
 # (A new role ends the agent's sessions; the command line's changes reach nodes within the minute.)

@@ -10,6 +10,7 @@ from console.db import Database
 from console.ports import Context
 from console.settings import Settings
 from console.web.attachments import file_key
+from console.web.board import Wallboard
 from console.web.mailboxes import Mailboxes, read_sender, read_settings
 from console.web.metrics import Metrics
 from console.web.push import Pusher
@@ -38,6 +39,7 @@ class Wiring:
     # closed when the session that opened them ends (console.web.live.close_ended_sessions).
     sockets: dict[str, HeldSocket] = field(default_factory=dict)
     mailboxes: Mailboxes | None = None  # the mail readers, when mailboxes are set up
+    wallboard: Wallboard = field(init=False)
 
     @property
     def file_key(self) -> str:
@@ -61,5 +63,7 @@ def build(settings: Settings) -> Wiring:
     ctx = Context(db=db, notify=notifier, region=settings.default_region, away_reasons=settings.away_reasons)
     boxes = read_settings(settings)
     server, dkim = read_sender(settings)
-    return Wiring(settings=settings, ctx=ctx, bus=bus, renderer=renderer, notifier=notifier, metrics=metrics,
-                  mailboxes=Mailboxes(ctx, boxes, server, dkim) if boxes or server else None)
+    w = Wiring(settings=settings, ctx=ctx, bus=bus, renderer=renderer, notifier=notifier, metrics=metrics,
+               mailboxes=Mailboxes(ctx, boxes, server, dkim) if boxes or server else None)
+    w.wallboard = Wallboard(db, bus, renderer, settings.timezone)
+    return w

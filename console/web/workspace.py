@@ -14,7 +14,7 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
@@ -213,7 +213,8 @@ async def picker(request: Request, agent_id: int) -> Response:
         if kind == "handoff":
             agents = await handoffs.takers(session, agent_id, conversation_id)  # only who can take it now
         elif kind == "assignee":
-            agents = list(await session.scalars(select(Agent).where(Agent.id != agent_id).order_by(Agent.name)))
+            agents = list(await session.scalars(select(Agent).where(Agent.id != agent_id, auth.ACTIVE)
+                                                .order_by(Agent.name)))
         else:
             agents = []
         queues = list(await session.scalars(select(Queue).order_by(Queue.name))) if kind in ("handoff", "queue") else []
@@ -321,7 +322,10 @@ async def close_customer(request: Request) -> Response:
 async def customer_form(request: Request, agent_id: int, customer: Customer, status_code: int = 200,
                         error: str = "") -> Response:
     async with wiring(request).ctx.db.transaction() as session:
-        agents = list(await session.scalars(select(Agent).order_by(Agent.name)))
+        # Active colleagues, and the owner now even when deactivated (saving keeps them).
+        agents = list(await session.scalars(select(Agent).where(or_(Agent.deactivated_at.is_(None),
+                                                                    Agent.id == customer.owner_id))
+                                            .order_by(Agent.name)))
     return await fragment(request, agent_id, "partials/customer_edit.html", status_code, customer=customer,
                           agents=agents, error=error)
 

@@ -4,6 +4,7 @@ unbroken text such as addresses and links."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -60,6 +61,7 @@ async def server(sqlite_url: str, tmp_path: Path) -> object:
     sophie = await add_agent(db, "sophie@x.nl", "Sophie Visser-van den Berghe", extension="201", role="supervisor",
                              language="nl")
     bram = await add_agent(db, "bram@x.nl", "Bram Bakker", extension="202", language="en")
+    await add_agent(db, "alex@x.nl", "Alexandra Wilhelmina van Oranje-Nassau", role="admin", language="nl")
     jan = await add_customer(db, "Jan Jansen-Vermeulen", phones=("0612345678",), emails=(LONG_EMAIL,),
                              company="Jansen en Zonen Installatietechniek en Duurzame Energie B.V.")
     await add_customer(db, "Jan Janssen-Vermeulen", phones=("0612345679",), emails=("jan@jansen.example.nl",))
@@ -152,4 +154,53 @@ async def test_no_page_or_panel_overflows_at_1366_by_768(browser: Browser, serve
     if language == "nl":
         await page.goto(server.url + f"/customers/{server.customer_id}/export")  # type: ignore[attr-defined]
         problems += await _fits(page, f"{language} export", tmp_path)
+    assert problems == [], "\n".join(problems) + f"\n(screenshots in {tmp_path})"
+
+
+ADMIN_PAGES = ("/admin", "/admin/agents", "/admin/agents/1", "/admin/queues", "/admin/skills", "/admin/dispositions",
+               "/admin/chat-sites", "/admin/connections")
+
+
+@pytest.mark.parametrize("language", ["nl", "en"])
+async def test_the_admin_pages_fit_at_1366_by_768(browser: Browser, server: LiveServer, tmp_path: Path,
+                                                  language: str) -> None:
+    problems: list[str] = []
+    page = await signed_in_page(browser, server.url, "alex@x.nl", PASSWORD, viewport=(WIDTH, HEIGHT))
+    if language == "en":
+        await page.click("form.languages button[value=en]")
+        await expect(page.locator("html")).to_have_attribute("lang", "en")
+    await page.goto(server.url + "/admin/skills")
+    await page.fill("input[name=skill]", "warmtepompen-en-duurzame-energie-installaties")
+    await page.click("form.admin-form button[type=submit]")
+    await expect(page.locator(".notice.ok")).to_be_visible(timeout=10_000)
+    await page.goto(server.url + "/admin/queues")
+    await page.fill("input[name=name]", "klantenservice-installatietechniek")
+    await page.click("form.admin-form button[type=submit]")
+    await expect(page.locator("input[name=service_level_goal]")).to_be_visible(timeout=10_000)
+    problems += await _fits(page, f"{language} admin queue", tmp_path)
+    await page.fill("input[name=service_level_goal]", "")
+    await page.locator("input[name=service_level_goal]").evaluate("el => el.removeAttribute('required')")
+    await page.click("form.admin-form button[type=submit]")
+    await expect(page.locator("#error-service_level_goal")).to_be_visible(timeout=10_000)
+    problems += await _fits(page, f"{language} admin queue refused", tmp_path)
+    await page.goto(server.url + "/admin/chat-sites")
+    await page.fill("input[name=name]", "Webwinkel")
+    await page.fill("textarea[name=origins]", "https://www.installatietechniek-jansen-en-zonen.example.nl")
+    await page.click("form.admin-form button[type=submit]")
+    await expect(page.locator(".embed-tag")).to_be_visible(timeout=10_000)
+    problems += await _fits(page, f"{language} admin chat site", tmp_path)
+    for path in ADMIN_PAGES:
+        await page.goto(server.url + path)
+        await expect(page.locator("main#admin-main section").first).to_be_visible()
+        problems += await _fits(page, f"{language} {path}", tmp_path)
+    # Agent 1 is a supervisor: a refused reset, then the one-time codes' long otpauth address.
+    page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await page.goto(server.url + "/admin/agents/1")
+    await page.fill("form[hx-post$='/password'] input[name=password]", "short")
+    await page.click("form[hx-post$='/password'] button[type=submit]")
+    await expect(page.locator("#error-reset-password")).to_be_visible(timeout=10_000)
+    problems += await _fits(page, f"{language} admin reset refused", tmp_path)
+    await page.click("form[hx-post$='/totp'] button[type=submit]")
+    await expect(page.locator(".notice.ok code.new-password").first).to_be_visible(timeout=10_000)
+    problems += await _fits(page, f"{language} admin one-time codes", tmp_path)
     assert problems == [], "\n".join(problems) + f"\n(screenshots in {tmp_path})"

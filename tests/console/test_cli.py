@@ -79,3 +79,30 @@ def test_an_admin_sets_extension_and_language_and_resets_a_password(tmp_path: Pa
     assert chosen.returncode == 2 and "at least 8 characters" in chosen.stderr
     unknown = console(tmp_path, "reset-password", "nobody@x.nl")
     assert unknown.returncode == 2 and "no agent with email nobody@x.nl" in unknown.stderr
+
+
+def test_a_queues_service_level_and_an_agents_name_are_set_from_the_command_line(tmp_path: Path) -> None:
+    assert console(tmp_path, "migrate").returncode == 0
+    made = console(tmp_path, "queue", "service")
+    assert made.returncode == 0
+    assert "service level 80% within 20 s, short abandon 5 s, longest wait 60 s" in made.stdout, "the defaults"
+    changed = console(tmp_path, "queue", "service", "--service-level-seconds", "15", "--service-level-goal", "90",
+                      "--short-abandon-seconds", "3", "--longest-wait-seconds", "45")
+    assert changed.returncode == 0, changed.stderr
+    assert "updated queue service" in changed.stdout
+    assert "service level 90% within 15 s, short abandon 3 s, longest wait 45 s" in changed.stdout
+    for option, value, error in (
+            ("--service-level-goal", "101", "service level goal (percent) must be between 1 and 100, not 101"),
+            ("--service-level-seconds", "0", "service level seconds must be between 1 and 3600, not 0"),
+            ("--short-abandon-seconds", "601", "short abandon seconds must be between 0 and 600, not 601"),
+            ("--longest-wait-seconds", "-1", "longest wait seconds must be between 1 and 3600, not -1")):
+        refused = console(tmp_path, "queue", "service", option, value, "--offer-seconds", "30")
+        assert refused.returncode == 2 and error in refused.stderr
+    kept = console(tmp_path, "queue", "service")
+    assert "offers ring 20 s" in kept.stdout and "service level 90% within 15 s" in kept.stdout, "nothing half-saved"
+    assert console(tmp_path, "create-agent", "--email", "anna@x.nl", "--name", "Anna", "--password",
+                   "long enough").returncode == 0
+    renamed = console(tmp_path, "agent", "anna@x.nl", "--name", "Anna de Vries")
+    assert renamed.returncode == 0 and renamed.stdout.startswith("Anna de Vries (agent")
+    empty = console(tmp_path, "agent", "anna@x.nl", "--name", " ")
+    assert empty.returncode == 2 and "A name has 1 to 200 characters." in empty.stderr

@@ -1,4 +1,4 @@
-"""supervisors: queues' service-level and abandon thresholds, leases, hourly statistics
+"""supervisors: queues' service-level and abandon thresholds, leases, hourly statistics; deactivated agents
 
 Revision ID: 0015
 Revises: 0014
@@ -21,6 +21,21 @@ QUEUE_COLUMNS = (('service_level_seconds', '20'), ('service_level_goal', '80'), 
                  ('longest_wait_seconds', '60'))
 
 
+def figures() -> list[sa.Column[int]]:
+    """The columns of the figures, the same in the hourly tables per queue and per agent."""
+    return [
+        *(sa.Column(name, sa.Integer(), nullable=False) for name in (
+            'offered', 'answered', 'answered_in_threshold', 'abandoned', 'short_abandoned')),
+        sa.Column('answer_wait_ms', sa.BigInteger(), nullable=False),
+        sa.Column('handled', sa.Integer(), nullable=False),
+        sa.Column('talk_ms', sa.BigInteger(), nullable=False),
+        sa.Column('wrap_ms', sa.BigInteger(), nullable=False),
+        sa.Column('wrap_timeouts', sa.Integer(), nullable=False),
+        sa.Column('rated', sa.Integer(), nullable=False),
+        sa.Column('rating_sum', sa.Integer(), nullable=False),
+    ]
+
+
 def upgrade() -> None:
     # Columns with a server default are added in place on both databases: no table copy.
     for name, default in QUEUE_COLUMNS:
@@ -40,27 +55,24 @@ def upgrade() -> None:
         sa.Column('start', console.models.UtcDateTime(timezone=True), nullable=False),
         sa.Column('queue_id', sa.Integer(), nullable=False),
         sa.Column('channel', sa.String(length=10), nullable=False),
+        *figures(),
+        sa.PrimaryKeyConstraint('start', 'queue_id', 'channel', name=op.f('pk_stat_intervals')),
+    )
+    op.create_table(
+        'stat_agents',
+        sa.Column('start', console.models.UtcDateTime(timezone=True), nullable=False),
         sa.Column('agent_id', sa.Integer(), nullable=False),
-        *(sa.Column(name, sa.Integer(), nullable=False) for name in (
-            'offered', 'answered', 'answered_in_threshold', 'abandoned', 'short_abandoned')),
-        sa.Column('answer_wait_ms', sa.BigInteger(), nullable=False),
-        sa.Column('handled', sa.Integer(), nullable=False),
-        sa.Column('talk_ms', sa.BigInteger(), nullable=False),
-        sa.Column('wrap_ms', sa.BigInteger(), nullable=False),
-        sa.Column('wrap_timeouts', sa.Integer(), nullable=False),
-        sa.Column('rated', sa.Integer(), nullable=False),
-        sa.Column('rating_sum', sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint('start', 'queue_id', 'channel', 'agent_id', name=op.f('pk_stat_intervals')),
+        *figures(),
+        sa.PrimaryKeyConstraint('start', 'agent_id', name=op.f('pk_stat_agents')),
     )
     op.create_table(
         'stat_dispositions',
         sa.Column('start', console.models.UtcDateTime(timezone=True), nullable=False),
         sa.Column('queue_id', sa.Integer(), nullable=False),
         sa.Column('channel', sa.String(length=10), nullable=False),
-        sa.Column('agent_id', sa.Integer(), nullable=False),
         sa.Column('code', sa.String(length=100), nullable=False),
         sa.Column('count', sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint('start', 'queue_id', 'channel', 'agent_id', 'code', name=op.f('pk_stat_dispositions')),
+        sa.PrimaryKeyConstraint('start', 'queue_id', 'channel', 'code', name=op.f('pk_stat_dispositions')),
     )
     op.create_table(
         'rollup_cursors',
@@ -71,11 +83,15 @@ def upgrade() -> None:
         sa.Column('backfill_next', console.models.UtcDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint('name', name=op.f('pk_rollup_cursors')),
     )
+    op.add_column('agents', sa.Column('deactivated_at', console.models.UtcDateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('agents') as batch_op:
+        batch_op.drop_column('deactivated_at')
     op.drop_table('rollup_cursors')
     op.drop_table('stat_dispositions')
+    op.drop_table('stat_agents')
     op.drop_table('stat_intervals')
     op.drop_table('leases')
     op.drop_index('ix_conversations_rated', table_name='conversations')

@@ -44,9 +44,9 @@ def cookie_header(client: httpx.AsyncClient) -> str:
 
 
 @asynccontextmanager
-async def socket(server: LiveServer, client: httpx.AsyncClient, since: str | None = None
+async def socket(server: LiveServer, client: httpx.AsyncClient, since: str | None = None, view: str | None = None
                  ) -> AsyncIterator[ClientConnection]:
-    url = server.ws_url + "/ws" + (f"?since={since}" if since else "")
+    url = server.ws_url + "/ws" + (f"?since={since}" if since else "") + (f"?view={view}" if view else "")
     async with connect(url, origin=server.url, additional_headers={"Cookie": cookie_header(client)}) as ws:  # type: ignore[arg-type]
         yield ws
 
@@ -278,7 +278,8 @@ async def test_metrics_count_sockets_frames_pops_and_queues(live_server: LiveSer
         assert re.search(r"^console_push_backlog \d", text, re.M), "the push backlog is reported"
 
 
-async def test_a_broadcast_published_once_reaches_supervisors_and_no_agent(sqlite_url: str, tmp_path: Path) -> None:
+async def test_a_wallboard_published_once_reaches_supervisors_and_no_agent(sqlite_url: str, tmp_path: Path) -> None:
+    from console.web.board import wallboard_stream
     from realtime import make_bus
     from tests.conftest import REDIS_URL, redis_prefix
 
@@ -295,17 +296,21 @@ async def test_a_broadcast_published_once_reaches_supervisors_and_no_agent(sqlit
                     httpx.AsyncClient(base_url=server.url) as supervisor:
                 await log_in(agent, "anna@x.nl")
                 await log_in(supervisor, "sanne@x.nl")
-                async with socket(server, agent) as agent_ws, socket(server, supervisor) as supervisor_ws:
+                async with socket(server, agent, view="wallboard") as refused:
+                    with pytest.raises(ConnectionClosed) as closed:
+                        await asyncio.wait_for(refused.recv(), 10)
+                    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008, "agents get no wallboard"
+                async with socket(server, agent) as agent_ws, \
+                        socket(server, supervisor, view="wallboard") as board_ws:
                     await frame_with(agent_ws, 'id="agent-status"')
-                    await frame_with(supervisor_ws, 'id="agent-status"')
+                    snapshot = await frame_with(board_ws, 'id="wallboard"')
+                    assert "Queues today" in snapshot
                     publisher = make_bus(REDIS_URL, prefix=prefix)  # another node, publishing once
                     await publisher.start()
                     try:
-                        from console.web.render import SUPERVISORS_STREAM
-
-                        await publisher.publish(SUPERVISORS_STREAM, '<section id="wallboard">3 waiting</section>')
-                        board = await frame_with(supervisor_ws, 'id="wallboard"')
-                        assert "3 waiting" in board
+                        await publisher.publish(wallboard_stream("en"), '<section id="wallboard">3 waiting</section>')
+                        board = await frame_with(board_ws, "3 waiting")
+                        assert 'id="wallboard"' in board
                         await publisher.publish("agent:1", '<p id="marker">for Anna</p>')
                         seen = []
                         while not seen or 'id="marker"' not in seen[-1]:

@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import text
 from starlette.routing import Route
 
-from console import conversations, handoffs, offers, profile, routing, tickets
+from console import chat, config, conversations, handoffs, offers, profile, routing, tickets
 from console.db import Database
 from console.migrations import upgrade
 from console.models import Channel, ContactPoint, Tier
@@ -43,6 +43,16 @@ UNCHANGED_TABLES_SKIP = {"login_attempts", "live_sockets", "alembic_version"}
 #                                                     holder other  super  admin  anon
 TABLE: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("GET", "/"):                                       (200, 200, 200, 200, 303),
+    ("GET", "/supervisor"):                             (403, 403, 200, 200, 303),
+    ("GET", "/reports"):                                (403, 403, 200, 200, 401),
+    ("GET", "/reports/{table}.csv"):                    (403, 403, 200, 200, 401),
+    ("GET", "/supervisor/agents/{id}"):                 (403, 403, 200, 200, 401),
+    ("POST", "/supervisor/agents/{id}/status"):         (403, 403, 200, 200, 401),
+    ("GET", "/supervisor/conversations/{id}"):          (403, 403, 200, 200, 401),
+    ("POST", "/supervisor/conversations/{id}/reassign"): (403, 403, 409, 409, 401),  # it is active
+    ("GET", "/supervisor/agents/{id}/watch"):           (403, 403, 200, 200, 303),
+    ("POST", "/supervisor/conversations/{id}/whisper"): (403, 403, 409, 409, 401),  # a call, not a chat
+    ("POST", "/supervisor/conversations/{id}/take-over"): (403, 403, 409, 409, 401),
     ("GET", "/login"):                                  (303, 303, 303, 303, 200),
     ("POST", "/agent/status"):                          (204, 204, 204, 204, 401),
     ("POST", "/agent/language"):                        (204, 204, 204, 204, 401),
@@ -98,6 +108,29 @@ TABLE: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("POST", "/canned/{id}"):                           (403, 403, 200, 200, 401),
     ("POST", "/canned/{id}/delete"):                    (403, 403, 200, 200, 401),
     ("GET", "/canned/{id}/fill"):                       (200, 403, 200, 200, 401),
+    # The admin pages: admins only, whatever the state ({id} is Anna, the queue or the chat site).
+    ("GET", "/admin"):                                  (403, 403, 403, 200, 401),
+    ("GET", "/admin/agents"):                           (403, 403, 403, 200, 401),
+    ("POST", "/admin/agents"):                          (403, 403, 403, 200, 401),
+    ("GET", "/admin/agents/{id}"):                      (403, 403, 403, 200, 401),
+    ("POST", "/admin/agents/{id}"):                     (403, 403, 403, 200, 401),
+    ("POST", "/admin/agents/{id}/password"):            (403, 403, 403, 200, 401),
+    ("POST", "/admin/agents/{id}/deactivate"):          (403, 403, 403, 200, 401),
+    ("POST", "/admin/agents/{id}/reactivate"):          (403, 403, 403, 200, 401),  # active already: no change
+    ("POST", "/admin/agents/{id}/totp"):                (403, 403, 403, 200, 401),  # off (Anna is an agent)
+    ("GET", "/admin/queues"):                           (403, 403, 403, 200, 401),
+    ("POST", "/admin/queues"):                          (403, 403, 403, 204, 401),  # on to the new queue
+    ("GET", "/admin/queues/{id}"):                      (403, 403, 403, 200, 401),
+    ("POST", "/admin/queues/{id}"):                     (403, 403, 403, 200, 401),
+    ("GET", "/admin/skills"):                           (403, 403, 403, 200, 401),
+    ("POST", "/admin/skills"):                          (403, 403, 403, 200, 401),
+    ("GET", "/admin/dispositions"):                     (403, 403, 403, 200, 401),
+    ("POST", "/admin/dispositions"):                    (403, 403, 403, 200, 401),
+    ("GET", "/admin/chat-sites"):                       (403, 403, 403, 200, 401),
+    ("POST", "/admin/chat-sites"):                      (403, 403, 403, 204, 401),  # on to the new site
+    ("GET", "/admin/chat-sites/{id}"):                  (403, 403, 403, 200, 401),
+    ("POST", "/admin/chat-sites/{id}"):                 (403, 403, 403, 200, 401),
+    ("GET", "/admin/connections"):                      (403, 403, 403, 200, 401),
     ("GET", "/healthz"):                                (200, 200, 200, 200, 200),
     ("GET", "/chat/widget.js"):                         (200, 200, 200, 200, 200),
     ("GET", "/chat/try"):                               (404, 404, 404, 404, 404),  # only in the demo
@@ -160,12 +193,15 @@ async def _build(path: Path, tmp: Path) -> World:
             await session.execute(text("INSERT INTO canned_responses (title, body, updated_at) "
                                        "VALUES ('Hello', 'Dear {customer.first_name}', '2026-12-01 10:00:00')"))
             canned = await session.scalar(text("SELECT id FROM canned_responses"))
+            await config.add_skill(session, "german")
+            queue, _ = await config.configure_queue(session, "service", config.QueueSettings(dispositions=["done"]))
+            site, _ = await chat.configure_site(session, "Shop", chat.SiteSettings(origins=["https://shop.x.nl"]))
         assert ContactPoint and point and address and contract and canned
     finally:
         await db.close()
     ids = {"conversation": call.conversation_id, "handoff": handoff.id, "ticket": ticket.id, "customer": jan,
            "other_customer": piet, "contact_point": int(point), "address": int(address), "contract": int(contract),
-           "canned": int(canned), "anna": anna, "bram": bram}
+           "canned": int(canned), "anna": anna, "bram": bram, "queue": queue.id, "site": site.id}
     cookies: dict[str, tuple[dict[str, str], str]] = {}
     async with served(make_settings(url, tmp)) as (_, client):
         for email in (HOLDER, "bram@x.nl", OTHER, SUPERVISOR, ADMIN):
@@ -186,11 +222,13 @@ def _request(world: World, method: str, pattern: str) -> tuple[str, dict[str, st
         path = path.replace("{detail}", str(detail[kind]))
     key = {"/conversations/": conversation, "/handoffs/": ids["handoff"], "/tickets/": ticket,
            "/customers/": customer, "/canned/": ids["canned"], "/audit/": customer, "/attachments/": 99, "/mails/": 99,
-           "/chat/files/": 1}
+           "/chat/files/": 1, "/admin/agents/": ids["anna"], "/admin/queues/": ids["queue"],
+           "/admin/chat-sites/": ids["site"], "/supervisor/agents/": ids["anna"],
+           "/supervisor/conversations/": conversation}
     for prefix, value in key.items():
         if path.startswith(prefix):
             path = path.replace("{id}", str(value))
-    path = path.replace("{entity}", "customer").replace("{kind}", "handoff")
+    path = path.replace("{entity}", "customer").replace("{kind}", "handoff").replace("{table}", "queue")
     forms: dict[str, dict[str, str]] = {
         "/agent/status": {"status": "available"},
         "/agent/language": {"language": "nl"},
@@ -217,7 +255,28 @@ def _request(world: World, method: str, pattern: str) -> tuple[str, dict[str, st
         f"/customers/{customer}/contracts/{ids['contract']}": {"title": "Onderhoud plus", "status": "active"},
         f"/customers/{customer}/merge": {"other_id": str(ids["other_customer"])},
         "/canned": {"title": "Bye", "body": "Goodbye"},
+        f"/supervisor/agents/{ids['anna']}/status": {"status": "away", "reason": "Break"},
+        f"/supervisor/conversations/{conversation}/reassign": {"queue": str(ids["queue"])},
+        f"/supervisor/conversations/{conversation}/whisper": {"text": "Offer the voucher"},
         f"/canned/{ids['canned']}": {"title": "Hello", "body": "Hi {customer.first_name}"},
+        "/admin/agents": {"email": "dirk@x.nl", "name": "Dirk", "role": "agent", "language": "en"},
+        f"/admin/agents/{ids['anna']}": {"name": "Anna", "role": "agent", "extension": "201", "language": "en",
+                                  "capacity_call": "1", "capacity_chat": "2", "capacity_mail": "5",
+                                  "skills": "german:2"},
+        f"/admin/agents/{ids['anna']}/password": {"password": "a-chosen-password"},
+        f"/admin/agents/{ids['anna']}/totp": {"totp": "off"},
+        "/admin/queues": {"name": "billing"},
+        f"/admin/queues/{ids['queue']}": {
+            "offer_seconds": "25", "wrap_up_seconds": "60", "owner_first_seconds": "15",
+            "service_level_seconds": "20", "service_level_goal": "80", "short_abandon_seconds": "5",
+            "longest_wait_seconds": "60", "weight_a": "3", "weight_b": "2", "weight_c": "1", "skills": "german:1",
+            "dispositions": "done\nescalated"},
+        "/admin/skills": {"skill": "french"},
+        "/admin/dispositions": {"dispositions": "resolved\nsale"},
+        "/admin/chat-sites": {"name": "Blog", "origins": "https://blog.x.nl", "timezone": "Europe/Amsterdam",
+                              "idle_minutes": "10"},
+        f"/admin/chat-sites/{ids['site']}": {"origins": "https://www.shop.x.nl", "timezone": "Europe/Amsterdam",
+                                             "idle_minutes": "5"},
     }
     query = {"/customers/search": "?q=Jan", f"/canned/{ids['canned']}/fill": f"?conversation={conversation}"}
     return path + query.get(path, ""), forms.get(path, {}) if method == "POST" else {}

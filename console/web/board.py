@@ -1,0 +1,112 @@
+"""The supervisors' wallboard: one node renders it, once a second at most and only when it changed,
+once per language, and publishes it once on a broadcast stream that every node fans out to its
+supervisors' sockets (`/ws?view=wallboard`).
+
+Which node renders is decided by a lease in the database (console.leases): the holder also keeps
+the hourly statistics (console.rollups), so the board's figures for today are counted just before
+it is read. A socket that connects gets the board as this node last read it (at most a second old)
+and then every board published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import time
+from zoneinfo import ZoneInfo
+
+from console import i18n, leases, rollups, wallboard
+from console.db import Database
+from console.errors import ConsoleError
+from console.models import utcnow
+from console.web.render import Renderer
+from realtime import Bus
+
+log = logging.getLogger("console.web.board")
+
+LEASE = "wallboard"
+LEASE_SECONDS = 10.0  # a node that stops renewing: another takes over within this long
+ROUND_SECONDS = 1.0  # at most one board a second
+
+
+def wallboard_stream(language: str) -> str:
+    """Published once for every supervisor's wallboard in this language, on every node."""
+    return f"broadcast:wallboard:{language}"
+
+
+class Wallboard:
+    def __init__(self, db: Database, bus: Bus, renderer: Renderer, zone: str) -> None:
+        self.db, self.bus, self.renderer = db, bus, renderer
+        self.zone_name, self.zone = zone, ZoneInfo(zone)
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.leading = False
+        self._published: wallboard.Board | None = None
+        self._read: tuple[float, wallboard.Board] | None = None  # this node's latest read, for snapshots
+        self._lock = asyncio.Lock()
+
+    async def read(self) -> wallboard.Board:
+        async with self.db.reading() as session:
+            board = await wallboard.board(session, self.zone, utcnow())
+        self._read = (time.monotonic(), board)
+        return board
+
+    def render(self, board: wallboard.Board, language: str) -> str:
+        # The version is the time it was read: boards come from one node at a time, a second apart.
+        return self.renderer.render("partials/wallboard.html", language, board=board, now=utcnow(),
+                                    version=int(time.time() * 1000), oob=True)
+
+    async def snapshot(self, language: str) -> str:
+        """The board for a socket that just connected: this node's read of the last second, or a new one."""
+        async with self._lock:
+            read = self._read
+            board = read[1] if read is not None and time.monotonic() - read[0] < ROUND_SECONDS else await self.read()
+        return self.render(board, language)
+
+    async def round(self) -> None:
+        """One round on this node: take or keep the lease; its holder counts and publishes."""
+        self.leading = await leases.hold(self.db, LEASE, self.holder, LEASE_SECONDS)
+        if not self.leading:
+            self._published = None  # publish at once when this node takes over
+            return
+        try:
+            await rollups.sweep(self.db, self.zone_name)
+        except ConsoleError as exc:
+            log.warning("the statistics wait for the database (%s)", exc.message)
+        async with self._lock:
+            board = await self.read()
+        if board == self._published:
+            return
+        for language in i18n.LANGUAGES:
+            await self.bus.publish(wallboard_stream(language), self.render(board, language))
+        self._published = board
+
+    async def run(self) -> None:
+        failing = False
+        while True:
+            started = time.monotonic()
+            try:
+                await self.round()
+                if failing:
+                    log.warning("the wallboard is published again")
+                    failing = False
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not failing:
+                    log.warning("the wallboard could not be published (%s); trying again each second", exc,
+                                exc_info=not isinstance(exc, ConsoleError))
+                failing = True
+                self._published = None
+            await asyncio.sleep(max(0.0, ROUND_SECONDS - (time.monotonic() - started)))
+
+    async def close(self) -> None:
+        if self.leading:
+            try:
+                await leases.release(self.db, LEASE, self.holder)
+            except Exception as exc:  # the lease runs out by itself
+                log.info("could not give up the wallboard lease (%s)", exc)
+
+
