@@ -69,7 +69,7 @@ async def run(result: PhaseResult, run_id: str, conversations: int = CONVERSATIO
         await add_agents(url, AGENTS)
         now = datetime.now(UTC)
         first_day = (now.astimezone(zone) - timedelta(days=DAYS)).date()
-        start = reports.local_start(first_day, zone)
+        start = rollups.day_start(first_day, zone)
         conn = await asyncpg.connect(dsn(database))
         try:
             await conn.execute("INSERT INTO queues (name, offer_seconds, wrap_up_seconds, owner_first_seconds, "

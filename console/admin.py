@@ -20,12 +20,15 @@ from console.models import (
     AgentSkill,
     AgentStatus,
     AuditEvent,
+    Channel,
     ChatSite,
+    Conversation,
     Disposition,
     Queue,
     QueueSkill,
     Role,
     Skill,
+    State,
     utcnow,
 )
 from console.ports import Context
@@ -178,17 +181,28 @@ async def set_second_factor(session: AsyncSession, by: int, agent_id: int, on: b
 async def deactivate(ctx: Context, by: int, agent_id: int) -> None:
     """The agent can no longer log in (their password stays, for a reactivation), their sessions
     end, they are offered no work and found by no phone system or picker, and they go offline
-    (after their current contact, like going offline themselves)."""
+    (after a call they are on, like going offline themselves). Refused while they handle chats or
+    mails, which nobody else would see through: those are handed off first. One transaction."""
     if agent_id == by:
         raise Conflict("You cannot deactivate yourself; another admin can.")
-    async with ctx.transaction() as session:
-        agent = await _locked(session, agent_id)
+
+    async def record(session: AsyncSession, agent: Agent) -> None:
         if agent.deactivated_at is not None:
             return
+        open_work = await session.scalar(select(func.count(Conversation.id)).where(
+            Conversation.agent_id == agent_id, Conversation.state == State.ACTIVE,
+            Conversation.channel.in_((Channel.CHAT, Channel.MAIL))))
+        if open_work:
+            raise Conflict("%(name)s still handles %(count)s chats or mails: hand them off first, or wait until "
+                           "they end.", name=agent.name, count=open_work)
         agent.deactivated_at = utcnow()
         agent.session_version += 1
         audit.record(session, by, audit.DEACTIVATE, audit.AGENT, agent_id, agent.email)
-    await routing.set_status(ctx, agent_id, AgentStatus.OFFLINE.value)
+
+    async with ctx.db.reading() as session:
+        if await session.get(Agent, agent_id) is None:
+            raise NotFound("That agent does not exist.")
+    await routing.set_status(ctx, agent_id, AgentStatus.OFFLINE.value, also=record)
 
 
 async def reactivate(session: AsyncSession, by: int, agent_id: int) -> Agent:

@@ -215,12 +215,13 @@ class PageOpened:
 @dataclass(frozen=True)
 class Told:
     """Someone else acted on the agent's behalf (a supervisor set their status, moved their offer):
-    the agent reads it on their page. `text` is a message template; `values` fill it, each shown
-    in the agent's language when it is a stored code (a status, say)."""
+    the agent reads it on their page. `text` is a message template; `values` fill it, as typed
+    (a name, a whispered line) or, those named in `codes`, translated (a status)."""
 
     agent_id: int
     text: str
     values: tuple[tuple[str, str], ...] = ()
+    codes: tuple[str, ...] = ()  # the names of values that are stored codes, shown translated
 
 
 Change = (Offered | Withdrawn | Answered | Ended | WrapUpDue | WrappedUp | StatusChanged | NoteAdded | HandoffAsked

@@ -169,7 +169,10 @@ Key = tuple[int, str, int]  # queue id (NO_QUEUE), channel, answering agent id (
 
 
 def key_of(row: Row) -> Key:
-    return (row.queue_id or NO_QUEUE, str(getattr(row.channel, "value", row.channel)), row.agent_id or NO_QUEUE)
+    # A contact that only rang for an agent (and was given up, or moved on) is not theirs: the
+    # conversation names the agent it rings for from the offer on.
+    answered_by = row.agent_id if row.answered_at is not None else None
+    return (row.queue_id or NO_QUEUE, str(getattr(row.channel, "value", row.channel)), answered_by or NO_QUEUE)
 
 
 def tally(rows: list[Row], thresholds: dict[int, Thresholds]) -> tuple[dict[Key, Tally], dict[tuple[Key, str], int]]:

@@ -960,13 +960,14 @@ class StatDisposition(Base):
 
 class RollupCursor(Base):
     """How far the statistics are kept, in `zone`'s hours: changes seen up to `seen_until`; the
-    hours from `backfill_next` up to `backfill_until` still to be counted from the history (None:
-    all counted)."""
+    hours from `backfill_from` up to `backfill_next` still to be counted from the history, newest
+    first (None: all counted)."""
 
     __tablename__ = "rollup_cursors"
 
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     zone: Mapped[str] = mapped_column(String(64))
     seen_until: Mapped[datetime] = mapped_column(UtcDateTime())
-    backfill_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    backfill_from: Mapped[datetime | None] = mapped_column(UtcDateTime())
     backfill_next: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    thresholds: Mapped[str | None] = mapped_column(String(64))  # the queues' thresholds it counts by, hashed

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -25,8 +27,10 @@ def check_body(body: str, field: str = "body", limit: int = MAX_NOTE) -> str:
 
 
 async def add(ctx: Context, agent_id: int, body: str, *, conversation_id: int | None = None,
-              customer_id: int | None = None) -> Note:
-    """Add a note to a conversation (and so to its customer) or to a customer directly."""
+              customer_id: int | None = None,
+              also: Callable[[AsyncSession], Awaitable[None]] | None = None) -> Note:
+    """Add a note to a conversation (and so to its customer) or to a customer directly; `also`
+    runs in the same transaction (a supervisor's whisper records itself with the note)."""
     text = check_body(body)
     async with ctx.transaction() as session:
         if conversation_id is not None:
@@ -48,6 +52,8 @@ async def add(ctx: Context, agent_id: int, body: str, *, conversation_id: int | 
             note_id, on = note.id, conversation_id
             changes.emit(session, lambda: changes.NoteAdded(note_id, on, agents))
         await customers.changed(session, customer_id, also={agent_id})
+        if also is not None:
+            await also(session)
     return note
 
 

@@ -8,7 +8,7 @@ from local midnight on the 1st to local midnight after the 31st, whatever the cl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -32,10 +32,6 @@ class Range:
     end: datetime  # UTC: local midnight after `last`
 
 
-def local_start(day: date, zone: ZoneInfo) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
-
-
 def parse_range(first: str, last: str, zone: ZoneInfo, today: date) -> Range:
     """The days from `first` to `last` (YYYY-MM-DD, both included); empty: the last 7 days."""
     def day(text: str, name: str, default: date) -> date:
@@ -53,7 +49,8 @@ def parse_range(first: str, last: str, zone: ZoneInfo, today: date) -> Range:
         raise InvalidInput("The first day comes after the last.", field="from")
     if (end_day - start_day).days >= MAX_DAYS:
         raise InvalidInput("A report covers at most %(days)s days.", field="from", days=MAX_DAYS)
-    return Range(start_day, end_day, local_start(start_day, zone), local_start(end_day + timedelta(days=1), zone))
+    return Range(start_day, end_day, rollups.day_start(start_day, zone),
+                 rollups.day_start(end_day + timedelta(days=1), zone))
 
 
 @dataclass(frozen=True)
@@ -93,7 +90,7 @@ async def build(session: AsyncSession, span: Range, interval: str, zone: ZoneInf
                                                                        ("queue",))).items():
         name = _name(queues, queue_id)
         codes[name, code] = codes.get((name, code), 0) + count
-    counted = await rollups.counted_until(session)
+    counted = await rollups.counted_from(session)
     return Report(
         span, interval, total, over_time,
         _lines({_name(queues, k[0]): t for k, t in by_queue.items()}),
@@ -102,7 +99,7 @@ async def build(session: AsyncSession, span: Range, interval: str, zone: ZoneInf
               sorted(by_agent.items(), key=lambda item: _name(agents, item[0][0], none="~").casefold())
               if k[0] != NO_QUEUE),
         tuple(sorted(((q, c, n) for (q, c), n in codes.items()), key=lambda r: (r[0].casefold(), -r[2], r[1]))),
-        counted is not None and counted >= span.end)
+        counted is not None and counted <= span.start)
 
 
 def _name(names: dict[int, str], key: object, none: str = "") -> str:

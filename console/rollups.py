@@ -10,14 +10,16 @@ daylight-saving change has 23 or 25 of them.
 
 `sweep` runs on the node that holds the statistics lease, every second: it recounts the hours of
 the conversations that changed since its last round (their events, their ratings), and counts a
-slice of the history that came before the statistics (an upgraded database) until all is counted.
+slice of the history that came before the statistics (an upgraded database), newest first, until
+all is counted.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -98,46 +100,58 @@ def _fields(t: Tally) -> dict[str, int]:
 @dataclass(frozen=True)
 class Progress:
     hours: int  # hours counted again this round
-    backfill_left: datetime | None  # the history not counted yet starts here (None: all counted)
+    backfill_left: datetime | None  # the history before this is not counted yet (None: all counted)
 
 
 async def sweep(db: Database, zone_name: str, now: datetime | None = None) -> Progress:
-    """One round: recount the hours that changed, then a slice of the history not counted yet."""
+    """One round: recount the hours that changed (all of today when a queue's thresholds did), then
+    a slice of the history not counted yet, newest first (today is right at once after an upgrade)."""
     now = now or utcnow()
     zone = ZoneInfo(zone_name)
     async with db.transaction() as session:
         cursor = await session.get(RollupCursor, CURSOR, with_for_update=True)
         if cursor is None or cursor.zone != zone_name:
             cursor = await _start_over(session, cursor, zone_name, zone, now)
-        since = cursor.seen_until - OVERLAP
-        changed = await _changed_hours(session, since, zone)
+        changed = await _changed_hours(session, cursor.seen_until - OVERLAP, zone)
+        limits = _signature(await thresholds(session))
+        if cursor.thresholds != limits:
+            # A queue's service level or short-abandon time changed: today is counted by the new
+            # ones at once; days before keep the thresholds they were counted with.
+            day_start = local_midnight(now, zone)
+            changed |= {day_start + n * HOUR for n in range(int((now - day_start) / HOUR) + 1)}
+            cursor.thresholds = limits
         for hour in sorted(changed):
             await recount(session, hour, hour + HOUR, zone)
         cursor.seen_until = now
-        if cursor.backfill_next is not None and cursor.backfill_until is not None:
-            end = min(cursor.backfill_next + BACKFILL_HOURS * HOUR, cursor.backfill_until)
-            await recount(session, cursor.backfill_next, end, zone)
-            cursor.backfill_next = end if end < cursor.backfill_until else None
+        if cursor.backfill_next is not None and cursor.backfill_from is not None:
+            start = max(cursor.backfill_from, cursor.backfill_next - BACKFILL_HOURS * HOUR)
+            await recount(session, start, cursor.backfill_next, zone)
+            cursor.backfill_next = start if start > cursor.backfill_from else None
             if cursor.backfill_next is None:
-                cursor.backfill_until = None
+                cursor.backfill_from = None
         return Progress(len(changed), cursor.backfill_next)
+
+
+def _signature(limits: dict[int, Thresholds]) -> str:
+    return hashlib.sha256(repr(sorted(limits.items())).encode()).hexdigest()[:32]
 
 
 async def _start_over(session: AsyncSession, cursor: RollupCursor | None, zone_name: str, zone: ZoneInfo,
                       now: datetime) -> RollupCursor:
     """No statistics yet (or they were counted in another time zone's hours): count everything,
-    the history in slices from its first conversation up to the hour the rounds then take over."""
+    the history in slices from the hour the rounds take over back to its first conversation."""
     for table in (StatInterval, StatAgent, StatDisposition):
         await session.execute(delete(table).execution_options(synchronize_session=False))
     first = await session.scalar(select(func.min(Conversation.created_at)))
-    current = hour_of(now, zone)
-    start = hour_of(first, zone) if first is not None else None
+    upto = hour_of(now, zone) + HOUR
     if cursor is None:
         cursor = RollupCursor(name=CURSOR)
         session.add(cursor)
     cursor.zone, cursor.seen_until = zone_name, now
-    cursor.backfill_next = start if start is not None and start < current + HOUR else None
-    cursor.backfill_until = current + HOUR if cursor.backfill_next is not None else None
+    cursor.thresholds = _signature(await thresholds(session))
+    oldest = hour_of(first, zone) if first is not None else None
+    cursor.backfill_from = oldest if oldest is not None and oldest < upto else None
+    cursor.backfill_next = upto if cursor.backfill_from is not None else None
     await session.flush()
     return cursor
 
@@ -164,80 +178,74 @@ def _table(by: tuple[Dimension, ...]) -> tuple[type[StatInterval] | type[StatAge
     return StatInterval, [columns[d] for d in by]
 
 
+async def _summed(session: AsyncSession, start: datetime, end: datetime, by: Iterable[Dimension],
+                  per_hour: bool) -> list[tuple[tuple[Any, ...], Tally]]:
+    table, dims = _table(tuple(by))
+    keys = [table.start, *dims] if per_hour else dims
+    rows: Any = await session.execute(
+        select(*keys, *(func.sum(getattr(table, f)) for f in TALLY_FIELDS))
+        .where(table.start >= start, table.start < end).group_by(*keys))
+    n = len(keys)
+    return [(tuple(row[:n]), Tally(*(int(v or 0) for v in row[n:]))) for row in rows.all()]
+
+
 async def totals(session: AsyncSession, start: datetime, end: datetime,
                  by: Iterable[Dimension] = ()) -> list[tuple[datetime, tuple[object, ...], Tally]]:
     """The summed figures of every hour from `start` to `end`, per hour and the dimensions `by`."""
-    table, dims = _table(tuple(by))
-    sums_ = [func.sum(getattr(table, f)) for f in TALLY_FIELDS]
-    rows: Any = await session.execute(
-        select(table.start, *dims, *sums_).where(table.start >= start, table.start < end)
-        .group_by(table.start, *dims))
-    n = len(dims)
-    return [(row[0], tuple(row[1:1 + n]), Tally(*(int(v or 0) for v in row[1 + n:]))) for row in rows.all()]
+    return [(key[0], key[1:], t) for key, t in await _summed(session, start, end, by, per_hour=True)]
 
 
 async def sums(session: AsyncSession, start: datetime, end: datetime,
-               by: Iterable[Dimension]) -> dict[tuple[object, ...], Tally]:
-    """The summed figures from `start` to `end` per the dimensions `by`, added up by the database."""
-    table, dims = _table(tuple(by))
-    sums_ = [func.sum(getattr(table, f)) for f in TALLY_FIELDS]
+               by: Iterable[Dimension] = ()) -> dict[tuple[object, ...], Tally]:
+    """The figures of the contacts that arrived from `start` to `end`, per the dimensions `by`
+    (summed by the database)."""
+    return dict(await _summed(session, start, end, by, per_hour=False))
+
+
+async def _codes(session: AsyncSession, start: datetime, end: datetime, by: Iterable[Dimension],
+                 per_hour: bool) -> list[tuple[tuple[Any, ...], str, int]]:
+    columns = {"queue": StatDisposition.queue_id, "channel": StatDisposition.channel}
+    keys = [StatDisposition.start] * per_hour + [columns[d] for d in by]
     rows: Any = await session.execute(
-        select(*dims, *sums_).where(table.start >= start, table.start < end).group_by(*dims))
-    n = len(dims)
-    return {tuple(row[:n]): Tally(*(int(v or 0) for v in row[n:])) for row in rows.all()}
+        select(*keys, StatDisposition.code, func.sum(StatDisposition.count))
+        .where(StatDisposition.start >= start, StatDisposition.start < end).group_by(*keys, StatDisposition.code))
+    n = len(keys)
+    return [(tuple(row[:n]), str(row[n]), int(row[n + 1] or 0)) for row in rows.all()]
 
 
 async def dispositions(session: AsyncSession, start: datetime, end: datetime,
                        by: Iterable[Dimension] = ()) -> list[tuple[datetime, tuple[object, ...], str, int]]:
     """How often each disposition closed the contacts from `start` to `end`, per hour and `by`
     (queue and or channel)."""
-    columns = {"queue": StatDisposition.queue_id, "channel": StatDisposition.channel}
-    dims = [columns[d] for d in by]
-    rows: Any = await session.execute(
-        select(StatDisposition.start, *dims, StatDisposition.code, func.sum(StatDisposition.count))
-        .where(StatDisposition.start >= start, StatDisposition.start < end)
-        .group_by(StatDisposition.start, *dims, StatDisposition.code))
-    n = len(dims)
-    return [(row[0], tuple(row[1:1 + n]), str(row[1 + n]), int(row[2 + n] or 0)) for row in rows.all()]
+    return [(key[0], key[1:], code, n) for key, code, n in await _codes(session, start, end, by, per_hour=True)]
 
 
 async def disposition_sums(session: AsyncSession, start: datetime, end: datetime,
                            by: Iterable[Dimension] = ()) -> dict[tuple[tuple[object, ...], str], int]:
-    """How often each disposition closed the contacts from `start` to `end`, per `by`, summed by the database."""
-    columns = {"queue": StatDisposition.queue_id, "channel": StatDisposition.channel}
-    dims = [columns[d] for d in by]
-    rows: Any = await session.execute(
-        select(*dims, StatDisposition.code, func.sum(StatDisposition.count))
-        .where(StatDisposition.start >= start, StatDisposition.start < end).group_by(*dims, StatDisposition.code))
-    n = len(dims)
-    return {(tuple(row[:n]), str(row[n])): int(row[n + 1] or 0) for row in rows.all()}
+    """How often each disposition closed the contacts from `start` to `end`, per `by`."""
+    return {(key, code): n for key, code, n in await _codes(session, start, end, by, per_hour=False)}
 
 
-def local_midnight(day: datetime, zone: ZoneInfo) -> datetime:
-    """The start (in UTC) of the local day `day` falls in."""
-    local = day.astimezone(zone)
-    return datetime(local.year, local.month, local.day, tzinfo=zone).astimezone(UTC)
+def day_start(day: date, zone: ZoneInfo) -> datetime:
+    """The start (in UTC) of the local day `day`."""
+    return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
 
 
-async def counted_until(session: AsyncSession) -> datetime | None:
-    """Up to when the statistics hold every contact: None before their first round; the start of
-    the history still to be counted while an upgraded database catches up; far ahead once done."""
+def local_midnight(at: datetime, zone: ZoneInfo) -> datetime:
+    """The start (in UTC) of the local day `at` falls in."""
+    return day_start(at.astimezone(zone).date(), zone)
+
+
+async def counted_from(session: AsyncSession) -> datetime | None:
+    """From when on the statistics hold every contact: None before their first round; the end of
+    the history still to be counted while an upgraded database catches up; far back once done."""
     cursor = await session.get(RollupCursor, CURSOR)
     if cursor is None:
         return None
-    return cursor.backfill_next if cursor.backfill_next is not None else datetime.max.replace(tzinfo=UTC)
+    return cursor.backfill_next if cursor.backfill_next is not None else datetime.min.replace(tzinfo=UTC)
 
 
 def day_of(at: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
     """The start and end (in UTC) of the local day `at` falls in: 23, 24 or 25 hours apart."""
     start = local_midnight(at, zone)
     return start, local_midnight(start + timedelta(hours=25), zone)
-
-
-async def period(session: AsyncSession, start: datetime, end: datetime,
-                 by: Iterable[Dimension] = ()) -> dict[tuple[object, ...], Tally]:
-    """The figures of the contacts that arrived from `start` to `end`, per the dimensions `by`."""
-    out: dict[tuple[object, ...], Tally] = {}
-    for _, key, figures in await totals(session, start, end, by):
-        out.setdefault(key, Tally()).add(figures)
-    return out

@@ -8,7 +8,7 @@ readiness. On SQLite writes go one at a time (BEGIN IMMEDIATE).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -378,12 +378,14 @@ def check_status(status: str, reason: str | None, reasons: tuple[str, ...]) -> t
     return new, reason
 
 
-async def set_status(ctx: Context, agent_id: int, status: str, reason: str | None = None) -> AgentStatus:
+async def set_status(ctx: Context, agent_id: int, status: str, reason: str | None = None, *,
+                     also: Callable[[AsyncSession, Agent], Awaitable[None]] | None = None) -> AgentStatus:
     """Set an agent's presence; going available picks up waiting work at once.
 
     While the agent handles a contact they stay busy or in wrap-up, which end by themselves: away
     or offline then applies when the last contact ends (shown on the page meanwhile), and
-    available takes that choice back.
+    available takes that choice back. `also` runs in the same transaction, last, given the agent as
+    they are now (a supervisor's audit and word to the agent go with the change, or none of it does).
     """
     new, reason = check_status(status, reason, ctx.away_reasons)
     async with ctx.transaction() as session:
@@ -404,6 +406,8 @@ async def set_status(ctx: Context, agent_id: int, status: str, reason: str | Non
         if new is AgentStatus.AVAILABLE:
             await fill(session, agent)
         status_now = agent.status
+        if also is not None:
+            await also(session, agent)
     if new is not AgentStatus.AVAILABLE:
         # An offer made while this waited for the agent's lock rings on: it goes to someone else
         # too (a transaction of its own: conversations are locked before agents).

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console import audit, auth, changes, handoffs, notes, routing
-from console.conversations import pending_offers
-from console.errors import Conflict, InvalidInput, NotFound
+from console.conversations import cancel_pending_handoffs, pending_offers
+from console.errors import Conflict, Forbidden, InvalidInput, NotFound
 from console.i18n import N_
 from console.lifecycle import move
 from console.models import (
@@ -23,11 +23,13 @@ from console.models import (
     AgentStatus,
     Channel,
     Conversation,
+    ConversationEvent,
     Handoff,
     HandoffMode,
     HandoffState,
     OfferState,
     Queue,
+    Role,
     State,
     utcnow,
 )
@@ -46,34 +48,49 @@ async def _name(session: AsyncSession, agent_id: int) -> str:
     return name
 
 
-def tell(session: AsyncSession, agent_id: int, message: str, **values: str) -> None:
-    changes.emit(session, lambda: changes.Told(agent_id, message, tuple(values.items())))
+def tell(session: AsyncSession, agent_id: int, message: str, *, codes: tuple[str, ...] = (), **values: str) -> None:
+    changes.emit(session, lambda: changes.Told(agent_id, message, tuple(values.items()), codes))
+
+
+async def _may_step_in(session: AsyncSession, by: int, agent_id: int) -> tuple[str, str]:
+    """The supervisor's and the agent's names; refused unless `by` supervises, and only an admin
+    steps in for an admin."""
+    rows = {row.id: row for row in (await session.execute(
+        select(Agent.id, Agent.name, Agent.role).where(Agent.id.in_((by, agent_id))))).all()}
+    if by not in rows or rows[by].role not in auth.SUPERVISING:
+        raise Forbidden(ONLY_SUPERVISORS)
+    if agent_id not in rows:
+        raise NO_AGENT
+    if rows[agent_id].role is Role.ADMIN and rows[by].role is not Role.ADMIN:
+        raise Forbidden(N_("Only an admin can step in for an admin."))
+    return rows[by].name, rows[agent_id].name
 
 
 async def set_agent_status(ctx: Context, by: int, agent_id: int, status: str, reason: str | None = None, *,
                            log_out: bool = False) -> AgentStatus:
     """Set another agent's presence as they would themselves (their offers go back to the queue
-    when they leave); `log_out` also ends their sessions, for an agent who left without it."""
+    when they leave); `log_out` also ends their sessions, for an agent who left without it. The
+    change, its audit and the word to the agent are one transaction."""
     async with ctx.db.reading() as session:
-        await auth.require_supervisor(session, by, ONLY_SUPERVISORS)
-        await _name(session, agent_id)
+        who, _ = await _may_step_in(session, by, agent_id)
     if log_out:
         status, reason = AgentStatus.OFFLINE.value, None
-    now = await routing.set_status(ctx, agent_id, status, reason)
-    async with ctx.transaction() as session:
-        who = await _name(session, by)
+
+    async def record(session: AsyncSession, agent: Agent) -> None:
         if log_out:
             await auth.end_sessions(session, agent_id)
-        shown = f"{status} ({reason})" if reason else status
-        audit.record(session, by, LOGGED_OUT if log_out else STATUS_SET, audit.AGENT, agent_id, shown)
+        audit.record(session, by, LOGGED_OUT if log_out else STATUS_SET, audit.AGENT, agent_id,
+                     f"{status} ({reason})" if reason else status)
         if log_out:
             tell(session, agent_id, N_("%(name)s logged you out."), name=who)
-        elif now.value != status:
+        elif agent.status.value != status:  # busy with a contact: it applies when that ends
             tell(session, agent_id, N_("%(name)s set your status to %(status)s, from when this contact ends."),
-                 name=who, status=status)
+                 codes=("status",), name=who, status=status)
         else:
-            tell(session, agent_id, N_("%(name)s set your status to %(status)s."), name=who, status=status)
-    return now
+            tell(session, agent_id, N_("%(name)s set your status to %(status)s."), codes=("status",), name=who,
+                 status=status)
+
+    return await routing.set_status(ctx, agent_id, status, reason, also=record)
 
 
 @dataclass(frozen=True)
@@ -99,10 +116,17 @@ async def reassign(ctx: Context, by: int, conversation_id: int, *, agent_id: int
                            state=conversation.state.value)
         if not conversation.routed_by_console:
             raise Conflict("The phone system decides where this call rings; move it there.")
-        if queue_id is not None:
-            if await session.get(Queue, queue_id) is None:
+        if queue_id is not None and queue_id != conversation.queue_id:
+            queue = await session.get(Queue, queue_id)
+            if queue is None:
                 raise NO_QUEUE
             conversation.queue_id = queue_id
+            # An event of its own: the statistics count the hour again, now in the new queue.
+            moved = ConversationEvent(conversation_id=conversation.id, from_state=conversation.state,
+                                      to_state=conversation.state, agent_id=by, at=utcnow(),
+                                      detail=f"moved to queue {queue.name} by a supervisor"[:200])
+            session.add(moved)
+            changes.event_written(session, moved)
         target = await _able(session, conversation, agent_id) if agent_id is not None else None
         withdrawn = frozenset(await _stop_ringing(session, conversation, by))
         if target is not None:
@@ -150,20 +174,26 @@ async def _stop_ringing(session: AsyncSession, conversation: Conversation, by: i
 WATCHED, WHISPERED, TAKEN_OVER = "watched", "whispered", "took over"
 
 
-async def watch(ctx: Context, by: int, agent_id: int) -> str:
-    """A supervisor opens a silent, read-only view of the agent's live screen: audited, and the
-    agent is told (they work with customers' personal data; being watched is no secret)."""
+async def watch_target(ctx: Context, by: int, agent_id: int) -> str:
+    """The name of the agent `by` may watch (nothing recorded: the watching starts with the socket)."""
+    async with ctx.db.reading() as session:
+        return (await _may_step_in(session, by, agent_id))[1]
+
+
+async def watch(ctx: Context, by: int, agent_id: int, *, tell_agent: bool = True) -> str:
+    """A supervisor opens a silent, read-only view of the agent's live screen: audited each time,
+    and the agent is told (they work with customers' personal data; being watched is no secret).
+    Returns the agent's name."""
     async with ctx.transaction() as session:
-        await auth.require_supervisor(session, by, ONLY_SUPERVISORS)
-        name = await _name(session, agent_id)
-        who = await _name(session, by)
+        who, name = await _may_step_in(session, by, agent_id)
         audit.record(session, by, WATCHED, audit.AGENT, agent_id, "silent view of the live screen")
-        tell(session, agent_id, N_("%(name)s is watching your screen (read only)."), name=who)
+        if tell_agent:
+            tell(session, agent_id, N_("%(name)s is watching your screen (read only)."), name=who)
     return name
 
 
-async def _live_chat(session: AsyncSession, conversation_id: int) -> Conversation:
-    conversation = await session.get(Conversation, conversation_id, with_for_update=True)
+async def _live_chat(session: AsyncSession, conversation_id: int, *, lock: bool = True) -> Conversation:
+    conversation = await session.get(Conversation, conversation_id, with_for_update=lock)
     if conversation is None:
         raise NotFound("This conversation does not exist.")
     if conversation.channel is not Channel.CHAT or conversation.state is not State.ACTIVE or \
@@ -174,17 +204,19 @@ async def _live_chat(session: AsyncSession, conversation_id: int) -> Conversatio
 
 async def whisper(ctx: Context, by: int, conversation_id: int, text: str) -> None:
     """A note into an operator's chat that only the operator (and colleagues, never the visitor)
-    sees, at once in their pop, with who whispered."""
+    sees, at once in their pop, with who whispered; one transaction with its audit and word."""
     body = notes.check_body(text, "text")
-    async with ctx.transaction() as session:
-        await auth.require_supervisor(session, by, ONLY_SUPERVISORS)
-        operator = (await _live_chat(session, conversation_id)).agent_id
-        who = await _name(session, by)
-    await notes.add(ctx, by, body, conversation_id=conversation_id)
-    async with ctx.transaction() as session:
+    async with ctx.db.reading() as session:
+        operator = (await _live_chat(session, conversation_id, lock=False)).agent_id
+        assert operator is not None
+        who, _ = await _may_step_in(session, by, operator)
+
+    async def record(session: AsyncSession) -> None:
         audit.record(session, by, WHISPERED, audit.CONVERSATION, conversation_id, None)
         assert operator is not None
         tell(session, operator, N_("%(name)s whispers: %(text)s"), name=who, text=body[:300])
+
+    await notes.add(ctx, by, body, conversation_id=conversation_id, also=record)
 
 
 async def take_over(ctx: Context, by: int, conversation_id: int) -> int:
@@ -197,6 +229,9 @@ async def take_over(ctx: Context, by: int, conversation_id: int) -> int:
         assert operator is not None
         if operator == by:
             raise Conflict("This chat is yours already.")
+        await _may_step_in(session, by, operator)
+        # A colleague asked to take it warm meanwhile is asked no longer (their capacity is freed).
+        await cancel_pending_handoffs(session, conversation)
         supervisor = await routing.lock_agent(session, by)
         assert supervisor is not None
         handoff = Handoff(conversation_id=conversation.id, from_agent_id=operator, to_agent_id=by,

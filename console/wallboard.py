@@ -78,8 +78,8 @@ class Board:
 
 async def board(session: AsyncSession, zone: ZoneInfo, now: datetime) -> Board:
     day_start, day_end = rollups.day_of(now, zone)
-    today = await rollups.period(session, day_start, day_end, by=("queue", "channel"))
-    handled = await rollups.period(session, day_start, day_end, by=("agent",))
+    today = await rollups.sums(session, day_start, day_end, by=("queue", "channel"))
+    handled = await rollups.sums(session, day_start, day_end, by=("agent",))
     counts = await _waiting_counts(session)
     listed = await _waiting_list(session)
     queues = await _queues(session, today, counts, now)

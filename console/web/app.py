@@ -385,7 +385,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                  asyncio.create_task(refresh_sockets_forever(w), name="socket refresh"),
                  asyncio.create_task(retain_forever(w), name="retention"),
                  asyncio.create_task(follow_agent_changes(w), name="agent changes"),
-                 asyncio.create_task(w.wallboard.run(), name="wallboard")]
+                 asyncio.create_task(w.wallboard.run(), name="wallboard"),
+                 asyncio.create_task(w.wallboard.follow(), name="wallboard follower")]
         if w.mailboxes is not None:
             await w.mailboxes.start()
         try:

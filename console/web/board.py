@@ -4,13 +4,15 @@ supervisors' sockets (`/ws?view=wallboard`).
 
 Which node renders is decided by a lease in the database (console.leases): the holder also keeps
 the hourly statistics (console.rollups), so the board's figures for today are counted just before
-it is read. A socket that connects gets the board as this node last read it (at most a second old)
-and then every board published.
+it is read. Every node keeps the last board published in each language; a socket that connects
+gets that one, then every board published.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import os
 import secrets
@@ -23,7 +25,7 @@ from console.db import Database
 from console.errors import ConsoleError
 from console.models import utcnow
 from console.web.render import Renderer
-from realtime import Bus
+from realtime import Bus, Frame
 
 log = logging.getLogger("console.web.board")
 
@@ -44,26 +46,45 @@ class Wallboard:
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.leading = False
         self._published: wallboard.Board | None = None
-        self._read: tuple[float, wallboard.Board] | None = None  # this node's latest read, for snapshots
-        self._lock = asyncio.Lock()
+        # The last board published, per language, as every node heard it: what a socket that
+        # connects gets first, so versions all come from the node that publishes.
+        self._latest: dict[str, str] = {}
 
     async def read(self) -> wallboard.Board:
         async with self.db.reading() as session:
-            board = await wallboard.board(session, self.zone, utcnow())
-        self._read = (time.monotonic(), board)
-        return board
+            return await wallboard.board(session, self.zone, utcnow())
 
     def render(self, board: wallboard.Board, language: str) -> str:
-        # The version is the time it was read: boards come from one node at a time, a second apart.
+        # The version is the time the publishing node read it: one node at a time, a second apart.
         return self.renderer.render("partials/wallboard.html", language, board=board, now=utcnow(),
-                                    version=int(time.time() * 1000), oob=True)
+                                    version=int(time.time() * 1000))
 
     async def snapshot(self, language: str) -> str:
-        """The board for a socket that just connected: this node's read of the last second, or a new one."""
-        async with self._lock:
-            read = self._read
-            board = read[1] if read is not None and time.monotonic() - read[0] < ROUND_SECONDS else await self.read()
-        return self.render(board, language)
+        """The board for a socket that just connected: the last one published, or (before any was,
+        since this node started) one read now."""
+        latest = self._latest.get(language)
+        return latest if latest is not None else self.render(await self.read(), language)
+
+    async def follow(self) -> None:
+        """Keep the last board published in each language, as the bus delivers them to this node."""
+        while True:
+            try:
+                async with contextlib.AsyncExitStack() as stack:
+                    for language in i18n.LANGUAGES:
+                        heard = await stack.enter_async_context(self.bus.subscribe(wallboard_stream(language), 16))
+                        heard.listen(functools.partial(self._heard, language))
+                    await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the bus is away: snapshots are read from the database meanwhile
+                self._latest.clear()
+                log.info("the wallboard's follower waits for the bus (%s)", exc)
+                await asyncio.sleep(LEASE_SECONDS)
+
+    def _heard(self, language: str, frame: Frame | None) -> None:
+        if frame is None:  # overflow: the next board will come
+            return
+        self._latest[language] = frame.payload
 
     async def round(self) -> None:
         """One round on this node: take or keep the lease; its holder counts and publishes."""
@@ -75,12 +96,13 @@ class Wallboard:
             await rollups.sweep(self.db, self.zone_name)
         except ConsoleError as exc:
             log.warning("the statistics wait for the database (%s)", exc.message)
-        async with self._lock:
-            board = await self.read()
+        board = await self.read()
         if board == self._published:
             return
         for language in i18n.LANGUAGES:
-            await self.bus.publish(wallboard_stream(language), self.render(board, language))
+            html = self.render(board, language)
+            await self.bus.publish(wallboard_stream(language), html)
+            self._latest[language] = html
         self._published = board
 
     async def run(self) -> None:

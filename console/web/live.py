@@ -8,9 +8,10 @@ import logging
 import secrets
 
 from sqlalchemy import select
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from console import auth, presence
+from console import auth, presence, supervising
+from console.errors import Forbidden, NotFound
 from console.models import Agent
 from console.web.board import wallboard_stream
 from console.web.render import agent_stream, cursor_frame
@@ -37,15 +38,15 @@ async def live_socket(websocket: WebSocket) -> None:
         await _refuse(websocket, "not signed in")
         return
     agent_id, role = found
-    supervising = role in auth.SUPERVISING
+    supervises = role in auth.SUPERVISING
     view = websocket.query_params.get("view")
     if view == "wallboard":
-        await _wallboard(websocket, w, agent_id, supervising)
+        await _wallboard(websocket, w, agent_id, supervises)
         return
     watched = agent_id
     if view == "watch":  # a supervisor's silent view of another agent's live screen
         raw = websocket.query_params.get("agent", "")
-        if not supervising or not (raw.isascii() and raw.isdigit() and len(raw) <= 10):
+        if not supervises or not (raw.isascii() and raw.isdigit() and len(raw) <= 10):
             await _refuse(websocket, "the silent view is for supervisors")
             return
         watched = int(raw)
@@ -56,23 +57,19 @@ async def live_socket(websocket: WebSocket) -> None:
         await _refuse(websocket, "signed in as someone else")
         return
     if view == "watch":
-        await websocket.accept()
-        socket_id = f"watch-{secrets.token_hex(8)}"
-        w.metrics.open_sockets.inc()
-        try:  # no presence: the watched agent's page is theirs, the supervisor is not at work here
-            await _serve(websocket, w, watched, since, socket_id, viewer=agent_id)
-        finally:
-            w.metrics.open_sockets.dec()
-            w.sockets.pop(socket_id, None)
+        try:  # every watching socket is audited; the agent is told when a view opens, not on reconnects
+            await supervising.watch(w.ctx, agent_id, watched, tell_agent=not since)
+        except (NotFound, Forbidden) as exc:
+            await _refuse(websocket, exc.message)
+            return
+        # No presence: the watched agent's page is theirs; the supervisor is not at work here.
+        await _serve(websocket, w, watched, since, f"watch-{secrets.token_hex(8)}", viewer=agent_id)
         return
     await websocket.accept()
     socket_id = await presence.opened(w.ctx, agent_id)
-    w.metrics.open_sockets.inc()
     try:
         await _serve(websocket, w, agent_id, since, socket_id)
     finally:
-        w.metrics.open_sockets.dec()
-        w.sockets.pop(socket_id, None)
         with contextlib.suppress(Exception):
             await presence.closed(w.ctx, socket_id)
 
@@ -95,26 +92,32 @@ async def close_ended_sessions(w: Wiring) -> None:
             socket.stop(StreamClosed(POLICY_VIOLATION, "signed out"))
 
 
-async def _wallboard(websocket: WebSocket, w: Wiring, agent_id: int, supervising: bool) -> None:
+async def _wallboard(websocket: WebSocket, w: Wiring, agent_id: int, supervises: bool) -> None:
     """The wallboard page's socket: the board in the supervisor's language, published once for all
     of them. It is no presence (a supervisor watching is not at work on contacts)."""
-    if not supervising:
+    if not supervises:
         await _refuse(websocket, "the wallboard is for supervisors")
         return
     async with w.ctx.db.reading() as session:
         language = await session.scalar(select(Agent.language).where(Agent.id == agent_id)) or "en"
-    await websocket.accept()
+    await _serve(websocket, w, agent_id, "", f"wallboard-{secrets.token_hex(8)}", wallboard=language)
+
+
+async def _serve(websocket: WebSocket, w: Wiring, agent_id: int, since: str, socket_id: str, *,
+                 wallboard: str | None = None, viewer: int | None = None) -> None:
+    """Accept the socket (if the caller has not), count it while it is open, and feed it."""
+    if websocket.client_state is WebSocketState.CONNECTING:
+        await websocket.accept()
     w.metrics.open_sockets.inc()
-    socket_id = f"wallboard-{secrets.token_hex(8)}"
     try:
-        await _serve(websocket, w, agent_id, "", socket_id, wallboard=language)
+        await _feed(websocket, w, agent_id, since, socket_id, wallboard=wallboard, viewer=viewer)
     finally:
         w.metrics.open_sockets.dec()
         w.sockets.pop(socket_id, None)
 
 
-async def _serve(websocket: WebSocket, w: Wiring, agent_id: int, since: str, socket_id: str, *,
-                 wallboard: str | None = None, viewer: int | None = None) -> None:
+async def _feed(websocket: WebSocket, w: Wiring, agent_id: int, since: str, socket_id: str, *,
+                wallboard: str | None = None, viewer: int | None = None) -> None:
     """Feed the socket until the browser goes or the feed stops, in this one task.
 
     The agent page's socket follows the agent's stream (a supervisor's silent view, `viewer`, the

@@ -353,7 +353,8 @@ class Pusher:
         out.add(change.agent_id, self._render("partials/pops_empty.html", presence=presence))
 
     async def told(self, session: AsyncSession, change: changes.Told, out: Outbox, memo: dict[Any, Any]) -> None:
-        out.add(change.agent_id, self._render("partials/told.html", text=change.text, values=dict(change.values)))
+        out.add(change.agent_id, self._render("partials/told.html", text=change.text, values=dict(change.values),
+                                              codes=change.codes))
 
     async def note_added(self, session: AsyncSession, change: changes.NoteAdded, out: Outbox,
                          memo: dict[Any, Any]) -> None:

@@ -8,18 +8,16 @@ import io
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, Response
 
 from console import i18n, reports
 from console.errors import ConsoleError, InvalidInput, NotFound
 from console.metrics import Tally
-from console.models import Agent
 from console.web.pages import wiring
-from console.web.security import csrf_token, signed_in_as, signed_out
-from console.web.supervisor import NOT_FOR_AGENTS, SUPERVISING
+from console.web.security import csrf_token
+from console.web.supervisor import me, supervisors
 
 NO_TABLE = NotFound("There is no such table; choose time, queue, channel, agent or dispositions.")
 
@@ -42,26 +40,11 @@ def _param(params: QueryParams, name: str) -> str:
     return value
 
 
-async def _reader(request: Request) -> tuple[int, str, str] | Response:
-    found = await signed_in_as(request, wiring(request).ctx.db)
-    if found is None:
-        if request.headers.get("hx-request"):
-            return signed_out()
-        return RedirectResponse("/login", status_code=303)
-    if found[1] not in SUPERVISING:
-        raise NOT_FOR_AGENTS
-    async with wiring(request).ctx.db.reading() as session:
-        me = (await session.execute(select(Agent.name, Agent.language).where(Agent.id == found[0]))).one()
-    return found[0], me.name, me.language
-
-
-async def reports_page(request: Request) -> Response:
-    reader = await _reader(request)
-    if isinstance(reader, Response):
-        return reader
-    _, name, language = reader
+@supervisors(page=True)
+async def reports_page(request: Request, by: int) -> Response:
     w = wiring(request)
-    values = {"name": name, "role": "supervisor", "here": "/reports", "csrf": csrf_token(request.session),
+    name, language, role = await me(w, by)
+    values = {"name": name, "role": role, "here": "/reports", "csrf": csrf_token(request.session),
               "query": request.url.query, "params": request.query_params}
     try:
         report, zone = await _report(request)
@@ -99,10 +82,8 @@ def csv_rows(report: reports.Report, table: str) -> list[list[str]]:
     return [[first, *FIGURE_COLUMNS], *([line.label, *_figures(line.figures)] for line in lines)]
 
 
-async def report_csv(request: Request) -> Response:
-    reader = await _reader(request)
-    if isinstance(reader, Response):
-        return reader
+@supervisors()
+async def report_csv(request: Request, by: int) -> Response:
     table = request.path_params["table"]
     if table not in reports.TABLES:
         raise NO_TABLE
@@ -111,7 +92,7 @@ async def report_csv(request: Request) -> Response:
     writer = csv.writer(out)
     for row in csv_rows(report, table):
         # A cell a spreadsheet would run as a formula (a queue named "=cmd|..."): kept as text.
-        writer.writerow(["'" + cell if cell[:1] in ("=", "+", "-", "@") and not _number(cell) else cell
+        writer.writerow(["'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") and not _number(cell) else cell
                          for cell in row])
     name = f"report-{table}-{report.range.first.isoformat()}-{report.range.last.isoformat()}.csv"
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8",

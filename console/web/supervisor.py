@@ -12,51 +12,60 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from console import i18n, supervising
+from console.auth import SUPERVISING
 from console.errors import Forbidden, NotFound
 from console.i18n import N_
-from console.models import Agent, AgentStatus, Channel, Conversation, Queue, Role, State
+from console.models import Agent, AgentStatus, Channel, Conversation, Queue, State
 from console.web.pages import field, record_id, wiring
 from console.web.security import csrf_token, signed_in_as, signed_out
 from console.web.wiring import Wiring
 
-SUPERVISING = (Role.SUPERVISOR, Role.ADMIN)
-NOT_FOR_AGENTS = Forbidden(N_("The wallboard is for supervisors."))
+NOT_FOR_AGENTS = Forbidden(N_("The wallboard and the reports are for supervisors."))
+NO_AGENT = supervising.NO_AGENT
+NO_CONVERSATION = NotFound("This conversation does not exist.")
+
+Handler = Callable[[Request, int], Awaitable[Response]]
 
 
-async def supervisor_page(request: Request) -> Response:
-    found = await signed_in_as(request, wiring(request).ctx.db)
-    if found is None:
-        return RedirectResponse("/login", status_code=303)
-    agent_id, role = found
-    if role not in SUPERVISING:
-        raise NOT_FOR_AGENTS
-    w = wiring(request)
+def supervisors(*, page: bool = False) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+    """An endpoint for supervisors and admins, given the signed-in one's id; agents get 403. Signed
+    out: a `page` goes to the login form, anything else is told (htmx then goes there)."""
+    def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        @functools.wraps(handler)
+        async def endpoint(request: Request) -> Response:
+            found = await signed_in_as(request, wiring(request).ctx.db)
+            if found is None:
+                return RedirectResponse("/login", status_code=303) if page else signed_out()
+            if found[1] not in SUPERVISING:
+                raise NOT_FOR_AGENTS if page else Forbidden(supervising.ONLY_SUPERVISORS)
+            return await handler(request, found[0])
+
+        return endpoint
+
+    return wrap
+
+
+async def me(w: Wiring, agent_id: int) -> tuple[str, str, str]:
+    """The signed-in supervisor's name, language and role, for their pages."""
     async with w.ctx.db.reading() as session:
-        me = (await session.execute(select(Agent.name, Agent.language).where(Agent.id == agent_id))).one()
-    board = w.wallboard.render(await w.wallboard.read(), me.language)
-    html = w.renderer.render("supervisor.html", me.language, board_html=board, name=me.name, role=role.value,
+        found = (await session.execute(select(Agent.name, Agent.language, Agent.role)
+                                       .where(Agent.id == agent_id))).one()
+    return found.name, found.language, found.role.value
+
+
+@supervisors(page=True)
+async def supervisor_page(request: Request, by: int) -> Response:
+    w = wiring(request)
+    name, language, role = await me(w, by)
+    board = await w.wallboard.snapshot(language)
+    html = w.renderer.render("supervisor.html", language, board_html=board, name=name, role=role,
                              here="/supervisor", csrf=csrf_token(request.session))
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
 # Stepping in -------------------------------------------------------------------------------------
 
-NO_AGENT = NotFound("That agent does not exist.")
-NO_CONVERSATION = NotFound("This conversation does not exist.")
-
-
-def stepping_in(handler: Callable[[Request, int], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
-    """An endpoint for supervisors (given their id); agents are refused, a stale session is told so."""
-    @functools.wraps(handler)
-    async def endpoint(request: Request) -> Response:
-        found = await signed_in_as(request, wiring(request).ctx.db)
-        if found is None:
-            return signed_out()
-        if found[1] not in SUPERVISING:
-            raise Forbidden(supervising.ONLY_SUPERVISORS)
-        return await handler(request, found[0])
-
-    return endpoint
+stepping_in = supervisors()
 
 
 async def _language(w: Wiring, agent_id: int) -> str:
@@ -103,7 +112,8 @@ async def conversation_panel(request: Request, by: int) -> Response:
         if conversation is None:
             raise NO_CONVERSATION
         agents = (await session.execute(select(Agent.id, Agent.name, Agent.status)
-                                        .where(Agent.status != AgentStatus.OFFLINE).order_by(Agent.name))).all()
+                                        .where(Agent.status != AgentStatus.OFFLINE, Agent.deactivated_at.is_(None))
+                                        .order_by(Agent.name))).all()
         queues = (await session.execute(select(Queue.id, Queue.name).order_by(Queue.name))).all()
     html = w.renderer.render("partials/step_in_conversation.html", await _language(w, by),
                              conversation=conversation, agents=agents, queues=queues)
@@ -134,21 +144,18 @@ async def _done(request: Request, by: int, message: str, link: str = "") -> Resp
     return HTMLResponse(html)
 
 
-async def watch_page(request: Request) -> Response:
+@supervisors(page=True)
+async def watch_page(request: Request, by: int) -> Response:
     """A silent, read-only view of an agent's live screen: the fragments the agent receives, on a
-    page where nothing can be clicked or typed. Audited; the agent is told."""
-    found = await signed_in_as(request, wiring(request).ctx.db)
-    if found is None:
-        return RedirectResponse("/login", status_code=303)
-    by, role = found
-    if role not in SUPERVISING:
-        raise Forbidden(supervising.ONLY_SUPERVISORS)
+    page where nothing can be clicked or typed. Its socket records the watching and tells the agent
+    (a GET changes nothing)."""
     w = wiring(request)
     agent_id = record_id(request.path_params["id"], NO_AGENT)
-    name = await supervising.watch(w.ctx, by, agent_id)
+    name = await supervising.watch_target(w.ctx, by, agent_id)  # the socket records the watching
     live = w.renderer.live(await w.notifier.view(agent_id))
-    html = w.renderer.render("watch.html", await _language(w, by), name=name, agent_id=agent_id, live_html=live,
-                             role=role.value, here="/supervisor", csrf=csrf_token(request.session))
+    _, language, role = await me(w, by)
+    html = w.renderer.render("watch.html", language, name=name, agent_id=agent_id, live_html=live,
+                             role=role, here="/supervisor", csrf=csrf_token(request.session))
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 

@@ -69,7 +69,7 @@ async def test_agents_are_refused_the_wallboard(browser: Browser, server: LiveSe
     anna = await signed_in_page(browser, server.url, "anna@x.nl", PASSWORD)
     response = await anna.goto(server.url + "/supervisor")
     assert response is not None and response.status == 403
-    await expect(anna.locator("body")).to_contain_text("The wallboard is for supervisors.")
+    await expect(anna.locator("body")).to_contain_text("The wallboard and the reports are for supervisors.")
 
 
 async def test_a_supervisor_sets_an_agent_away_and_moves_a_ringing_call_to_a_colleague(
@@ -86,6 +86,7 @@ async def test_a_supervisor_sets_an_agent_away_and_moves_a_ringing_call_to_a_col
               queue="Sales")
     await expect(anna.locator("#screen-pop .pop")).to_have_count(1, timeout=10_000)
     await bram.click("#agent-status button[value=available]")
+    await expect(bram.locator("#agent-status")).to_have_class("status status-available")
     await board.locator("table.waiting tbody tr", has_text="Anna de Vries").get_by_role("button", name="Move").click()
     panel = sophie.locator("#step-in")
     await panel.locator("select[name=agent]").select_option(label="Bram Jansen (available)")
@@ -116,7 +117,11 @@ async def test_a_supervisor_watches_an_agents_screen_live_and_cannot_act_on_it(
     anna = await signed_in_page(browser, server.url, "anna@x.nl", PASSWORD, viewport=(1366, 768))
     await anna.click("#agent-status button[value=available]")
     sophie = await signed_in_page(browser, server.url, "sophie@x.nl", PASSWORD, viewport=(1366, 768))
-    await sophie.goto(server.url + "/supervisor/agents/1/watch")
+    await sophie.goto(server.url + "/supervisor")
+    anna_row = sophie.locator("#wallboard table.agents tr", has_text="Anna de Vries")
+    await anna_row.get_by_role("button", name="Step in").click()
+    watch = sophie.locator("#step-in").get_by_role("link", name="Watch their screen")
+    await sophie.goto(server.url + str(await watch.get_attribute("href")))
     await expect(sophie.locator("#connection")).to_have_class("connection connected", timeout=10_000)
     await expect(sophie.locator("#agent-status")).to_have_class("status status-available")
     await expect(anna.locator("#flash")).to_contain_text("Sophie Visser is watching your screen")

@@ -66,3 +66,20 @@ async def test_a_deactivated_agent_is_nobody_until_reactivated(ctx: Context) -> 
     await routing.set_status(ctx, bram, "offline")
     await routing.set_status(ctx, anna, "available")
     assert (await arrive(ctx, "chat-2")).agent_id == anna
+
+
+async def test_an_agent_with_chats_open_is_deactivated_only_after_handing_them_off(ctx: Context) -> None:
+    from console import offers
+    from console.errors import Conflict
+
+    alex = await add_agent(ctx.db, "alex@x.nl", "Alex", role="admin")
+    anna = await add_agent(ctx.db, "anna@x.nl", "Anna")
+    await routing.set_status(ctx, anna, "available")
+    chat = await arrive(ctx, "chat-9")
+    await offers.accept(ctx, anna, chat.conversation_id)
+    with pytest.raises(Conflict, match="still handles 1 chats or mails"):
+        await admin.deactivate(ctx, alex, anna)
+    async with ctx.db.reading() as session:
+        agent = await session.get(Agent, anna)
+        assert agent is not None and agent.deactivated_at is None, "nothing half-done: still active"
+        assert agent.status.value == "busy"

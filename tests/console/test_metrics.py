@@ -9,7 +9,7 @@ short abandons under 5 s) and Service (30 s, 10 s). Anna and Bram answer.
 | 1 | Sales, call     | 09:00:00         | Anna answers after 10 s, talks 300 s, wraps up 60 s: "sale"       |
 | 2 | Sales, call     | 09:05:00         | Bram answers after 30 s, talks 120 s, wrap-up times out after 30 s |
 | 3 | Sales, call     | 09:10:00         | hangs up after 3 s (a short abandon)                               |
-| 4 | Sales, call     | 09:20:00         | hangs up after 45 s                                                |
+| 4 | Sales, call     | 09:20:00         | hangs up after 45 s, while it rang for Bram                        |
 | 5 | Sales, call     | 10:00:00         | Anna answers after 20 s, hands off to Service after 100 s          |
 | 6 | Service, call   | 10:01:40         | 5 handed off: Bram answers after 5 s, talks 200 s, wraps 20 s: "solved" |
 | 7 | Service, chat   | 11:00:00         | Anna answers after 40 s, chats 600 s, closes at once; rated 4      |
@@ -26,7 +26,8 @@ part); talk 300 + 120 + 100 + 60 = 580 s, wrap-up 60 + 30 + 0 + 10 = 100 s, hand
 170 s; one wrap-up timeout; dispositions: sale 2, wrap-up timeout 1.
 Service calls (6): 1 offered, answered in 5 s, service level 100 %, handle time 220 s. Service chats
 (7): 1 offered, answered in 40 s (over 30 s), service level 0 %, handle time 600 s, satisfaction 4.
-Agents: Anna handled 3 (1 5 7), Bram 3 (2 6 10).
+Agents: Anna handled 3 (1 5 7), Bram 3 (2 6 10); contact 4 rang for Bram but is not his: an agent's
+contacts are those they answered.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ async def scripted_day(ctx: Context) -> dict[str, int]:
         contact(sales, local(9), agent=anna, answer=10, talk=300, wrap=60, disposition="sale")
         contact(sales, local(9, 5), agent=bram, answer=30, talk=120, wrap=30, disposition="wrap-up timeout")
         contact(sales, local(9, 10), abandon=3)
-        contact(sales, local(9, 20), abandon=45)
+        contact(sales, local(9, 20), abandon=45, agent=bram)  # rang for Bram: his offer names him
         contact(sales, local(10), agent=anna, answer=20, talk=100, handoff=True)
         contact(service, local(10, 1, 40), agent=bram, answer=5, talk=200, wrap=20, disposition="solved")
         contact(service, local(11), channel=Channel.CHAT, agent=anna, answer=40, talk=600, rating=4)
@@ -135,6 +136,7 @@ async def test_the_scripted_day_counted_from_the_conversations(ctx: Context) -> 
     assert (chat.offered, chat.service_level, chat.speed_of_answer, chat.handle_time, chat.satisfaction) == (
         1, 0.0, 40, 600, 4)
     assert (by_agent[ids["anna"]].handled, by_agent[ids["bram"]].handled) == (3, 3)
+    assert (by_agent[ids["bram"]].offered, by_agent[ids["bram"]].abandoned) == (3, 0)
     sales_codes: dict[str, int] = {}
     for ((queue, _, _), code), count in codes.items():
         if queue == ids["sales"]:
@@ -150,10 +152,10 @@ async def test_the_hourly_statistics_give_the_same_day_over_the_clock_change(ctx
         progress = await rollups.sweep(ctx.db, "Europe/Amsterdam", now)
     async with ctx.db.reading() as session:
         assert rollups.local_midnight(local(12), AMSTERDAM) == DAY_START
-        day = await rollups.period(session, DAY_START, DAY_END, by=("queue", "channel"))
+        day = await rollups.sums(session, DAY_START, DAY_END, by=("queue", "channel"))
         hours = {start for start, _, _ in await rollups.totals(session, DAY_START, DAY_END)}
-        before = await rollups.period(session, DAY_START - timedelta(days=1), DAY_START, by=("queue",))
-        agents = await rollups.period(session, DAY_START, DAY_END, by=("agent",))
+        before = await rollups.sums(session, DAY_START - timedelta(days=1), DAY_START, by=("queue",))
+        agents = await rollups.sums(session, DAY_START, DAY_END, by=("agent",))
         codes = await rollups.dispositions(session, DAY_START, DAY_END, by=("queue",))
     check_sales(day[ids["sales"], "call"])
     assert day[ids["service"], "chat"].satisfaction == 4
@@ -170,7 +172,9 @@ async def test_the_hourly_statistics_give_the_same_day_over_the_clock_change(ctx
 
 async def test_a_change_to_an_hour_already_counted_is_counted_again(ctx: Context) -> None:
     ids = await scripted_day(ctx)
-    await rollups.sweep(ctx.db, "Europe/Amsterdam")  # everything is history now: counted by the backfill
+    progress = await rollups.sweep(ctx.db, "Europe/Amsterdam")  # all of it is history: the backfill counts it,
+    while progress.backfill_left is not None:  # a day a round, newest first
+        progress = await rollups.sweep(ctx.db, "Europe/Amsterdam")
     async with ctx.db.transaction() as session:  # contact 12, waiting since 16:00, is answered now
         waiting = await session.scalar(select(Conversation).where(Conversation.state == State.QUEUED))
         assert waiting is not None
@@ -180,5 +184,62 @@ async def test_a_change_to_an_hour_already_counted_is_counted_again(ctx: Context
     progress = await rollups.sweep(ctx.db, "Europe/Amsterdam")
     assert progress.hours == 1
     async with ctx.db.reading() as session:
-        day = await rollups.period(session, DAY_START, DAY_END, by=("queue",))
+        day = await rollups.sums(session, DAY_START, DAY_END, by=("queue",))
     assert (day[ids["sales"],].answered, day[ids["sales"],].answered_in_threshold) == (5, 4)
+
+
+async def test_the_wallboard_and_a_report_of_today_give_the_same_numbers(ctx: Context) -> None:
+    from console import reports, wallboard
+
+    anna = await add_agent(ctx.db, "anna@x.nl", "Anna")
+    now = utcnow()
+    async with ctx.transaction() as session:
+        sales = Queue(name="Sales", service_level_seconds=20, short_abandon_seconds=5)
+        session.add(sales)
+        await session.flush()
+        first = max(now - timedelta(minutes=30), rollups.local_midnight(now, AMSTERDAM) + S)  # all today
+        for n, (wait, abandons) in enumerate([(5, False), (40, False), (2, True), (30, True)]):
+            arrived = first + timedelta(minutes=n)
+            c = Conversation(channel=Channel.CALL, external_id=f"t-{n}", queue_id=sales.id, created_at=arrived,
+                             state=State.ABANDONED if abandons else State.CLOSED)
+            if abandons:
+                c.abandoned_at = arrived + wait * S
+            else:
+                c.agent_id, c.answered_at = anna, arrived + wait * S
+                c.wrap_up_at, c.closed_at = c.answered_at + 60 * S, c.answered_at + 70 * S
+            session.add(c)
+        session.add(Conversation(channel=Channel.CALL, external_id="t-wait", queue_id=sales.id, created_at=now,
+                                 state=State.QUEUED))
+    await rollups.sweep(ctx.db, "Europe/Amsterdam", now)
+    async with ctx.db.reading() as session:
+        board = await wallboard.board(session, AMSTERDAM, now)
+        today = now.astimezone(AMSTERDAM).date()
+        report = await reports.build(session, reports.parse_range(today.isoformat(), today.isoformat(), AMSTERDAM,
+                                                                  today), "day", AMSTERDAM)
+    line = next(q for q in board.queues if q.name == "Sales")
+    assert line.today == {r.label: r.figures for r in report.by_queue}["Sales"]
+    assert (line.today.offered, line.today.answered, line.today.abandoned, line.today.short_abandoned) == (5, 2, 1, 1)
+    assert line.waiting == 1 and line.today.service_level == pytest.approx(1 / 4)
+    assert line.level_breached, "1 of 4 in time, and the one still waiting cannot lift it to 80 %"
+
+
+async def test_a_queues_new_thresholds_count_today_again(ctx: Context) -> None:
+    now = utcnow()
+    async with ctx.transaction() as session:
+        sales = Queue(name="Sales", service_level_seconds=20)
+        session.add(sales)
+        await session.flush()
+        arrived = max(now - timedelta(minutes=5), rollups.local_midnight(now, AMSTERDAM) + S)  # today
+        session.add(Conversation(channel=Channel.CALL, external_id="th-1", queue_id=sales.id, created_at=arrived,
+                                 answered_at=arrived + 30 * S, state=State.ACTIVE))
+    await rollups.sweep(ctx.db, "Europe/Amsterdam", now)
+    day = rollups.day_of(now, AMSTERDAM)
+    async with ctx.db.reading() as session:
+        assert (await rollups.sums(session, *day))[()].answered_in_threshold == 0
+    async with ctx.transaction() as session:
+        queue = await session.get(Queue, sales.id)
+        assert queue is not None
+        queue.service_level_seconds = 45
+    await rollups.sweep(ctx.db, "Europe/Amsterdam", now + timedelta(seconds=60))
+    async with ctx.db.reading() as session:
+        assert (await rollups.sums(session, *day))[()].answered_in_threshold == 1

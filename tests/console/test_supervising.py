@@ -3,12 +3,25 @@ contact moved; each names the supervisor in the audit trail and tells the agents
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 import pytest
 from sqlalchemy import select
 
-from console import changes, conversations, routing, supervising
+from console import changes, conversations, rollups, routing, supervising
 from console.errors import Conflict, Forbidden
-from console.models import Agent, AgentStatus, AuditEvent, Channel, Conversation, Offer, OfferState, Queue, State
+from console.models import (
+    Agent,
+    AgentStatus,
+    AuditEvent,
+    Channel,
+    Conversation,
+    Offer,
+    OfferState,
+    Queue,
+    State,
+    utcnow,
+)
 from console.ports import Context, RecordingNotifier
 from tests.helpers import add_agent
 
@@ -35,7 +48,7 @@ async def test_a_supervisor_sets_an_agents_status_and_logs_a_stuck_agent_out(ctx
         assert agent is not None and (agent.status, agent.away_reason) == (AgentStatus.AWAY, "Meeting")
         before = agent.session_version
     assert told(ctx)[-1] == changes.Told(anna, "%(name)s set your status to %(status)s.",
-                                         (("name", "Sophie"), ("status", "away")))
+                                         (("name", "Sophie"), ("status", "away")), ("status",))
 
     await supervising.set_agent_status(ctx, sophie, anna, "available", log_out=True)
     async with ctx.db.reading() as session:
@@ -54,6 +67,13 @@ async def test_agents_cannot_step_in_for_each_other(ctx: Context) -> None:
         await supervising.set_agent_status(ctx, bram, anna, "offline")
     with pytest.raises(Forbidden):
         await supervising.reassign(ctx, bram, 1, agent_id=bram)
+    sophie = await add_agent(ctx.db, "sophie@x.nl", "Sophie", role="supervisor")
+    alex = await add_agent(ctx.db, "alex@x.nl", "Alex", role="admin")
+    with pytest.raises(Forbidden, match="Only an admin can step in for an admin"):
+        await supervising.set_agent_status(ctx, sophie, alex, "offline", log_out=True)
+    with pytest.raises(Forbidden, match="Only an admin"):
+        await supervising.watch(ctx, sophie, alex)
+    await supervising.set_agent_status(ctx, alex, sophie, "away", "Meeting")  # an admin may
 
 
 async def test_a_ringing_contact_moved_to_a_colleague_rings_for_them_instead(ctx: Context) -> None:
@@ -86,8 +106,13 @@ async def test_a_waiting_contact_moved_to_another_queue_waits_there_and_answered
         session.add(billing)
     arrival = await conversations.arrive(ctx, channel=Channel.MAIL, external_id="m1", from_address="a@b.nl",
                                          to_address="")
+    await rollups.sweep(ctx.db, "Europe/Amsterdam")
     moved = await supervising.reassign(ctx, sophie, arrival.conversation_id, queue_id=billing.id)
     assert (moved.withdrawn_from, moved.offered_to) == (frozenset(), None)
+    await rollups.sweep(ctx.db, "Europe/Amsterdam")  # the move is an event: its hour is counted again
+    async with ctx.db.reading() as session:
+        counted = await rollups.sums(session, *rollups.day_of(utcnow(), ZoneInfo("Europe/Amsterdam")), ("queue",))
+    assert {key: t.offered for key, t in counted.items()} == {(billing.id,): 1}
     async with ctx.db.reading() as session:
         mail = await session.get(Conversation, arrival.conversation_id)
         assert mail is not None and (mail.queue_id, mail.state) == (billing.id, State.QUEUED)

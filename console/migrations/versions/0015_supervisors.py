@@ -79,8 +79,9 @@ def upgrade() -> None:
         sa.Column('name', sa.String(length=40), nullable=False),
         sa.Column('zone', sa.String(length=64), nullable=False),
         sa.Column('seen_until', console.models.UtcDateTime(timezone=True), nullable=False),
-        sa.Column('backfill_until', console.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column('backfill_from', console.models.UtcDateTime(timezone=True), nullable=True),
         sa.Column('backfill_next', console.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column('thresholds', sa.String(length=64), nullable=True),
         sa.PrimaryKeyConstraint('name', name=op.f('pk_rollup_cursors')),
     )
     op.add_column('agents', sa.Column('deactivated_at', console.models.UtcDateTime(timezone=True), nullable=True))

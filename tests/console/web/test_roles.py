@@ -44,7 +44,7 @@ UNCHANGED_TABLES_SKIP = {"login_attempts", "live_sockets", "alembic_version"}
 TABLE: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("GET", "/"):                                       (200, 200, 200, 200, 303),
     ("GET", "/supervisor"):                             (403, 403, 200, 200, 303),
-    ("GET", "/reports"):                                (403, 403, 200, 200, 401),
+    ("GET", "/reports"):                                (403, 403, 200, 200, 303),
     ("GET", "/reports/{table}.csv"):                    (403, 403, 200, 200, 401),
     ("GET", "/supervisor/agents/{id}"):                 (403, 403, 200, 200, 401),
     ("POST", "/supervisor/agents/{id}/status"):         (403, 403, 200, 200, 401),
