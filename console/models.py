@@ -899,7 +899,24 @@ class Lease(Base):
     until: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
-class StatInterval(Base):
+class _Figures:
+    """The counts and summed milliseconds of console.metrics.Tally, as columns."""
+
+    offered: Mapped[int] = mapped_column(default=0)
+    answered: Mapped[int] = mapped_column(default=0)
+    answered_in_threshold: Mapped[int] = mapped_column(default=0)
+    abandoned: Mapped[int] = mapped_column(default=0)
+    short_abandoned: Mapped[int] = mapped_column(default=0)
+    answer_wait_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    handled: Mapped[int] = mapped_column(default=0)
+    talk_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    wrap_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    wrap_timeouts: Mapped[int] = mapped_column(default=0)
+    rated: Mapped[int] = mapped_column(default=0)
+    rating_sum: Mapped[int] = mapped_column(default=0)
+
+
+class StatInterval(_Figures, Base):
     """What the contacts that arrived in one hour (the console's local hour, as its UTC start) add
     up to, per queue (0: none) and channel. Kept by console.rollups from the definitions in
     console.metrics; times are milliseconds. Personal data is not in it, so it outlives the
@@ -910,21 +927,9 @@ class StatInterval(Base):
     start: Mapped[datetime] = mapped_column(UtcDateTime(), primary_key=True)
     queue_id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(10), primary_key=True)
-    offered: Mapped[int] = mapped_column(default=0)
-    answered: Mapped[int] = mapped_column(default=0)
-    answered_in_threshold: Mapped[int] = mapped_column(default=0)
-    abandoned: Mapped[int] = mapped_column(default=0)
-    short_abandoned: Mapped[int] = mapped_column(default=0)
-    answer_wait_ms: Mapped[int] = mapped_column(BigInteger, default=0)
-    handled: Mapped[int] = mapped_column(default=0)
-    talk_ms: Mapped[int] = mapped_column(BigInteger, default=0)
-    wrap_ms: Mapped[int] = mapped_column(BigInteger, default=0)
-    wrap_timeouts: Mapped[int] = mapped_column(default=0)
-    rated: Mapped[int] = mapped_column(default=0)
-    rating_sum: Mapped[int] = mapped_column(default=0)
 
 
-class StatAgent(Base):
+class StatAgent(_Figures, Base):
     """The same figures per hour for the contacts each agent answered (a table of its own: an
     agent dimension beside queue and channel would multiply the rows a report reads)."""
 
@@ -932,18 +937,6 @@ class StatAgent(Base):
 
     start: Mapped[datetime] = mapped_column(UtcDateTime(), primary_key=True)
     agent_id: Mapped[int] = mapped_column(primary_key=True)
-    offered: Mapped[int] = mapped_column(default=0)
-    answered: Mapped[int] = mapped_column(default=0)
-    answered_in_threshold: Mapped[int] = mapped_column(default=0)
-    abandoned: Mapped[int] = mapped_column(default=0)
-    short_abandoned: Mapped[int] = mapped_column(default=0)
-    answer_wait_ms: Mapped[int] = mapped_column(BigInteger, default=0)
-    handled: Mapped[int] = mapped_column(default=0)
-    talk_ms: Mapped[int] = mapped_column(BigInteger, default=0)
-    wrap_ms: Mapped[int] = mapped_column(BigInteger, default=0)
-    wrap_timeouts: Mapped[int] = mapped_column(default=0)
-    rated: Mapped[int] = mapped_column(default=0)
-    rating_sum: Mapped[int] = mapped_column(default=0)
 
 
 class StatDisposition(Base):
