@@ -27,6 +27,7 @@ DEMO_AGENTS = [
     ("chloe@demo.example", "Chloe Smith", "agent", "203", "en"),
     ("daan@demo.example", "Daan Bakker", "agent", "204", "nl"),
     ("sophie@demo.example", "Sophie Visser", "supervisor", "300", "nl"),
+    ("noor@demo.example", "Noor de Wit", "admin", "301", "nl"),
 ]
 # Simulated colleagues (integrations.demo_agents) who log in and work by themselves, so the demo's
 # traffic flows and the wallboard moves even while the newcomer only watches as a supervisor.
@@ -509,7 +510,8 @@ async def _demo_chat_site(session: object, port: int) -> str:
 
 
 async def _demo_colleagues(session: object) -> None:
-    """The simulated colleagues' accounts, also in a demo database of an earlier version."""
+    """The demo's accounts that a demo database of an earlier version lacks (the simulated
+    colleagues, the admin)."""
     from sqlalchemy import select
     from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -518,11 +520,12 @@ async def _demo_colleagues(session: object) -> None:
     from console.models import Agent
 
     assert isinstance(session, AsyncSession)
-    for email, name, role, extension, language in DEMO_COLLEAGUES:
+    for email, name, role, extension, language in [*DEMO_AGENTS, *DEMO_COLLEAGUES]:
         if await session.scalar(select(Agent.id).where(Agent.email == email)) is None:
             await create_agent(session, email=email, name=name, password=DEMO_PASSWORD, role=role,
                                extension=extension, language=language)
-            await config.configure_agent(session, email, skills=["dutch:4", "english:4", "sales:3"])
+            if role == "agent":
+                await config.configure_agent(session, email, skills=["dutch:4", "english:4", "sales:3"])
 
 
 async def _demo_routing(session: object) -> None:

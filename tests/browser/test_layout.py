@@ -193,6 +193,12 @@ async def test_the_admin_pages_fit_at_1366_by_768(browser: Browser, server: Live
         await page.goto(server.url + path)
         await expect(page.locator("main#admin-main section").first).to_be_visible()
         problems += await _fits(page, f"{language} {path}", tmp_path)
+    # An admin's agent page has the most links in its top bar; the wallboard and reports are theirs too.
+    for path, shows in (("/", "#agent-status"), ("/supervisor", "#wallboard"), ("/reports", ".report-chart"),
+                        ("/reports?interval=hour", ".report-chart")):
+        await page.goto(server.url + path)
+        await expect(page.locator(shows)).to_be_visible(timeout=10_000)
+        problems += await _fits(page, f"{language} {path}", tmp_path)
     # Agent 1 is a supervisor: a refused reset, then the one-time codes' long otpauth address.
     page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
     await page.goto(server.url + "/admin/agents/1")
