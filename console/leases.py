@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import delete, insert, or_, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from console.db import Database
@@ -39,3 +39,25 @@ async def release(db: Database, name: str, holder: str) -> None:
     async with db.transaction() as session:
         await session.execute(delete(Lease).where(Lease.name == name, Lease.holder == holder)
                               .execution_options(synchronize_session=False))
+
+
+async def mark(db: Database, name: str, seconds: float) -> None:
+    """Say that something holds for `seconds` from now (a node has supervisors watching), whoever
+    says it; `marked` reads it."""
+    until = utcnow() + timedelta(seconds=seconds)
+    async with db.transaction() as session:
+        done = await session.execute(update(Lease).where(Lease.name == name).values(holder="", until=until)
+                                     .execution_options(synchronize_session=False))
+        if getattr(done, "rowcount", 0):
+            return
+    try:
+        async with db.transaction() as session:
+            await session.execute(insert(Lease).values(name=name, holder="", until=until))
+    except IntegrityError:
+        pass  # another node marked it a moment ago
+
+
+async def marked(db: Database, name: str) -> bool:
+    async with db.reading() as session:
+        until = await session.scalar(select(Lease.until).where(Lease.name == name))
+    return until is not None and until > utcnow()

@@ -100,7 +100,8 @@ async def _wallboard(websocket: WebSocket, w: Wiring, agent_id: int, supervises:
         return
     async with w.ctx.db.reading() as session:
         language = await session.scalar(select(Agent.language).where(Agent.id == agent_id)) or "en"
-    await _serve(websocket, w, agent_id, "", f"wallboard-{secrets.token_hex(8)}", wallboard=language)
+    with w.wallboard.watching():  # while anyone watches, the board is read and published
+        await _serve(websocket, w, agent_id, "", f"wallboard-{secrets.token_hex(8)}", wallboard=language)
 
 
 async def _serve(websocket: WebSocket, w: Wiring, agent_id: int, since: str, socket_id: str, *,
