@@ -275,7 +275,9 @@ async def update_queue(session: AsyncSession, by: int, queue_id: int, changes: Q
     numbers: dict[str, int | None] = {name: whole(changes.numbers.get(name, ""), name) for name in NUMBER_FIELDS}
     a, b, c = (decimal(changes.numbers.get(name, ""), name) for name in WEIGHT_FIELDS)
     codes = lines(changes.dispositions)
-    values = config.QueueSettings(**numbers, weights=(a, b, c), skills=changes.skills, dispositions=codes or None)
+    values = config.QueueSettings(weights=(a, b, c), skills=changes.skills, dispositions=codes or None)
+    for name, number in numbers.items():
+        setattr(values, name, number)
     queue, _ = await config.configure_queue(session, queue.name, values)
     if not codes:  # the queue's contacts take the general list
         await session.execute(delete(Disposition).where(Disposition.queue_id == queue.id))

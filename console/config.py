@@ -79,6 +79,9 @@ class QueueSettings:
     service_level_goal: int | None = None
     short_abandon_seconds: int | None = None
     longest_wait_seconds: int | None = None
+    # What callers on hold hear (Twilio): "" takes the queue's own away again.
+    hold_message: str | None = None
+    hold_music_url: str | None = None
 
 
 # (field, what the error calls it, lowest, highest) of each whole-number setting of a queue.
@@ -95,6 +98,18 @@ QUEUE_NUMBERS = (
 )
 
 
+def _hold(values: QueueSettings) -> tuple[str | None, str | None]:
+    message = " ".join((values.hold_message or "").split()) or None
+    if message is not None and len(message) > 500:
+        raise InvalidInput("a hold message has at most 500 characters", field="hold_message")
+    url = (values.hold_music_url or "").strip() or None
+    if url is not None and (len(url) > 500 or not url.startswith(("https://", "http://")) or any(
+            ch.isspace() or not ch.isprintable() for ch in url)):
+        raise InvalidInput("hold music is the address of an MP3 or WAV file, starting with https://",
+                           field="hold_music_url")
+    return message, url
+
+
 async def configure_queue(session: AsyncSession, name: str, values: QueueSettings) -> tuple[Queue, bool]:
     """Create the queue or change what is given; returns it and whether it is new."""
     name = name.strip()
@@ -107,6 +122,7 @@ async def configure_queue(session: AsyncSession, name: str, values: QueueSetting
     codes = [c.strip() for c in values.dispositions or [] if c.strip()]
     if values.dispositions is not None and (not codes or any(len(c) > 100 for c in codes)):
         raise InvalidInput("give at least one disposition code, each at most 100 characters", field="dispositions")
+    hold_message, hold_music_url = _hold(values)
     skills = await _skills(session, values.skills or [])
     queue = await session.scalar(select(Queue).where(Queue.name == name))
     created = queue is None
@@ -119,6 +135,10 @@ async def configure_queue(session: AsyncSession, name: str, values: QueueSetting
             setattr(queue, field_name, value)
     if values.weights is not None:
         queue.weight_a, queue.weight_b, queue.weight_c = values.weights
+    if values.hold_message is not None:
+        queue.hold_message = hold_message
+    if values.hold_music_url is not None:
+        queue.hold_music_url = hold_music_url
     await session.flush()
     if values.skills is not None:
         await session.execute(delete(QueueSkill).where(QueueSkill.queue_id == queue.id))

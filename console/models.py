@@ -360,6 +360,10 @@ class Queue(Base):
     short_abandon_seconds: Mapped[int] = mapped_column(default=5, server_default=text("5"))
     # The wallboard marks the queue when its oldest contact has waited longer than this.
     longest_wait_seconds: Mapped[int] = mapped_column(default=60, server_default=text("60"))
+    # What a caller on hold hears (a phone system that holds callers itself, such as Twilio): the
+    # message in the customer's language unless one is set here, then the music.
+    hold_message: Mapped[str | None] = mapped_column(String(500))
+    hold_music_url: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
@@ -964,3 +968,26 @@ class RollupCursor(Base):
     backfill_from: Mapped[datetime | None] = mapped_column(UtcDateTime())
     backfill_next: Mapped[datetime | None] = mapped_column(UtcDateTime())
     thresholds: Mapped[str | None] = mapped_column(String(64))  # the queues' thresholds it counts by, hashed
+
+
+class TwilioCall(Base):
+    """A Twilio call leg: the caller's (a conversation) or an agent's that the console dialled.
+
+    `status` only moves forward and never leaves a final one, whatever order Twilio's callbacks
+    arrive in. For the caller's leg, `holding` says the caller hears hold music (a chosen agent
+    is dialled by moving the call), `dialing_agent_id` whom its Dial rings now.
+    """
+
+    __tablename__ = "twilio_calls"
+
+    call_sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    parent_sid: Mapped[str | None] = mapped_column(String(64), index=True)
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"),
+                                                        index=True)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(20))
+    sequence: Mapped[int] = mapped_column(default=-1)
+    holding: Mapped[bool] = mapped_column(default=False)
+    dialing_agent_id: Mapped[int | None] = mapped_column()
+    language: Mapped[str | None] = mapped_column(String(8))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

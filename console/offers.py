@@ -76,6 +76,26 @@ async def _rang_out(session: AsyncSession, record: Offer, agent: Agent) -> bool:
     return away
 
 
+async def ring_out(ctx: Context, conversation_id: int, agent_id: int) -> bool:
+    """The phone system says the agent's phone rang without an answer (busy, no answer): their
+    offer rings out now, as at its deadline, and the conversation moves on. False when no offer of
+    theirs was ringing any more (it rang out here first, or was taken)."""
+    away = False
+    async with ctx.transaction() as session:
+        conversation = await session.get(Conversation, conversation_id, with_for_update=True)
+        record = await session.scalar(select(Offer).where(
+            Offer.conversation_id == conversation_id, Offer.agent_id == agent_id,
+            Offer.state == OfferState.PENDING)) if conversation is not None else None
+        agent = await lock_agent(session, agent_id) if record is not None else None
+        if record is None or agent is None:
+            return False
+        away = await _rang_out(session, record, agent)
+    if away:
+        async with ctx.transaction() as session:
+            await release_offers(session, agent_id)
+    return True
+
+
 async def sweep(ctx: Context, limit: int = 100) -> int:
     """Offers past their deadline ring out and move on. Safe to run on every node at once.
 

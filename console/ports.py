@@ -34,6 +34,17 @@ class NullNotifier:
         return None
 
 
+class FanOut:
+    """Several listeners told the same changes (the pushes, and a phone connector that acts on offers)."""
+
+    def __init__(self, *notifiers: Notifier) -> None:
+        self.notifiers = notifiers
+
+    def publish(self, changed: Sequence[Change]) -> None:
+        for notifier in self.notifiers:
+            notifier.publish(changed)
+
+
 @dataclass
 class RecordingNotifier:
     """A real fake for tests of the services: remembers what it was told."""

@@ -65,6 +65,16 @@ class Settings:
     smtp_url: str = ""  # where replies are sent (integrations.email.smtp_out reads it)
     dkim_selector: str = ""
     dkim_key_file: str = ""
+    # Twilio (integrations.telephony.twilio, integrations.messaging.twilio): on when the auth token
+    # is set; the public URL is the console's address as Twilio reaches it (signatures cover it).
+    twilio_auth_token: str = ""
+    twilio_account_sid: str = ""
+    twilio_public_url: str = ""
+    twilio_api_url: str = "https://api.twilio.com"
+    twilio_dial: str = "client:{extension}"
+    twilio_whatsapp_templates: tuple[tuple[str, str], ...] = ()
+    # Asterisk's manager interface (integrations.telephony.asterisk): ami://user:secret@host:5038
+    asterisk_url: str = ""
 
     @property
     def is_sqlite(self) -> bool:
@@ -148,6 +158,48 @@ def _mailboxes(env: dict[str, str]) -> tuple[tuple[str, str], ...]:
             raise InvalidInput(f"{key}: a mailbox's name has letters, digits and _ only", field=key)
         found.append((name, env[key].strip()))
     return tuple(found)
+
+
+def _url(env: dict[str, str], name: str, schemes: tuple[str, ...], default: str = "") -> str:
+    """A URL setting with one of `schemes` (checked here; the integration reads the rest)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    scheme, sep, rest = raw.partition("://")
+    if not sep or scheme.lower() not in schemes or not rest.strip("/"):
+        raise InvalidInput(f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)}", field=name)
+    return raw
+
+
+def _twilio(env: dict[str, str]) -> dict[str, object]:
+    token = env.get("CONSOLE_TWILIO_AUTH_TOKEN", "").strip()
+    public = _url(env, "CONSOLE_TWILIO_PUBLIC_URL", ("https", "http")).rstrip("/")
+    if token and not public:
+        raise InvalidInput("CONSOLE_TWILIO_PUBLIC_URL is required with CONSOLE_TWILIO_AUTH_TOKEN: the console's "
+                           "address as Twilio reaches it, such as https://console.example.com",
+                           field="CONSOLE_TWILIO_PUBLIC_URL")
+    sid = env.get("CONSOLE_TWILIO_ACCOUNT_SID", "").strip()
+    if sid and not (sid.startswith("AC") and len(sid) == 34 and sid.isalnum()):
+        raise InvalidInput("CONSOLE_TWILIO_ACCOUNT_SID must be the account SID from Twilio's console (AC and 32 "
+                           "characters)", field="CONSOLE_TWILIO_ACCOUNT_SID")
+    dial = env.get("CONSOLE_TWILIO_DIAL", "").strip() or "client:{extension}"
+    if "{extension}" not in dial or not dial.startswith(("client:", "sip:", "+", "{extension}")):
+        raise InvalidInput("CONSOLE_TWILIO_DIAL must contain {extension} and start with client:, sip: or +, such "
+                           "as client:{extension} or sip:{extension}@pbx.example.com", field="CONSOLE_TWILIO_DIAL")
+    templates = []
+    for item in (part.strip() for part in env.get("CONSOLE_TWILIO_WHATSAPP_TEMPLATES", "").split(",")):
+        if not item:
+            continue
+        name, sep, content_sid = (p.strip() for p in item.partition("="))
+        if not sep or not name or not (content_sid.startswith("HX") and content_sid.isalnum()):
+            problem = (f"{item!r} in CONSOLE_TWILIO_WHATSAPP_TEMPLATES is not name=HX... (an approved template's "
+                       "content SID); the setting is a comma-separated list of them")
+            raise InvalidInput(problem, field="CONSOLE_TWILIO_WHATSAPP_TEMPLATES")
+        templates.append((name[:100], content_sid))
+    return {"twilio_auth_token": token, "twilio_account_sid": sid, "twilio_public_url": public,
+            "twilio_api_url": _url(env, "CONSOLE_TWILIO_API_URL", ("https", "http"),
+                                   "https://api.twilio.com").rstrip("/"),
+            "twilio_dial": dial, "twilio_whatsapp_templates": tuple(templates)}
 
 
 def load(
@@ -239,4 +291,5 @@ def load(
         smtp_url=env.get("CONSOLE_SMTP_URL", "").strip(),
         dkim_selector=env.get("CONSOLE_DKIM_SELECTOR", "").strip(),
         dkim_key_file=env.get("CONSOLE_DKIM_KEY_FILE", "").strip(),
+        **_twilio(env),  # type: ignore[arg-type]
     )

@@ -51,6 +51,7 @@ from console.web.security import CSRFMiddleware, SecurityHeaders, policy_headers
 from console.web.statuses import status_of
 from console.web.wiring import Wiring, build
 from integrations.telephony import cti
+from integrations.telephony import twilio as twilio_voice
 from realtime import BusUnavailable, Overflow
 
 log = logging.getLogger("console.web")
@@ -369,6 +370,7 @@ def make_routes(w: Wiring) -> list[BaseRoute]:
         Route("/chat/attachments", attachments.visitor_upload, methods=["POST", "OPTIONS"]),
         Route("/chat/files/{id:int}", attachments.visitor_file, methods=["GET"]),
         *cti.routes(w.ctx, w.settings.cti_token, observe_pop=w.metrics.pop_latency.observe),
+        *twilio_voice.routes(w.voice),
         Mount("/static", StaticAssets(directory=asset_dir("static")), name="static"),
     ]
 
@@ -399,6 +401,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await w.wallboard.close()
+            await w.voice.close()
             await w.notifier.close()
             await w.bus.close()
             await w.ctx.db.close()

@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="contacts given up within this many seconds are short abandons, counted apart (5)")
     queue.add_argument("--longest-wait-seconds", type=int,
                        help="the wallboard marks the queue when a contact waits longer than this (60)")
+    queue.add_argument("--hold-message", help="what callers on hold hear first (Twilio), spoken as written; \"\" for "
+                       "the console's own in the caller's language")
+    queue.add_argument("--hold-music-url", help="the music callers on hold hear (Twilio): an MP3 or WAV address")
     agent_cfg = sub.add_parser("agent", help="set an agent's skills, capacities, role, extension and language")
     agent_cfg.add_argument("email")
     agent_cfg.add_argument("--skill", action="append", help="NAME or NAME:LEVEL (repeat; replaces the list)")

@@ -195,7 +195,8 @@ def queue(args: argparse.Namespace) -> int:
                                   service_level_seconds=args.service_level_seconds,
                                   service_level_goal=args.service_level_goal,
                                   short_abandon_seconds=args.short_abandon_seconds,
-                                  longest_wait_seconds=args.longest_wait_seconds)
+                                  longest_wait_seconds=args.longest_wait_seconds,
+                                  hold_message=args.hold_message, hold_music_url=args.hold_music_url)
 
     async def job(db: Database, settings: Settings) -> int:
         async with db.transaction() as session:

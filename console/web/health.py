@@ -38,5 +38,7 @@ async def readyz(request: Request) -> Response:
         # Each mailbox's state is shown, but a failing mailbox does not take the node out of the load
         # balancer: agents and calls still work, and the reader keeps trying on its own.
         body["mailboxes"] = {s.name: s.as_json() for s in w.mailboxes.states()}
+    # Phone and messaging connectors likewise: shown, never taking the node out.
+    body["connectors"] = {c.name: c.as_json() for c in w.connectors()}
     return JSONResponse(body, status_code=200 if ready else 503,
                         headers={} if ready else {"Retry-After": "5"})

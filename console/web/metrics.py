@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from console.web.security import operators_only
+from integrations.connectors import STATES
 
 LATENCY = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 
@@ -43,6 +44,17 @@ class Metrics:
         self.mailbox_last_fetch = Gauge("console_mailbox_last_fetch_timestamp_seconds",
                                         "When the mailbox was last read (Unix time)", ["mailbox"],
                                         registry=self.registry)
+        self.connector_state = Gauge("console_connector_state", "1 for the state each phone or messaging connector "
+                                     "is in (off, standby, connecting, connected, ready, failing), 0 for the others",
+                                     ["connector", "state"], registry=self.registry)
+        self.connector_events = Gauge("console_connector_events", "Events or requests a connector took since start",
+                                      ["connector"], registry=self.registry)
+        self.connector_failures = Gauge("console_connector_failures", "Failed connections, refused requests and "
+                                        "failed calls to the provider since start", ["connector"],
+                                        registry=self.registry)
+        self.connector_last_event = Gauge("console_connector_last_event_timestamp_seconds",
+                                          "When a connector last took an event (Unix time)", ["connector"],
+                                          registry=self.registry)
         self.bus_reconnects = Gauge("console_bus_reconnects", "Times the bus reader had to reconnect",
                                     registry=self.registry)
 
@@ -66,4 +78,11 @@ async def metrics_endpoint(request: Request) -> Response:
             metrics.mailbox_failures.labels(mailbox=s.name).set(s.failures)
             if s.last_fetch_at is not None:
                 metrics.mailbox_last_fetch.labels(mailbox=s.name).set(s.last_fetch_at.timestamp())
+    for c in request.app.state.wiring.connectors():
+        for state in STATES:
+            metrics.connector_state.labels(connector=c.name, state=state).set(1 if c.state == state else 0)
+        metrics.connector_events.labels(connector=c.name).set(c.events)
+        metrics.connector_failures.labels(connector=c.name).set(c.failures)
+        if c.last_event_at is not None:
+            metrics.connector_last_event.labels(connector=c.name).set(c.last_event_at.timestamp())
     return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from console.auth import LoginPolicy
 from console.db import Database
-from console.ports import Context
+from console.ports import Context, FanOut
 from console.settings import Settings
 from console.web.attachments import file_key
 from console.web.board import Wallboard
@@ -15,6 +15,9 @@ from console.web.mailboxes import Mailboxes, read_sender, read_settings
 from console.web.metrics import Metrics
 from console.web.push import Pusher
 from console.web.render import Renderer
+from integrations.connectors import ConnectorState
+from integrations.telephony.twilio import Voice
+from integrations.twilio_webhooks import Twilio
 from realtime import Bus, make_bus
 
 
@@ -40,6 +43,12 @@ class Wiring:
     sockets: dict[str, HeldSocket] = field(default_factory=dict)
     mailboxes: Mailboxes | None = None  # the mail readers, when mailboxes are set up
     wallboard: Wallboard = field(init=False)
+    twilio: Twilio = field(init=False)  # Twilio's account (its state is "off" without a token)
+    voice: Voice = field(init=False)
+
+    def connectors(self) -> list[ConnectorState]:
+        """The phone and messaging connectors' states, for /readyz and /metrics."""
+        return [self.twilio.state]
 
     @property
     def file_key(self) -> str:
@@ -61,9 +70,16 @@ def build(settings: Settings) -> Wiring:
     notifier = Pusher(db, bus, renderer, settings.default_region, settings.away_reasons,
                       observe=metrics.push_latency.observe, file_secret=file_key(settings.secret_key))
     ctx = Context(db=db, notify=notifier, region=settings.default_region, away_reasons=settings.away_reasons)
+    twilio = Twilio(settings.twilio_auth_token, settings.twilio_public_url, settings.twilio_account_sid,
+                    settings.twilio_api_url)
+    voice = Voice(ctx, twilio, settings.twilio_dial, observe_pop=metrics.pop_latency.observe)
+    if twilio.can_call_api:
+        # Offers also move calls that Twilio holds (only then: other phone systems need no one told).
+        ctx.notify = FanOut(notifier, voice)
     boxes = read_settings(settings)
     server, dkim = read_sender(settings)
     w = Wiring(settings=settings, ctx=ctx, bus=bus, renderer=renderer, notifier=notifier, metrics=metrics,
                mailboxes=Mailboxes(ctx, boxes, server, dkim) if boxes or server else None)
     w.wallboard = Wallboard(db, bus, renderer, settings.timezone)
+    w.twilio, w.voice = twilio, voice
     return w

@@ -143,8 +143,9 @@ TABLE: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("GET", "/metrics"):                                (200, 200, 200, 200, 200),
 }
 # Covered by their own tests: logging in and out changes who the client is.
-# The phone system's endpoint answers to its token, not to a session (tests/integrations).
-OWN_TESTS = {("POST", "/login"), ("POST", "/login/code"), ("POST", "/logout"), ("POST", "/integrations/cti/{token}")}
+# The phone systems' endpoints answer to their token or signature, not to a session (tests/integrations).
+OWN_TESTS = {("POST", "/login"), ("POST", "/login/code"), ("POST", "/logout"), ("POST", "/integrations/cti/{token}"),
+             *(("POST", f"/integrations/twilio/voice{step}") for step in ("", "/wait", "/dialed", "/status"))}
 
 
 @dataclass

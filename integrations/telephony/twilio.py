@@ -1,0 +1,358 @@
+"""Twilio Voice: Twilio holds the caller, the console chooses the agent, Twilio connects them.
+
+Set up in Twilio's console, for the phone number (all POST, all signed by Twilio):
+
+    A call comes in            {public}/integrations/twilio/voice?queue=<console queue>
+    Call status changes        {public}/integrations/twilio/voice/status
+
+The voice webhook stores the call (a conversation, idempotent on CallSid) and lets the console
+route it. When an agent was chosen, the answer is TwiML that dials the agent's Twilio Client
+identity, SIP address or phone number (CONSOLE_TWILIO_DIAL from the agent's extension); otherwise
+the caller hears the queue's hold message in their language and its music, and the call comes
+back to `/voice/wait` after each round of it. When an agent is chosen while the caller holds, the
+console moves the call there at once through Twilio's REST API (with CONSOLE_TWILIO_ACCOUNT_SID),
+and at the end of the round of music otherwise.
+
+The agent's leg reports to `/voice/status?leg=agent`: its answer makes the conversation active for
+that agent. The Dial's action (`/voice/dialed`) says how the ring ended: no answer, busy or
+failed rings the offer out (as a missed offer) and the call moves on to the next agent or back to
+hold; after a conversation it hangs up. The caller's final status (completed, busy, no-answer,
+failed, canceled) ends the conversation. Status callbacks may repeat or come out of order: each
+leg's status only moves forward (Twilio's SequenceNumber, then the order of the statuses), and a
+final one is never overwritten, so a late callback changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from twilio.twiml.voice_response import VoiceResponse
+
+from console import changes, conversations, i18n, offers
+from console.errors import ConsoleError, Unavailable
+from console.lifecycle import ENDED
+from console.models import Agent, Channel, Conversation, Customer, Direction, Queue, State, TwilioCall, utcnow
+from console.ports import Context
+from integrations.twilio_webhooks import ApiError, Refused, Twilio, sid, text
+
+log = logging.getLogger("integrations.twilio.voice")
+
+BASE = "/integrations/twilio/voice"
+ORDER = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3, "answered": 3}
+FINAL = ("completed", "busy", "no-answer", "failed", "canceled")
+TALKED = ("completed", "answered")  # a Dial that connected
+SAY_LANGUAGE = {"nl": "nl-NL", "en": "en-GB"}
+HOLD_MUSIC = "https://com.twilio.music.classical.s3.amazonaws.com/BusyStrings.mp3"
+HOLD_MESSAGE = i18n.N_("Thank you for calling. All our colleagues are busy; please hold, you will be connected "
+                       "as soon as one is free.")
+MAX_URL = 500
+
+
+def dial_address(extension: str, template: str) -> tuple[str, str]:
+    """Where Twilio rings an agent: ("client", identity), ("sip", uri) or ("number", +number).
+
+    An extension that is itself an address (client:..., sip:..., +31...) is used as it is; any
+    other fills CONSOLE_TWILIO_DIAL's {extension}.
+    """
+    address = extension if extension.startswith(("client:", "sip:", "+")) else template.replace(
+        "{extension}", extension)
+    if address.startswith("client:"):
+        return "client", address.removeprefix("client:")
+    if address.startswith("sip:"):
+        return "sip", address
+    return "number", address
+
+
+def _rank(status: str) -> int:
+    return 4 if status in FINAL else ORDER.get(status, -1)
+
+
+async def record_status(ctx: Context, call_sid: str, status: str, sequence: int | None, *,
+                        parent_sid: str | None = None, agent_id: int | None = None) -> bool:
+    """Keep the leg's status if it moves forward; False for a repeated, late or unknown one."""
+    if status not in ORDER and status not in FINAL:
+        log.warning("Twilio call %s reported an unknown status %r; ignored", call_sid, status[:30])
+        return False
+    for _ in range(2):
+        try:
+            async with ctx.transaction() as session:
+                row = await session.get(TwilioCall, call_sid, with_for_update=True)
+                if row is None:
+                    session.add(TwilioCall(call_sid=call_sid, parent_sid=parent_sid, agent_id=agent_id, status=status,
+                                           sequence=sequence if sequence is not None else -1, updated_at=utcnow()))
+                    return True
+                if row.status in FINAL or _rank(status) <= _rank(row.status) or (
+                        sequence is not None and sequence <= row.sequence):
+                    return False
+                row.status = status
+                row.sequence = sequence if sequence is not None else row.sequence
+                row.updated_at = utcnow()
+                return True
+        except IntegrityError:
+            continue  # the same leg's first callback twice at once: read the one stored
+    return False
+
+
+class Voice:
+    """The voice webhooks, and the mover that connects a holding caller to a chosen agent."""
+
+    def __init__(self, ctx: Context, twilio: Twilio, dial_template: str,
+                 observe_pop: Callable[[float], None] | None = None) -> None:
+        self.ctx = ctx
+        self.twilio = twilio
+        self.dial_template = dial_template
+        self.observe_pop = observe_pop
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def url(self, step: str, **query: object) -> str:
+        path = f"{BASE}/{step}" if step else BASE
+        return self.twilio.url(path + (f"?{urlencode(query)}" if query else ""))
+
+    # -- webhooks ---------------------------------------------------------------------------
+
+    async def incoming(self, request: Request) -> Response:
+        started = time.perf_counter()
+        fields = await self.twilio.params(request)
+        call_sid = sid(fields, "CallSid", "CA")
+        direction = text(fields, "Direction") or "inbound"
+        if direction != "inbound":
+            raise Refused(400, f"this webhook takes incoming calls; Direction is {direction!r}")
+        caller = text(fields, "From", required=True)
+        queue = request.query_params.get("queue", "").strip()[:100] or None
+        arrival = await conversations.arrive(
+            self.ctx, channel=Channel.CALL, external_id=call_sid, from_address=caller,
+            to_address=text(fields, "To", required=True), direction=Direction.IN, queue=queue)
+        if arrival.created and self.observe_pop is not None:
+            self.observe_pop(time.perf_counter() - started)
+        await self._remember(call_sid, arrival.conversation_id, text(fields, "CallStatus") or "ringing")
+        return await self.next_step(call_sid)
+
+    async def wait(self, request: Request) -> Response:
+        """Back from a round of hold music, or moved here by the console: dial, or hold on."""
+        fields = await self.twilio.params(request)
+        return await self.next_step(sid(fields, "CallSid", "CA"))
+
+    async def dialed(self, request: Request) -> Response:
+        """The Dial's action: after a conversation hang up; after a ring without answer, move on."""
+        fields = await self.twilio.params(request)
+        call_sid = sid(fields, "CallSid", "CA")
+        outcome = text(fields, "DialCallStatus") or "failed"
+        agent_id = _number(request.query_params.get("agent", ""))
+        async with self.ctx.transaction() as session:
+            row = await session.get(TwilioCall, call_sid, with_for_update=True)
+            if row is not None:
+                row.dialing_agent_id = None  # nobody is dialled now: a withdrawn offer moves nothing
+        if outcome in TALKED:
+            await self._hang_up(call_sid, "agent hung up")
+            return _hang_up_twiml()
+        conversation_id = row.conversation_id if row is not None else None
+        if conversation_id is not None and agent_id is not None:
+            log.info("Twilio call %s: agent %d did not answer (%s)", call_sid, agent_id, outcome)
+            await offers.ring_out(self.ctx, conversation_id, agent_id)
+        return await self.next_step(call_sid)
+
+    async def status(self, request: Request) -> Response:
+        """A status callback of the caller's leg, or (leg=agent) of a leg the console dialled."""
+        fields = await self.twilio.params(request)
+        call_sid = sid(fields, "CallSid", "CA")
+        status = text(fields, "CallStatus", required=True)
+        sequence = _number(fields.get("SequenceNumber", ""))
+        if request.query_params.get("leg") == "agent":
+            parent = sid(fields, "ParentCallSid", "CA")
+            agent_id = _number(request.query_params.get("agent", ""))
+            if not await record_status(self.ctx, call_sid, status, sequence, parent_sid=parent, agent_id=agent_id):
+                return Response(status_code=204)
+            if status == "in-progress" and agent_id is not None:
+                await self._answered(parent, agent_id)
+            return Response(status_code=204)
+        if await record_status(self.ctx, call_sid, status, sequence) and status in FINAL:
+            await self._hang_up(call_sid, status)
+        return Response(status_code=204)
+
+    # -- what happens to the call -------------------------------------------------------------
+
+    async def _remember(self, call_sid: str, conversation_id: int, status: str) -> None:
+        """Tie the caller's leg to its conversation (a repeated webhook finds it tied)."""
+        language = None
+        async with self.ctx.db.reading() as session:
+            customer_language = await session.scalar(
+                select(Customer.language).join(Conversation, Conversation.customer_id == Customer.id)
+                .where(Conversation.id == conversation_id))
+            if customer_language in SAY_LANGUAGE:
+                language = customer_language
+        await record_status(self.ctx, call_sid, status if status in ORDER or status in FINAL else "ringing", None)
+        async with self.ctx.transaction() as session:
+            row = await session.get(TwilioCall, call_sid, with_for_update=True)
+            if row is not None and row.conversation_id is None:
+                row.conversation_id = conversation_id
+                row.language = language
+
+    async def next_step(self, call_sid: str) -> Response:
+        """Dial the agent the console chose, or hold; hang up when the conversation is over."""
+        async with self.ctx.transaction() as session:
+            row = await session.get(TwilioCall, call_sid, with_for_update=True)
+            conversation = await session.scalar(
+                select(Conversation).where(Conversation.channel == Channel.CALL, Conversation.external_id == call_sid)
+                .order_by(Conversation.id.desc()).limit(1))
+            if row is None or conversation is None:
+                raise Refused(400, f"call {call_sid} is not known here; it starts at {BASE}")
+            if conversation.state in ENDED or row.status in FINAL:
+                row.holding = False
+                return _hang_up_twiml()
+            queue = await session.get(Queue, conversation.queue_id) if conversation.queue_id else None
+            agent = None
+            if conversation.agent_id is not None and conversation.state in (State.OFFERED, State.ACTIVE):
+                agent = await session.get(Agent, conversation.agent_id)
+            if agent is not None and agent.extension:
+                row.holding, row.dialing_agent_id = False, agent.id
+                return _twiml(self._dial(conversation, agent, queue))
+            first = not row.holding
+            row.holding, row.dialing_agent_id = True, None
+            language = row.language or (agent.language if agent else None)
+            unreachable = agent.id if agent is not None else None
+            hold = self._hold(queue, language, first)
+        if unreachable is not None:
+            # Chosen, but without an extension the console cannot say where Twilio should ring.
+            log.warning("agent %d has no extension, so Twilio cannot ring them; the call moves on", unreachable)
+            await offers.ring_out(self.ctx, conversation.id, unreachable)
+        return _twiml(hold)
+
+    def _dial(self, conversation: Conversation, agent: Agent, queue: Queue | None) -> VoiceResponse:
+        kind, address = dial_address(agent.extension or "", self.dial_template)
+        response = VoiceResponse()
+        caller_id = conversation.to_address if kind == "number" else conversation.from_address
+        dial = response.dial(action=self.url("dialed", agent=agent.id), method="POST",
+                             timeout=queue.offer_seconds if queue else 20, answer_on_bridge=True,
+                             caller_id=caller_id or None)
+        callback: dict[str, Any] = {
+            "status_callback": self.url("status", leg="agent", agent=agent.id), "status_callback_method": "POST",
+            "status_callback_event": "initiated ringing answered completed"}
+        if kind == "client":
+            dial.client(address, **callback)
+        elif kind == "sip":
+            dial.sip(address, **callback)
+        else:
+            dial.number(address, **callback)
+        return response
+
+    def _hold(self, queue: Queue | None, language: str | None, first: bool) -> VoiceResponse:
+        response = VoiceResponse()
+        language = language if language in SAY_LANGUAGE else None
+        if first:
+            speak = language or "en"
+            message = queue.hold_message if queue and queue.hold_message else \
+                i18n.translations(speak).gettext(HOLD_MESSAGE)
+            response.say(message, language=SAY_LANGUAGE[speak])
+        response.play(queue.hold_music_url if queue and queue.hold_music_url else HOLD_MUSIC)
+        response.redirect(self.url("wait"), method="POST")
+        return response
+
+    async def _answered(self, parent_sid: str, agent_id: int) -> None:
+        async with self.ctx.db.reading() as session:
+            email = await session.scalar(select(Agent.email).where(Agent.id == agent_id))
+        if email is None:
+            return
+        try:
+            await conversations.answer(self.ctx, Channel.CALL, parent_sid, [email])
+        except ConsoleError as exc:
+            if isinstance(exc, Unavailable):
+                raise
+            log.info("Twilio call %s answered late (%s); nothing changes", parent_sid, exc.message)
+
+    async def _hang_up(self, call_sid: str, cause: str) -> None:
+        try:
+            await conversations.hang_up(self.ctx, Channel.CALL, call_sid, cause)
+        except ConsoleError as exc:
+            if isinstance(exc, Unavailable):
+                raise
+            log.info("Twilio call %s ended: %s", call_sid, exc.message)
+
+    # -- moving a holding caller ----------------------------------------------------------------
+
+    def publish(self, changed: Sequence[changes.Change]) -> None:
+        """The notify port's side: an offer made while a caller holds moves the call to it; an offer
+        withdrawn while Twilio rings it moves the call on (back to hold, or the next agent)."""
+        if not self.twilio.can_call_api:
+            return
+        wanted = [(c.conversation.id, c.agent_id, True) for c in changed
+                  if isinstance(c, changes.Offered) and c.conversation.channel is Channel.CALL]
+        wanted += [(c.conversation_id, c.agent_id, False) for c in changed if isinstance(c, changes.Withdrawn)]
+        if wanted:
+            task = asyncio.get_running_loop().create_task(self._move(wanted))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _move(self, wanted: list[tuple[int, int, bool]]) -> None:
+        try:
+            async with self.ctx.db.reading() as session:
+                rows = {row.conversation_id: row for row in await session.scalars(
+                    select(TwilioCall).where(TwilioCall.conversation_id.in_({w[0] for w in wanted}),
+                                             TwilioCall.parent_sid.is_(None)))}
+            moved: set[str] = set()
+            for conversation_id, agent_id, offered in wanted:
+                row = rows.get(conversation_id)
+                if row is None or row.call_sid in moved or row.status in FINAL:
+                    continue
+                if (offered and row.holding) or (not offered and row.dialing_agent_id == agent_id):
+                    moved.add(row.call_sid)
+                    await self.twilio.api(f"Calls/{row.call_sid}.json",
+                                          {"Url": self.url("wait"), "Method": "POST"})
+        except ApiError as exc:
+            log.warning("could not move a Twilio call to its agent (%s); it moves after this round of hold music",
+                        exc.message)
+        except Exception:
+            log.exception("could not move a Twilio call to its agent; it moves after this round of hold music")
+
+    async def close(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def _number(value: str) -> int | None:
+    return int(value) if value.isdigit() and len(value) < 12 else None
+
+
+def _hang_up_twiml() -> Response:
+    response = VoiceResponse()
+    response.hangup()
+    return _twiml(response)
+
+
+def _twiml(response: VoiceResponse) -> Response:
+    return Response(str(response), media_type="application/xml")
+
+
+def routes(voice: Voice) -> list[Route]:
+    def guarded(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                response: Response = await handler(request)
+                return response
+            except Refused as exc:
+                return JSONResponse({"error": exc.message}, status_code=exc.status)
+            except Unavailable as exc:
+                log.error("Twilio request not taken, the database is unavailable: %s", exc.message)
+                return JSONResponse({"error": exc.message}, status_code=503,
+                                    headers={"Retry-After": str(exc.retry_after)})
+            except ConsoleError as exc:
+                log.warning("Twilio request refused: %s", exc.message)
+                return JSONResponse({"error": exc.message, "field": exc.field}, status_code=409)
+        return endpoint
+
+    return [
+        Route(BASE, guarded(voice.incoming), methods=["POST"]),
+        Route(f"{BASE}/wait", guarded(voice.wait), methods=["POST"]),
+        Route(f"{BASE}/dialed", guarded(voice.dialed), methods=["POST"]),
+        Route(f"{BASE}/status", guarded(voice.status), methods=["POST"]),
+    ]
