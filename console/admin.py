@@ -266,6 +266,8 @@ class QueueChanges:
     numbers: dict[str, str]  # each of NUMBER_FIELDS and WEIGHT_FIELDS as typed
     skills: list[str] = field(default_factory=list)  # NAME:LEVEL
     dispositions: str = ""  # one code a line; none: the general list
+    hold_message: str = ""  # what a caller on hold hears first ("": the console's own, in their language)
+    hold_music_url: str = ""
 
 
 async def update_queue(session: AsyncSession, by: int, queue_id: int, changes: QueueChanges) -> Queue:
@@ -275,7 +277,8 @@ async def update_queue(session: AsyncSession, by: int, queue_id: int, changes: Q
     numbers: dict[str, int | None] = {name: whole(changes.numbers.get(name, ""), name) for name in NUMBER_FIELDS}
     a, b, c = (decimal(changes.numbers.get(name, ""), name) for name in WEIGHT_FIELDS)
     codes = lines(changes.dispositions)
-    values = config.QueueSettings(weights=(a, b, c), skills=changes.skills, dispositions=codes or None)
+    values = config.QueueSettings(weights=(a, b, c), skills=changes.skills, dispositions=codes or None,
+                                  hold_message=changes.hold_message, hold_music_url=changes.hold_music_url)
     for name, number in numbers.items():
         setattr(values, name, number)
     queue, _ = await config.configure_queue(session, queue.name, values)
@@ -288,7 +291,8 @@ async def update_queue(session: AsyncSession, by: int, queue_id: int, changes: Q
 def _queue_summary(queue: Queue, skills: list[str], codes: list[str]) -> str:
     numbers = ", ".join(f"{name} {getattr(queue, name)}" for name in NUMBER_FIELDS)
     return (f"{numbers}; weights {queue.weight_a:g}/{queue.weight_b:g}/{queue.weight_c:g}; skills "
-            f"{', '.join(skills) or 'none'}; dispositions {', '.join(codes) or 'general'}")
+            f"{', '.join(skills) or 'none'}; dispositions {', '.join(codes) or 'general'}; hold message "
+            f"{'set' if queue.hold_message else 'default'}, hold music {queue.hold_music_url or 'default'}")
 
 
 # Skills and the general dispositions -------------------------------------------------------------

@@ -194,6 +194,16 @@ class ChatMessage:
 
 
 @dataclass(frozen=True)
+class TextMessage:
+    """A line of a text conversation (SMS, WhatsApp) came or changed (its delivery): the agents who
+    show the conversation see its messages again."""
+
+    conversation_id: int
+    message_id: int
+    agent_ids: frozenset[int]
+
+
+@dataclass(frozen=True)
 class MailMessage:
     """A mail came into a conversation that is going on: the agents who show it see the thread's
     transcript again. `version` is the message's id."""
@@ -225,7 +235,7 @@ class Told:
 
 
 Change = (Offered | Withdrawn | Answered | Ended | WrapUpDue | WrappedUp | StatusChanged | NoteAdded | HandoffAsked
-          | HandoffAnswered | CustomerChanged | PageOpened | ChatMessage | MailMessage | Told)
+          | HandoffAnswered | CustomerChanged | PageOpened | ChatMessage | MailMessage | TextMessage | Told)
 
 _PENDING = "console.changes"
 _EVENTS = "console.events"

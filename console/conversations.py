@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select, update
@@ -38,13 +39,14 @@ from console.models import (
 )
 from console.ports import Context
 from console.readiness import ELIGIBLE
-from console.routing import fill, lock_agent, lock_agents, offer, offer_to_owner, route
+from console.routing import fill, lock_agent, lock_agents, offer, offer_to_owner, requeue, route
 from console.search import reindex
 from console.wrapup import begin_wrap_up, end_handling
 
 log = logging.getLogger("console.conversations")
 
-CONTACT_KIND = {Channel.CALL: ContactKind.PHONE, Channel.MAIL: ContactKind.EMAIL, Channel.CHAT: ContactKind.VISITOR}
+CONTACT_KIND = {Channel.CALL: ContactKind.PHONE, Channel.MAIL: ContactKind.EMAIL, Channel.CHAT: ContactKind.VISITOR,
+                Channel.SMS: ContactKind.PHONE}
 
 
 @dataclass(frozen=True)
@@ -120,12 +122,15 @@ async def arrive(
     subject: str | None = None,
     chat_id: int | None = None,
     mail_thread_id: int | None = None,
+    routed_by_phone_system: bool = False,
 ) -> Arrival:
     """Store a new conversation, match its customer, and offer it; idempotent on external_id.
 
     When `ringing` names agents the contact is already ringing them (the phone system routes),
     so they get the offer; otherwise the console picks the longest-idle available agent, or the
-    conversation waits in state queued until one becomes available.
+    conversation waits in state queued until one becomes available. With `routed_by_phone_system`
+    a call that rings nobody yet waits in its queue without the console offering it to anyone:
+    the phone system picks whom it rings and says so (`ring`), as Asterisk's queues do.
     """
     if not external_id or len(external_id) > 250:
         raise InvalidInput("external id must have 1 to 250 characters", field="external_id")
@@ -133,7 +138,8 @@ async def arrive(
     try:
         async with ctx.transaction() as session:
             arrival = await arrive_in(session, ctx, channel, external_id, from_address, to_address, direction,
-                                      ringing or [], queue, subject, chat_id, mail_thread_id)
+                                      ringing or [], queue, subject, chat_id, mail_thread_id,
+                                      routed_by_phone_system=routed_by_phone_system)
     except IntegrityError:
         # Another request stored the same external id first: answer with that conversation.
         async with ctx.transaction() as session:
@@ -158,6 +164,8 @@ async def arrive_in(
     subject: str | None = None,
     chat_id: int | None = None,
     mail_thread_id: int | None = None,
+    *,
+    routed_by_phone_system: bool = False,
 ) -> Arrival:
     """`arrive` inside the caller's transaction: a mail is stored and becomes a conversation in one
     (a repeated external id answers with the conversation that has it)."""
@@ -172,7 +180,8 @@ async def arrive_in(
         "channel": channel, "direction": direction, "external_id": external_id, "state": State.QUEUED,
         "from_address": from_address[:320], "to_address": to_address[:320], "subject": subject,
         "customer_id": matches[0] if len(matches) == 1 else None, "queue_id": queue_id, "created_at": utcnow(),
-        "routed_by_console": not ringing and direction is Direction.IN, "chat_id": chat_id,
+        "routed_by_console": not ringing and direction is Direction.IN and not routed_by_phone_system,
+        "chat_id": chat_id,
         "mail_thread_id": mail_thread_id,
     })
     if conversation is None:
@@ -195,7 +204,7 @@ async def arrive_in(
                 touched.add(agent.id)
         if len(touched) > 1:
             conversation.agent_id = None
-    elif direction is Direction.IN:
+    elif direction is Direction.IN and not routed_by_phone_system:
         agent = await offer_to_owner(session, conversation) or await route(session, conversation, fresh=True)
         if agent is not None:
             touched.add(agent.id)
@@ -504,3 +513,168 @@ async def end_chat(session: AsyncSession, conversation: Conversation, by: str, l
     agents = frozenset(a for a in (conversation.agent_id,) if a is not None)
     chat_id, message_id, conversation_id = chat.id, said.id, conversation.id
     changes.emit(session, lambda: changes.ChatMessage(chat_id, message_id, conversation_id, agents))
+
+
+# Calls a phone system routes itself and reports ring by ring (integrations.telephony.asterisk):
+# the console follows. An agent is named by one reference (an extension, email or name), or by
+# alternatives tried in order: ("201", "Anna de Vries") is the agent with extension 201, else the
+# one named so.
+AgentReference = str | tuple[str, ...]
+
+
+def _alternatives(reference: AgentReference) -> tuple[str, ...]:
+    return (reference,) if isinstance(reference, str) else reference
+
+
+async def _referenced(session: AsyncSession, reference: AgentReference) -> Agent | None:
+    for alternative in _alternatives(reference):
+        agent = await find_agent(session, alternative)
+        if agent is not None:
+            return agent
+    return None
+
+
+def _waits_again(session: AsyncSession, conversation: Conversation, left: int | None, detail: str) -> None:
+    """Nobody rings for the conversation any more: it waits in its queue again (the phone system
+    decides where it rings next), and shows no agent."""
+    if conversation.state is State.OFFERED:
+        move(conversation, State.QUEUED, session, agent_id=left, detail=detail)
+    conversation.agent_id = None
+
+
+async def _ring_ended(session: AsyncSession, conversation: Conversation, left: int, detail: str) -> None:
+    """One ring of a conversation the phone system routes ended: it shows the one agent it still
+    rings, or none when it rings several, or waits again when it rings nobody."""
+    still = await pending_offers(session, conversation.id)
+    if not still:
+        _waits_again(session, conversation, left, detail)
+    elif conversation.state is State.OFFERED:
+        conversation.agent_id = still[0].agent_id if len(still) == 1 else None
+
+
+async def ring(
+    ctx: Context,
+    channel: Channel,
+    external_id: str,
+    references: Sequence[AgentReference],
+    *,
+    from_address: str = "",
+    to_address: str = "",
+    queue: str | None = None,
+    exclusive: bool = False,
+) -> Conversation:
+    """The phone system rings these agents for the contact: each gets the offer, with the pop,
+    unless it rings them already.
+
+    The phone system routes such a contact, so the console offers it to nobody else and its offers
+    have no deadline: the phone system says when a ring ends (`stop_ringing`, `answer`, `hang_up`).
+    A contact the console does not know yet (its arrival was missed, or came while the connector
+    was away) is stored first from `from_address`, `to_address` and `queue`. With `exclusive` the
+    references are all it rings now: offers to anyone else are withdrawn, and when it rings nobody
+    it waits in its queue again (what a connector's resync after a reconnect says). Conflict when
+    the contact was answered or has ended.
+    """
+    if not external_id or len(external_id) > 250:
+        raise InvalidInput("external id must have 1 to 250 characters", field="external_id")
+    logs.conversation_id.set(f"{channel.value}:{external_id}")
+    async with ctx.transaction() as session:
+        conversation = await _find(session, channel, external_id, lock=True)
+        if conversation is None:
+            await arrive_in(session, ctx, channel, external_id, from_address, to_address, queue_name=queue,
+                            routed_by_phone_system=True)
+            conversation = await _find(session, channel, external_id, lock=True)
+            if conversation is None:  # pragma: no cover - it was stored in this transaction
+                raise NotFound(f"no {channel.value} with id {external_id!r}", field="callId")
+        if conversation.state in ENDED:
+            raise Conflict("%(channel)s %(id)s has ended already (%(state)s)", field="callId",
+                           channel=channel.value, id=external_id, state=conversation.state.value)
+        if conversation.state is State.ACTIVE:
+            raise Conflict("%(channel)s %(id)s is answered already", field="callId", channel=channel.value,
+                           id=external_id)
+        # The phone system rings it, so it routes it (a contact the console had routed is taken over).
+        conversation.routed_by_console = False
+        pending = await pending_offers(session, conversation.id)
+        wanted: dict[int, Agent] = {}
+        for reference in references:
+            agent = await _referenced(session, reference)
+            if agent is None:
+                log.warning("%s %s rings an agent the console does not know (%s)", channel.value, external_id,
+                            " or ".join(_alternatives(reference)))
+            else:
+                wanted.setdefault(agent.id, agent)
+        withdrawn: set[int] = set()
+        if exclusive:
+            withdrawn = _close_offers([record for record in pending if record.agent_id not in wanted], None)
+            _tell_withdrawn(session, conversation, withdrawn)
+        ringing = {record.agent_id for record in pending} - withdrawn
+        for agent_id, agent in wanted.items():
+            if agent_id not in ringing:
+                await offer(session, conversation, agent)
+                ringing.add(agent_id)
+        if not ringing:
+            _waits_again(session, conversation, None, "ringing stopped")
+        else:
+            conversation.agent_id = next(iter(ringing)) if len(ringing) == 1 else None
+        await give_freed_agents_work(session, withdrawn)
+    return conversation
+
+
+async def stop_ringing(ctx: Context, channel: Channel, external_id: str, reference: AgentReference, *,
+                       missed: bool) -> Conversation:
+    """The phone system stopped ringing one agent for the contact: that agent's offer ends.
+
+    `missed` (the phone rang and nobody answered) counts as a missed offer, exactly as a console
+    offer that rings out (console.offers.ring_out: missing twice in a row sets the agent away);
+    otherwise (busy, cancelled) the offer is only withdrawn. When it rings nobody any more it
+    waits in its queue again. A repeated or late event (the agent's offer ended already) changes
+    nothing.
+    """
+    logs.conversation_id.set(f"{channel.value}:{external_id}")
+    async with ctx.transaction() as session:
+        conversation = await _find(session, channel, external_id, lock=True)
+        if conversation is None:
+            raise NotFound(f"no {channel.value} with id {external_id!r}", field="callId")
+        agent = await _referenced(session, reference)
+        if agent is None:
+            log.info("%s %s stops ringing an agent the console does not know (%s)", channel.value, external_id,
+                     " or ".join(_alternatives(reference)))
+            return conversation
+        agent_id, conversation_id = agent.id, conversation.id
+        if not missed:
+            record = next((o for o in await pending_offers(session, conversation.id) if o.agent_id == agent_id),
+                          None)
+            if record is None:
+                return conversation
+            await lock_agent(session, agent_id)
+            _tell_withdrawn(session, conversation, _close_offers([record], None))
+            if conversation.routed_by_console:
+                await requeue(session, conversation, leaving=agent_id, detail="ringing stopped")
+            else:
+                await _ring_ended(session, conversation, agent_id, "ringing stopped")
+            await give_freed_agents_work(session, {agent_id})
+            return conversation
+    from console.offers import ring_out  # console.offers builds on this module
+
+    if not await ring_out(ctx, conversation_id, agent_id):
+        return conversation
+    async with ctx.transaction() as session:
+        found = await session.get(Conversation, conversation_id, with_for_update=True, populate_existing=True)
+        if found is None:
+            raise NotFound(f"no {channel.value} with id {external_id!r}", field="callId")
+        if not found.routed_by_console:
+            await _ring_ended(session, found, agent_id, "rang out")
+    return found
+
+
+async def open_calls(ctx: Context, prefix: str) -> list[tuple[str, State]]:
+    """The calls whose external id starts with `prefix` that are not over for the console
+    (waiting, ringing or answered), oldest first: what a phone system's connector compares with
+    the calls the phone system has, after it was away."""
+    async with ctx.db.reading() as session:
+        rows = await session.execute(
+            select(Conversation.external_id, Conversation.state)
+            .where(Conversation.channel == Channel.CALL,
+                   Conversation.external_id.startswith(prefix, autoescape=True),
+                   Conversation.state.in_((State.QUEUED, State.OFFERED, State.ACTIVE)))
+            .order_by(Conversation.id))
+        return [(external_id, state) for external_id, state in rows.all()]

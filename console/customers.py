@@ -86,7 +86,7 @@ def normalize_email(raw: str) -> str | None:
 
 def normalize(kind: ContactKind, raw: str, region: str) -> str | None:
     if kind is ContactKind.PHONE:
-        return normalize_phone(raw, region)
+        return normalize_phone(raw.removeprefix("whatsapp:"), region)  # WhatsApp's whatsapp:+31...
     if kind is ContactKind.EMAIL:
         return normalize_email(raw)
     visitor = raw.strip()

@@ -21,7 +21,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from console import changes
 from console.errors import Conflict
 from console.models import Agent, AgentStatus, Channel, Conversation, ConversationEvent, State, StatusPeriod, utcnow
-from console.readiness import ELIGIBLE, READY, apply, computed, flush_inputs, stored
+from console.readiness import ELIGIBLE, READY, RETURNED, apply, computed, flush_inputs, stored
 
 MOVES: dict[State, frozenset[State]] = {
     State.QUEUED: frozenset({State.OFFERED, State.ACTIVE, State.ABANDONED}),
@@ -91,7 +91,7 @@ def _presence_statements() -> tuple[Any, Any, Any, Any]:
                   .values(ended_at=now))
     start_period = (insert(StatusPeriod).values(agent_id=agent, status=status, reason=reason, started_at=now)
                     .returning(StatusPeriod.id))
-    values: dict[Any, Any] = {READY[channel]: computed(channel, eligible) for channel in Channel}
+    values: dict[Any, Any] = {READY[channel]: computed(channel, eligible) for channel in RETURNED}
     values.update({
         Agent.status: bindparam("p_agent_status", type_=Agent.status.type),
         Agent.away_reason: bindparam("p_away_reason", type_=Agent.away_reason.type),

@@ -104,6 +104,7 @@ class Channel(enum.StrEnum):
     CALL = "call"
     CHAT = "chat"
     MAIL = "mail"
+    SMS = "sms"  # text messages: SMS, and WhatsApp (the customer's address is whatsapp:+31...)
 
 
 class Direction(enum.StrEnum):
@@ -559,6 +560,7 @@ class Message(Base):
     agent: Mapped[Agent | None] = relationship(lazy="raise")
     attachment: Mapped[Attachment | None] = relationship(lazy="raise", uselist=False, viewonly=True)
     mail: Mapped[Mail | None] = relationship(lazy="raise", uselist=False, viewonly=True)
+    texted: Mapped[TextMessage | None] = relationship(lazy="raise", uselist=False, viewonly=True)
 
     __table_args__ = (
         Index("ix_messages_chat_id", "chat_id", "id"),
@@ -991,3 +993,32 @@ class TwilioCall(Base):
     dialing_agent_id: Mapped[int | None] = mapped_column()
     language: Mapped[str | None] = mapped_column(String(8))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class TextMessage(Base):
+    """An SMS or WhatsApp message of a conversation (its text is the message's body): Twilio's id,
+    and for the agents' messages how far delivery has come. `status` only moves forward."""
+
+    __tablename__ = "text_messages"
+
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    direction: Mapped[Direction] = mapped_column(_enum(Direction, "direction"))
+    sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    client_id: Mapped[str | None] = mapped_column(String(64), unique=True)  # the agent's page's id: sent once
+    template: Mapped[str | None] = mapped_column(String(64))  # a WhatsApp template's content SID
+    status: Mapped[str] = mapped_column(String(20))
+    error: Mapped[str | None] = mapped_column(String(300))
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), index=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class TextOptOut(Base):
+    """A number that sent STOP (or the like): it gets no text messages until it sends START."""
+
+    __tablename__ = "text_opt_outs"
+
+    address: Mapped[str] = mapped_column(String(80), primary_key=True)  # E.164, or whatsapp:+E.164
+    keyword: Mapped[str] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

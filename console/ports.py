@@ -62,7 +62,8 @@ class RecordingNotifier:
 
 def recipients(change: Change) -> set[int]:
     """The agents whose screen shows what `change` touches."""
-    if isinstance(change, changes.NoteAdded | changes.CustomerChanged | changes.ChatMessage | changes.MailMessage):
+    if isinstance(change, changes.NoteAdded | changes.CustomerChanged | changes.ChatMessage | changes.MailMessage
+                           | changes.TextMessage):
         return set(change.agent_ids)
     if isinstance(change, changes.HandoffAsked | changes.HandoffAnswered):
         return {a for a in (change.from_agent_id, change.to_agent_id) if a is not None}

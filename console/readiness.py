@@ -32,10 +32,17 @@ from console.models import Agent, AgentStatus, Channel, Conversation, Handoff, H
 
 ELIGIBLE = (AgentStatus.AVAILABLE, AgentStatus.BUSY)
 OPEN = (State.ACTIVE, State.WRAP_UP)
+# Text messages (SMS, WhatsApp) are written like chats and share the chat's capacity and readiness:
+# an operator with three chats open has no room for a text, and the other way round.
 READY: dict[Channel, InstrumentedAttribute[bool]] = {
-    Channel.CALL: Agent.ready_call, Channel.CHAT: Agent.ready_chat, Channel.MAIL: Agent.ready_mail}
+    Channel.CALL: Agent.ready_call, Channel.CHAT: Agent.ready_chat, Channel.MAIL: Agent.ready_mail,
+    Channel.SMS: Agent.ready_chat}
 CAPACITY: dict[Channel, InstrumentedAttribute[int]] = {
-    Channel.CALL: Agent.capacity_call, Channel.CHAT: Agent.capacity_chat, Channel.MAIL: Agent.capacity_mail}
+    Channel.CALL: Agent.capacity_call, Channel.CHAT: Agent.capacity_chat, Channel.MAIL: Agent.capacity_mail,
+    Channel.SMS: Agent.capacity_chat}
+# The channels whose contacts count against each channel's capacity.
+SHARED: dict[Channel, tuple[Channel, ...]] = {Channel.CALL: (Channel.CALL,), Channel.CHAT: (Channel.CHAT, Channel.SMS),
+                                              Channel.MAIL: (Channel.MAIL,), Channel.SMS: (Channel.CHAT, Channel.SMS)}
 # What readiness is computed from, on each table; a change to any of these refreshes the agent.
 AGENT_INPUTS = ("status", "extension", "capacity_call", "capacity_chat", "capacity_mail", "idle_since",
                 "status_since", "deactivated_at")
@@ -48,14 +55,15 @@ def open_work(agent_id: Any, channel: Channel) -> ColumnElement[int]:
     """Contacts of `channel` the agent has: ringing offers, handled or in wrap-up, and those a
     colleague asks them to take over (a warm handoff reserves the room for it)."""
     offered = (select(func.count()).select_from(Offer).join(Conversation, Conversation.id == Offer.conversation_id)
-               .where(Offer.agent_id == agent_id, Offer.state == OfferState.PENDING, Conversation.channel == channel)
+               .where(Offer.agent_id == agent_id, Offer.state == OfferState.PENDING,
+                      Conversation.channel.in_(SHARED[channel]))
                .scalar_subquery())
     handling = (select(func.count()).select_from(Conversation)
                 .where(Conversation.agent_id == agent_id, Conversation.state.in_(OPEN),
-                       Conversation.channel == channel).scalar_subquery())
+                       Conversation.channel.in_(SHARED[channel])).scalar_subquery())
     asked = (select(func.count()).select_from(Handoff).join(Conversation, Conversation.id == Handoff.conversation_id)
              .where(Handoff.to_agent_id == agent_id, Handoff.state == HandoffState.PENDING,
-                    Conversation.channel == channel).scalar_subquery())
+                    Conversation.channel.in_(SHARED[channel])).scalar_subquery())
     return offered + handling + asked
 
 
@@ -75,11 +83,12 @@ def computed(channel: Channel, eligible: ColumnElement[bool] | None = None) -> C
     return and_(*conditions)
 
 
-RETURNED = (Channel.CALL, Channel.CHAT, Channel.MAIL)  # the order of the ready columns RETURNING gives
+# The channels with a ready column of their own, in the order of the ready columns RETURNING gives.
+RETURNED = (Channel.CALL, Channel.CHAT, Channel.MAIL)
 
 
 def _refresh_statement() -> Any:
-    values: dict[Any, Any] = {READY[channel]: computed(channel) for channel in Channel}
+    values: dict[Any, Any] = {READY[channel]: computed(channel) for channel in RETURNED}
     values[Agent.ready_since] = func.coalesce(Agent.idle_since, Agent.status_since)
     return (update(Agent).where(Agent.id.in_(bindparam("ids", expanding=True))).values(values)
             .returning(Agent.id, Agent.ready_call, Agent.ready_chat, Agent.ready_mail, Agent.ready_since)
@@ -208,7 +217,7 @@ def _after_rollback(session: Session) -> None:
 async def mismatches(session: AsyncSession) -> list[tuple[int, Channel, bool, bool]]:
     """Agents whose stored readiness differs from a fresh count: (agent, channel, stored, counted)."""
     found: list[tuple[int, Channel, bool, bool]] = []
-    for channel in Channel:
+    for channel in RETURNED:
         rows = await session.execute(select(Agent.id, READY[channel], computed(channel)))
         found += [(agent_id, channel, bool(stored), bool(counted)) for agent_id, stored, counted in rows.all()
                   if bool(stored) != bool(counted)]

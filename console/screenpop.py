@@ -10,7 +10,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
-from console import customers, handoffs, mail, notes, profile
+from console import customers, handoffs, mail, notes, profile, texts
 from console.changes import ConversationInfo
 from console.conversations import CONTACT_KIND, parts
 from console.errors import NotFound
@@ -112,6 +112,7 @@ class Pop:
     typed_match: bool = False  # the candidates have the email address the visitor typed
     earlier_chats: list[EarlierChat] = field(default_factory=list)  # the same visitor's, newest first
     sender_name: str | None = None  # a mail's: the display name its sender gave, for a new customer
+    texting: texts.Composer | None = None  # a text conversation's: what may be sent now
 
     @property
     def unknown(self) -> bool:
@@ -204,7 +205,8 @@ async def transcript(session: AsyncSession, conversation: ConversationInfo, earl
         return await mail.transcript(session, conversation.mail_thread_id)
     where = Message.conversation_id.in_(earlier if earlier is not None else [conversation.id])
     return list(await session.scalars(select(Message).where(where)
-                                      .options(selectinload(Message.agent), joinedload(Message.attachment))
+                                      .options(selectinload(Message.agent), joinedload(Message.attachment),
+                                               joinedload(Message.texted))
                                       .order_by(Message.id)))
 
 
@@ -253,6 +255,8 @@ async def build_pop(session: AsyncSession, conversation: Conversation | Conversa
     pop.notes = await notes.of_parts(session, earlier)
     if conversation.channel is not Channel.CALL:  # calls have no written messages
         pop.transcript = await transcript(session, conversation, earlier)
+    if conversation.channel is Channel.SMS:
+        pop.texting = await texts.composer(session, conversation, region)
     if conversation.parent_id is not None:
         pop.handoff = await handoffs.leading_to(session, conversation.id)
         # What happened before this part began: later events of the earlier parts (a colleague's

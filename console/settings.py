@@ -291,5 +291,6 @@ def load(
         smtp_url=env.get("CONSOLE_SMTP_URL", "").strip(),
         dkim_selector=env.get("CONSOLE_DKIM_SELECTOR", "").strip(),
         dkim_key_file=env.get("CONSOLE_DKIM_KEY_FILE", "").strip(),
+        asterisk_url=_url(env, "CONSOLE_ASTERISK_URL", ("ami", "amis")),
         **_twilio(env),  # type: ignore[arg-type]
     )

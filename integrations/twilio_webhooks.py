@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -22,8 +23,10 @@ from urllib.parse import parse_qsl
 import httpx
 from starlette.datastructures import ImmutableMultiDict
 from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from twilio.request_validator import SIGNATURE_SETTINGS_HEADER, RequestValidator, get_signature_algorithm
 
+from console.errors import ConsoleError, Unavailable
 from console.logs import UNSAFE, safe
 from integrations.connectors import ConnectorState
 
@@ -200,3 +203,21 @@ def sid(fields: dict[str, str], name: str, prefix: str, *, required: bool = True
     if not SID.match(value) or not value.startswith(prefix):
         raise Refused(400, f"field {name} must be a Twilio SID starting with {prefix} (34 characters)")
     return value
+
+
+def webhook(handler: Callable[[Request], Awaitable[Response]], refused_status: int = 400
+            ) -> Callable[[Request], Awaitable[Response]]:
+    """A Twilio endpoint: a refused request answers its status and reason, the database being
+    briefly away 503 with Retry-After (Twilio retries), what the console refuses `refused_status`."""
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except Refused as exc:
+            return JSONResponse({"error": exc.message}, status_code=exc.status)
+        except Unavailable as exc:
+            log.error("Twilio request not taken, the database is unavailable: %s", exc.message)
+            return JSONResponse({"error": exc.message}, status_code=503, headers={"Retry-After": str(exc.retry_after)})
+        except ConsoleError as exc:
+            log.warning("Twilio request refused: %s", exc.message)
+            return JSONResponse({"error": exc.message, "field": exc.field}, status_code=refused_status)
+    return endpoint

@@ -258,7 +258,7 @@
   }
   document.addEventListener("submit", function (event) {
     var form = event.target;
-    if (form.matches && form.matches("form[data-chat-composer], form[data-mail-composer]") && !form.elements.client_id.value)
+    if (form.matches && form.matches("form[data-chat-composer], form[data-mail-composer], form[data-text-template]") && !form.elements.client_id.value)
       form.elements.client_id.value = messageId();
   }, true);
   // A file for the visitor goes with an id of its own, like a typed message; a refusal says why

@@ -331,9 +331,11 @@ async def edit_queue(request: Request, who: Admin) -> Response:
         typed.update({name: field(form, name, 20) for name in (*admin.NUMBER_FIELDS, *admin.WEIGHT_FIELDS)})
         typed["dispositions"] = field(form, "dispositions", 20_000)
         typed["skills"] = many(form, "skills")
+        typed.update({name: field(form, name, 600) for name in ("hold_message", "hold_music_url")})
         numbers = {name: typed[name] for name in (*admin.NUMBER_FIELDS, *admin.WEIGHT_FIELDS)}
         return await admin.update_queue(session, who.id, queue_id, admin.QueueChanges(
-            numbers=numbers, skills=typed["skills"], dispositions=typed["dispositions"]))
+            numbers=numbers, skills=typed["skills"], dispositions=typed["dispositions"],
+            hold_message=typed["hold_message"], hold_music_url=typed["hold_music_url"]))
 
     async def show(status: int, result: object = None, **error: Any) -> Response:
         if result is None:

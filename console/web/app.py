@@ -50,6 +50,7 @@ from console.web.render import AGENTS_CHANGED_STREAM
 from console.web.security import CSRFMiddleware, SecurityHeaders, policy_headers
 from console.web.statuses import status_of
 from console.web.wiring import Wiring, build
+from integrations.messaging import twilio as twilio_messaging
 from integrations.telephony import cti
 from integrations.telephony import twilio as twilio_voice
 from realtime import BusUnavailable, Overflow
@@ -371,6 +372,7 @@ def make_routes(w: Wiring) -> list[BaseRoute]:
         Route("/chat/files/{id:int}", attachments.visitor_file, methods=["GET"]),
         *cti.routes(w.ctx, w.settings.cti_token, observe_pop=w.metrics.pop_latency.observe),
         *twilio_voice.routes(w.voice),
+        *twilio_messaging.routes(w.messaging),
         Mount("/static", StaticAssets(directory=asset_dir("static")), name="static"),
     ]
 
@@ -389,6 +391,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
                  asyncio.create_task(follow_agent_changes(w), name="agent changes"),
                  asyncio.create_task(w.wallboard.run(), name="wallboard"),
                  asyncio.create_task(w.wallboard.follow(), name="wallboard follower")]
+        if w.twilio.can_call_api:
+            tasks.append(asyncio.create_task(w.messaging.run(), name="text replies"))
+        if w.asterisk is not None:
+            tasks.append(asyncio.create_task(w.asterisk.run(), name="asterisk"))
         if w.mailboxes is not None:
             await w.mailboxes.start()
         try:
@@ -402,6 +408,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     await task
             await w.wallboard.close()
             await w.voice.close()
+            await w.messaging.close()
             await w.notifier.close()
             await w.bus.close()
             await w.ctx.db.close()

@@ -387,6 +387,27 @@ def demo(args: argparse.Namespace) -> int:
     if not settings.mailboxes and not settings.smtp_url:
         settings = replace(settings, mailboxes=(("demo", mailbox_url),), smtp_url=f"smtp://127.0.0.1:{outbound}")
     demo_mail = settings.mailboxes == (("demo", mailbox_url),)
+    # -- Twilio, simulated ----------------------------------------------------------------------
+    # Without a Twilio account set up, a pretend Twilio (integrations.twilio_simulator) on a free
+    # port here plays Twilio's part: its REST API is where the console sends, and its callers and
+    # texters come in through the console's Twilio webhooks, signed with a token of this run.
+    twilio_api_port = None if settings.twilio_auth_token else free_port()
+    if twilio_api_port is not None:
+        import secrets
+
+        settings = replace(settings, twilio_auth_token=secrets.token_urlsafe(32),
+                           twilio_account_sid=DEMO_TWILIO_ACCOUNT, twilio_public_url=f"http://{args.host}:{args.port}",
+                           twilio_api_url=f"http://127.0.0.1:{twilio_api_port}",
+                           twilio_whatsapp_templates=DEMO_WHATSAPP_TEMPLATES)
+    # -- end of Twilio --------------------------------------------------------------------------
+    # Without an Asterisk set up, a simulated one (integrations.asterisk_simulator) on a free port
+    # here: the console follows its manager interface as it would a real PBX's.
+    ami_port = None if settings.asterisk_url else free_port()
+    if ami_port is not None:
+        import secrets
+
+        ami_secret = secrets.token_urlsafe(16)
+        settings = replace(settings, asterisk_url=f"ami://console:{ami_secret}@127.0.0.1:{ami_port}")
 
     async def prepare() -> tuple[list[str], str]:
         """Seed an empty database; return customers' numbers for the simulated callers, and the
@@ -443,6 +464,22 @@ def demo(args: argparse.Namespace) -> int:
             print(f"\n  Mail: customers write to {DEMO_MAILBOX} about once a minute (an SMTP listener on")
             print(f"  127.0.0.1:{inbound}: send your own with any mail client or `swaks`), and your replies go to a")
             print("  stand-in for the world outside, where a customer sometimes answers them.")
+        # -- Twilio, simulated --------------------------------------------------------------------
+        twilio_rate = rate / 3
+        if twilio_api_port is not None:
+            twilio_pace = f"at most {twilio_rate:.3g} a minute" if twilio_rate > 0 else "with no pause between them"
+            print(f"\n  Twilio: a simulated Twilio (its REST API on 127.0.0.1:{twilio_api_port}) calls in "
+                  f"{twilio_pace}")
+            print("  through the Twilio voice webhook, and customers text about once a minute by SMS and WhatsApp")
+            print("  through the messaging webhook. The agent's softphone answers a Twilio call by itself after a few")
+            print("  rings; your text replies are delivered (and read, on WhatsApp).")
+        else:
+            print("\n  Twilio: your account is set up (CONSOLE_TWILIO_AUTH_TOKEN), so no Twilio traffic is simulated.")
+        # -- end of Twilio ------------------------------------------------------------------------
+        if ami_port is not None:
+            print(f"\n  Asterisk: a simulated Asterisk PBX (its manager interface on 127.0.0.1:{ami_port}) takes calls")
+            print(f"  into its queues at most {rate / 3:.3g} a minute and rings the available agents' extensions; the")
+            print("  console follows it as it would a real one: the ring pops, the desk phone answers by itself.")
         print("  Stop with Ctrl+C.\n")
         staffing_db = Database(settings.database_url)  # the simulator's own: one count a second
         simulator = asyncio.create_task(_after_start(server, run_simulator(
@@ -466,6 +503,38 @@ def demo(args: argparse.Namespace) -> int:
             tasks.append(asyncio.create_task(_after_start(server, run_mail_customers(
                 ("127.0.0.1", inbound), DEMO_MAILBOX, await demo_addresses(staffing_db), rate=1.0,
                 staffing=lambda: logged_in_agents(staffing_db)))))
+        # -- Twilio, simulated --------------------------------------------------------------------
+        twilio = twilio_api = None
+        if twilio_api_port is not None:
+            from integrations.twilio_simulator import SimulatedTwilio, run_texters, run_twilio_callers, serve_api
+
+            twilio = SimulatedTwilio(settings.twilio_account_sid, settings.twilio_auth_token, url)
+            try:
+                twilio_api = await serve_api(twilio, "127.0.0.1", twilio_api_port)
+            except OSError as exc:  # the free port was taken meanwhile: the rest of the demo goes on
+                print(f"  The simulated Twilio could not start ({exc}); no Twilio traffic this time.\n")
+                await twilio.close()
+                twilio = None
+        if twilio is not None:
+            tasks.append(asyncio.create_task(_after_start(server, run_twilio_callers(
+                twilio, rate=twilio_rate, numbers=numbers, queues=DEMO_QUEUES,
+                staffing=lambda: logged_in_agents(staffing_db)))))
+            tasks.append(asyncio.create_task(_after_start(server, run_texters(
+                twilio, rate=1.0, at_once=2, numbers=numbers, queues=DEMO_QUEUES,
+                staffing=lambda: logged_in_agents(staffing_db)))))
+        # -- end of Twilio ------------------------------------------------------------------------
+        pbx = None
+        if ami_port is not None:
+            from integrations.asterisk_simulator import serve as serve_pbx
+
+            async def ringable() -> list[str]:
+                return await ready_extensions(staffing_db)
+
+            try:
+                pbx = await serve_pbx("127.0.0.1", ami_port, "console", ami_secret, rate / 3, ringable,
+                                      queues=("service", "sales"))
+            except OSError as exc:
+                print(f"  The simulated Asterisk could not start ({exc}); no Asterisk calls this time.\n")
         try:
             await server.serve()
         finally:
@@ -474,10 +543,29 @@ def demo(args: argparse.Namespace) -> int:
             await asyncio.gather(*tasks, return_exceptions=True)
             if outside_server is not None:
                 outside_server.close()
+            # -- Twilio, simulated
+            if twilio_api is not None:
+                await twilio_api.close()
+            if twilio is not None:
+                await twilio.close()
+            # -- end of Twilio
+            if pbx is not None:
+                pbx.close()
+                await pbx.wait_closed()
             await staffing_db.close()
 
     asyncio.run(go())
     return 0
+
+
+async def ready_extensions(db: Database) -> list[str]:
+    """The extensions of the agents who can take a call now (the simulated Asterisk rings them)."""
+    from sqlalchemy import select
+
+    from console.models import Agent
+
+    async with db.reading() as session:
+        return [e for e in await session.scalars(select(Agent.extension).where(Agent.ready_call.is_(True))) if e]
 
 
 def free_port() -> int:
@@ -488,6 +576,10 @@ def free_port() -> int:
 
 
 DEMO_QUEUES = ("service", "service", "service", "sales")
+# The simulated Twilio's account (a SID of the right form that no real account has) and the
+# WhatsApp templates the demo's agents can choose outside the 24-hour window.
+DEMO_TWILIO_ACCOUNT = "AC" + "0" * 32
+DEMO_WHATSAPP_TEMPLATES = (("follow-up", "HX" + "0" * 32), ("appointment", "HX" + "1" * 32))
 DEMO_MAILBOX = "service@demo.example"
 DEMO_SKILLS = {"anna@demo.example": ["dutch:5", "english:3", "sales:2"],
                "bram@demo.example": ["dutch:5", "english:2"],

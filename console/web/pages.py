@@ -11,14 +11,15 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy import select
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from console import auth, chat, conversations, i18n, mail, offers, routing, wrapup
+from console import auth, chat, conversations, i18n, mail, offers, routing, texts, wrapup
 from console.errors import InvalidInput, NotFound, TooManyAttempts
 from console.i18n import N_
-from console.models import AgentStatus
+from console.models import AgentStatus, Channel, Conversation
 from console.ports import Context
 from console.web.render import AGENTS_CHANGED_STREAM, agent_stream
 from console.web.security import (
@@ -319,11 +320,33 @@ async def wrap_up(request: Request) -> Response:
 
 
 async def send_message(request: Request) -> Response:
-    """The agent answers the visitor of a chat; the message's id comes from the page, so a resend
+    """The agent answers the visitor of a chat, or the customer of a text conversation (SMS,
+    WhatsApp: sent by Twilio after the commit); the message's id comes from the page, so a resend
     (the network dropped the answer) is stored once."""
-    return await act(request, lambda ctx, agent_id, form: chat.from_agent(
-        ctx, agent_id, conversation_of(request), field(form, "client_id", chat.MAX_CLIENT_ID),
-        field(form, "text", chat.MAX_MESSAGE + 100)))
+    w = wiring(request)
+
+    async def send(ctx: Context, agent_id: int, form: FormData) -> None:
+        conversation_id = conversation_of(request)
+        async with ctx.db.reading() as session:
+            channel = await session.scalar(select(Conversation.channel).where(Conversation.id == conversation_id))
+        client_id = field(form, "client_id", chat.MAX_CLIENT_ID)
+        if channel is not Channel.SMS:
+            await chat.from_agent(ctx, agent_id, conversation_id, client_id,
+                                  field(form, "text", chat.MAX_MESSAGE + 100))
+            return
+        name = field(form, "template", 100)
+        template = None
+        if name:
+            content = dict(w.settings.twilio_whatsapp_templates).get(name)
+            if content is None:
+                raise InvalidInput("Choose one of the approved templates.", field="template")
+            template = (name, content)
+        message_id = await texts.from_agent(ctx, agent_id, conversation_id, client_id,
+                                            field(form, "text", texts.MAX_TEXT + 100), template)
+        if w.twilio.can_call_api:
+            w.messaging.kick(message_id)
+
+    return await act(request, send)
 
 
 async def send_reply(request: Request) -> Response:

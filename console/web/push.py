@@ -27,12 +27,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from console import changes, chat, customers, handoffs, mail, profile
+from console import changes, chat, customers, handoffs, mail, profile, texts
 from console.changes import Change, ConversationInfo
 from console.conversations import parts
 from console.db import Database
 from console.errors import NotFound
-from console.models import Agent, Conversation, Handoff, HandoffState, Note, Queue, Role, State
+from console.models import Agent, Channel, Conversation, Handoff, HandoffState, Note, Queue, Role, State
 from console.ports import recipients
 from console.screenpop import (
     AgentView,
@@ -43,6 +43,7 @@ from console.screenpop import (
     agent_view,
     build_pop,
     chat_transcript,
+    transcript,
     wrap_up_of,
 )
 from console.web import attachments
@@ -321,8 +322,8 @@ class Pusher:
             pop = Pop(info, False, info.address, queue_name=await self._queue_name(session, info.queue_id),
                       version=change.version)
             out.add(change.agent_id, self._render("partials/pop_state.html", pop=pop))
-            if info.chat_id is not None or info.mail_thread_id is not None:  # the answer box opens
-                composer = "partials/chat_composer.html" if info.chat_id is not None else "partials/mail_composer.html"
+            composer = COMPOSERS.get(info.channel)
+            if composer is not None:  # the answer box opens
                 out.add(change.agent_id, self._render(composer, pop=pop, c=info, prefix=f"pop-{info.id}"))
         else:
             pop = replace(await self._pop(session, memo, info), version=change.version)
@@ -439,6 +440,26 @@ class Pusher:
             for prefix in await _shown_as(session, change.conversation_id):
                 out.add(untold, self._render("partials/mail_transcript.html", messages=memo[key], prefix=prefix))
 
+    async def text_message(self, session: AsyncSession, change: changes.TextMessage, out: Outbox,
+                           memo: dict[Any, Any]) -> None:
+        """A text conversation's messages (and what may be sent now) for the agents who show it, once
+        per batch like a chat's transcript."""
+        key, told = ("texts", change.conversation_id), ("texts-told", change.conversation_id)
+        if key not in memo:
+            conversation = await session.get(Conversation, change.conversation_id)
+            if conversation is None:
+                return
+            info = ConversationInfo.of(conversation)
+            messages = await transcript(session, info, await parts(session, info))
+            memo[key], memo[told] = (info, messages, await texts.composer(session, info, self.region)), set()
+        info, messages, texting = memo[key]
+        untold = change.agent_ids - memo[told]
+        if untold:
+            memo[told] |= untold
+            for prefix in await _shown_as(session, info.id):
+                out.add(untold, self._render("partials/text_transcript.html", messages=messages, texting=texting,
+                                             prefix=prefix, c=info))
+
     async def page_opened(self, session: AsyncSession, change: changes.PageOpened, out: Outbox,
                           memo: dict[Any, Any]) -> None:
         await self._customer_page(session, change.agent_id, change.customer_id, out)
@@ -452,6 +473,11 @@ class Pusher:
         card = (await self._cards_of(session, {agent_id})).get(agent_id)
         out.add(agent_id, self._render("partials/customer_panel.html", page=page, me=agent_id,
                                        supervisor=bool(card and card.supervisor)))
+
+
+# The answer box of each channel that has one, opened when the agent takes the conversation.
+COMPOSERS = {Channel.CHAT: "partials/chat_composer.html", Channel.MAIL: "partials/mail_composer.html",
+             Channel.SMS: "partials/text_composer.html"}
 
 
 async def _shown_as(session: AsyncSession, conversation_id: int) -> list[str]:
@@ -478,5 +504,6 @@ HANDLERS: dict[type, Handler] = {
     changes.PageOpened: Pusher.page_opened,
     changes.ChatMessage: Pusher.chat_message,
     changes.MailMessage: Pusher.mail_message,
+    changes.TextMessage: Pusher.text_message,
     changes.Told: Pusher.told,
 }

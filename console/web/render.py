@@ -11,7 +11,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
-from console import i18n
+from console import i18n, texts
 from console.changes import ConversationInfo
 from console.customers import format_phone
 from console.i18n import N_
@@ -79,6 +79,19 @@ def order(group: int, conversation: ConversationInfo) -> str:
     return f"{group}-{int(conversation.created_at.timestamp() * 1000):015d}-{conversation.id:012d}"
 
 
+def channel_name(channel: object, address: str, gettext: Any) -> str:
+    """The channel as agents call it; a text conversation is SMS or WhatsApp by its address."""
+    kind = getattr(channel, "value", channel)
+    if not kind:
+        return "–"
+    if kind == "sms":
+        return "WhatsApp" if address.startswith("whatsapp:") else str(gettext("SMS"))
+    return str(gettext(CHANNEL_NAMES.get(str(kind), str(kind))))
+
+
+CHANNEL_NAMES = {"call": i18n.N_("Call"), "chat": i18n.N_("Chat"), "mail": i18n.N_("Mail")}
+
+
 class Renderer:
     def __init__(self, *, timezone: str = i18n.TIMEZONE, region: str = "NL") -> None:
         self.env = Environment(
@@ -93,13 +106,14 @@ class Renderer:
         self.region = region
         self.versions = Versions(asset_dir("static"))
         self._contexts: dict[str, dict[str, Any]] = {}
+        self.whatsapp_templates: tuple[str, ...] = ()  # the names agents pick from (CONSOLE_TWILIO_WHATSAPP_TEMPLATES)
 
     def party(self, channel: object, address: str, gettext: Any) -> str:
         """Who is on the other side, as the agent reads it: a phone number as people write it, a
         chat's visitor by their number on the site, a mail address as it is."""
         kind = getattr(channel, "value", channel)
-        if kind == "call":
-            return format_phone(address, self.region)
+        if kind in ("call", "sms"):
+            return format_phone(address.removeprefix("whatsapp:"), self.region)
         if kind == "chat":
             return str(gettext("visitor %(number)s") % {"number": address.rpartition(":")[2]})
         return address
@@ -122,7 +136,9 @@ class Renderer:
                 "said": lambda reason: catalog.gettext(reason.text) % dict(reason.values),
                 "label": lambda code: i18n.label(code, catalog.gettext), "linkify": linkify,
                 "party": lambda channel, address: self.party(channel, address, catalog.gettext),
-                "filesize": lambda size: i18n.filesize(size, language), "transcript_version": transcript_version}
+                "filesize": lambda size: i18n.filesize(size, language), "transcript_version": transcript_version,
+                "channel_name": lambda channel, address="": channel_name(channel, address, catalog.gettext),
+                "whatsapp_templates": self.whatsapp_templates, "text_version": texts.version}
 
     def render(self, template: str, language: str, **values: Any) -> str:
         # The helpers depend on the language only: built once per language, not per fragment.

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from console.auth import LoginPolicy
 from console.db import Database
+from console.errors import InvalidInput
 from console.ports import Context, FanOut
 from console.settings import Settings
 from console.web.attachments import file_key
@@ -16,6 +20,9 @@ from console.web.metrics import Metrics
 from console.web.push import Pusher
 from console.web.render import Renderer
 from integrations.connectors import ConnectorState
+from integrations.messaging.twilio import Messaging
+from integrations.telephony import ami
+from integrations.telephony.asterisk import AsteriskConnector
 from integrations.telephony.twilio import Voice
 from integrations.twilio_webhooks import Twilio
 from realtime import Bus, make_bus
@@ -45,10 +52,12 @@ class Wiring:
     wallboard: Wallboard = field(init=False)
     twilio: Twilio = field(init=False)  # Twilio's account (its state is "off" without a token)
     voice: Voice = field(init=False)
+    messaging: Messaging = field(init=False)
+    asterisk: AsteriskConnector | None = None  # follows Asterisk's manager interface when it is set up
 
     def connectors(self) -> list[ConnectorState]:
         """The phone and messaging connectors' states, for /readyz and /metrics."""
-        return [self.twilio.state]
+        return [self.twilio.state, self.asterisk.state if self.asterisk else ConnectorState("asterisk")]
 
     @property
     def file_key(self) -> str:
@@ -60,6 +69,11 @@ class Wiring:
         s = self.settings
         return LoginPolicy(free_failures=s.login_free_failures, delay=s.login_delay, max_delay=s.login_max_delay,
                            address_ceiling=s.login_address_ceiling, window=s.login_window_seconds)
+
+
+def node_name() -> str:
+    """This process, as leases name their holder."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def build(settings: Settings) -> Wiring:
@@ -82,4 +96,12 @@ def build(settings: Settings) -> Wiring:
                mailboxes=Mailboxes(ctx, boxes, server, dkim) if boxes or server else None)
     w.wallboard = Wallboard(db, bus, renderer, settings.timezone)
     w.twilio, w.voice = twilio, voice
+    w.messaging = Messaging(ctx, twilio, dict(settings.twilio_whatsapp_templates), settings.default_language)
+    renderer.whatsapp_templates = tuple(name for name, _ in settings.twilio_whatsapp_templates)
+    if settings.asterisk_url:
+        try:
+            url = ami.parse_url(settings.asterisk_url)
+        except ValueError as exc:  # a node does not start with a setting it cannot use; it says why
+            raise InvalidInput(str(exc), field="CONSOLE_ASTERISK_URL") from None
+        w.asterisk = AsteriskConnector(ctx, url, node_name())
     return w

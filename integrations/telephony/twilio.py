@@ -33,8 +33,9 @@ from urllib.parse import urlencode
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 from twilio.twiml.voice_response import VoiceResponse
 
@@ -43,7 +44,7 @@ from console.errors import ConsoleError, Unavailable
 from console.lifecycle import ENDED
 from console.models import Agent, Channel, Conversation, Customer, Direction, Queue, State, TwilioCall, utcnow
 from console.ports import Context
-from integrations.twilio_webhooks import ApiError, Refused, Twilio, sid, text
+from integrations.twilio_webhooks import ApiError, Refused, Twilio, sid, text, webhook
 
 log = logging.getLogger("integrations.twilio.voice")
 
@@ -150,15 +151,19 @@ class Voice:
         agent_id = _number(request.query_params.get("agent", ""))
         async with self.ctx.transaction() as session:
             row = await session.get(TwilioCall, call_sid, with_for_update=True)
-            if row is not None:
+            dialing = row.dialing_agent_id if row is not None else None
+            if row is not None and dialing == agent_id:
                 row.dialing_agent_id = None  # nobody is dialled now: a withdrawn offer moves nothing
+            newest = await _newest(session, call_sid)
+        if dialing is not None and dialing != agent_id:
+            # The end of an earlier Dial (the call was moved on to a colleague since): go on there.
+            return await self.next_step(call_sid)
         if outcome in TALKED:
             await self._hang_up(call_sid, "agent hung up")
             return _hang_up_twiml()
-        conversation_id = row.conversation_id if row is not None else None
-        if conversation_id is not None and agent_id is not None:
+        if newest is not None and agent_id is not None:
             log.info("Twilio call %s: agent %d did not answer (%s)", call_sid, agent_id, outcome)
-            await offers.ring_out(self.ctx, conversation_id, agent_id)
+            await offers.ring_out(self.ctx, newest.id, agent_id)
         return await self.next_step(call_sid)
 
     async def status(self, request: Request) -> Response:
@@ -201,9 +206,7 @@ class Voice:
         """Dial the agent the console chose, or hold; hang up when the conversation is over."""
         async with self.ctx.transaction() as session:
             row = await session.get(TwilioCall, call_sid, with_for_update=True)
-            conversation = await session.scalar(
-                select(Conversation).where(Conversation.channel == Channel.CALL, Conversation.external_id == call_sid)
-                .order_by(Conversation.id.desc()).limit(1))
+            conversation = await _newest(session, call_sid)
             if row is None or conversation is None:
                 raise Refused(400, f"call {call_sid} is not known here; it starts at {BASE}")
             if conversation.state in ENDED or row.status in FINAL:
@@ -280,33 +283,44 @@ class Voice:
     # -- moving a holding caller ----------------------------------------------------------------
 
     def publish(self, changed: Sequence[changes.Change]) -> None:
-        """The notify port's side: an offer made while a caller holds moves the call to it; an offer
-        withdrawn while Twilio rings it moves the call on (back to hold, or the next agent)."""
+        """The notify port's side, for calls Twilio holds (on any part of them, after a handoff):
+        - an offer made while the caller holds moves the call to that agent;
+        - an offer withdrawn, or a conversation ended, while Twilio connects that agent moves the
+          call on (to the next agent, back to hold, or, when it is over, hangs up);
+        - a colleague taking over after a handoff moves the call to them."""
         if not self.twilio.can_call_api:
             return
-        wanted = [(c.conversation.id, c.agent_id, True) for c in changed
-                  if isinstance(c, changes.Offered) and c.conversation.channel is Channel.CALL]
-        wanted += [(c.conversation_id, c.agent_id, False) for c in changed if isinstance(c, changes.Withdrawn)]
+        wanted: list[tuple[int, int, str]] = []
+        for c in changed:
+            if isinstance(c, changes.Offered) and c.conversation.channel is Channel.CALL:
+                wanted.append((c.conversation.id, c.agent_id, "offered"))
+            elif isinstance(c, changes.Answered) and c.conversation.channel is Channel.CALL \
+                    and c.conversation.parent_id is not None:
+                wanted.append((c.conversation.id, c.agent_id, "taken over"))
+            elif isinstance(c, changes.Withdrawn | changes.Ended):
+                wanted.append((c.conversation_id, c.agent_id, "gone"))
         if wanted:
             task = asyncio.get_running_loop().create_task(self._move(wanted))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
-    async def _move(self, wanted: list[tuple[int, int, bool]]) -> None:
+    async def _move(self, wanted: list[tuple[int, int, str]]) -> None:
         try:
             async with self.ctx.db.reading() as session:
-                rows = {row.conversation_id: row for row in await session.scalars(
-                    select(TwilioCall).where(TwilioCall.conversation_id.in_({w[0] for w in wanted}),
-                                             TwilioCall.parent_sid.is_(None)))}
+                rows = {conversation_id: row for conversation_id, row in (await session.execute(
+                    select(Conversation.id, TwilioCall)
+                    .join(TwilioCall, TwilioCall.call_sid == Conversation.external_id)
+                    .where(Conversation.id.in_({w[0] for w in wanted}), Conversation.channel == Channel.CALL,
+                           TwilioCall.parent_sid.is_(None)))).all()}
             moved: set[str] = set()
-            for conversation_id, agent_id, offered in wanted:
+            for conversation_id, agent_id, what in wanted:
                 row = rows.get(conversation_id)
                 if row is None or row.call_sid in moved or row.status in FINAL:
                     continue
-                if (offered and row.holding) or (not offered and row.dialing_agent_id == agent_id):
+                if (what == "offered" and row.holding) or (what == "gone" and row.dialing_agent_id == agent_id) or (
+                        what == "taken over" and not row.holding and row.dialing_agent_id != agent_id):
                     moved.add(row.call_sid)
-                    await self.twilio.api(f"Calls/{row.call_sid}.json",
-                                          {"Url": self.url("wait"), "Method": "POST"})
+                    await self.twilio.api(f"Calls/{row.call_sid}.json", {"Url": self.url("wait"), "Method": "POST"})
         except ApiError as exc:
             log.warning("could not move a Twilio call to its agent (%s); it moves after this round of hold music",
                         exc.message)
@@ -317,6 +331,13 @@ class Voice:
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+async def _newest(session: AsyncSession, call_sid: str) -> Conversation | None:
+    """The call's conversation part going on now (after a handoff, the colleague's)."""
+    return await session.scalar(select(Conversation).where(
+        Conversation.channel == Channel.CALL, Conversation.external_id == call_sid)
+        .order_by(Conversation.id.desc()).limit(1))
 
 
 def _number(value: str) -> int | None:
@@ -334,25 +355,7 @@ def _twiml(response: VoiceResponse) -> Response:
 
 
 def routes(voice: Voice) -> list[Route]:
-    def guarded(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
-        async def endpoint(request: Request) -> Response:
-            try:
-                response: Response = await handler(request)
-                return response
-            except Refused as exc:
-                return JSONResponse({"error": exc.message}, status_code=exc.status)
-            except Unavailable as exc:
-                log.error("Twilio request not taken, the database is unavailable: %s", exc.message)
-                return JSONResponse({"error": exc.message}, status_code=503,
-                                    headers={"Retry-After": str(exc.retry_after)})
-            except ConsoleError as exc:
-                log.warning("Twilio request refused: %s", exc.message)
-                return JSONResponse({"error": exc.message, "field": exc.field}, status_code=409)
-        return endpoint
-
-    return [
-        Route(BASE, guarded(voice.incoming), methods=["POST"]),
-        Route(f"{BASE}/wait", guarded(voice.wait), methods=["POST"]),
-        Route(f"{BASE}/dialed", guarded(voice.dialed), methods=["POST"]),
-        Route(f"{BASE}/status", guarded(voice.status), methods=["POST"]),
-    ]
+    return [Route(BASE, webhook(voice.incoming, 409), methods=["POST"]),
+            Route(f"{BASE}/wait", webhook(voice.wait, 409), methods=["POST"]),
+            Route(f"{BASE}/dialed", webhook(voice.dialed, 409), methods=["POST"]),
+            Route(f"{BASE}/status", webhook(voice.status, 409), methods=["POST"])]

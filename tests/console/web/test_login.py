@@ -209,7 +209,11 @@ async def test_logout_ends_the_session(client: httpx.AsyncClient) -> None:
 async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).text == "ok"
     ready = await client.get("/readyz")
-    assert ready.status_code == 200 and ready.json() == {"ready": True, "database": "ok", "bus": "ok"}
+    body = ready.json()
+    assert ready.status_code == 200 and body.pop("connectors") == {
+        name: {"state": "off", "last_error": None, "last_error_at": None, "last_event_at": None, "events": 0,
+               "failures": 0} for name in ("twilio", "asterisk")}
+    assert body == {"ready": True, "database": "ok", "bus": "ok"}
 
 
 async def test_readiness_says_not_ready_when_the_database_is_unreachable(tmp_path: Path) -> None:

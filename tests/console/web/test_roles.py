@@ -145,7 +145,8 @@ TABLE: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
 # Covered by their own tests: logging in and out changes who the client is.
 # The phone systems' endpoints answer to their token or signature, not to a session (tests/integrations).
 OWN_TESTS = {("POST", "/login"), ("POST", "/login/code"), ("POST", "/logout"), ("POST", "/integrations/cti/{token}"),
-             *(("POST", f"/integrations/twilio/voice{step}") for step in ("", "/wait", "/dialed", "/status"))}
+             *(("POST", f"/integrations/twilio/voice{step}") for step in ("", "/wait", "/dialed", "/status")),
+             ("POST", "/integrations/twilio/messaging"), ("POST", "/integrations/twilio/messaging/status")}
 
 
 @dataclass

@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -22,46 +21,18 @@ from console.db import Database
 from console.models import Agent, Conversation, Customer, Offer, OfferState, State
 from tests.conftest import make_settings, served
 from tests.helpers import add_agent, add_customer
-
-TOKEN = "twilio-auth-token-" + "t" * 14
-ACCOUNT = "AC" + "a" * 32
-PUBLIC = "https://console.example.com"
+from tests.integrations.fake_twilio import ACCOUNT, PUBLIC, TOKEN, TWILIO_SETTINGS, FakeApi, Signer, new_sid
 
 
 def call_sid() -> str:
-    return "CA" + secrets.token_hex(16)
+    return new_sid("CA")
 
 
 @dataclass
-class FakeApi:
-    """Twilio's REST API as the console calls it: what it was asked, and an answer."""
+class Twilio(Signer):
+    """Twilio's voice webhooks, on the app under test."""
 
-    requests: list[tuple[str, dict[str, list[str]]]] = field(default_factory=list)
-    status: int = 200
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        from urllib.parse import parse_qs
-
-        self.requests.append((request.url.path, parse_qs(request.content.decode())))
-        if self.status >= 400:
-            return httpx.Response(self.status, json={"code": 20003, "message": "Authenticate"})
-        return httpx.Response(200, json={"sid": "CA" + "0" * 32, "status": "in-progress"})
-
-
-@dataclass
-class Twilio:
-    """Sends webhooks as Twilio does: to the console's internal address, signed for the public one."""
-
-    client: httpx.AsyncClient
-    app: object
-    token: str = TOKEN
-    public: str = PUBLIC
-
-    async def post(self, path: str, params: dict[str, str], *, signed_url: str | None = None,
-                   signature: str | None = None) -> httpx.Response:
-        url = signed_url or self.public + path
-        sign = signature if signature is not None else RequestValidator(self.token).compute_signature(url, params)
-        return await self.client.post(path, data=params, headers={"X-Twilio-Signature": sign})
+    app: object = None
 
     async def call(self, sid: str, caller: str = "+31612345678", queue: str | None = None) -> httpx.Response:
         path = "/integrations/twilio/voice" + (f"?{urlencode({'queue': queue})}" if queue else "")
@@ -98,11 +69,9 @@ async def twilio(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[Twili
         customer.language = "nl"
     await db.close()
     api = FakeApi()
-    settings = make_settings(database_url, tmp_path, twilio_auth_token=TOKEN, twilio_public_url=PUBLIC,
-                             twilio_account_sid=ACCOUNT, twilio_api_url="https://api.twilio.test")
-    async with served(settings) as (app, client):
+    async with served(make_settings(database_url, tmp_path, **TWILIO_SETTINGS)) as (app, client):
         app.state.wiring.twilio.transport = httpx.MockTransport(api)  # type: ignore[attr-defined]
-        yield Twilio(client, app), api
+        yield Twilio(client, app=app), api
 
 
 async def conversation(app: object, sid: str) -> Conversation:
@@ -345,3 +314,29 @@ async def test_a_failing_api_shows_on_readyz_and_the_caller_keeps_holding(twilio
     assert state["state"] == "failing" and "401" in state["last_error"]
     # At the end of the round of music the call comes back and is dialled all the same.
     assert twiml(await tw.post("/integrations/twilio/voice/wait", {"CallSid": sid})).find("Dial/Client") is not None
+
+
+async def test_a_call_handed_to_a_colleague_is_moved_to_them(twilio: tuple[Twilio, FakeApi]) -> None:
+    from console import handoffs
+
+    tw, api = twilio
+    await available(tw.app, 1)
+    sid = call_sid()
+    twiml(await tw.call(sid))
+    await tw.status(call_sid(), "in-progress", agent=1, parent=sid)
+    await available(tw.app, 2)
+    ctx = tw.app.state.wiring.ctx  # type: ignore[attr-defined]
+    await handoffs.start(ctx, 1, (await conversation(tw.app, sid)).id, handoffs.Target(agent_id=2), "cold",
+                         "Wants to change the delivery address")
+    for _ in range(100):
+        if api.requests:
+            break
+        await asyncio.sleep(0.02)
+    assert api.requests and api.requests[0][0].endswith(f"/Calls/{sid}.json")
+    moved = twiml(await tw.post("/integrations/twilio/voice/wait", {"CallSid": sid}))
+    sip = moved.find("Dial/Sip")
+    assert sip is not None and sip.text == "sip:bram@pbx.example.com"
+    # Anna's Dial ending now is not the end of the call.
+    after = twiml(await tw.post("/integrations/twilio/voice/dialed?agent=1",
+                                {"CallSid": sid, "DialCallStatus": "completed"}))
+    assert after.find("Hangup") is None
