@@ -23,10 +23,11 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from console.seed import SERVICE_NUMBERS
+from integrations.telephony import ami
 
 log = logging.getLogger("integrations.asterisk_simulator")
 
@@ -102,10 +103,6 @@ class _Client:
         self.writer.write(data)
 
 
-def _wire(message: Mapping[str, str]) -> bytes:
-    return ("".join(f"{key}: {value}\r\n" for key, value in message.items()) + "\r\n").encode()
-
-
 def _duration(since: float) -> str:
     seconds = int(time.monotonic() - since)
     return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
@@ -155,31 +152,14 @@ class SimulatedAsterisk:
         try:
             client.send(f"{BANNER}\r\n".encode())
             while True:
-                action = await self._read(reader)
+                action = await ami.read_message(reader)
                 if action is None or not self._answer(client, action):
                     return
-        except (ConnectionError, ValueError, asyncio.LimitOverrunError, asyncio.IncompleteReadError):
+        except (ConnectionError, ValueError, ami.AmiError):
             return  # a client that sends garbage is hung up on, as Asterisk does
         finally:
             self.clients.discard(client)
             writer.close()
-
-    @staticmethod
-    async def _read(reader: asyncio.StreamReader) -> Message | None:
-        message: Message = {}
-        while True:
-            line = await reader.readline()
-            if not line:
-                return None
-            text = line.decode("utf-8", errors="replace").strip()
-            if not text:
-                if message:
-                    return message
-                continue
-            key, colon, value = text.partition(":")
-            if not colon or len(message) >= 200:
-                raise ValueError("not an action")
-            message[key.strip()] = value.strip()
 
     def _answer(self, client: _Client, action: Message) -> bool:
         """Answer one action; False when the connection is to end."""
@@ -187,37 +167,37 @@ class SimulatedAsterisk:
         ids = {"ActionID": action["ActionID"]} if "ActionID" in action else {}
         if name == "login":
             if action.get("Username") != self.username or action.get("Secret") != self.secret:
-                client.send(_wire({"Response": "Error", **ids, "Message": "Authentication failed"}))
+                client.send(ami.encode({"Response": "Error", **ids, "Message": "Authentication failed"}))
                 return False
             client.logged_in = True
             client.events = action.get("Events", "on").lower() != "off"
-            client.send(_wire({"Response": "Success", **ids, "Message": "Authentication accepted"}))
+            client.send(ami.encode({"Response": "Success", **ids, "Message": "Authentication accepted"}))
             if client.events:
-                client.send(_wire({"Event": "FullyBooted", "Privilege": "system,all", "Uptime": "1",
+                client.send(ami.encode({"Event": "FullyBooted", "Privilege": "system,all", "Uptime": "1",
                                    "LastReload": "1", "Status": "Fully Booted"}))
             return True
         if not client.logged_in:
-            client.send(_wire({"Response": "Error", **ids, "Message": "Permission denied"}))
+            client.send(ami.encode({"Response": "Error", **ids, "Message": "Permission denied"}))
             return True
         if name == "ping":
-            client.send(_wire({"Response": "Success", **ids, "Ping": "Pong", "Timestamp": f"{time.time():.6f}"}))
+            client.send(ami.encode({"Response": "Success", **ids, "Ping": "Pong", "Timestamp": f"{time.time():.6f}"}))
         elif name == "logoff":
-            client.send(_wire({"Response": "Goodbye", **ids, "Message": "Thanks for all the fish."}))
+            client.send(ami.encode({"Response": "Goodbye", **ids, "Message": "Thanks for all the fish."}))
             return False
         elif name == "coreshowchannels":
             self._listing(client, ids, "Channels will follow", self._channels(), "CoreShowChannelsComplete")
         elif name == "queuestatus":
             self._listing(client, ids, "Queue status will follow", self._queue_status(), "QueueStatusComplete")
         else:
-            client.send(_wire({"Response": "Error", **ids, "Message": "Invalid/unknown command"}))
+            client.send(ami.encode({"Response": "Error", **ids, "Message": "Invalid/unknown command"}))
         return True
 
     @staticmethod
     def _listing(client: _Client, ids: Message, text: str, items: list[Message], complete: str) -> None:
-        data = _wire({"Response": "Success", **ids, "EventList": "start", "Message": text})
+        data = ami.encode({"Response": "Success", **ids, "EventList": "start", "Message": text})
         for item in items:
-            data += _wire({"Event": item["Event"], **ids, **{k: v for k, v in item.items() if k != "Event"}})
-        data += _wire({"Event": complete, **ids, "EventList": "Complete", "ListItems": str(len(items))})
+            data += ami.encode({"Event": item["Event"], **ids, **{k: v for k, v in item.items() if k != "Event"}})
+        data += ami.encode({"Event": complete, **ids, "EventList": "Complete", "ListItems": str(len(items))})
         client.send(data)
 
     def _channels(self) -> list[Message]:
@@ -249,7 +229,7 @@ class SimulatedAsterisk:
         return status
 
     def _emit(self, *events: Message) -> None:
-        data = b"".join(_wire(event) for event in events)
+        data = b"".join(ami.encode(event) for event in events)
         for client in list(self.clients):
             if client.logged_in and client.events:
                 client.send(data)

@@ -21,7 +21,7 @@ import asyncio
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -238,11 +238,9 @@ async def run_simulator(
     endpoint = f"{url.rstrip('/')}/integrations/cti/{token}"
     timing = _Timing(ring_seconds, talk_seconds, hold_retry, hold_max, retry_delay, retry_for, hang_up_ringing,
                      ring_poll)
-    interval = 60.0 / rate if rate > 0 else 0.0
     known = list(numbers)
     # The numbers are E.164 already (demo_numbers); "ZZ" reads only international numbers.
     known_normalized = {normalize_phone(n, "ZZ") or n for n in known}
-    calls: set[asyncio.Task[None]] = set()
     staffed = _Staffing(staffing) if staffing is not None else None
     async with httpx.AsyncClient(transport=transport, timeout=10.0) as client:
         phone = _Phone(client, endpoint, timing, rng, auto_answer=auto_answer)
@@ -255,26 +253,47 @@ async def run_simulator(
             else:
                 log.info("simulated call from %s to %s: %s", caller, callee, outcome)
 
-        try:
-            started = 0
-            while count <= 0 or started < count:
-                if started and interval > 0:
-                    await asyncio.sleep(interval * rng.uniform(0.6, 1.4))
-                if staffed is not None:
-                    await staffed.room(lambda: len(calls), waiting, staffing_check)
-                if known and rng.random() < known_share:
-                    caller = rng.choice(known)
-                else:
-                    caller = _unknown_number(rng, known_normalized)
-                task = asyncio.create_task(one_call(caller, rng.choice(SERVICE_LINES)))
-                calls.add(task)
-                task.add_done_callback(calls.discard)
-                started += 1
-            await asyncio.gather(*calls)
-        finally:
-            for task in calls:
-                task.cancel()
-            await asyncio.gather(*calls, return_exceptions=True)
+        def next_call() -> Coroutine[Any, Any, None]:
+            caller = rng.choice(known) if known and rng.random() < known_share else \
+                _unknown_number(rng, known_normalized)
+            return one_call(caller, rng.choice(SERVICE_LINES))
+
+        async def room(in_progress: Callable[[], int]) -> None:
+            if staffed is not None:
+                await staffed.room(in_progress, waiting, staffing_check)
+
+        await keep_starting(next_call, rate=rate, count=count, rng=rng, room=room)
+
+
+async def keep_starting(start: Callable[[], Coroutine[Any, Any, None] | None], *, rate: float, count: int,
+                        rng: random.Random, room: Callable[[Callable[[], int]], Awaitable[None]],
+                        retry: float = 1.0) -> None:
+    """The pace of every simulated customer: about `rate` a minute (0: no pause), each one started
+    once `room` (told how many run now) returns, as a task of `start()` (None: nobody this round,
+    asked again after `retry` seconds); after `count` (0: never) wait for them and return.
+    Cancelling cancels those under way."""
+    interval = 60.0 / rate if rate > 0 else 0.0
+    running: set[asyncio.Task[None]] = set()
+    try:
+        started = 0
+        while count <= 0 or started < count:
+            if started and interval > 0:
+                await asyncio.sleep(interval * rng.uniform(0.6, 1.4))
+            await room(lambda: len(running))
+            work = start()
+            if work is None:
+                await asyncio.sleep(retry)
+                continue
+            task = asyncio.create_task(work)
+            running.add(task)
+            task.add_done_callback(running.discard)
+            started += 1
+            await asyncio.sleep(0)  # the new one takes its first step (claims its address) before the next
+        await asyncio.gather(*running)
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
 
 
 class _Staffing:

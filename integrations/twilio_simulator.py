@@ -59,7 +59,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 
-from integrations.simulator import SERVICE_LINES, _Staffing, _unknown_number
+from integrations.simulator import SERVICE_LINES, _Staffing, _unknown_number, keep_starting
 
 log = logging.getLogger("integrations.twilio_simulator")
 
@@ -684,10 +684,8 @@ async def run_twilio_callers(
     of `queues`. Cancelling ends at once and cancels the calls in progress.
     """
     rng = twilio.rng
-    interval = 60.0 / rate if rate > 0 else 0.0
     known = list(numbers)
     taken = set(known)
-    calls: set[asyncio.Task[None]] = set()
     staffed = _Staffing(staffing) if staffing is not None else None
 
     async def one(caller: str, callee: str, queue: str | None) -> None:
@@ -698,23 +696,15 @@ async def run_twilio_callers(
         else:
             log.info("simulated Twilio call from %s: %s", caller, outcome)
 
-    try:
-        started = 0
-        while count <= 0 or started < count:
-            if started and interval > 0:
-                await asyncio.sleep(interval * rng.uniform(0.6, 1.4))
-            if staffed is not None:
-                await staffed.room(lambda: len(calls), waiting, staffing_check)
-            caller = rng.choice(known) if known and rng.random() < known_share else _unknown_number(rng, taken)
-            task = asyncio.create_task(one(caller, rng.choice(SERVICE_LINES), rng.choice(queues) if queues else None))
-            calls.add(task)
-            task.add_done_callback(calls.discard)
-            started += 1
-        await asyncio.gather(*calls)
-    finally:
-        for task in calls:
-            task.cancel()
-        await asyncio.gather(*calls, return_exceptions=True)
+    def next_call() -> Coroutine[Any, Any, None]:
+        caller = rng.choice(known) if known and rng.random() < known_share else _unknown_number(rng, taken)
+        return one(caller, rng.choice(SERVICE_LINES), rng.choice(queues) if queues else None)
+
+    async def room(in_progress: Callable[[], int]) -> None:
+        if staffed is not None:
+            await staffed.room(in_progress, waiting, staffing_check)
+
+    await keep_starting(next_call, rate=rate, count=count, rng=rng, room=room)
 
 
 async def run_texters(
@@ -741,10 +731,8 @@ async def run_texters(
     `stop_share` of them end with STOP (none by default: the demo keeps its customers).
     """
     rng = twilio.rng
-    interval = 60.0 / rate if rate > 0 else 0.0
     mobiles = [n for n in numbers if n.startswith(("+316", "+447"))]
     taken = set(numbers)
-    texters: set[asyncio.Task[None]] = set()
     staffed = _Staffing(staffing) if staffing is not None else None
 
     async def one(sender: str, to: str, queue: str | None, language: str, stop: bool) -> None:
@@ -755,28 +743,17 @@ async def run_texters(
         else:
             log.info("simulated texter %s: %s", sender, outcome)
 
-    try:
-        started = 0
-        while count <= 0 or started < count:
-            if started and interval > 0:
-                await asyncio.sleep(interval * rng.uniform(0.6, 1.4))
-            while len(texters) >= max(1, at_once) or (staffed is not None and await staffed.now() <= 0):
-                await asyncio.sleep(staffing_check)
-            number = rng.choice(mobiles) if mobiles and rng.random() < known_share else _mobile(rng, taken)
-            whatsapp = rng.random() < whatsapp_share
-            sender, to = (f"whatsapp:{number}", whatsapp_number) if whatsapp else (number, sms_number)
-            if sender in twilio.inboxes:  # this customer is texting already: someone else, in a moment
-                await asyncio.sleep(staffing_check)
-                continue
-            language = "en" if number.startswith("+44") or rng.random() < 0.3 else "nl"
-            task = asyncio.create_task(one(sender, to, rng.choice(queues) if queues else None, language,
-                                           rng.random() < stop_share))
-            texters.add(task)
-            task.add_done_callback(texters.discard)
-            started += 1
-            await asyncio.sleep(0)  # the texter claims its address before the next one is chosen
-        await asyncio.gather(*texters)
-    finally:
-        for task in texters:
-            task.cancel()
-        await asyncio.gather(*texters, return_exceptions=True)
+    def next_texter() -> Coroutine[Any, Any, None] | None:
+        number = rng.choice(mobiles) if mobiles and rng.random() < known_share else _mobile(rng, taken)
+        whatsapp = rng.random() < whatsapp_share
+        sender, to = (f"whatsapp:{number}", whatsapp_number) if whatsapp else (number, sms_number)
+        if sender in twilio.inboxes:  # this customer is texting already: someone else, in a moment
+            return None
+        language = "en" if number.startswith("+44") or rng.random() < 0.3 else "nl"
+        return one(sender, to, rng.choice(queues) if queues else None, language, rng.random() < stop_share)
+
+    async def room(in_progress: Callable[[], int]) -> None:
+        while in_progress() >= max(1, at_once) or (staffed is not None and await staffed.now() <= 0):
+            await asyncio.sleep(staffing_check)
+
+    await keep_starting(next_texter, rate=rate, count=count, rng=rng, room=room, retry=staffing_check)

@@ -1,7 +1,8 @@
-"""The admin page of the connections (admins only): mailboxes and the phone system, read-only.
+"""The admin page of the connections (admins only): mailboxes and the phone systems, read-only.
 
-They are settings of the server (CONSOLE_MAILBOX_<NAME>, CONSOLE_SMTP_URL, CONSOLE_CTI_TOKEN),
-shown here without their secrets, with the setting that changes them.
+They are settings of the server (CONSOLE_MAILBOX_<NAME>, CONSOLE_SMTP_URL, CONSOLE_CTI_TOKEN,
+CONSOLE_TWILIO_*, CONSOLE_ASTERISK_URL), shown here without their secrets, with the setting that
+changes them and, for Twilio and Asterisk, how the connector fares on this node.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from starlette.responses import Response
 
 from console.web.admin import Admin, admins_only, console_url, render
 from console.web.pages import wiring
+from integrations.connectors import ConnectorState
 from integrations.email.pipeline import mailbox_setting
 
 SECRET_WORDS = ("pass", "secret", "token", "key")
@@ -53,9 +55,36 @@ def masked(token: str) -> str:
     return "•" * 8 + token[-4:] if len(token) >= 16 else "•" * 8
 
 
+@dataclass(frozen=True)
+class TwilioView:
+    state: ConnectorState
+    voice: str
+    status: str
+    messaging: str
+    account: str  # masked
+    templates: list[str]
+
+
+@dataclass(frozen=True)
+class AsteriskView:
+    state: ConnectorState
+    url: str  # without the secret
+
+
 @admins_only
 async def connections(request: Request, who: Admin) -> Response:
-    settings = wiring(request).settings
+    w = wiring(request)
+    settings = w.settings
     boxes = [mailbox_view(name, url) for name, url in settings.mailboxes]
     cti = f"{console_url(request)}/integrations/cti/{masked(settings.cti_token)}" if settings.cti_token else ""
-    return render(request, who, "admin/connections.html", boxes=boxes, cti=cti, smtp=bool(settings.smtp_url))
+    twilio = None
+    if settings.twilio_auth_token:
+        public = settings.twilio_public_url
+        account = settings.twilio_account_sid
+        twilio = TwilioView(w.twilio.state, f"{public}/integrations/twilio/voice",
+                            f"{public}/integrations/twilio/voice/status", f"{public}/integrations/twilio/messaging",
+                            account[:2] + "…" + account[-4:] if account else "",
+                            [name for name, _ in settings.twilio_whatsapp_templates])
+    asterisk = AsteriskView(w.asterisk.state, w.asterisk.url.display) if w.asterisk is not None else None
+    return render(request, who, "admin/connections.html", boxes=boxes, cti=cti, smtp=bool(settings.smtp_url),
+                  twilio=twilio, asterisk=asterisk)

@@ -360,6 +360,24 @@ async def test_connections_are_shown_without_secrets(sqlite_url: str, tmp_path: 
     assert "support@x.nl" in page.text and "imap.x.nl/INBOX" in page.text and "acknowledge=1" in page.text
     assert "s3cret" not in page.text and "a-long-cti-token" not in page.text
     assert "/integrations/cti/••••••••wxyz" in page.text and "CONSOLE_MAILBOX_" in page.text
+    assert "Twilio is off" in page.text and "Asterisk is off" in page.text
+
+
+async def test_twilio_and_asterisk_are_shown_with_their_state_and_without_secrets(sqlite_url: str,
+                                                                                  tmp_path: Path) -> None:
+    await prepare(sqlite_url)
+    settings = make_settings(sqlite_url, tmp_path, twilio_auth_token="twilio-token-never-shown",
+                             twilio_public_url="https://console.x.nl", twilio_account_sid="AC" + "1" * 28 + "9876",
+                             twilio_whatsapp_templates=(("follow-up", "HX" + "2" * 32),),
+                             asterisk_url="ami://console:ami-secret-never-shown@pbx.x.nl:5038")
+    async with served(settings) as (_, client):
+        await as_admin(client)
+        page = await client.get("/admin/connections", headers=PAGE)
+    assert page.status_code == 200
+    for shown in ("https://console.x.nl/integrations/twilio/voice", "https://console.x.nl/integrations/twilio/messaging",
+                  "AC…9876", "follow-up", "ami://console@pbx.x.nl:5038"):
+        assert shown in page.text, shown
+    assert "twilio-token-never-shown" not in page.text and "ami-secret-never-shown" not in page.text
 
 
 async def test_only_admins_get_in(sqlite_url: str, tmp_path: Path) -> None:
