@@ -191,10 +191,10 @@ async def deactivate(ctx: Context, by: int, agent_id: int) -> None:
             return
         open_work = await session.scalar(select(func.count(Conversation.id)).where(
             Conversation.agent_id == agent_id, Conversation.state == State.ACTIVE,
-            Conversation.channel.in_((Channel.CHAT, Channel.MAIL))))
+            Conversation.channel.in_((Channel.CHAT, Channel.SMS, Channel.MAIL))))
         if open_work:
-            raise Conflict("%(name)s still handles %(count)s chats or mails: hand them off first, or wait until "
-                           "they end.", name=agent.name, count=open_work)
+            raise Conflict("%(name)s still handles %(count)s chats, texts or mails: hand them off first, or wait "
+                           "until they end.", name=agent.name, count=open_work)
         agent.deactivated_at = utcnow()
         agent.session_version += 1
         audit.record(session, by, audit.DEACTIVATE, audit.AGENT, agent_id, agent.email)

@@ -537,6 +537,8 @@ async def _referenced(session: AsyncSession, reference: AgentReference) -> Agent
 def _waits_again(session: AsyncSession, conversation: Conversation, left: int | None, detail: str) -> None:
     """Nobody rings for the conversation any more: it waits in its queue again (the phone system
     decides where it rings next), and shows no agent."""
+    if conversation.state not in (State.QUEUED, State.OFFERED):
+        return  # answered (or ended) meanwhile: it keeps the agent who has it
     if conversation.state is State.OFFERED:
         move(conversation, State.QUEUED, session, agent_id=left, detail=detail)
     conversation.agent_id = None

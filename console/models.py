@@ -1014,6 +1014,18 @@ class TextMessage(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
+class TextEarlyStatus(Base):
+    """A delivery status that came before the console stored the message's id (Twilio answers the
+    send and calls back at about the same time): applied when the id is stored."""
+
+    __tablename__ = "text_early_statuses"
+
+    sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20))
+    error: Mapped[str | None] = mapped_column(String(300))
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
+
+
 class TextOptOut(Base):
     """A number that sent STOP (or the like): it gets no text messages until it sends START."""
 

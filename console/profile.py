@@ -49,7 +49,7 @@ class Event:
     """One line of the timeline across channels: a contact, a note or a ticket."""
 
     at: datetime
-    kind: str  # call, chat, mail, note, ticket
+    kind: str  # call, chat, mail, sms, note, ticket
     text: str
     who: str | None = None
     ref: int | None = None

@@ -152,7 +152,10 @@ async def refresh(session: AsyncSession, agent_ids: Iterable[int] = ()) -> dict[
         return {}
     rows = (await session.execute(REFRESH, {"ids": due})).all()
     apply(session.sync_session, rows)
-    return {row[0]: {channel for channel, ready in zip(RETURNED, row[1:4], strict=True) if ready} for row in rows}
+    found = {row[0]: {channel for channel, ready in zip(RETURNED, row[1:4], strict=True) if ready} for row in rows}
+    for channels in found.values():
+        channels |= {channel for channel in Channel if READY[channel] in (READY[c] for c in channels)}
+    return found
 
 
 def _changed(obj: Any, keys: tuple[str, ...], who: str = "agent_id") -> tuple[bool, set[int]]:

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console import audit, changes, conversations, customers, logs
-from console.errors import Conflict, InvalidInput, NotFound
+from console.errors import Conflict, InvalidInput
 from console.i18n import N_
 from console.lifecycle import ENDED
 from console.models import (
@@ -36,6 +36,7 @@ from console.models import (
     Message,
     Offer,
     OfferState,
+    TextEarlyStatus,
     TextMessage,
     TextOptOut,
     utcnow,
@@ -44,7 +45,9 @@ from console.ports import Context
 
 log = logging.getLogger("console.texts")
 
-MAX_TEXT = 1600  # what one SMS or WhatsApp message may hold
+MAX_TEXT = 1600  # what an agent's SMS or WhatsApp message may hold
+MAX_INCOMING = 4096  # what a customer's may (WhatsApp's limit; an SMS is at most 1,600)
+OPTED_OUT_ERROR = "the customer sent STOP before it could be sent"
 WINDOW = timedelta(hours=24)  # WhatsApp's customer service window after the customer's last message
 WHATSAPP = "whatsapp:"
 STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE",
@@ -136,8 +139,8 @@ async def receive(ctx: Context, *, sid: str, from_address: str, to_address: str,
     word = keyword(body)
     try:
         async with ctx.transaction() as session:
-            if word is not None:
-                await _opt(session, ctx.region, from_address, word, body.strip().upper()[:40])
+            if word is not None and not await _opt(session, ctx.region, from_address, word, body.strip().upper()[:40]):
+                word = None  # START from a number that never opted out (a "yes"), STOP again: a message
             conversation = await session.scalar(_OPEN.with_for_update(), {"c": from_address, "us": to_address})
             created = False
             if conversation is None:
@@ -193,14 +196,20 @@ async def _tell(session: AsyncSession, conversation: Conversation, message_id: i
     changes.emit(session, lambda: changes.TextMessage(conversation_id, message_id, shown))
 
 
-async def _opt(session: AsyncSession, region: str, address: str, word: str, said: str) -> None:
-    """Record the opt-out or opt-in, and the matched customers' phone consent with it."""
+async def _opt(session: AsyncSession, region: str, address: str, word: str, said: str) -> bool:
+    """Record the opt-out or opt-in, and the matched customers' phone consent with it; False when
+    it changes nothing (STOP from a number that opted out already, START from one that never did:
+    then "yes" is an answer, not a consent)."""
     key = opt_out_key(address, region)
     if word == "stop":
-        if await session.get(TextOptOut, key) is None:
-            session.add(TextOptOut(address=key, keyword=said, at=utcnow()))
+        if await session.get(TextOptOut, key) is not None:
+            return False
+        session.add(TextOptOut(address=key, keyword=said, at=utcnow()))
     else:
-        await session.execute(delete(TextOptOut).where(TextOptOut.address == key))
+        removed = await session.execute(delete(TextOptOut).where(TextOptOut.address == key)
+                                        .execution_options(synchronize_session=False))
+        if not getattr(removed, "rowcount", 0):
+            return False
     for customer_id in await customers.match(session, ContactKind.PHONE, number_of(address), region):
         customer = await session.get(Customer, customer_id)
         if customer is not None and customer.consent_phone != (word == "start"):
@@ -208,6 +217,7 @@ async def _opt(session: AsyncSession, region: str, address: str, word: str, said
             audit.record(session, None, audit.UPDATE, audit.CUSTOMER, customer_id,
                          f"phone consent {'given' if word == 'start' else 'withdrawn'} by text message {said}")
     log.info("a number sent %s: texts to it are %s", said, "allowed again" if word == "start" else "stopped")
+    return True
 
 
 @dataclass(frozen=True)
@@ -286,6 +296,9 @@ async def claim(ctx: Context, message_id: int | None = None, limit: int = 20) ->
             due = due.where(TextMessage.message_id == message_id)
         ids = list(await session.scalars(due.order_by(TextMessage.next_attempt_at).limit(limit)
                                          .with_for_update(skip_locked=True)))
+        if message_id is None:  # the sweep: early statuses nobody claimed in a day were not ours
+            await session.execute(delete(TextEarlyStatus).where(TextEarlyStatus.at < now - timedelta(days=1))
+                                  .execution_options(synchronize_session=False))
         if not ids:
             return []
         await session.execute(update(TextMessage).where(TextMessage.message_id.in_(ids))
@@ -298,11 +311,18 @@ async def claim(ctx: Context, message_id: int | None = None, limit: int = 20) ->
             .join(Message, Message.id == TextMessage.message_id)
             .join(Conversation, Conversation.id == TextMessage.conversation_id)
             .where(TextMessage.message_id.in_(ids)))).all()
-    found = []
-    for row in rows:
-        ours, theirs = (row.from_address, row.to_address) if row.direction is Direction.OUT else \
-            (row.to_address, row.from_address)
-        found.append(Outgoing(row.message_id, row.body, ours, theirs, row.template, row.attempts))
+        found = []
+        for row in rows:
+            ours, theirs = (row.from_address, row.to_address) if row.direction is Direction.OUT else \
+                (row.to_address, row.from_address)
+            if await session.get(TextOptOut, opt_out_key(theirs, ctx.region)) is not None:
+                # They sent STOP after it was written: it is not sent (Twilio would not stop a WhatsApp).
+                text = await session.get(TextMessage, row.message_id)
+                if text is not None:
+                    text.status, text.next_attempt_at, text.error = "failed", None, OPTED_OUT_ERROR
+                    await _tell_about(session, text)
+                continue
+            found.append(Outgoing(row.message_id, row.body, ours, theirs, row.template, row.attempts))
     return found
 
 
@@ -313,6 +333,11 @@ async def sent(ctx: Context, message_id: int, sid: str, status: str) -> None:
         if text is None:
             return
         text.sid, text.next_attempt_at, text.error = sid, None, None
+        early = await session.get(TextEarlyStatus, sid, with_for_update=True)
+        if early is not None:  # Twilio called back before its answer to the send was stored
+            await session.delete(early)
+            if rank(early.status) > rank(status):
+                status, text.error = early.status, early.error
         if rank(status) > rank(text.status):
             text.status = status
         text.updated_at = utcnow()
@@ -341,7 +366,13 @@ async def delivery(ctx: Context, sid: str, status: str, error: str | None = None
     async with ctx.transaction() as session:
         text = await session.scalar(select(TextMessage).where(TextMessage.sid == sid).with_for_update())
         if text is None:
-            raise NotFound("no text message with this id", field="MessageSid")
+            # Not stored yet (the send's answer is on its way), or not ours: kept a day for `sent`.
+            early = await session.get(TextEarlyStatus, sid, with_for_update=True)
+            if early is None:
+                session.add(TextEarlyStatus(sid=sid, status=status, error=(error or "")[:300] or None, at=utcnow()))
+            elif rank(status) > rank(early.status) and early.status not in FINAL:
+                early.status, early.error = status, (error or "")[:300] or early.error
+            return False
         if text.status in FINAL or rank(status) <= rank(text.status):
             return False
         text.status, text.updated_at = status, utcnow()

@@ -34,7 +34,6 @@ log = logging.getLogger("integrations.twilio")
 
 MAX_BODY = 64 * 1024
 MAX_FIELDS = 200
-MAX_VALUE = 1600  # an SMS body is at most 1,600 characters; nothing else Twilio sends is longer
 SID = re.compile(r"^[A-Z]{2}[0-9a-f]{32}$")
 
 
@@ -86,8 +85,8 @@ class Twilio:
         url = self._signed_url(request)
         algorithm = get_signature_algorithm(request.headers.get(SIGNATURE_SETTINGS_HEADER))
         if content_type == "application/json":
-            if "bodySHA256" not in request.query_params:
-                raise self._refuse(403, "JSON request without bodySHA256 in its URL")
+            if not re.fullmatch(r"[0-9a-f]{64}", request.query_params.get("bodySHA256", "")):
+                raise self._refuse(403, "JSON request without a bodySHA256 (64 hexadecimal digits) in its URL")
             try:
                 text = body.decode("utf-8")
             except UnicodeDecodeError:
@@ -115,10 +114,7 @@ class Twilio:
         else:
             raise self._refuse(400, f"content type must be application/x-www-form-urlencoded or application/json, "
                                f"not {safe(content_type)}")
-        for name, value in fields.items():
-            if len(value) > MAX_VALUE:
-                raise self._refuse(400, f"field {safe(name)} is longer than {MAX_VALUE} characters")
-        self.state.seen()
+        self.state.seen()  # each field the console reads is checked as it is read (`text`, `sid`)
         return fields
 
     def _refuse(self, status: int, message: str) -> Refused:
@@ -141,7 +137,7 @@ class Twilio:
         except httpx.HTTPError as exc:
             error = f"Twilio's API is unreachable: {type(exc).__name__}"
             self.state.failed(error)
-            raise ApiError(error) from None
+            raise ApiError(error, status=0) from None
         try:
             answer = response.json()
         except ValueError:
@@ -151,16 +147,26 @@ class Twilio:
         if response.status_code >= 400:
             error = f"Twilio's API answered {response.status_code}: {safe(str(answer.get('message', '')))[:300]}"
             self.state.failed(error)
-            raise ApiError(error, code=answer.get("code") if isinstance(answer.get("code"), int) else None)
+            raise ApiError(error, status=response.status_code,
+                           code=answer.get("code") if isinstance(answer.get("code"), int) else None)
         self.state.state = "ready"
         return answer
 
 
 class ApiError(Exception):
-    def __init__(self, message: str, code: int | None = None) -> None:
+    """Twilio's API did not do it: `status` 0 when it could not be reached, else its HTTP status
+    with Twilio's error `code` when it gave one."""
+
+    def __init__(self, message: str, status: int = 0, code: int | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.status = status
         self.code = code
+
+    @property
+    def passing(self) -> bool:
+        """Worth trying again later: unreachable, rate-limited (429) or Twilio's own trouble (5xx)."""
+        return self.status == 0 or self.status == 429 or self.status >= 500
 
 
 def _wrong_signature(url: str) -> str:

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from console import auth, chat, conversations, i18n, mail, offers, routing, texts, wrapup
-from console.errors import InvalidInput, NotFound, TooManyAttempts
+from console.errors import Conflict, InvalidInput, NotFound, TooManyAttempts
 from console.i18n import N_
 from console.models import AgentStatus, Channel, Conversation
 from console.ports import Context
@@ -334,6 +334,9 @@ async def send_message(request: Request) -> Response:
             await chat.from_agent(ctx, agent_id, conversation_id, client_id,
                                   field(form, "text", chat.MAX_MESSAGE + 100))
             return
+        if not w.twilio.can_call_api:
+            raise Conflict("Text replies cannot be sent: Twilio's account (CONSOLE_TWILIO_ACCOUNT_SID) is not set up "
+                           "on this console.", field="text")
         name = field(form, "template", 100)
         template = None
         if name:

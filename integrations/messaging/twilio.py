@@ -24,7 +24,7 @@ from starlette.routing import Route
 from twilio.twiml.messaging_response import MessagingResponse
 
 from console import i18n, texts
-from console.errors import NotFound, Unavailable
+from console.errors import Unavailable
 from console.ports import Context
 from integrations.twilio_webhooks import ApiError, Twilio, sid, text, webhook
 
@@ -57,7 +57,8 @@ class Messaging:
         media = fields.get("NumMedia", "0")
         received = await texts.receive(
             self.ctx, sid=message_sid, from_address=sender, to_address=text(fields, "To", required=True, limit=80),
-            body=text(fields, "Body", limit=texts.MAX_TEXT), queue=request.query_params.get("queue", "")[:100] or None,
+            body=text(fields, "Body", limit=texts.MAX_INCOMING),
+            queue=request.query_params.get("queue", "")[:100] or None,
             media=int(media) if media.isdigit() and len(media) < 4 else 0)
         response = MessagingResponse()
         if received.keyword is not None and not received.repeated and texts.is_whatsapp(sender):
@@ -71,10 +72,7 @@ class Messaging:
         message_sid = sid({"MessageSid": message_sid}, "MessageSid", "MM" if message_sid.startswith("MM") else "SM")
         status = text(fields, "MessageStatus", required=True, limit=20)
         code = text(fields, "ErrorCode", limit=10)
-        try:
-            await texts.delivery(self.ctx, message_sid, status, f"Twilio error {code}" if code else None)
-        except NotFound:
-            log.info("delivery status %s for a message the console did not send; ignored", status)
+        await texts.delivery(self.ctx, message_sid, status, f"Twilio error {code}" if code else None)
         return Response(status_code=204)
 
     # -- sending ----------------------------------------------------------------------------------
@@ -109,14 +107,22 @@ class Messaging:
             answer = await self.twilio.api("Messages.json", data)
         except ApiError as exc:
             # Twilio refused it (a 4xx with its code): for good. Unreachable or a 5xx: again later.
-            await texts.not_sent(self.ctx, out.message_id, exc.message, retry=exc.code is None)
+            await texts.not_sent(self.ctx, out.message_id, exc.message, retry=exc.passing)
             log.warning("a reply was not sent (attempt %d): %s", out.attempts, exc.message)
             return
         message_sid = answer.get("sid")
         if not isinstance(message_sid, str) or not message_sid:
             await texts.not_sent(self.ctx, out.message_id, "Twilio's answer has no message SID", retry=True)
             return
-        await texts.sent(self.ctx, out.message_id, message_sid[:64], str(answer.get("status") or "queued"))
+        for attempt in range(5):  # Twilio has it now: losing that would send it a second time
+            try:
+                await texts.sent(self.ctx, out.message_id, message_sid[:64], str(answer.get("status") or "queued"))
+                return
+            except Unavailable as exc:
+                log.warning("Twilio took a reply but the console could not store it yet (%s); trying again",
+                            exc.message)
+                await asyncio.sleep(1.0 + attempt)
+        log.error("a reply Twilio took (%s) could not be stored; it may be sent again in a minute", message_sid[:64])
 
     async def run(self) -> None:
         """Send what is due, on every node (each reply is claimed by one)."""

@@ -412,6 +412,11 @@ class AsteriskConnector:
             self._answered.remember(call, by[0])
 
     async def _agent_completed(self, event: ami.Message, call: str) -> None:
+        if event.get("Reason") == "transfer":
+            # The agent passed the caller on: the call goes on with whoever takes it (BridgeEnter),
+            # and ends with the caller's Hangup.
+            self._queued.pop(call, None)
+            return
         await conversations.hang_up(self.ctx, Channel.CALL, PREFIX + call, event.get("Reason") or "completed")
 
     async def _abandoned(self, event: ami.Message, call: str) -> None:

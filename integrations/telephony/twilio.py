@@ -25,6 +25,7 @@ final one is never overwritten, so a late callback changes nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -40,7 +41,7 @@ from starlette.routing import Route
 from twilio.twiml.voice_response import VoiceResponse
 
 from console import changes, conversations, i18n, offers
-from console.errors import ConsoleError, Unavailable
+from console.errors import Conflict, ConsoleError, Unavailable
 from console.lifecycle import ENDED
 from console.models import Agent, Channel, Conversation, Customer, Direction, Queue, State, TwilioCall, utcnow
 from console.ports import Context
@@ -78,12 +79,17 @@ def _rank(status: str) -> int:
     return 4 if status in FINAL else ORDER.get(status, -1)
 
 
+NEW, SAME, STALE = "new", "same", "stale"
+
+
 async def record_status(ctx: Context, call_sid: str, status: str, sequence: int | None, *,
-                        parent_sid: str | None = None, agent_id: int | None = None) -> bool:
-    """Keep the leg's status if it moves forward; False for a repeated, late or unknown one."""
+                        parent_sid: str | None = None, agent_id: int | None = None) -> str:
+    """Keep the leg's status if it moves forward (NEW); SAME when it is the status the leg has (a
+    repeat: what it means is done again, in case the first time failed half-way), STALE for a late
+    one (an earlier status, or anything after a final one) or an unknown one."""
     if status not in ORDER and status not in FINAL:
         log.warning("Twilio call %s reported an unknown status %r; ignored", call_sid, status[:30])
-        return False
+        return STALE
     for _ in range(2):
         try:
             async with ctx.transaction() as session:
@@ -91,17 +97,19 @@ async def record_status(ctx: Context, call_sid: str, status: str, sequence: int 
                 if row is None:
                     session.add(TwilioCall(call_sid=call_sid, parent_sid=parent_sid, agent_id=agent_id, status=status,
                                            sequence=sequence if sequence is not None else -1, updated_at=utcnow()))
-                    return True
+                    return NEW
+                if status == row.status and (sequence is None or sequence == row.sequence):
+                    return SAME
                 if row.status in FINAL or _rank(status) <= _rank(row.status) or (
                         sequence is not None and sequence <= row.sequence):
-                    return False
+                    return STALE
                 row.status = status
                 row.sequence = sequence if sequence is not None else row.sequence
                 row.updated_at = utcnow()
-                return True
+                return NEW
         except IntegrityError:
             continue  # the same leg's first callback twice at once: read the one stored
-    return False
+    return STALE
 
 
 class Voice:
@@ -163,7 +171,11 @@ class Voice:
             return _hang_up_twiml()
         if newest is not None and agent_id is not None:
             log.info("Twilio call %s: agent %d did not answer (%s)", call_sid, agent_id, outcome)
-            await offers.ring_out(self.ctx, newest.id, agent_id)
+            if outcome == "no-answer":  # it rang and nobody took it: a missed offer, as at its deadline
+                await offers.ring_out(self.ctx, newest.id, agent_id)
+            else:  # busy, failed (no softphone online), canceled: declined for them, not counted as missed
+                with contextlib.suppress(Conflict):  # it rang out or was taken meanwhile
+                    await offers.decline(self.ctx, agent_id, newest.id)
         return await self.next_step(call_sid)
 
     async def status(self, request: Request) -> Response:
@@ -175,12 +187,13 @@ class Voice:
         if request.query_params.get("leg") == "agent":
             parent = sid(fields, "ParentCallSid", "CA")
             agent_id = _number(request.query_params.get("agent", ""))
-            if not await record_status(self.ctx, call_sid, status, sequence, parent_sid=parent, agent_id=agent_id):
-                return Response(status_code=204)
-            if status == "in-progress" and agent_id is not None:
-                await self._answered(parent, agent_id)
+            recorded = await record_status(self.ctx, call_sid, status, sequence, parent_sid=parent, agent_id=agent_id)
+            if recorded != STALE and status == "in-progress" and agent_id is not None:
+                # A repeat answers only a call nobody has yet (its first time failed half-way):
+                # never takes it back from a colleague it was handed to since.
+                await self._answered(parent, agent_id, unless_taken=recorded == SAME)
             return Response(status_code=204)
-        if await record_status(self.ctx, call_sid, status, sequence) and status in FINAL:
+        if await record_status(self.ctx, call_sid, status, sequence) != STALE and status in FINAL:
             await self._hang_up(call_sid, status)
         return Response(status_code=204)
 
@@ -260,10 +273,11 @@ class Voice:
         response.redirect(self.url("wait"), method="POST")
         return response
 
-    async def _answered(self, parent_sid: str, agent_id: int) -> None:
+    async def _answered(self, parent_sid: str, agent_id: int, *, unless_taken: bool = False) -> None:
         async with self.ctx.db.reading() as session:
             email = await session.scalar(select(Agent.email).where(Agent.id == agent_id))
-        if email is None:
+            newest = await _newest(session, parent_sid) if unless_taken else None
+        if email is None or (newest is not None and newest.state not in (State.QUEUED, State.OFFERED)):
             return
         try:
             await conversations.answer(self.ctx, Channel.CALL, parent_sid, [email])

@@ -77,7 +77,7 @@ async def test_an_agent_with_chats_open_is_deactivated_only_after_handing_them_o
     await routing.set_status(ctx, anna, "available")
     chat = await arrive(ctx, "chat-9")
     await offers.accept(ctx, anna, chat.conversation_id)
-    with pytest.raises(Conflict, match="still handles 1 chats or mails"):
+    with pytest.raises(Conflict, match="still handles 1 chats, texts or mails"):
         await admin.deactivate(ctx, alex, anna)
     async with ctx.db.reading() as session:
         agent = await session.get(Agent, anna)

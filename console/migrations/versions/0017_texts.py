@@ -1,4 +1,4 @@
-"""texts: SMS and WhatsApp messages with their delivery, and the numbers that opted out
+"""texts: SMS and WhatsApp messages with their delivery (and statuses that came early), and the numbers that opted out
 
 Revision ID: 0017
 Revises: 0016
@@ -44,6 +44,15 @@ def upgrade() -> None:
     op.create_index(op.f('ix_text_messages_conversation_id'), 'text_messages', ['conversation_id'], unique=False)
     op.create_index(op.f('ix_text_messages_next_attempt_at'), 'text_messages', ['next_attempt_at'], unique=False)
     op.create_table(
+        'text_early_statuses',
+        sa.Column('sid', sa.String(length=64), nullable=False),
+        sa.Column('status', sa.String(length=20), nullable=False),
+        sa.Column('error', sa.String(length=300), nullable=True),
+        sa.Column('at', console.models.UtcDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint('sid', name=op.f('pk_text_early_statuses')),
+    )
+    op.create_index(op.f('ix_text_early_statuses_at'), 'text_early_statuses', ['at'], unique=False)
+    op.create_table(
         'text_opt_outs',
         sa.Column('address', sa.String(length=80), nullable=False),
         sa.Column('keyword', sa.String(length=40), nullable=False),
@@ -54,6 +63,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('text_opt_outs')
+    op.drop_index(op.f('ix_text_early_statuses_at'), table_name='text_early_statuses')
+    op.drop_table('text_early_statuses')
     op.drop_index(op.f('ix_text_messages_next_attempt_at'), table_name='text_messages')
     op.drop_index(op.f('ix_text_messages_conversation_id'), table_name='text_messages')
     op.drop_table('text_messages')

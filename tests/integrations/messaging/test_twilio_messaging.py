@@ -230,7 +230,7 @@ async def test_malformed_and_unsigned_messages_are_refused(phone: tuple[Phone, F
     assert unsigned.status_code == 403
     empty = await ph.text("   ")
     assert empty.status_code == 400 and "no text" in empty.text
-    too_long = await ph.text("x" * 1601)
+    too_long = await ph.text("x" * 4097)
     assert too_long.status_code == 400 and "Body" in too_long.text
 
 
@@ -241,3 +241,53 @@ async def test_opt_out_keywords() -> None:
         assert texts.keyword(word) == "start", word
     for sentence in ("stop met bellen aub", "please stop", "start mijn abonnement"):
         assert texts.keyword(sentence) is None
+
+
+async def test_a_yes_in_a_conversation_is_an_answer_not_a_consent(phone: tuple[Phone, FakeApi]) -> None:
+    ph, _ = phone
+    async with ph.ctx.db.transaction() as session:  # type: ignore[attr-defined]
+        await session.execute(update(Customer).values(consent_phone=False))
+    await routing.set_status(ph.ctx, 1, "available")  # type: ignore[arg-type]
+    await ph.text("Kunt u mij morgen bellen?")
+    await ph.text("Yes!")
+    [conversation] = await sms_conversations(ph)
+    assert [author for author, _, _ in await lines(ph, conversation.id)] == ["customer", "customer"]
+    async with ph.ctx.db.reading() as session:  # type: ignore[attr-defined]
+        customer = await session.scalar(select(Customer).where(Customer.name == "Jan Jansen"))
+    assert customer is not None and customer.consent_phone is False
+
+
+async def test_a_status_before_the_sends_answer_is_kept_and_a_stop_before_sending_stops_the_reply(
+        phone: tuple[Phone, FakeApi]) -> None:
+    ph, _ = phone
+    ctx = ph.ctx
+    await routing.set_status(ctx, 1, "available")  # type: ignore[arg-type]
+    await ph.text("Waar blijft mijn bestelling?")
+    [conversation] = await sms_conversations(ph)
+    await offers.accept(ctx, 1, conversation.id)  # type: ignore[arg-type]
+    first = await texts.from_agent(ctx, 1, conversation.id, new_sid("cl"), "Vandaag nog")  # type: ignore[arg-type]
+    [out] = await texts.claim(ctx, first)  # type: ignore[arg-type]
+    early = new_sid("SM")
+    assert (await ph.delivery(early, "delivered")).status_code == 204  # Twilio is quicker than its answer
+    await texts.sent(ctx, out.message_id, early, "queued")  # type: ignore[arg-type]
+    assert (await lines(ph, conversation.id))[-1][2] == "delivered"
+    second = await texts.from_agent(ctx, 1, conversation.id, new_sid("cl"), "Of morgen")  # type: ignore[arg-type]
+    await ph.text("STOP")
+    assert await texts.claim(ctx, second) == []  # type: ignore[arg-type]
+    assert ("agent", "Of morgen", "failed") in await lines(ph, conversation.id)
+
+
+async def test_twilio_rate_limits_and_outages_are_tried_again(phone: tuple[Phone, FakeApi]) -> None:
+    from integrations.twilio_webhooks import ApiError
+
+    assert ApiError("x", status=429, code=20429).passing and ApiError("x", status=503, code=20503).passing
+    assert ApiError("x", status=0).passing and not ApiError("x", status=400, code=21610).passing
+
+
+async def test_an_available_operator_gets_queued_texts_up_to_the_chat_capacity(phone: tuple[Phone, FakeApi]) -> None:
+    ph, _ = phone
+    for number in ("+31611111111", "+31622222222", "+31633333333", "+31644444444"):
+        await ph.text("Hallo", sender=number)
+    await routing.set_status(ph.ctx, 1, "available")  # type: ignore[arg-type]
+    states = [c.state for c in await sms_conversations(ph)]
+    assert states.count(State.OFFERED) == 3 and states.count(State.QUEUED) == 1

@@ -345,3 +345,14 @@ async def test_a_ring_of_an_answered_or_ended_call_is_a_conflict(ctx: Context, f
         await conversations.ring(ctx, Channel.CALL, external, ["202"])
     with pytest.raises(NotFound):
         await conversations.stop_ringing(ctx, Channel.CALL, "asterisk:never", "201", missed=True)
+
+
+async def test_a_transfer_out_of_the_queue_call_is_not_its_end(ctx: Context, floor: Floor, peer: AmiPeer) -> None:
+    async with following(ctx, peer) as connector:
+        await peer.play("queue_call", "join", "ring", "connect")
+        await until(in_state(ctx, "1718010000.101", State.ACTIVE, floor.anna), what="Anna answering")
+        complete = next(m for m in load("queue_call")["hangup"] if m.get("Event") == "AgentComplete")
+        taken = connector.state.events
+        await peer.send([{**complete, "Reason": "transfer"}])
+        await until(lambda: connector.state.events > taken, what="the AgentComplete taken")
+        assert (await call(ctx, "1718010000.101")).state is State.ACTIVE  # type: ignore[union-attr]

@@ -340,3 +340,19 @@ async def test_a_call_handed_to_a_colleague_is_moved_to_them(twilio: tuple[Twili
     after = twiml(await tw.post("/integrations/twilio/voice/dialed?agent=1",
                                 {"CallSid": sid, "DialCallStatus": "completed"}))
     assert after.find("Hangup") is None
+
+
+async def test_a_busy_or_offline_softphone_moves_the_call_on_without_a_missed_offer(
+        twilio: tuple[Twilio, FakeApi]) -> None:
+    tw, _ = twilio
+    await available(tw.app, 1)
+    sid = call_sid()
+    twiml(await tw.call(sid))
+    document = twiml(await tw.post("/integrations/twilio/voice/dialed?agent=1",
+                                   {"CallSid": sid, "DialCallStatus": "failed"}))
+    assert document.find("Play") is not None  # nobody else is free: back on hold
+    async with tw.app.state.wiring.ctx.db.reading() as session:  # type: ignore[attr-defined]
+        anna = await session.get(Agent, 1)
+        offer = await session.scalar(select(Offer).where(Offer.agent_id == 1))
+    assert anna is not None and anna.missed_offers == 0
+    assert offer is not None and offer.state is not OfferState.EXPIRED
