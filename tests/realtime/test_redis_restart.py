@@ -331,7 +331,9 @@ async def test_redis_restarted_during_calls_every_offer_reaches_its_agent(pg_url
         for node in nodes:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 await asyncio.to_thread(node.wait, 15)
-            if node.poll() is None:
+            if node.poll() is None:  # it did not stop in time: killed, and reaped (said, as it should not happen)
+                print(f"node {node.pid} did not stop within 15 s of SIGTERM; killed")
                 node.kill()
+                await asyncio.to_thread(node.wait, 15)
         await redis.kill()
         await db.close()
