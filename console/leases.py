@@ -7,6 +7,9 @@ node takes it over then.
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from datetime import timedelta
 
 from sqlalchemy import delete, insert, or_, select, update
@@ -14,6 +17,11 @@ from sqlalchemy.exc import IntegrityError
 
 from console.db import Database
 from console.models import Lease, utcnow
+
+
+def node_name() -> str:
+    """This process, as leases name their holder (unique even for two workers of one machine)."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 async def hold(db: Database, name: str, holder: str, seconds: float) -> bool:

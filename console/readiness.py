@@ -137,7 +137,7 @@ async def ready_channels(session: AsyncSession, agent: Agent) -> set[Channel]:
     await flush_inputs(session)
     if agent.id in session.info.get(DUE, ()):
         return (await refresh(session, [agent.id])).get(agent.id, set())
-    return {channel for channel in Channel if getattr(agent, READY[channel].key)}
+    return _channels({READY[channel].key for channel in RETURNED if getattr(agent, READY[channel].key)})
 
 
 async def refresh(session: AsyncSession, agent_ids: Iterable[int] = ()) -> dict[int, set[Channel]]:
@@ -152,10 +152,13 @@ async def refresh(session: AsyncSession, agent_ids: Iterable[int] = ()) -> dict[
         return {}
     rows = (await session.execute(REFRESH, {"ids": due})).all()
     apply(session.sync_session, rows)
-    found = {row[0]: {channel for channel, ready in zip(RETURNED, row[1:4], strict=True) if ready} for row in rows}
-    for channels in found.values():
-        channels |= {channel for channel in Channel if READY[channel] in (READY[c] for c in channels)}
-    return found
+    return {row[0]: _channels({READY[channel].key for channel, ready in zip(RETURNED, row[1:4], strict=True)
+                               if ready}) for row in rows}
+
+
+def _channels(ready_columns: set[str]) -> set[Channel]:
+    """The channels whose ready column is among `ready_columns` (texts ride on the chat's)."""
+    return {channel for channel in Channel if READY[channel].key in ready_columns}
 
 
 def _changed(obj: Any, keys: tuple[str, ...], who: str = "agent_id") -> tuple[bool, set[int]]:

@@ -29,6 +29,7 @@ from twilio.request_validator import SIGNATURE_SETTINGS_HEADER, RequestValidator
 from console.errors import ConsoleError, Unavailable
 from console.logs import UNSAFE, safe
 from integrations.connectors import ConnectorState
+from integrations.telephony.cti import limited_body
 
 log = logging.getLogger("integrations.twilio")
 
@@ -80,7 +81,7 @@ class Twilio:
         signature = request.headers.get("x-twilio-signature", "")
         if not signature:
             raise self._refuse(403, "request without X-Twilio-Signature")
-        body = await _limited_body(request)
+        body = await limited_body(request, MAX_BODY, Refused(400, f"request body is larger than {MAX_BODY} bytes"))
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         url = self._signed_url(request)
         algorithm = get_signature_algorithm(request.headers.get(SIGNATURE_SETTINGS_HEADER))
@@ -172,20 +173,6 @@ class ApiError(Exception):
 def _wrong_signature(url: str) -> str:
     return (f"wrong X-Twilio-Signature for {safe(url)} (is CONSOLE_TWILIO_PUBLIC_URL the address Twilio "
             "requests, and CONSOLE_TWILIO_AUTH_TOKEN the account's auth token?)")
-
-
-async def _limited_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
-        raise Refused(400, f"request body is larger than {MAX_BODY} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise Refused(400, f"request body is larger than {MAX_BODY} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def text(fields: dict[str, str], name: str, *, required: bool = False, limit: int = 250) -> str:

@@ -11,14 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
-import socket
 from dataclasses import dataclass
 from datetime import datetime
 
 from console import mail
 from console.errors import InvalidInput
+from console.leases import node_name
 from console.ports import Context
 from console.settings import Settings
 from integrations.email import imap, smtp_in, smtp_out
@@ -89,7 +87,7 @@ class Mailboxes:
         self.servers: dict[str, smtp_in.Listening] = {}
         self.listener_errors: dict[str, str] = {}
         self.tasks: list[asyncio.Task[None]] = []
-        self.node = f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"  # this process
+        self.node = node_name()  # this process
         self.standby: set[str] = set()  # the mailboxes another node reads
         for setting in settings:
             if setting.scheme == "smtp":

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from console.auth import LoginPolicy
 from console.db import Database
 from console.errors import InvalidInput
+from console.leases import node_name
 from console.ports import Context, FanOut
 from console.settings import Settings
 from console.web.attachments import file_key
@@ -69,11 +67,6 @@ class Wiring:
         s = self.settings
         return LoginPolicy(free_failures=s.login_free_failures, delay=s.login_delay, max_delay=s.login_max_delay,
                            address_ceiling=s.login_address_ceiling, window=s.login_window_seconds)
-
-
-def node_name() -> str:
-    """This process, as leases name their holder."""
-    return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def build(settings: Settings) -> Wiring:

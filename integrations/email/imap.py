@@ -64,6 +64,7 @@ import aioimaplib
 
 from console.logs import UNSAFE, safe
 from integrations.email.pipeline import CONSOLE_PARAMETERS
+from integrations.urls import credentials
 
 log = logging.getLogger("integrations.email.imap")
 
@@ -135,30 +136,8 @@ def parse_url(name: str, url: str) -> ImapMailbox:
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
         fail("an IMAP mailbox is a URL that starts with imaps:// (TLS) or imap://")
-    # A / ? or # in the password ends the host part early: urlsplit then finds no user at all.
-    if "@" not in parts.netloc:
-        fail("the URL has no user and password: write imaps://USER:PASSWORD@HOST/FOLDER, with a / ? # @ or % "
-             "in the user or password written as %2F %3F %23 %40 %25")
-    userinfo, _, _ = parts.netloc.rpartition("@")
-    user_text, colon, password_text = userinfo.partition(":")
-    user, password = unquote(user_text), unquote(password_text)
-    if not user:
-        fail("the URL has no user name before the password (imaps://USER:PASSWORD@HOST/FOLDER)")
-    if not colon or not password:
-        fail("the URL has no password after the user name (imaps://USER:PASSWORD@HOST/FOLDER)")
-    if UNSAFE.search(user) or UNSAFE.search(password):
-        fail("the user name or password holds a control character (a line break or the like)")
-    host = parts.hostname
-    if not host:
-        fail("the URL has no host name after the @ (imaps://USER:PASSWORD@HOST/FOLDER)")
-    if UNSAFE.search(host) or " " in host:
-        fail("the host name holds a space or a control character")
-    try:
-        port = parts.port
-    except ValueError:
-        port = 0
-    if port == 0:
-        fail("the port after the host name must be a number from 1 to 65535")
+    user, password, host, port = credentials(parts, fail, shape="imaps://USER:PASSWORD@HOST/FOLDER",
+                                             secret_word="password")
     port = port or DEFAULT_PORTS[scheme]
     if parts.fragment:
         fail("the URL holds a #: a # in the user or password is written %23")

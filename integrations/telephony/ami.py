@@ -36,9 +36,10 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NoReturn
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from console.logs import UNSAFE, safe
+from integrations.urls import credentials
 
 log = logging.getLogger("integrations.telephony.ami")
 
@@ -119,34 +120,10 @@ def parse_url(url: str) -> AmiUrl:
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
         fail(f"an Asterisk manager URL starts with ami:// (plain TCP) or amis:// (TLS), such as {shape}")
-    # A / ? or # in the secret ends the host part early: urlsplit then finds no user at all.
-    if "@" not in parts.netloc:
-        fail(f"the URL has no user and secret: write {shape}, with a / ? # @ or % in the user or secret written "
-             "as %2F %3F %23 %40 %25")
-    userinfo, _, _ = parts.netloc.rpartition("@")
-    user_text, colon, secret_text = userinfo.partition(":")
-    username, secret = unquote(user_text), unquote(secret_text)
-    if not username:
-        fail(f"the URL has no user name before the secret ({shape}; the [user] of manager.conf)")
-    if not colon or not secret:
-        fail(f"the URL has no secret after the user name ({shape}; the secret of that user in manager.conf)")
-    if UNSAFE.search(username) or UNSAFE.search(secret):
-        fail("the user name or secret holds a control character (a line break or the like)")
-    try:
-        host = parts.hostname
-    except ValueError:
-        host = None
-    if not host:
-        fail(f"the URL has no host name after the @ ({shape})")
-    if UNSAFE.search(host) or " " in host:
-        fail("the host name holds a space or a control character")
-    try:
-        port = parts.port
-    except ValueError:
-        port = 0
-    if port == 0:
-        fail("the port after the host name must be a number from 1 to 65535 (Asterisk's default is 5038, "
-             "5039 for TLS)")
+    username, secret, host, port = credentials(
+        parts, fail, shape=shape, secret_word="secret", user_hint="; the [user] of manager.conf",
+        secret_hint="; the secret of that user in manager.conf",
+        port_hint=" (Asterisk's default is 5038, 5039 for TLS)")
     if parts.path not in ("", "/"):
         fail(f"the URL ends after the host and port ({shape}); options go after a ?, such as ?cafile=/path")
     if parts.fragment:

@@ -124,17 +124,17 @@ def parse(data: dict[str, Any]) -> CallEvent:
     )
 
 
-async def _limited_body(request: Request) -> bytes:
-    """The body, refused once it passes MAX_BODY (without reading the rest into memory)."""
-    too_large = CTIError(f"request body is larger than {MAX_BODY} bytes", "body")
+async def limited_body(request: Request, limit: int, too_large: Exception) -> bytes:
+    """The body, refused with `too_large` once it passes `limit` bytes (without reading the rest
+    into memory)."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
+    if declared.isdigit() and int(declared) > limit:
         raise too_large
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY:
+        if size > limit:
             raise too_large
         chunks.append(chunk)
     return b"".join(chunks)
@@ -159,7 +159,7 @@ def _form(body: bytes) -> dict[str, Any]:
 
 async def read_body(request: Request) -> dict[str, Any]:
     """The event's fields from a JSON object or a URL-encoded form; CTIError says what is wrong."""
-    body = await _limited_body(request)
+    body = await limited_body(request, MAX_BODY, CTIError(f"request body is larger than {MAX_BODY} bytes", "body"))
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
         try:

@@ -200,20 +200,25 @@ class Voice:
     # -- what happens to the call -------------------------------------------------------------
 
     async def _remember(self, call_sid: str, conversation_id: int, status: str) -> None:
-        """Tie the caller's leg to its conversation (a repeated webhook finds it tied)."""
-        language = None
-        async with self.ctx.db.reading() as session:
-            customer_language = await session.scalar(
-                select(Customer.language).join(Conversation, Conversation.customer_id == Customer.id)
-                .where(Conversation.id == conversation_id))
-            if customer_language in SAY_LANGUAGE:
-                language = customer_language
-        await record_status(self.ctx, call_sid, status if status in ORDER or status in FINAL else "ringing", None)
-        async with self.ctx.transaction() as session:
-            row = await session.get(TwilioCall, call_sid, with_for_update=True)
-            if row is not None and row.conversation_id is None:
-                row.conversation_id = conversation_id
-                row.language = language
+        """Tie the caller's leg to its conversation, with the language the caller hears (a repeated
+        webhook finds it tied; a status callback that came first made the row already)."""
+        for _ in range(2):
+            try:
+                async with self.ctx.transaction() as session:
+                    language = await session.scalar(
+                        select(Customer.language).join(Conversation, Conversation.customer_id == Customer.id)
+                        .where(Conversation.id == conversation_id))
+                    language = language if language in SAY_LANGUAGE else None
+                    row = await session.get(TwilioCall, call_sid, with_for_update=True)
+                    if row is None:
+                        session.add(TwilioCall(call_sid=call_sid, conversation_id=conversation_id, language=language,
+                                               status=status if _rank(status) >= 0 else "ringing", sequence=-1,
+                                               updated_at=utcnow()))
+                    elif row.conversation_id is None:
+                        row.conversation_id, row.language = conversation_id, language
+                return
+            except IntegrityError:
+                continue  # its first status callback stored the row at the same moment: tie that one
 
     async def next_step(self, call_sid: str) -> Response:
         """Dial the agent the console chose, or hold; hang up when the conversation is over."""
